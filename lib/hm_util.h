@@ -1,0 +1,48 @@
+/* hm_util.h — small helpers every piece of homemail uses.
+ *
+ * Checked size arithmetic, truncation-checked string copies, EINTR-safe full
+ * reads/writes, and the cleaning of untrusted text before it reaches a log.
+ * Nothing here allocates except where stated; nothing calls exit() or alarm(),
+ * so the helpers are safe inside Exim's and Dovecot's processes.
+ */
+#ifndef HM_UTIL_H
+#define HM_UTIL_H
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#define HM_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+/* hm_add_ok / hm_mul_ok - *r = a op b; false on overflow (then *r is undefined) */
+static inline bool hm_add_ok(size_t a, size_t b, size_t *r) { return !__builtin_add_overflow(a, b, r); }
+static inline bool hm_mul_ok(size_t a, size_t b, size_t *r) { return !__builtin_mul_overflow(a, b, r); }
+
+/* hm_strlcpy - copy with truncation check. Returns 0, or -1 (ENAMETOOLONG) when
+ * src does not fit; dst is always NUL-terminated when dstsize > 0. */
+int hm_strlcpy(char *dst, const char *src, size_t dstsize);
+
+/* hm_snprintf - snprintf that reports truncation. Returns 0, or -1 (ENAMETOOLONG
+ * on truncation, EINVAL on format error). */
+int hm_snprintf(char *dst, size_t dstsize, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* hm_write_full - write all n bytes, retrying on EINTR and short writes.
+ * Returns 0, or -1 and errno set. */
+int hm_write_full(int fd, const void *p, size_t n);
+
+/* hm_read_full - read up to n bytes, retrying on EINTR; stops early only at EOF.
+ * Returns bytes read (0 at EOF), or -1 and errno set. */
+ssize_t hm_read_full(int fd, void *p, size_t n);
+
+/* hm_log_clean - copy untrusted text for a log line: control characters,
+ * DEL and bytes >= 0x80 that are not valid UTF-8 become '?', length capped at
+ * dstsize-1 (a truncated copy ends with "..."). Never writes more than dstsize. */
+void hm_log_clean(char *dst, size_t dstsize, const char *src, size_t srclen);
+
+/* hm_strcaseeq_n - ASCII case-insensitive compare of a[0..alen) with NUL-terminated b */
+bool hm_strcaseeq_n(const char *a, size_t alen, const char *b);
+
+/* hm_trim - strip leading/trailing ASCII whitespace in place; returns s */
+char *hm_trim(char *s);
+
+#endif

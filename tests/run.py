@@ -1,0 +1,101 @@
+#!/usr/bin/python3
+"""run.py — the single test driver behind `make check`.
+
+Runs every C unit-test binary in build/tests/ (cmocka, TAP output) and the
+pytest integration suite in tests/integration/, then prints one summary line
+`N passed, N failed[, N skipped]`.  Exit status is non-zero when anything
+failed or when no test ran at all.  Skipped tests are reported, never counted
+as passed.
+
+  --only PATTERN   run only unit binaries / integration files whose name
+                   contains PATTERN (for working on one piece)
+"""
+import argparse
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import xml.etree.ElementTree as ET
+
+TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def run_unit(pattern):
+    """Run each cmocka binary with TAP output; return (passed, failed)."""
+    passed = failed = 0
+    tdir = os.path.join(TOP, "build", "tests")
+    if not os.path.isdir(tdir):
+        return 0, 0
+    env = dict(os.environ, CMOCKA_MESSAGE_OUTPUT="TAP")
+    for name in sorted(os.listdir(tdir)):
+        path = os.path.join(tdir, name)
+        if not name.startswith("test_") or not os.access(path, os.X_OK):
+            continue
+        if pattern and pattern not in name:
+            continue
+        try:
+            p = subprocess.run([path], cwd=TOP, env=env, capture_output=True,
+                               text=True, errors="replace", timeout=600)
+            out, rc = p.stdout + p.stderr, p.returncode
+        except subprocess.TimeoutExpired:
+            out, rc = "timeout after 600 s\n", -1
+        ok = len(re.findall(r"^ok \d+", out, re.M))
+        bad = len(re.findall(r"^not ok \d+", out, re.M))
+        if rc != 0 and bad == 0:
+            bad = 1          # crashed, or failed before any test reported
+        passed += ok
+        failed += bad
+        status = "ok" if bad == 0 else "FAILED"
+        print(f"unit {name}: {ok} passed, {bad} failed [{status}]", flush=True)
+        if bad:
+            sys.stdout.write(out[-4000:])
+    return passed, failed
+
+
+def run_integration(pattern, extra):
+    """Run pytest over tests/integration; return (passed, failed, skipped)."""
+    idir = os.path.join(TOP, "tests", "integration")
+    files = sorted(f for f in os.listdir(idir)
+                   if f.startswith("test_") and f.endswith(".py")
+                   and (not pattern or pattern in f))
+    if not files:
+        return 0, 0, 0
+    with tempfile.TemporaryDirectory() as td:
+        xml = os.path.join(td, "junit.xml")
+        cmd = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-rfEs",
+               "-q", f"--junitxml={xml}"] + extra + [os.path.join(idir, f) for f in files]
+        rc = subprocess.run(cmd, cwd=TOP).returncode
+        if not os.path.exists(xml):
+            return 0, 1, 0
+        root = ET.parse(xml).getroot()
+        suites = [root] if root.tag == "testsuite" else list(root)
+        total = fail = err = skip = 0
+        for s in suites:
+            total += int(s.get("tests", 0))
+            fail += int(s.get("failures", 0))
+            err += int(s.get("errors", 0))
+            skip += int(s.get("skipped", 0))
+        bad = fail + err
+        if rc not in (0, 5) and bad == 0:
+            bad = 1
+        return total - fail - err - skip, bad, skip
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--only", default="")
+    ap.add_argument("pytest_args", nargs="*")
+    a = ap.parse_args()
+    up, uf = run_unit(a.only)
+    ip, if_, isk = run_integration(a.only, a.pytest_args)
+    passed, failed = up + ip, uf + if_
+    print(f"unit: {up} passed, {uf} failed; integration: {ip} passed, {if_} failed, {isk} skipped")
+    tail = f", {isk} skipped" if isk else ""
+    print(f"{passed} passed, {failed} failed{tail}")
+    if failed or passed == 0:
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
