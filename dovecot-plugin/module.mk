@@ -19,3 +19,6 @@ DOVECOT_MOD_CFLAGS := -DHAVE_CONFIG_H -I$(DOVECOT_INCDIR)
 DOVECOT_MOD_LDFLAGS := -Wl,--exclude-libs,ALL
 
 -include $(wildcard dovecot-plugin/junk.mk)
+
+# lib/hm_users*.c verify and make hashes with libxcrypt.
+LDLIBS_ALL += -lcrypt
