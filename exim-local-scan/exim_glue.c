@@ -14,13 +14,21 @@
  * the engine's memory is malloc'd and freed before returning.  The
  * configuration is read once per process; a bad file logs one mainlog line
  * per message and gives a temporary rejection whose text names no path.
+ *
+ * homemail_user_exists, for ${dlfunc{.../homemail_scan.so}{homemail_user_exists}
+ * {$local_part@$domain}[{SOCKET}]} in the RCPT ACL: "yes"/"no" from
+ * Dovecot's userdb over its auth-master socket (lib/hm_authmaster, bounded
+ * by auth_timeout with poll(), no signals); a socket that is missing, refuses
+ * or times out gives DEFER, so the ACL answers 451 and never "unknown user".
  */
 #define LOCAL_SCAN
+#define DLFUNC_IMPL
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "hm_authmaster.h"
 #include "local_scan.h"
 #include "scan.h"
 
@@ -153,4 +161,40 @@ int local_scan(int fd, uschar **return_text)
 	}
 	scan_free(&s);
 	return rc;
+}
+
+int homemail_user_exists(uschar **yield, int argc, uschar *argv[]);
+
+/* homemail_user_exists - dlfunc: OK with "yes"/"no", DEFER when Dovecot cannot
+ * answer, ERROR for a call with the wrong arguments */
+int homemail_user_exists(uschar **yield, int argc, uschar *argv[])
+{
+	if (argc < 1 || argc > 2 || !argv[0]) {
+		*yield = string_copy(US "homemail_user_exists: usage: {ADDRESS}[{SOCKET}]");
+		return ERROR;
+	}
+	if (load_conf() < 0) {
+		log_write(0, LOG_MAIN, "homemail-scan: configuration error: %s", g_err);
+		*yield = string_copy(US "homemail_user_exists: configuration error");
+		return DEFER;
+	}
+	const char *sock = (argc == 2 && argv[1] && argv[1][0]) ? (const char *)argv[1]
+								   : g_conf.auth_socket;
+	struct hm_auth_reply *r = NULL;
+	char err[256] = "";
+	int rc = hm_auth_user_lookup(sock, (const char *)argv[0], "smtp", (int)g_conf.auth_timeout_ms,
+				     &r, err, sizeof err);
+	hm_auth_reply_free(&r);
+	switch (rc) {
+	case HM_AUTH_FOUND:
+		*yield = string_copy(US "yes");
+		return OK;
+	case HM_AUTH_NOTFOUND:
+		*yield = string_copy(US "no");
+		return OK;
+	default:
+		log_write(0, LOG_MAIN, "homemail_user_exists: userdb unreachable: %s", err);
+		*yield = string_copy(US "recipient verification temporarily unavailable");
+		return DEFER;
+	}
 }

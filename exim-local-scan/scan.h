@@ -52,7 +52,11 @@ struct scan_conf {
 	size_t max_archive_size; /* bytes of one archive kept for listing */
 	unsigned archive_depth;  /* archives inside archives */
 	unsigned time_budget;    /* seconds per message */
+	char *auth_socket;       /* Dovecot auth-master listener for homemail_user_exists */
+	unsigned auth_timeout_ms;
 };
+
+#define SCAN_AUTH_SOCKET_DEFAULT "/run/dovecot/auth-master"
 
 /* scan_conf_defaults - the built-in configuration (documented in docs/scan.md) */
 int scan_conf_defaults(struct scan_conf *c);

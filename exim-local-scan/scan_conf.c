@@ -128,7 +128,9 @@ int scan_conf_defaults(struct scan_conf *c)
 	c->max_archive_size = 20u * 1024 * 1024;
 	c->archive_depth = 2;
 	c->time_budget = 60;
-	if (set_blocked(c, default_blocked) != 0) {
+	c->auth_timeout_ms = 2000;
+	c->auth_socket = strdup(SCAN_AUTH_SOCKET_DEFAULT);
+	if (!c->auth_socket || set_blocked(c, default_blocked) != 0) {
 		free_blocked(c);
 		errno = ENOMEM;
 		return -1;
@@ -139,6 +141,8 @@ int scan_conf_defaults(struct scan_conf *c)
 void scan_conf_free(struct scan_conf *c)
 {
 	free_blocked(c);
+	free(c->auth_socket);
+	c->auth_socket = NULL;
 }
 
 /* parse_size - decimal with optional K/M/G suffix (powers of 1024) within [lo, hi] */
@@ -226,6 +230,18 @@ static const char *apply(struct scan_conf *c, const char *k, const char *v)
 		if (!parse_size(v, 1, 3600, &n))
 			return "time_budget must be 1..3600 (seconds)";
 		c->time_budget = (unsigned)n;
+	} else if (!strcmp(k, "auth_socket")) {
+		if (v[0] != '/' || strlen(v) > 107)
+			return "auth_socket must be an absolute path of at most 107 bytes";
+		char *d = strdup(v);
+		if (!d)
+			return "out of memory";
+		free(c->auth_socket);
+		c->auth_socket = d;
+	} else if (!strcmp(k, "auth_timeout")) {
+		if (!parse_size(v, 1, 60000, &n))
+			return "auth_timeout must be 1..60000 (milliseconds)";
+		c->auth_timeout_ms = (unsigned)n;
 	} else if (!strncmp(k, "action_", 7)) {
 		for (unsigned r = 0; r < SR_MAX; r++) {
 			if (r == SR_LIMIT || r == SR_INTERNAL || strcmp(k + 7, rule_names[r]) != 0)

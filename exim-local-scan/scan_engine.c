@@ -231,13 +231,8 @@ static int part_names(struct scan *s, struct hm_mime_part *p)
 /* header_sanity - rules on the message's own header block */
 static int header_sanity(struct scan *s, struct hm_mime_part *p)
 {
-	size_t from = 0, date = 0;
-	for (size_t i = 0; i < p->nfields; i++) {
-		if (hm_mime_field_is(&p->fields[i], "from"))
-			from++;
-		else if (hm_mime_field_is(&p->fields[i], "date"))
-			date++;
-	}
+	size_t from = hm_header_count_name(p->hdr, "from");
+	size_t date = hm_header_count_name(p->hdr, "date");
 	if (from != 1 && hit(s, SR_FROM, "message must have exactly one From: header (it has %zu)",
 			     from) == HM_MIME_STOP)
 		return HM_MIME_STOP;

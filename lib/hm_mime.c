@@ -99,11 +99,6 @@ void hm_mime_limits_default(struct hm_mime_limits *l)
 	l->max_boundary = 100;
 }
 
-bool hm_mime_field_is(const struct hm_mime_field *f, const char *name)
-{
-	return hm_strcaseeq_n(f->name, f->name_len, name);
-}
-
 size_t hm_mime_parts(const struct hm_mime *m) { return m->nparts; }
 unsigned hm_mime_max_depth(const struct hm_mime *m) { return m->maxdepth; }
 
@@ -405,63 +400,48 @@ static int count_reading(void *ctx, const char *v, size_t l)
 static int finish_headers(struct hm_mime *m)
 {
 	struct hm_mime_part *p = m->cur;
-	/* split the block into fields */
-	size_t nf = m->hdr_any ? 1 : 0;
-	for (size_t i = 0; i < m->hdr.len; i++)
-		if (m->hdr.data[i] == '\n')
-			nf++;
-	struct hm_mime_field *fields = nf ? calloc(nf, sizeof *fields) : NULL;
-	if (nf && !fields)
+	/* split the block into fields with the project's RFC 5322 parser; the
+	 * block was bounded by max_header already, so nothing is truncated */
+	struct hm_header_limits hl = {.max_block = m->lim.max_header + 2, .max_fields = 0};
+	struct hm_header *h = NULL;
+	if (hm_header_parse(m->hdr.data ? m->hdr.data : "", m->hdr.len, &hl, &h) < 0)
 		return -1;
-	size_t k = 0;
-	const char *s = m->hdr.data, *end = s ? s + m->hdr.len : NULL;
-	const struct hm_mime_field *ct = NULL, *cte = NULL, *cd = NULL;
-	while (s && s < end && k < nf) {
-		const char *e = memchr(s, '\n', (size_t)(end - s));
-		if (!e)
-			e = end;
-		const char *colon = memchr(s, ':', (size_t)(e - s));
-		if (colon) {
-			struct hm_mime_field *f = &fields[k++];
-			const char *ne = colon;
-			while (ne > s && (ne[-1] == ' ' || ne[-1] == '\t'))
-				ne--;
-			f->name = s;
-			f->name_len = (size_t)(ne - s);
-			const char *v = colon + 1;
-			while (v < e && (*v == ' ' || *v == '\t'))
-				v++;
-			f->value = v;
-			f->value_len = (size_t)(e - v);
-			const struct hm_mime_field **slot = NULL;
-			const char *label = NULL;
-			if (hm_mime_field_is(f, "content-type"))
-				slot = &ct, label = "Content-Type";
-			else if (hm_mime_field_is(f, "content-transfer-encoding"))
-				slot = &cte, label = "Content-Transfer-Encoding";
-			else if (hm_mime_field_is(f, "content-disposition"))
-				slot = &cd, label = "Content-Disposition";
-			if (slot) {
-				if (*slot)
-					problem(m, p, HM_MIME_DUP_HEADER, label);
-				else
-					*slot = f;
-			}
+	const struct hm_hfield *ct = NULL, *cte = NULL, *cd = NULL;
+	size_t it = 0;
+	const struct hm_hfield *hf;
+	while ((hf = hm_header_next(h, NULL, &it)) != NULL) {
+		const struct hm_hfield *f = hf;
+		if (f->flags & HM_HFIELD_NO_COLON) {
+			problem(m, p, HM_MIME_HEADER_SYNTAX, "line is not a header field");
+			continue;
 		}
-		s = e + 1;
+		const struct hm_hfield **slot = NULL;
+		const char *label = NULL;
+		if (hm_header_name_is(hf, "content-type"))
+			slot = &ct, label = "Content-Type";
+		else if (hm_header_name_is(f, "content-transfer-encoding"))
+			slot = &cte, label = "Content-Transfer-Encoding";
+		else if (hm_header_name_is(f, "content-disposition"))
+			slot = &cd, label = "Content-Disposition";
+		if (slot) {
+			if (*slot)
+				problem(m, p, HM_MIME_DUP_HEADER, label);
+			else
+				*slot = f;
+		}
 	}
-	p->fields = fields;
-	p->nfields = k;
+	p->hdr = h;
 
-	if (ct && hm_mimefield_parse(ct->value, ct->value_len, &p->ct) < 0)
+	/* parameters are read from the raw value: NUL bytes stay visible */
+	if (ct && hm_mimefield_parse(ct->raw, ct->raw_len, &p->ct) < 0)
 		goto enomem;
-	if (cd && hm_mimefield_parse(cd->value, cd->value_len, &p->cd) < 0)
+	if (cd && hm_mimefield_parse(cd->raw, cd->raw_len, &p->cd) < 0)
 		goto enomem;
 	if (ct)
 		param_problems(m, p, &p->ct, "Content-Type");
 	if (cd)
 		param_problems(m, p, &p->cd, "Content-Disposition");
-	p->cte = cte ? parse_cte(cte->value, cte->value_len) : HM_CTE_7BIT;
+	p->cte = cte ? parse_cte(cte->raw, cte->raw_len) : HM_CTE_7BIT;
 	if (p->cte == HM_CTE_UNKNOWN)
 		problem(m, p, HM_MIME_BAD_ENCODING, "unknown Content-Transfer-Encoding");
 
@@ -522,9 +502,8 @@ static int finish_headers(struct hm_mime *m)
 
 	if (!m->stopped && m->cb.part_begin && m->cb.part_begin(m->ctx, p) == HM_MIME_STOP)
 		m->stopped = true;
-	p->fields = NULL;
-	p->nfields = 0;
-	free(fields);
+	p->hdr = NULL;
+	hm_header_free(&h);
 	hm_buf_reset(&m->hdr);
 
 	if (boundary || is_msg) {
@@ -552,9 +531,8 @@ static int finish_headers(struct hm_mime *m)
 	}
 	return 0;
 enomem:
-	free(fields);
-	p->fields = NULL;
-	p->nfields = 0;
+	p->hdr = NULL;
+	hm_header_free(&h);
 	errno = ENOMEM;
 	return -1;
 }
@@ -653,36 +631,19 @@ static int header_line(struct hm_mime *m, const char *s, size_t n)
 		return 0;
 	}
 	if (s[0] == ' ' || s[0] == '\t') {
-		if (!m->hdr_any) {
-			problem(m, p, HM_MIME_HEADER_SYNTAX, "continuation line without a field");
-			return 0;
-		}
-		/* unfold (RFC 5322 §2.2.3): the CRLF goes, the whitespace stays */
-		return hm_buf_append(&m->hdr, s, n) < 0 ? -1 : 0;
+		size_t k = 0;
+		while (k < n && (s[k] == ' ' || s[k] == '\t'))
+			k++;
+		/* whitespace-only: a fold for RFC 5322, the end of the header block
+		 * for some clients */
+		if (k == n)
+			problem(m, p, HM_MIME_HEADER_SYNTAX, "whitespace-only line in a header block");
 	}
-	const char *colon = memchr(s, ':', n);
-	bool ok = colon && colon > s;
-	if (ok)
-		for (const char *q = s; q < colon; q++) {
-			unsigned char c = (unsigned char)*q;
-			if (c <= 32 || c >= 127) {
-				/* "Name :" (obsolete syntax) is still a field */
-				const char *r = q;
-				while (r < colon && (*r == ' ' || *r == '\t'))
-					r++;
-				if (r != colon || q == s)
-					ok = false;
-				break;
-			}
-		}
-	if (!ok) {
-		problem(m, p, HM_MIME_HEADER_SYNTAX, "line is not a header field");
-		return 0;
-	}
-	if (m->hdr_any && hm_buf_putc(&m->hdr, '\n') < 0)
+	/* the raw block (LF line ends) goes to hm_header_parse at its end */
+	if (hm_buf_append(&m->hdr, s, n) < 0 || hm_buf_putc(&m->hdr, '\n') < 0)
 		return -1;
 	m->hdr_any = true;
-	return hm_buf_append(&m->hdr, s, n) < 0 ? -1 : 0;
+	return 0;
 }
 
 /* do_line - dispatch one complete line (newline and its CR removed) */

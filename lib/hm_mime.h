@@ -28,6 +28,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "hm_header.h"
 #include "hm_rfc2231.h"
 
 enum hm_mime_problem {
@@ -64,14 +65,6 @@ bool hm_mime_problem_is_limit(enum hm_mime_problem p);
 
 enum hm_mime_cte { HM_CTE_7BIT, HM_CTE_8BIT, HM_CTE_BINARY, HM_CTE_QP, HM_CTE_BASE64, HM_CTE_UNKNOWN };
 
-/* one header field, unfolded (CR/LF of folds removed); may contain NUL */
-struct hm_mime_field {
-	const char *name;
-	size_t name_len;
-	const char *value; /* leading whitespace skipped */
-	size_t value_len;
-};
-
 struct hm_mime_part {
 	size_t index;             /* 0 = the message itself, then walk order */
 	unsigned depth;           /* 0 for the message */
@@ -84,9 +77,9 @@ struct hm_mime_part {
 	bool message;             /* message/rfc822 (or global) walked into */
 	unsigned hdr_flags;       /* HM_MIME_HF_* bits seen in this header block */
 	uint64_t body_bytes;      /* decoded bytes delivered so far */
-	/* valid during the part_begin callback only: */
-	const struct hm_mime_field *fields;
-	size_t nfields;
+	/* valid during the part_begin callback only: the part's header block as
+	 * split by lib/hm_header (the one RFC 5322 header parser) */
+	const struct hm_header *hdr;
 };
 
 enum { HM_MIME_CONTINUE = 0, HM_MIME_STOP = 1 };
@@ -129,8 +122,5 @@ void hm_mime_free(struct hm_mime **m);
 /* statistics */
 size_t hm_mime_parts(const struct hm_mime *m);     /* parts begun */
 unsigned hm_mime_max_depth(const struct hm_mime *m);
-
-/* hm_mime_field_is - case-insensitive field-name test */
-bool hm_mime_field_is(const struct hm_mime_field *f, const char *name);
 
 #endif

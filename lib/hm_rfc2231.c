@@ -1,8 +1,8 @@
 /* hm_rfc2231.c — MIME parameter parsing (RFC 2045 §5.1, RFC 2231), lenient
  * like mail clients, reporting every point where clients could disagree.
  *
- * Relies on: glibc iconv for charsets, hm_rfc2047 (when built in) for encoded
- * words inside quoted values, hm_buf for bounded joins.
+ * Relies on: hm_rfc2047 for charsets (glibc iconv) and for encoded words
+ * inside values, hm_buf for bounded joins.
  * Fails: -1/ENOMEM only; syntax problems are flags in f->problems, never
  * errors, because a scanner must still look at a malformed field.
  */
@@ -17,9 +17,7 @@
 #include "hm_buf.h"
 #include "hm_rfc2231.h"
 #include "hm_util.h"
-#ifdef HM_HAVE_RFC2047
 #include "hm_rfc2047.h"
-#endif
 
 #define VALUE_MAX (1u << 20) /* a joined value never exceeds 1 MiB */
 
@@ -52,6 +50,28 @@ static const char *skip_cfws(const char *p, const char *end)
 			}
 		} else {
 			break;
+		}
+	}
+	return p;
+}
+
+/* skip_to_semicolon - next ';' outside comments and quoted strings, or end */
+static const char *skip_to_semicolon(const char *p, const char *end)
+{
+	while (p < end && *p != ';') {
+		if (*p == '(') {
+			p = skip_cfws(p, end);
+		} else if (*p == '"') {
+			p++;
+			while (p < end && *p != '"') {
+				if (*p == '\\' && p + 1 < end)
+					p++;
+				p++;
+			}
+			if (p < end)
+				p++;
+		} else {
+			p++;
 		}
 	}
 	return p;
@@ -132,24 +152,19 @@ static char *parse_value(const char **pp, const char *end, size_t *len_r, unsign
 		const char *q = skip_cfws(p, end);
 		if (q < end && *q != ';')
 			*probs |= HM_PARAM_SYNTAX;
-		while (q < end && *q != ';')
-			q++;
-		p = q;
+		p = skip_to_semicolon(q, end);
 	} else {
+		/* a token runs to ';' or a comment; clients accept spaces inside */
 		const char *start = p;
-		while (p < end && *p != ';')
+		while (p < end && *p != ';' && *p != '(')
 			p++;
 		const char *e = p;
 		while (e > start && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\r' || e[-1] == '\n'))
 			e--;
-		/* a comment at the end of a token value is not part of it */
-		for (const char *c = start; c < e; c++)
-			if (*c == '(') {
-				e = c;
-				while (e > start && (e[-1] == ' ' || e[-1] == '\t'))
-					e--;
-				break;
-			}
+		const char *q = skip_cfws(p, end);
+		if (q < end && *q != ';')
+			*probs |= HM_PARAM_SYNTAX;
+		p = skip_to_semicolon(q, end);
 		for (const char *c = start; c < e; c++)
 			if (is_tspecial((unsigned char)*c) && *c != '/' && *c != '?' && *c != '=' &&
 			    *c != '@' && *c != ':')
@@ -279,20 +294,14 @@ int hm_mimefield_parse(const char *s, size_t len, struct hm_mimefield *f)
 	const char *p = s, *end = s + len;
 	p = skip_cfws(p, end);
 	const char *start = p;
-	while (p < end && *p != ';')
+	while (p < end && *p != ';' && *p != '(' && *p != ' ' && *p != '\t' && *p != '\r' &&
+	       *p != '\n')
 		p++;
-	const char *e = p;
-	/* main token: up to ';' with comments/space removed; a lenient reader also
-	 * accepts `multipart/mixed boundary=x` (no ';'), so look for that */
-	const char *t = start;
-	while (t < e && !(*t == ' ' || *t == '\t' || *t == '(' || *t == '\r' || *t == '\n'))
-		t++;
-	const char *tok_end = t;
-	const char *after = skip_cfws(t, e);
-	if (after < e) {
+	const char *tok_end = p;
+	p = skip_cfws(p, end);
+	/* a lenient reader also accepts `multipart/mixed boundary=x` (no ';') */
+	if (p < end && *p != ';')
 		f->problems |= HM_PARAM_SYNTAX;
-		p = after; /* parse the rest as parameters */
-	}
 	f->value = dup_lower(start, (size_t)(tok_end - start));
 	if (!f->value)
 		return -1;
@@ -310,8 +319,10 @@ int hm_mimefield_parse(const char *s, size_t len, struct hm_mimefield *f)
 		if (ne == ns || p >= end || *p != '=') {
 			/* attribute without value: skipped by every client */
 			f->problems |= HM_PARAM_SYNTAX;
-			while (p < end && *p != ';')
-				p++;
+			const char *q = skip_to_semicolon(p, end);
+			if (q == p && p < end && *p != ';')
+				q++;
+			p = q;
 			continue;
 		}
 		p++; /* '=' */
@@ -358,45 +369,6 @@ bool hm_mimefield_has(const struct hm_mimefield *f, const char *name)
 	return false;
 }
 
-char *hm_charset_to_utf8(const char *charset, const char *s, size_t len, size_t *len_r)
-{
-	if (!charset || !*charset) {
-		errno = EINVAL;
-		return NULL;
-	}
-	iconv_t cd = iconv_open("UTF-8", charset);
-	if (cd == (iconv_t)-1) {
-		errno = EINVAL;
-		return NULL;
-	}
-	size_t cap;
-	if (!hm_mul_ok(len, 4, &cap) || !hm_add_ok(cap, 16, &cap)) {
-		iconv_close(cd);
-		errno = ENOMEM;
-		return NULL;
-	}
-	char *out = malloc(cap);
-	if (!out) {
-		iconv_close(cd);
-		errno = ENOMEM;
-		return NULL;
-	}
-	char *in = (char *)s, *o = out;
-	size_t inleft = len, outleft = cap - 1;
-	size_t r = iconv(cd, &in, &inleft, &o, &outleft);
-	if (r != (size_t)-1)
-		r = iconv(cd, NULL, NULL, &o, &outleft);
-	iconv_close(cd);
-	if (r == (size_t)-1) {
-		free(out);
-		errno = EINVAL;
-		return NULL;
-	}
-	*o = 0;
-	*len_r = (size_t)(o - out);
-	return out;
-}
-
 /* section_cmp - qsort order of continuation sections by index */
 static int section_cmp(const void *a, const void *b)
 {
@@ -432,14 +404,18 @@ static char *join_sections(struct hm_param **sec, size_t n, bool check_gap, size
 	}
 	if (any_ext && charset && *charset && strcmp(charset, "us-ascii") != 0 &&
 	    strcmp(charset, "utf-8") != 0) {
-		size_t cl;
-		char *c = hm_charset_to_utf8(charset, b.data, b.len, &cl);
-		if (c) {
+		/* invalid sequences become U+FFFD; an unknown charset keeps the bytes */
+		struct hm_buf c;
+		hm_buf_init(&c, VALUE_MAX);
+		int r = hm_charset_to_utf8(&c, charset, b.data, b.len);
+		if (r >= 0 && c.data) {
 			hm_buf_free(&b);
-			*len_r = cl;
-			return c;
+			*len_r = c.len;
+			return c.data;
 		}
-		if (errno == ENOMEM) {
+		int e = errno;
+		hm_buf_free(&c);
+		if (r < 0 && e == ENOMEM) {
 			hm_buf_free(&b);
 			return NULL;
 		}
@@ -487,12 +463,14 @@ static char *ew_reading(const char *v, size_t l, size_t *len_r)
 {
 	if (l < 8 || !memmem(v, l, "=?", 2))
 		return NULL;
-#ifdef HM_HAVE_RFC2047
-	return hm_rfc2047_decode_n(v, l, len_r);
-#else
-	(void)len_r;
-	return NULL;
-#endif
+	struct hm_buf b;
+	hm_buf_init(&b, VALUE_MAX);
+	if (hm_rfc2047_decode(&b, v, l) < 0 || !b.data) {
+		hm_buf_free(&b);
+		return NULL;
+	}
+	*len_r = b.len;
+	return b.data;
 }
 
 /* collect - every reading of NAME, in preference order (RFC 2231 first) */

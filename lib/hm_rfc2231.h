@@ -13,7 +13,7 @@
  * client might take for it: each plain `name=` value, the same with RFC 2047
  * encoded words decoded (as Outlook/Thunderbird do inside quoted strings),
  * the RFC 2231 continuation joined by section index and converted from its
- * charset with glibc iconv, and — when the sections appear out of order —
+ * charset (hm_rfc2047's iconv conversion), and — when the sections appear out of order —
  * the join in order of appearance too.
  *
  * Memory: all strings are malloc'd copies; hm_mimefield_free releases them.
@@ -78,10 +78,5 @@ int hm_mimefield_readings(const struct hm_mimefield *f, const char *name,
  * words decoded.  malloc'd, NUL-terminated (value may hold NUL: see len_r),
  * NULL when absent (errno 0) or on ENOMEM (errno ENOMEM). */
 char *hm_mimefield_get(const struct hm_mimefield *f, const char *name, size_t *len_r);
-
-/* hm_charset_to_utf8 - convert len bytes in CHARSET to malloc'd UTF-8 with
- * glibc iconv.  Returns NULL and errno EINVAL for an unknown charset or an
- * invalid sequence, ENOMEM when out of memory. */
-char *hm_charset_to_utf8(const char *charset, const char *s, size_t len, size_t *len_r);
 
 #endif
