@@ -27,7 +27,7 @@ FUZZ_CFLAGS  := -std=gnu11 -g -O1 -fno-omit-frame-pointer -D_GNU_SOURCE \
                 -fno-sanitize-recover=undefined -w
 FUZZ_OBJ_FLAGS  := $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link
 FUZZ_LINK_FLAGS := -fsanitize=fuzzer,address,undefined
-FUZZ_LIBS    := -lcrypto
+FUZZ_LIBS    := -lcrypt -lcrypto
 # Per-run options: a 10 s per-input timeout (a hang is a bug, as in Exim's
 # local_scan budget), 2 GB RSS cap, inputs up to 256 KB.
 FUZZ_RUN_OPTS ?= -timeout=10 -rss_limit_mb=2048 -max_len=262144 -print_final_stats=1
@@ -78,11 +78,16 @@ $(FZ)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_OBJ_FLAGS) -MMD -MP -c -o $@ $<
 
-# One link rule per harness: lib/ + its engine sources + the harness itself.
+# lib/ as an archive, so a harness pulls in only the objects it uses.
+$(FZ)/libhm_fuzz.a: $(call fuzz_obj,$(LIB_SRCS))
+	@rm -f $@
+	ar rcs $@ $^
+
+# One link rule per harness: the harness + its engine sources + lib/.
 define FUZZ_template
-$(FZ)/fuzz_$(1): $(call fuzz_obj,tests/fuzz/fuzz_$(1).c $(LIB_SRCS) $(FUZZ_SRCS_$(1)))
+$(FZ)/fuzz_$(1): $(call fuzz_obj,tests/fuzz/fuzz_$(1).c $(FUZZ_SRCS_$(1))) $(FZ)/libhm_fuzz.a
 	@mkdir -p $$(dir $$@)
-	$(FUZZ_CC) $(FUZZ_LINK_FLAGS) -o $$@ $$^ $(FUZZ_LIBS) $(FUZZ_LIBS_$(1))
+	$(FUZZ_CC) $(FUZZ_LINK_FLAGS) -o $$@ $$^ -Wl,--as-needed $(FUZZ_LIBS) $(FUZZ_LIBS_$(1))
 endef
 $(foreach h,$(FUZZ_LIST),$(eval $(call FUZZ_template,$(h))))
 
