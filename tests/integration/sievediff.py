@@ -545,9 +545,14 @@ def hm_cmd(d, case, binary=HM_SIEVE):
 _Q = r'"((?:[^"\\]|\\.)*)"'
 
 
-def _unq(s):
-    """Undo the engine's quoting: \\" \\\\ and C escapes \\n \\r \\t."""
-    return re.sub(r"\\(.)", lambda m: {"n": "\n", "r": "\r", "t": "\t"}.get(m.group(1), m.group(1)), s)
+def _unq(s, c_escapes=False):
+    """Undo the engine's quoting: \\" and \\\\ always; \\n \\r \\t only when
+    c_escapes (reasons, subjects).  Any other backslash is kept literally, so
+    an unescaped flag such as \\Seen or \\Recent reads the same either way."""
+    tbl = {"\\": "\\", '"': '"'}
+    if c_escapes:
+        tbl.update({"n": "\n", "r": "\r", "t": "\t"})
+    return re.sub(r"\\(.)", lambda m: tbl.get(m.group(1), "\\" + m.group(1)), s)
 
 
 def parse_hm(out):
@@ -568,12 +573,12 @@ def parse_hm(out):
             continue
         m = re.fullmatch(r"reject " + _Q, line)
         if m:
-            items.append({"kind": "reject", "reason": _unq(m.group(1))})
+            items.append({"kind": "reject", "reason": _unq(m.group(1), True)})
             continue
         m = re.fullmatch(r"vacation to=" + _Q + r" subject=" + _Q + r" seconds=(\d+)", line)
         if m:
             items.append({"kind": "vacation", "to": _unq(m.group(1)),
-                          "subject": _unq(m.group(2)), "seconds": int(m.group(3))})
+                          "subject": _unq(m.group(2), True), "seconds": int(m.group(3))})
             continue
         if line == "discard":
             continue
