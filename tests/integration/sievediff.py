@@ -16,7 +16,7 @@ Normalisation of Pigeonhole's report (each rule is here, and in the doc):
       -> flags; `redirect message to: <A>` -> redirect "A";
       `reject message with reason: R` -> reject "R".
   N2  Items without an outcome in design.md are dropped: `track duplicate`
-      (duplicate ext), `+ preserve implicit keep` (:copy; the implicit keep
+      and `track last duplicate ...` (duplicate ext), `+ preserve implicit keep` (:copy; the implicit keep
       appears on its own), `+ create mailbox if it does not exist`
       (mailbox :create; homemail always creates, issue 3).
   N3  `discard` is printed once, last, exactly when there is no store,
@@ -257,6 +257,11 @@ class Workspace:
             f.write(PIGEONHOLE_CONF.format(maildir=os.path.join(self.root, "nomail"),
                                            ext=EXTENSIONS))
         os.chmod(self.conf, 0o644)
+        # An empty Maildir, so that INBOX exists for mailboxexists (a
+        # delivery always has an INBOX; homemail-sieve assumes one too).
+        for sub in ("cur", "new", "tmp"):
+            os.makedirs(os.path.join(self.root, "nomail", sub))
+        _chown_tree(os.path.join(self.root, "nomail"))
         self.n = 0
 
     def case_dir(self, case):
@@ -358,7 +363,7 @@ def parse_report(out):
                 cur.update(kind="discard")
             elif what.startswith("send vacation message"):
                 cur.update(kind="vacation", seconds=None, subject=None)
-            elif what == "track duplicate":
+            elif what.startswith("track ") and "duplicate" in what:
                 cur.update(kind="ignore")
             else:
                 raise ValueError(f"unknown Pigeonhole action line: {line!r}")
