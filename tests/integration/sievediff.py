@@ -66,7 +66,7 @@ import tempfile
 TOP = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CASE_DIR = os.path.join(TOP, "tests", "sieve-diff")
 MSG_DIR = os.path.join(CASE_DIR, "messages")
-HM_SIEVE = os.path.join(TOP, "build", "homemail-sieve")
+HM_SIEVE = os.environ.get("HM_SIEVE") or os.path.join(TOP, "build", "homemail-sieve")
 SIEVE_TEST = "/usr/bin/sieve-test"
 FAKETIME_LIB = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"
 
@@ -500,8 +500,8 @@ class RefResult:
         self.rc = rc
 
 
-def _run(cmd, timeout=30):
-    p = subprocess.run(cmd, capture_output=True, timeout=timeout)
+def _run(cmd, timeout=30, env=None):
+    p = subprocess.run(cmd, capture_output=True, timeout=timeout, env=env)
     return p.returncode, p.stdout.decode("utf-8", "replace"), p.stderr.decode("utf-8", "replace")
 
 
@@ -544,7 +544,7 @@ def run_reference(ws, d, case):
 def hm_cmd(d, case, binary=HM_SIEVE):
     return [binary, "test", os.path.join(d, "script.sieve"), os.path.join(d, "message.eml"),
             "-f", case.env["from"], "-r", case.env["to"], "-a", case.env["orig"],
-            "--now", NOW_ISO]
+            "--now", NOW_ISO, "--global-dir", d]
 
 
 _Q = r'"((?:[^"\\]|\\.)*)"'
@@ -604,7 +604,8 @@ class HmResult:
 def run_hm(d, case, binary=HM_SIEVE):
     """Run homemail-sieve test on a prepared case dir; returns HmResult."""
     try:
-        rc, out, err = _run(hm_cmd(d, case, binary), timeout=20)
+        rc, out, err = _run(hm_cmd(d, case, binary), timeout=20,
+                            env=dict(os.environ, TZ="UTC"))
     except subprocess.TimeoutExpired:
         return HmResult(-1, None, "$ homemail-sieve test: TIMEOUT after 20 s")
     raw = f"$ homemail-sieve test (rc={rc})\n{out}{err}"
