@@ -65,7 +65,9 @@ void hm_authdb_set_default(struct hm_authdb_set *set)
 	(void)hm_strlcpy(set->lockout_path, HM_LOCKOUT_PATH_DEFAULT, sizeof(set->lockout_path));
 	hm_lockout_policy_default(&set->policy);
 	(void)hm_strlcpy(set->mail, "maildir:~/Maildir", sizeof(set->mail));
-	(void)hm_strlcpy(set->sieve, "file:~/sieve;active=~/.dovecot.sieve", sizeof(set->sieve));
+	/* no sieve field unless configured: Pigeonhole's own default location
+	 * (file:~/sieve;active=~/.dovecot.sieve) then applies everywhere */
+	set->sieve[0] = '\0';
 	set->blocking = true;
 }
 

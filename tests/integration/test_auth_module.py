@@ -164,7 +164,8 @@ def sysuser():
 
 @pytest.fixture(scope="module")
 def env(sysuser):
-    e = Env([sysuser], virtual=[("virt@home.com.bo", "Virt-pw x!", None)]).start()
+    e = Env([sysuser], virtual=[("virt@home.com.bo", "Virt-pw x!", None)],
+            args="sieve=file:~/sieve;active=~/.dovecot.sieve").start()
     yield e
     e.stop()
 
@@ -486,22 +487,42 @@ def test_hostile_login_names_and_passwords(env, sysuser):
 
 
 # ------------------------------------------------------- LDA userdb lookup
-def test_deliver_userdb_lookup(env, sysuser):
-    """homemail-deliver finds the user through the module behind the userdb socket."""
+def test_deliver_userdb_lookup(sysuser):
+    """homemail-deliver gets its user from the module through the userdb sockets:
+    the module says mail=maildir:~/ViaModule, so that is where mail must land."""
     deliver = os.path.join(hmtest.BUILD, "homemail-deliver")
-    if not os.path.exists(deliver):
-        pytest.skip("homemail-deliver not built on this branch")
-    r = subprocess.run([deliver, "--help"], capture_output=True, text=True)
-    usage = r.stdout + r.stderr
-    if "--auth-socket" in usage:
-        sock_opt = ["--auth-socket", env.d.auth_userdb_socket]
-    elif "--userdb" in usage:
-        sock_opt = ["--userdb", env.d.auth_userdb_socket]
-    else:
-        pytest.skip("homemail-deliver has no option for the userdb socket: " + usage[:200])
-    msg = hmtest.make_message(subject="via-module", to=sysuser.address)
-    r = hmtest.as_user(sysuser, [deliver] + sock_opt + ["-d", sysuser.name, "--no-sieve"],
-                       input=msg, capture_output=True)
-    assert r.returncode == 0, r.stderr
-    files = hmtest.maildir_files(sysuser.maildir)
-    assert any(b"via-module" in open(f, "rb").read() for f in files)
+    assert os.path.exists(deliver), "homemail-deliver is not built"
+    env = Env([sysuser], virtual=[("vdel@home.com.bo", "Vdel-pw", None)],
+              args="mail=maildir:~/ViaModule")
+    env.start()
+    try:
+        vhome = [l.split(":")[4] for l in env.users_text().splitlines() if l.startswith("vdel@")][0]
+        conf_own = os.path.join(env.w, "deliver-own.conf")
+        with open(conf_own, "w") as f:
+            f.write(f"auth_socket = {env.d.auth_userdb_socket}\nlookup_own_user = yes\n")
+        os.chmod(conf_own, 0o644)
+        os.chmod(env.w, 0o755)
+        # 1. as the recipient, no -d (the course notes' transport), 0666 auth-userdb
+        msg = hmtest.make_message(subject="own-lookup", to=sysuser.address)
+        r = hmtest.as_user(sysuser, [deliver, "--config", conf_own, "--no-sieve"],
+                           input=msg, capture_output=True)
+        assert r.returncode == 0, r.stderr
+        got = hmtest.maildir_files(os.path.join(sysuser.home, "ViaModule"))
+        assert len(got) == 1 and b"own-lookup" in open(got[0], "rb").read()
+        # 2. as root with -d for a virtual account, through the master socket
+        conf_master = os.path.join(env.w, "deliver-master.conf")
+        with open(conf_master, "w") as f:
+            f.write(f"auth_socket = {env.d.auth_master_socket}\n")
+        msg = hmtest.make_message(subject="virtual-lookup", to="vdel@home.com.bo")
+        r = subprocess.run([deliver, "--config", conf_master, "-d", "vdel@home.com.bo",
+                            "--no-sieve"], input=msg, capture_output=True)
+        assert r.returncode == 0, r.stderr
+        got = hmtest.maildir_files(os.path.join(vhome, "ViaModule"))
+        assert len(got) == 1 and b"virtual-lookup" in open(got[0], "rb").read()
+        assert os.stat(got[0]).st_uid == pwd.getpwnam("nobody").pw_uid
+        # 3. an unknown user is a permanent failure (67), not a tempfail
+        r = subprocess.run([deliver, "--config", conf_master, "-d", "nosuch@home.com.bo",
+                            "--no-sieve"], input=msg, capture_output=True)
+        assert r.returncode == 67, r.stderr
+    finally:
+        env.stop()
