@@ -10,10 +10,12 @@
  *   main flow turns "nothing stored" into a retry (75).
  */
 #include "deliver.h"
+#include "deliver_junk.h"
 
 /* deliver_filter - implicit keep */
 int deliver_filter(struct deliver_ctx *ctx)
 {
+	(void)deliver_junk_route(ctx);  /* junk lists: may point the implicit keep at Junk */
 	if (ctx->mailbox != NULL) {
 		int rc = deliver_store(ctx, ctx->mailbox, ctx->keep_flags, ctx->n_keep_flags);
 		if (rc == 0 || rc == DELIVER_EQUOTA)
