@@ -12,6 +12,7 @@
  */
 #define _GNU_SOURCE 1
 #include "hm_junklist.h"
+#include "hm_address.h"
 #include "hm_util.h"
 
 #include <errno.h>
@@ -92,6 +93,39 @@ bad:
 		dst[0] = '\0';
 	errno = EINVAL;
 	return -1;
+}
+
+/* Addresses looked at in one header value: From: may list several. */
+#define SENDER_MAX_ADDRS 16
+
+int hm_junk_sender_addr(const char *value, size_t len, char *dst, size_t dstsize)
+{
+	struct hm_addr_list al;
+	char tmp[HM_JUNKLIST_ADDR_MAX + 2];
+	int ret = -1;
+
+	if (dst == NULL || dstsize < HM_JUNKLIST_ADDR_MAX + 1 || value == NULL) {
+		errno = EINVAL;
+		return -1;
+	}
+	dst[0] = '\0';
+	memset(&al, 0, sizeof al);
+	if (hm_address_parse(value, len, SENDER_MAX_ADDRS, &al) < 0)
+		return -1;
+	for (size_t i = 0; i < al.n && ret < 0; i++) {
+		const struct hm_addr *a = &al.v[i];
+		if (a->invalid || a->domain == NULL || a->local == NULL ||
+		    a->local[0] == '\0' || a->domain[0] == '\0')
+			continue;
+		if (hm_snprintf(tmp, sizeof tmp, "%s@%s", a->local, a->domain) < 0)
+			continue;               /* too long to be an address */
+		if (hm_junk_addr_normalize(tmp, strlen(tmp), 0, dst, dstsize) == 0)
+			ret = 0;
+	}
+	hm_address_list_free(&al);
+	if (ret < 0)
+		errno = EINVAL;
+	return ret;
 }
 
 /* push - append one entry, growing the vector within the parse cap */

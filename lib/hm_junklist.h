@@ -88,6 +88,15 @@ struct hm_junklist_opts {
 int hm_junk_addr_normalize(const char *addr, size_t len, int allow_domain,
 			   char *dst, size_t dstsize);
 
+/* hm_junk_sender_addr - the sender address to record from a From: or
+ * Return-Path: header value (unfolded or raw): the first mailbox that
+ * hm_address parses as local@domain and that normalises, in list form.
+ * Display names, comments, groups and encoded words are handled by
+ * hm_address; a quoted local part with blanks is not recordable.
+ * dst must hold HM_JUNKLIST_ADDR_MAX + 1 bytes.  Returns 0, or -1 (EINVAL
+ * no usable address, e.g. "<>" or garbage; ENOMEM). */
+int hm_junk_sender_addr(const char *value, size_t len, char *dst, size_t dstsize);
+
 /* hm_junklist_init - an empty list */
 void hm_junklist_init(struct hm_junklist *l);
 

@@ -412,11 +412,46 @@ static void huge_file_is_bounded(void **state)
 	rm_tmp(dir);
 }
 
+static void sender_from_headers(void **state)
+{
+	char d[HM_JUNKLIST_ADDR_MAX + 1];
+	struct { const char *in; const char *want; } ok[] = {
+		{ "Spam King <King@Spam.Example>", "king@spam.example" },
+		{ "=?UTF-8?B?U3DDpG0gS8O2bmln?= <x@y.example>", "x@y.example" },
+		{ "\"Doe, John\" <john@example.org>, other@example.org", "john@example.org" },
+		{ "<bounce+123@lists.example>", "bounce+123@lists.example" },
+		{ "plain@example.org (Comment)", "plain@example.org" },
+		{ "undisclosed:;, real@example.org", "real@example.org" },
+		{ "garbage, next@example.org", "next@example.org" },
+	};
+	for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+		assert_int_equal(hm_junk_sender_addr(ok[i].in, strlen(ok[i].in), d, sizeof d), 0);
+		assert_string_equal(d, ok[i].want);
+	}
+	const char *bad[] = { "", "<>", "no address here", "Name <>", "\"a b\"@example.org",
+			      "=?UTF-8?Q?broken", "@@@", "<a@>" };
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		errno = 0;
+		assert_int_equal(hm_junk_sender_addr(bad[i], strlen(bad[i]), d, sizeof d), -1);
+		assert_int_equal(errno, EINVAL);
+	}
+	/* a huge From: with thousands of addresses: bounded, no crash */
+	size_t big = 200000;
+	char *h = malloc(big + 1);
+	for (size_t i = 0; i < big; i++)
+		h[i] = "a@b,"[i % 4];
+	h[big] = '\0';
+	assert_int_equal(hm_junk_sender_addr(h, big, d, sizeof d), 0);
+	assert_string_equal(d, "a@b");
+	free(h);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(normalize_forms),
 		cmocka_unit_test(normalize_rejects),
+		cmocka_unit_test(sender_from_headers),
 		cmocka_unit_test(parse_tolerates_damage),
 		cmocka_unit_test(parse_binary_garbage),
 		cmocka_unit_test(trim_drops_oldest),
