@@ -239,10 +239,8 @@ static int validate_common(struct sv_comp *c, struct sv_node *n, const struct sv
 	/* an unknown date part is not an error (Pigeonhole): it never matches */
 	(void)part_ok;
 	(void)part;
-	if (n->o.has_tag[TG_LAST] && !n->o.has_tag[TG_INDEX]) {
-		sv_error(c, n->line, n->col, ":last needs :index");
+	if (sv_validate_index(c, n) < 0)
 		return -1;
-	}
 	return 0;
 }
 

@@ -90,6 +90,7 @@ struct sv_opts {
 	enum sv_ap ap;
 	bool has_tag[TG_COUNT_ALL];
 	struct sv_arg *tagarg[TG_COUNT_ALL];
+	struct sv_arg *tagpos[TG_COUNT_ALL];  /* the tag itself */
 	int64_t index;        /* :index (0 none) */
 };
 
@@ -101,6 +102,7 @@ struct sv_node {
 	struct sv_node *tests;    /* test or test-list */
 	size_t ntests;
 	bool test_list;           /* tests came as "( ... )" */
+	int end_line, end_col;    /* the token after the arguments and tests */
 	struct sv_node *block;
 	size_t nblock;
 	bool has_block;
@@ -193,6 +195,8 @@ int sv_parse(struct sv_comp *c);
 void sv_nodes_free(struct sv_node *n, size_t count);
 /* validator: returns 0, -1 with errors recorded */
 int sv_validate(struct sv_comp *c);
+/* sv_validate_index - :index N (N >= 1) and :last only with :index */
+int sv_validate_index(struct sv_comp *c, struct sv_node *n);
 int sv_validate_node(struct sv_comp *c, struct sv_node *n, bool is_test);
 /* sv_compile_include - compile (or find) an included script */
 struct sieve_script *sv_compile_include(struct sv_comp *c, const char *path,

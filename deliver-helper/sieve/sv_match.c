@@ -329,7 +329,7 @@ int sv_match_validate(struct sv_comp *c, struct sv_node *n, const struct sv_arg 
 			if (e != 0) {
 				char eb[256];
 				regerror(e, &rx, eb, sizeof eb);
-				sv_error(c, k->line, k->col, "invalid regular expression '%s': %s",
+				sv_error(c, k->line, k->col, "invalid regex '%s': %s",
 					 k->s, eb);
 				return -1;
 			}

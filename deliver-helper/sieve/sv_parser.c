@@ -220,7 +220,11 @@ static int parse_test(struct parser *p, struct sv_node *n)
 		return nomem(p);
 	if (sv_lex_next(&p->lx) == TK_ERROR)
 		return -1;
-	if (parse_args(p, n) < 0 || parse_tests(p, n) < 0)
+	if (parse_args(p, n) < 0)
+		return -1;
+	n->end_line = p->lx.tline;
+	n->end_col = p->lx.tcol;
+	if (parse_tests(p, n) < 0)
 		return -1;
 	p->depth--;
 	return 0;
@@ -238,7 +242,11 @@ static int parse_command(struct parser *p, struct sv_node *n)
 		return nomem(p);
 	if (sv_lex_next(&p->lx) == TK_ERROR)
 		return -1;
-	if (parse_args(p, n) < 0 || parse_tests(p, n) < 0)
+	if (parse_args(p, n) < 0)
+		return -1;
+	n->end_line = p->lx.tline;
+	n->end_col = p->lx.tcol;
+	if (parse_tests(p, n) < 0)
 		return -1;
 	if (p->lx.t == TK_SEMI)
 		return sv_lex_next(&p->lx) == TK_ERROR ? -1 : 0;

@@ -187,6 +187,22 @@ static int prepare_strings(struct sv_comp *c, struct sv_node *n)
 
 static int validate_block(struct sv_comp *c, struct sv_node *cmds, size_t n, bool top);
 
+int sv_validate_index(struct sv_comp *c, struct sv_node *n)
+{
+	const struct sv_opts *o = &n->o;
+	if (o->has_tag[TG_LAST] && !o->has_tag[TG_INDEX]) {
+		sv_error(c, o->tagpos[TG_LAST]->line, o->tagpos[TG_LAST]->col,
+			 ":last needs :index");
+		return -1;
+	}
+	if (o->has_tag[TG_INDEX] && o->tagarg[TG_INDEX]->num == 0) {
+		sv_error(c, o->tagarg[TG_INDEX]->line, o->tagarg[TG_INDEX]->col,
+			 ":index must be a positive number (1 is the first field)");
+		return -1;
+	}
+	return 0;
+}
+
 int sv_validate_node(struct sv_comp *c, struct sv_node *n, bool is_test)
 {
 	const struct sv_def *def = sv_def_lookup(n->name, is_test);
@@ -246,6 +262,7 @@ int sv_validate_node(struct sv_comp *c, struct sv_node *n, bool is_test)
 					}
 			}
 			o->has_tag[td->id] = true;
+			o->tagpos[td->id] = a;
 			if (td->arg != TA_NONE) {
 				if (i + 1 >= n->nargs) {
 					sv_error(c, a->line, a->col,
@@ -320,17 +337,24 @@ int sv_validate_node(struct sv_comp *c, struct sv_node *n, bool is_test)
 	}
 	/* tests */
 	if (def->subtests == 0 && n->ntests > 0) {
-		sv_error(c, n->tests[0].line, n->tests[0].col, "the %s %s takes no tests",
-			 def->name, what(n, is_test));
+		/* almost always a missing ';' (command) or '{' (test of an if) */
+		if (is_test)
+			sv_error(c, n->tests[0].line, n->tests[0].col,
+				 "unexpected '%s' after the %s test: expected '{' (a block) "
+				 "or ',' or ')'", n->tests[0].name, def->name);
+		else
+			sv_error(c, n->tests[0].line, n->tests[0].col,
+				 "expected ';' after the %s command but found '%s'", def->name,
+				 n->tests[0].name);
 		return -1;
 	}
 	if (def->subtests == 1 && (n->ntests != 1 || n->test_list)) {
-		sv_error(c, n->line, n->col, "the %s %s needs exactly one test%s", def->name,
+		sv_error(c, n->end_line, n->end_col, "the %s %s expects a test%s", def->name,
 			 what(n, is_test), n->test_list ? " (not a test list)" : "");
 		return -1;
 	}
 	if (def->subtests == 2 && !n->test_list) {
-		sv_error(c, n->line, n->col, "the %s %s needs a test list", def->name,
+		sv_error(c, n->end_line, n->end_col, "the %s %s expects a test list", def->name,
 			 what(n, is_test));
 		return -1;
 	}

@@ -108,6 +108,11 @@ static int validate_size(struct sv_comp *c, struct sv_node *n)
 		sv_error(c, n->line, n->col, "the size test needs :over or :under");
 		return -1;
 	}
+	if (n->npos > 0) {
+		sv_error(c, n->pos[0]->line, n->pos[0]->col,
+			 "the size test takes its limit after :over or :under");
+		return -1;
+	}
 	return 0;
 }
 
@@ -122,6 +127,6 @@ static int exec_size(struct sv_run *r, struct sv_node *n)
 static const enum sv_tag size_tags[] = { TG_OVER, TG_UNDER, TG_COUNT_ALL };
 
 const struct sv_def sv_def_size = {
-	.name = "size", .is_test = true, .tags = size_tags, .pos = "",
+	.name = "size", .is_test = true, .tags = size_tags, .pos = "?n",
 	.validate = validate_size, .exec = exec_size,
 };

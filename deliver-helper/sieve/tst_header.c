@@ -202,10 +202,8 @@ static int check_names(struct sv_comp *c, const struct sv_arg *a, bool addr, con
 
 static int validate_header(struct sv_comp *c, struct sv_node *n)
 {
-	if (n->o.has_tag[TG_LAST] && !n->o.has_tag[TG_INDEX]) {
-		sv_error(c, n->line, n->col, ":last needs :index");
+	if (sv_validate_index(c, n) < 0)
 		return -1;
-	}
 	return check_names(c, n->pos[0], false, "header");
 }
 
@@ -266,10 +264,8 @@ static int address_value(struct sv_run *r, struct sv_match *m, size_t field)
 
 static int validate_address(struct sv_comp *c, struct sv_node *n)
 {
-	if (n->o.has_tag[TG_LAST] && !n->o.has_tag[TG_INDEX]) {
-		sv_error(c, n->line, n->col, ":last needs :index");
+	if (sv_validate_index(c, n) < 0)
 		return -1;
-	}
 	return check_names(c, n->pos[0], true, "address");
 }
 

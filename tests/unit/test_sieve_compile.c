@@ -61,10 +61,10 @@ static void error_positions(void **st)
 	expect_err("if size :over 99999999999999999999 { keep; }", "t:1:15: error: number exceeds integer limits");
 	expect_err("keep; require \"fileinto\";", "t:1:7: error: require must come before");
 	expect_err("else { keep; }", "t:1:1: error: else without a preceding if");
-	expect_err("require \"regex\";\nif header :regex \"s\" \"(\" { keep; }", "t:2:22: error: invalid regular expression");
+	expect_err("require \"regex\";\nif header :regex \"s\" \"(\" { keep; }", "t:2:22: error: invalid regex");
 	expect_err("if header :comparator \"i;nope\" :is \"s\" \"x\" { keep; }", "t:1:23: error: unknown comparator 'i;nope'");
 	expect_err("redirect \"not an address\";", "t:1:10: error: specified redirect address");
-	expect_err("if true keep;", "t:1:9: error: the true test takes no tests");
+	expect_err("if true keep;", "t:1:9: error: unexpected 'keep' after the true test");
 	expect_err("require \"variables\";\nset \"a b\" \"x\";", "t:2:5: error: invalid variable name 'a b'");
 }
 
