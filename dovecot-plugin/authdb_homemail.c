@@ -1,0 +1,316 @@
+/* authdb_homemail.c — Dovecot glue for the `homemail` passdb and userdb
+ * (libauthdb_homemail.so, loaded from /usr/lib/dovecot/modules/auth).
+ *
+ *   passdb {
+ *     driver = homemail
+ *     args = users=/etc/homemail/users system=yes group=users domains=home.com.bo
+ *   }
+ *   userdb {
+ *     driver = homemail
+ *     args = users=/etc/homemail/users system=yes group=users domains=home.com.bo
+ *   }
+ *
+ * What for: plugs authdb_core.c (accounts, crypt, lockout, rehash) into
+ * Dovecot's passdb/userdb interfaces; all policy lives in the core.
+ * Relies on: the installed dovecot-dev headers (built with -DHAVE_CONFIG_H,
+ * see module.mk), password_get_scheme() to strip {SCHEME} prefixes,
+ * password_verify() for weak Dovecot-only schemes when allow_weak=yes.
+ * Both drivers are blocking by default: crypt and /etc/shadow run in the
+ * auth-worker processes (root), never in the main auth process.
+ * How it fails: bad args stop Dovecot at startup with the reason (the
+ * host's convention for configuration errors); runtime I/O problems
+ * become INTERNAL_FAILURE (tempfail), logged on the request's event.
+ * The password cache key is NULL on purpose: a cached success would bypass
+ * the lockout check.
+ */
+#include "auth-common.h"
+#include "passdb.h"
+#include "userdb.h"
+#include "password-scheme.h"
+#include "module-dir.h"
+
+#include "authdb_core.h"
+#include "hm_util.h"
+
+#include <ctype.h>
+
+#define HOMEMAIL_USERDB_CACHE_KEY "%u"
+
+struct homemail_passdb_module {
+	struct passdb_module module;
+	struct hm_authdb db;
+};
+
+struct homemail_userdb_module {
+	struct userdb_module module;
+	struct hm_authdb db;
+};
+
+struct homemail_userdb_iterate_context {
+	struct userdb_iterate_context ctx;
+	char **list;
+	size_t pos;
+};
+
+const char *authdb_homemail_version = DOVECOT_ABI_VERSION;
+void authdb_homemail_init(struct module *module);
+void authdb_homemail_deinit(void);
+
+/* homemail_log - core log callback: on the request's event when there is one */
+static void homemail_log(void *ctx, enum hm_authdb_log_level level, const char *msg)
+{
+	struct auth_request *request = ctx;
+	struct event *event = request != NULL ? authdb_event(request) : auth_event;
+
+	switch (level) {
+	case HM_AUTHDB_DEBUG:
+		e_debug(event, "homemail: %s", msg);
+		break;
+	case HM_AUTHDB_INFO:
+		e_info(event, "homemail: %s", msg);
+		break;
+	case HM_AUTHDB_WARNING:
+		e_warning(event, "homemail: %s", msg);
+		break;
+	case HM_AUTHDB_ERROR:
+		e_error(event, "homemail: %s", msg);
+		break;
+	}
+}
+
+/* homemail_split - strip a {SCHEME} prefix the way every Dovecot driver
+ * must: with password_get_scheme() (it also recognises bare $1$ hashes) */
+static const char *homemail_split(const char *stored, char *scheme_buf, size_t bufsize)
+{
+	const char *p = stored, *scheme = password_get_scheme(&p);
+
+	if (scheme == NULL) {
+		scheme_buf[0] = '\0';
+		return stored;
+	}
+	if (hm_strlcpy(scheme_buf, scheme, bufsize) < 0)
+		return NULL;
+	for (char *c = scheme_buf; *c != '\0'; c++)
+		*c = (char)toupper((unsigned char)*c);
+	return p;
+}
+
+/* homemail_ext_verify - Dovecot's own schemes (SSHA, ...), allow_weak only */
+static int homemail_ext_verify(void *ctx, const char *plain, const char *scheme,
+			       const char *hash, const char *user)
+{
+	struct password_generate_params params = { .user = user, .rounds = 0 };
+	const unsigned char *raw;
+	const char *error;
+	size_t size;
+	int ret;
+
+	(void)ctx;
+	if (password_decode(hash, scheme, &raw, &size, &error) <= 0)
+		return -1;
+	ret = password_verify(plain, &params, scheme, raw, size, &error);
+	return ret < 0 ? -1 : ret;
+}
+
+/* make_db - parse args and set up the core; bad args stop Dovecot */
+static void make_db(struct hm_authdb *db, const char *kind, const char *args, bool *blocking_r)
+{
+	struct hm_authdb_set set;
+	char err[256];
+
+	hm_authdb_set_default(&set);
+	if (hm_authdb_parse_args(args, &set, err, sizeof(err)) < 0)
+		i_fatal("%s homemail: %s", kind, err);
+	hm_authdb_init(db, &set, homemail_log, NULL);
+	db->split = homemail_split;
+	db->ext_verify = homemail_ext_verify;
+	*blocking_r = set.blocking;
+}
+
+/* ---- passdb ---- */
+
+static struct passdb_module *homemail_passdb_preinit(pool_t pool, const char *args)
+{
+	struct homemail_passdb_module *m = p_new(pool, struct homemail_passdb_module, 1);
+	bool blocking;
+
+	make_db(&m->db, "passdb", args, &blocking);
+	m->module.blocking = blocking;
+	m->module.default_pass_scheme = "CRYPT";
+	m->module.default_cache_key = NULL;
+	return &m->module;
+}
+
+static void homemail_passdb_deinit(struct passdb_module *module)
+{
+	struct homemail_passdb_module *m = (struct homemail_passdb_module *)module;
+
+	hm_authdb_deinit(&m->db);
+}
+
+/* homemail_verify_plain - the whole check happens in the core (worker) */
+static void homemail_verify_plain(struct auth_request *request, const char *password,
+				  verify_plain_callback_t *callback)
+{
+	struct homemail_passdb_module *m =
+		(struct homemail_passdb_module *)request->passdb->passdb;
+	char canon[HM_AUTHDB_MAX_LOGIN + 1];
+	const char *rip = NULL;
+	enum hm_authdb_result res;
+
+	if (request->fields.remote_ip.family != 0)
+		rip = net_ip2addr(&request->fields.remote_ip);
+	m->db.log_ctx = request;
+	res = hm_authdb_verify(&m->db, request->fields.user, password, rip,
+			       canon, sizeof(canon));
+	m->db.log_ctx = NULL;
+	switch (res) {
+	case HM_AUTHDB_OK:
+		if (strcmp(canon, request->fields.user) != 0)
+			auth_request_set_field(request, "user", canon, NULL);
+		callback(PASSDB_RESULT_OK, request);
+		break;
+	case HM_AUTHDB_MISMATCH:
+		callback(PASSDB_RESULT_PASSWORD_MISMATCH, request);
+		break;
+	case HM_AUTHDB_UNKNOWN:
+		callback(PASSDB_RESULT_USER_UNKNOWN, request);
+		break;
+	case HM_AUTHDB_INTERNAL:
+	default:
+		callback(PASSDB_RESULT_INTERNAL_FAILURE, request);
+		break;
+	}
+}
+
+static struct passdb_module_interface passdb_homemail = {
+	.name = "homemail",
+	.preinit = homemail_passdb_preinit,
+	.deinit = homemail_passdb_deinit,
+	.verify_plain = homemail_verify_plain,
+};
+
+/* ---- userdb ---- */
+
+static struct userdb_module *homemail_userdb_preinit(pool_t pool, const char *args)
+{
+	struct homemail_userdb_module *m = p_new(pool, struct homemail_userdb_module, 1);
+	bool blocking;
+
+	make_db(&m->db, "userdb", args, &blocking);
+	m->module.blocking = blocking;
+	m->module.default_cache_key = HOMEMAIL_USERDB_CACHE_KEY;
+	return &m->module;
+}
+
+static void homemail_userdb_deinit(struct userdb_module *module)
+{
+	struct homemail_userdb_module *m = (struct homemail_userdb_module *)module;
+
+	hm_authdb_deinit(&m->db);
+}
+
+/* homemail_userdb_lookup - uid gid home mail quota_rule sieve */
+static void homemail_userdb_lookup(struct auth_request *request, userdb_callback_t *callback)
+{
+	struct homemail_userdb_module *m =
+		(struct homemail_userdb_module *)request->userdb->userdb;
+	struct hm_authdb_account acct;
+	char buf[HM_USERS_MAX_HOME + 300];
+	int r;
+
+	m->db.log_ctx = request;
+	r = hm_authdb_lookup(&m->db, request->fields.user, &acct);
+	m->db.log_ctx = NULL;
+	if (r < 0) {
+		callback(USERDB_RESULT_INTERNAL_FAILURE, request);
+		return;
+	}
+	if (r == 0) {
+		auth_request_log_unknown_user(request, AUTH_SUBSYS_DB);
+		callback(USERDB_RESULT_USER_UNKNOWN, request);
+		return;
+	}
+	if (strcmp(acct.name, request->fields.user) != 0)
+		auth_request_set_field(request, "user", acct.name, NULL);
+	if (!acct.is_virtual)
+		auth_request_set_userdb_field(request, "system_groups_user", acct.name);
+	auth_request_set_userdb_field(request, "uid", dec2str(acct.uid));
+	auth_request_set_userdb_field(request, "gid", dec2str(acct.gid));
+	auth_request_set_userdb_field(request, "home", acct.home);
+	if (m->db.set.mail[0] != '\0' &&
+	    hm_authdb_expand(m->db.set.mail, acct.home, buf, sizeof(buf)) == 0)
+		auth_request_set_userdb_field(request, "mail", buf);
+	hm_authdb_quota_rule(acct.quota_bytes, buf, sizeof(buf));
+	if (buf[0] != '\0')
+		auth_request_set_userdb_field(request, "quota_rule", buf);
+	if (m->db.set.sieve[0] != '\0' &&
+	    hm_authdb_expand(m->db.set.sieve, acct.home, buf, sizeof(buf)) == 0)
+		auth_request_set_userdb_field(request, "sieve", buf);
+	hm_authdb_account_free(&acct);
+	callback(USERDB_RESULT_OK, request);
+}
+
+static struct userdb_iterate_context *
+homemail_iterate_init(struct auth_request *request, userdb_iter_callback_t *callback,
+		      void *context)
+{
+	struct homemail_userdb_module *m =
+		(struct homemail_userdb_module *)request->userdb->userdb;
+	struct homemail_userdb_iterate_context *ctx =
+		i_new(struct homemail_userdb_iterate_context, 1);
+
+	ctx->ctx.auth_request = request;
+	ctx->ctx.callback = callback;
+	ctx->ctx.context = context;
+	m->db.log_ctx = request;
+	ctx->list = hm_authdb_list(&m->db);
+	m->db.log_ctx = NULL;
+	if (ctx->list == NULL)
+		ctx->ctx.failed = TRUE;
+	return &ctx->ctx;
+}
+
+static void homemail_iterate_next(struct userdb_iterate_context *_ctx)
+{
+	struct homemail_userdb_iterate_context *ctx =
+		(struct homemail_userdb_iterate_context *)_ctx;
+
+	if (ctx->list != NULL && ctx->list[ctx->pos] != NULL)
+		_ctx->callback(ctx->list[ctx->pos++], _ctx->context);
+	else
+		_ctx->callback(NULL, _ctx->context);
+}
+
+static int homemail_iterate_deinit(struct userdb_iterate_context *_ctx)
+{
+	struct homemail_userdb_iterate_context *ctx =
+		(struct homemail_userdb_iterate_context *)_ctx;
+	int ret = _ctx->failed ? -1 : 0;
+
+	hm_authdb_list_free(ctx->list);
+	i_free(ctx);
+	return ret;
+}
+
+static struct userdb_module_interface userdb_homemail = {
+	.name = "homemail",
+	.preinit = homemail_userdb_preinit,
+	.deinit = homemail_userdb_deinit,
+	.lookup = homemail_userdb_lookup,
+	.iterate_init = homemail_iterate_init,
+	.iterate_next = homemail_iterate_next,
+	.iterate_deinit = homemail_iterate_deinit,
+};
+
+void authdb_homemail_init(struct module *module ATTR_UNUSED)
+{
+	passdb_register_module(&passdb_homemail);
+	userdb_register_module(&userdb_homemail);
+}
+
+void authdb_homemail_deinit(void)
+{
+	passdb_unregister_module(&passdb_homemail);
+	userdb_unregister_module(&userdb_homemail);
+}

@@ -1,0 +1,115 @@
+/* scan_archive.c — member names of a zip archive held in memory, through
+ * libarchive (Debian's libarchive13), read twice: once by the central
+ * directory (what Windows Explorer and 7-Zip show) and once by the local
+ * file headers in stream order (what streaming unzippers extract); a zip
+ * whose two views differ gets both sets of names checked.  Members that are
+ * themselves zip archives are listed too, up to c->archive_depth levels,
+ * each level bounded by c->max_archive_size.
+ * Relies on: libarchive.  Fails: 1 for an unreadable archive (the caller
+ * decides whether that is a verdict), -1 ENOMEM.  Never writes to disk.
+ */
+#include <archive.h>
+#include <archive_entry.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "scan.h"
+
+typedef int name_fn(void *ctx, const char *name, size_t len);
+
+static int list_one(const struct scan_conf *c, const void *data, size_t len, unsigned depth,
+		    bool seekable, name_fn *fn, void *ctx);
+
+static bool is_zip(const void *data, size_t len)
+{
+	return len >= 4 && memcmp(data, "PK\x03\x04", 4) == 0;
+}
+
+/* nested - read a member that is itself a zip and list it one level deeper */
+static int nested(const struct scan_conf *c, struct archive *a, int64_t size, unsigned depth,
+		  name_fn *fn, void *ctx)
+{
+	if (size <= 0 || (uint64_t)size > c->max_archive_size)
+		return 0;
+	char *buf = malloc((size_t)size);
+	if (!buf)
+		return -1;
+	la_ssize_t got = archive_read_data(a, buf, (size_t)size);
+	int rc = 0;
+	if (got > 0 && is_zip(buf, (size_t)got)) {
+		rc = list_one(c, buf, (size_t)got, depth + 1, true, fn, ctx);
+		if (rc == 0)
+			rc = list_one(c, buf, (size_t)got, depth + 1, false, fn, ctx);
+		if (rc == 1)
+			rc = 0; /* an unreadable inner archive: the outer name was checked */
+	}
+	free(buf);
+	return rc;
+}
+
+/* list_one - one view of one archive */
+static int list_one(const struct scan_conf *c, const void *data, size_t len, unsigned depth,
+		    bool seekable, name_fn *fn, void *ctx)
+{
+	struct archive *a = archive_read_new();
+	if (!a)
+		return -1;
+	if (seekable)
+		archive_read_support_format_zip_seekable(a);
+	else
+		archive_read_support_format_zip_streamable(a);
+	if (archive_read_open_memory(a, data, len) != ARCHIVE_OK) {
+		archive_read_free(a);
+		return 1;
+	}
+	int rc = 0, count = 0;
+	for (;;) {
+		struct archive_entry *e;
+		int r = archive_read_next_header(a, &e);
+		if (r == ARCHIVE_EOF)
+			break;
+		if (r != ARCHIVE_OK && r != ARCHIVE_WARN) {
+			rc = count ? 0 : 1;
+			if (r == ARCHIVE_FATAL || r == ARCHIVE_FAILED)
+				rc = 1;
+			break;
+		}
+		count++;
+		if (count > 100000) {
+			rc = 1;
+			break;
+		}
+		const char *name = archive_entry_pathname_utf8(e);
+		if (!name)
+			name = archive_entry_pathname(e);
+		if (name) {
+			rc = fn(ctx, name, strlen(name));
+			if (rc)
+				break;
+			size_t nl = strlen(name);
+			if (depth < c->archive_depth && nl >= 4 &&
+			    strcasecmp(name + nl - 4, ".zip") == 0) {
+				rc = nested(c, a, archive_entry_size(e), depth, fn, ctx);
+				if (rc)
+					break;
+			}
+		}
+	}
+	archive_read_free(a);
+	return rc;
+}
+
+int scan_archive_names(const struct scan_conf *c, const void *data, size_t len, name_fn *fn,
+		       void *ctx)
+{
+	if (!is_zip(data, len))
+		return 1;
+	int r1 = list_one(c, data, len, 1, true, fn, ctx);
+	if (r1 < 0 || r1 > 1)
+		return r1;
+	int r2 = list_one(c, data, len, 1, false, fn, ctx);
+	if (r2 < 0 || r2 > 1)
+		return r2;
+	return (r1 == 1 && r2 == 1) ? 1 : 0;
+}

@@ -1,0 +1,200 @@
+/* scan_exim.c — homemail_scan.so: the glue between Debian's exim4 and the
+ * homemail scan engine.  The only file of homemail that includes Exim's
+ * local_scan.h (exim4-dev); the Makefile checks its ABI major against
+ * `exim4-localscan-plugin-config --localscan-apiversion`.
+ *
+ * Exim loads this object through `local_scan_path` (Debian's localscan_dlopen
+ * patch), checks local_scan_version_major/minor and calls local_scan() at
+ * the end of DATA.  Uses only symbols /usr/sbin/exim4 exports (header_list,
+ * header_add, log_write, expand_string, string_copy_function, ...): globals
+ * it does not export are read through expand_string().
+ *
+ * Safety inside Exim: no exit(), no alarm() (Exim's local_scan_timeout owns
+ * SIGALRM — the engine keeps its own time budget), no static result buffers;
+ * the engine's memory is malloc'd and freed before returning.  The
+ * configuration is read once per process; a bad file logs one mainlog line
+ * per message and gives a temporary rejection whose text names no path.
+ *
+ * homemail_user_exists, for ${dlfunc{.../homemail_scan.so}{homemail_user_exists}
+ * {$local_part@$domain}[{SOCKET}]} in the RCPT ACL: "yes"/"no" from
+ * Dovecot's userdb over its auth-master socket (lib/hm_authmaster, bounded
+ * by auth_timeout with poll(), no signals); a socket that is missing, refuses
+ * or times out gives DEFER, so the ACL answers 451 and never "unknown user".
+ */
+#define LOCAL_SCAN
+#define DLFUNC_IMPL
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "hm_authmaster.h"
+#include "local_scan.h"
+#include "scan.h"
+
+#if !defined(HM_EXIM_ABI_MAJOR) || LOCAL_SCAN_ABI_VERSION_MAJOR != HM_EXIM_ABI_MAJOR
+#error "local_scan.h does not match the ABI major of the installed exim4"
+#endif
+#if LOCAL_SCAN_ABI_VERSION_MINOR > HM_EXIM_ABI_MINOR
+#error "local_scan.h is newer than the installed exim4"
+#endif
+
+#define TEMP_TEXT "local scanning problem, please try again later"
+
+/* per process: loaded on the first message (Exim forks per connection) */
+static struct scan_conf g_conf;
+static int g_state;            /* 0 not loaded, 1 ok, -1 bad */
+static char g_err[512];
+
+int local_scan_version_major(void);
+int local_scan_version_minor(void);
+
+int local_scan_version_major(void)
+{
+	return LOCAL_SCAN_ABI_VERSION_MAJOR;
+}
+
+int local_scan_version_minor(void)
+{
+	return LOCAL_SCAN_ABI_VERSION_MINOR;
+}
+
+/* load_conf - read scan.conf once; Returns 0 usable, -1 (g_err says why) */
+static int load_conf(void)
+{
+	if (g_state == 0) {
+		if (scan_conf_defaults(&g_conf) < 0) {
+			strcpy(g_err, "out of memory loading defaults");
+			return -1; /* try again on the next message */
+		}
+		int r = scan_conf_load(scan_conf_path(), &g_conf, g_err, sizeof g_err);
+		if (r < 0) {
+			scan_conf_free(&g_conf);
+			g_state = -1;
+		} else {
+			g_state = 1;
+		}
+	}
+	return g_state == 1 ? 0 : -1;
+}
+
+/* temp - temporary rejection with the generic text (never a path) */
+static int temp(uschar **return_text)
+{
+	*return_text = string_copy(US TEMP_TEXT);
+	return LOCAL_SCAN_TEMPREJECT;
+}
+
+/* smtputf8 - did the client use SMTPUTF8?  Not an exported global: ask expand */
+static BOOL smtputf8(void)
+{
+	uschar *v = expand_string(US "${if bool{$message_smtputf8}{1}{0}}");
+	return v && v[0] == '1';
+}
+
+int local_scan(int fd, uschar **return_text)
+{
+	if (load_conf() < 0) {
+		log_write(0, LOG_MAIN, "homemail-scan: configuration error, deferring: %s", g_err);
+		return temp(return_text);
+	}
+	struct scan_opts o = {.smtputf8 = smtputf8()};
+	struct scan *s = scan_new(&g_conf, &o);
+	if (!s) {
+		log_write(0, LOG_MAIN, "homemail-scan: out of memory, deferring");
+		return temp(return_text);
+	}
+	int stop = 0;
+	for (header_line *h = header_list; h && !stop; h = h->next) {
+		if (h->type == '*' || !h->text || h->slen <= 0)
+			continue; /* '*' marks headers Exim has deleted */
+		stop = scan_feed(s, (const char *)h->text, (size_t)h->slen);
+	}
+	if (!stop)
+		stop = scan_feed(s, "\n", 1);
+	char *buf = stop ? NULL : malloc(65536);
+	if (!stop && !buf) {
+		scan_free(&s);
+		log_write(0, LOG_MAIN, "homemail-scan: out of memory, deferring");
+		return temp(return_text);
+	}
+	while (!stop) {
+		ssize_t n = read(fd, buf, 65536);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			int e = errno;
+			free(buf);
+			scan_free(&s);
+			log_write(0, LOG_MAIN, "homemail-scan: reading the spool file: %s, deferring",
+				  strerror(e));
+			return temp(return_text);
+		}
+		if (n == 0)
+			break;
+		stop = scan_feed(s, buf, (size_t)n);
+	}
+	free(buf);
+	const struct scan_verdict *v = scan_finish(s);
+	int rc;
+	switch (v->action) {
+	case SCAN_REJECT:
+		*return_text = string_copy(US(v->reason && *v->reason ? v->reason : "rejected by policy"));
+		rc = LOCAL_SCAN_REJECT;
+		break;
+	case SCAN_TEMPREJECT:
+		*return_text = string_copy(US(v->reason && *v->reason ? v->reason : TEMP_TEXT));
+		rc = LOCAL_SCAN_TEMPREJECT;
+		break;
+	case SCAN_FREEZE:
+		rc = LOCAL_SCAN_ACCEPT_FREEZE;
+		break;
+	default:
+		rc = LOCAL_SCAN_ACCEPT;
+		break;
+	}
+	if (v->log)
+		log_write(0, LOG_MAIN, "%s", v->log);
+	if (rc == LOCAL_SCAN_ACCEPT || rc == LOCAL_SCAN_ACCEPT_FREEZE) {
+		if (v->header)
+			header_add(' ', "X-Homemail-Scan: %s\n", v->header);
+	}
+	scan_free(&s);
+	return rc;
+}
+
+int homemail_user_exists(uschar **yield, int argc, uschar *argv[]);
+
+/* homemail_user_exists - dlfunc: OK with "yes"/"no", DEFER when Dovecot cannot
+ * answer, ERROR for a call with the wrong arguments */
+int homemail_user_exists(uschar **yield, int argc, uschar *argv[])
+{
+	if (argc < 1 || argc > 2 || !argv[0]) {
+		*yield = string_copy(US "homemail_user_exists: usage: {ADDRESS}[{SOCKET}]");
+		return ERROR;
+	}
+	if (load_conf() < 0) {
+		log_write(0, LOG_MAIN, "homemail-scan: configuration error: %s", g_err);
+		*yield = string_copy(US "homemail_user_exists: configuration error");
+		return DEFER;
+	}
+	const char *sock = (argc == 2 && argv[1] && argv[1][0]) ? (const char *)argv[1]
+								   : g_conf.auth_socket;
+	struct hm_auth_reply *r = NULL;
+	char err[256] = "";
+	int rc = hm_auth_user_lookup(sock, (const char *)argv[0], "smtp", (int)g_conf.auth_timeout_ms,
+				     &r, err, sizeof err);
+	hm_auth_reply_free(&r);
+	switch (rc) {
+	case HM_AUTH_FOUND:
+		*yield = string_copy(US "yes");
+		return OK;
+	case HM_AUTH_NOTFOUND:
+		*yield = string_copy(US "no");
+		return OK;
+	default:
+		log_write(0, LOG_MAIN, "homemail_user_exists: userdb unreachable: %s", err);
+		*yield = string_copy(US "recipient verification temporarily unavailable");
+		return DEFER;
+	}
+}

@@ -1,0 +1,466 @@
+/* hm_lockout.c — persistent, bounded failure counters (see hm_lockout.h).
+ *
+ * What for: brute-force protection shared by IMAP, POP3 and SMTP AUTH
+ * (every auth-worker process) and inspected by homemail-user.
+ * Relies on: fcntl() record locks, pread/pwrite, OpenSSL's SHA256().
+ * How it fails: -1 with errno on I/O errors; the caller decides (the auth
+ * module logs and lets the login proceed to its password check rather than
+ * lock everybody out).  A corrupt header is re-initialised; a torn record is
+ * at worst a wrong counter, never out-of-bounds access.
+ */
+#include "hm_lockout.h"
+#include "hm_util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <openssl/sha.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define HDR_SIZE 64
+#define REC_SIZE 64
+#define KEY_SIZE 20
+static const char lockout_magic[8] = "HMLOCK1";
+
+struct hm_lockout_rec {
+	uint8_t key[KEY_SIZE];  /* all zero = empty slot */
+	uint32_t failures;
+	int64_t first_failure;  /* start of the counting window */
+	int64_t last_failure;
+	int64_t locked_until;
+	uint32_t lock_count;    /* times this key was locked (informational) */
+	uint8_t kind;
+	uint8_t pad[REC_SIZE - KEY_SIZE - 4 - 8 * 3 - 4 - 1];
+};
+_Static_assert(sizeof(struct hm_lockout_rec) == REC_SIZE, "record size");
+
+struct hm_lockout_hdr {
+	char magic[8];
+	uint32_t version;
+	uint32_t slots;
+	uint32_t rec_size;
+	uint8_t pad[HDR_SIZE - 8 - 4 * 3];
+};
+_Static_assert(sizeof(struct hm_lockout_hdr) == HDR_SIZE, "header size");
+
+struct hm_lockout {
+	int fd;
+	unsigned int slots;
+	struct hm_lockout_policy policy;
+};
+
+void hm_lockout_policy_default(struct hm_lockout_policy *p)
+{
+	p->max_failures = 10;
+	p->ip_max_failures = 50;
+	p->window = 900;
+	p->lock_time = 900;
+	p->backoff_after = 5;
+	p->backoff_max = 60;
+	p->slots = 16384;
+}
+
+const char *hm_lockout_verdict_name(enum hm_lockout_verdict v)
+{
+	switch (v) {
+	case HM_LOCKOUT_ALLOW: return "allowed";
+	case HM_LOCKOUT_USER_LOCKED: return "user locked out";
+	case HM_LOCKOUT_USER_BACKOFF: return "user in back-off";
+	case HM_LOCKOUT_IP_LOCKED: return "remote address locked out";
+	}
+	return "?";
+}
+
+unsigned int hm_lockout_slots(const struct hm_lockout *lo)
+{
+	return lo->slots;
+}
+
+/* file_lock - take (F_WRLCK) or drop (F_UNLCK) the whole-file lock */
+static int file_lock(int fd, short type)
+{
+	struct flock fl = { .l_type = type, .l_whence = SEEK_SET };
+
+	while (fcntl(fd, F_SETLKW, &fl) < 0) {
+		if (errno != EINTR)
+			return -1;
+	}
+	return 0;
+}
+
+/* init_file - write a fresh header and empty table (lock held) */
+static int init_file(int fd, unsigned int slots)
+{
+	struct hm_lockout_hdr h;
+	off_t size = (off_t)HDR_SIZE + (off_t)slots * REC_SIZE;
+
+	memset(&h, 0, sizeof(h));
+	memcpy(h.magic, lockout_magic, sizeof(h.magic));
+	h.version = 1;
+	h.slots = slots;
+	h.rec_size = REC_SIZE;
+	if (ftruncate(fd, 0) < 0 || ftruncate(fd, size) < 0)
+		return -1;
+	if (pwrite(fd, &h, sizeof(h), 0) != (ssize_t)sizeof(h))
+		return errno = errno ? errno : EIO, -1;
+	return 0;
+}
+
+/* ensure_dir - create the directory of path (one level, 0700) if missing */
+static void ensure_dir(const char *path)
+{
+	char dir[PATH_MAX];
+	const char *slash = strrchr(path, '/');
+
+	if (slash == NULL || slash == path || (size_t)(slash - path) >= sizeof(dir))
+		return;
+	memcpy(dir, path, (size_t)(slash - path));
+	dir[slash - path] = '\0';
+	(void)mkdir(dir, 0700);
+}
+
+int hm_lockout_open(const char *path, const struct hm_lockout_policy *policy,
+		    struct hm_lockout **lo_r)
+{
+	struct hm_lockout_hdr h;
+	struct hm_lockout *lo;
+	struct stat st;
+	int fd, saved;
+	unsigned int slots = policy->slots;
+
+	if (slots < HM_LOCKOUT_PROBE || slots > HM_LOCKOUT_MAX_SLOTS)
+		return errno = EINVAL, -1;
+	ensure_dir(path);
+	fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY, 0600);
+	if (fd < 0)
+		return -1;
+	if (fstat(fd, &st) < 0)
+		goto fail;
+	if (!S_ISREG(st.st_mode)) {
+		errno = EINVAL;
+		goto fail;
+	}
+	if (file_lock(fd, F_WRLCK) < 0)
+		goto fail;
+	if (pread(fd, &h, sizeof(h), 0) == (ssize_t)sizeof(h) &&
+	    memcmp(h.magic, lockout_magic, sizeof(h.magic)) == 0 &&
+	    h.version == 1 && h.rec_size == REC_SIZE &&
+	    h.slots >= HM_LOCKOUT_PROBE && h.slots <= HM_LOCKOUT_MAX_SLOTS &&
+	    fstat(fd, &st) == 0 &&
+	    st.st_size == (off_t)HDR_SIZE + (off_t)h.slots * REC_SIZE) {
+		slots = h.slots;        /* the file's size wins over the policy */
+	} else if (init_file(fd, slots) < 0) {
+		saved = errno;
+		(void)file_lock(fd, F_UNLCK);
+		errno = saved;
+		goto fail;
+	}
+	(void)file_lock(fd, F_UNLCK);
+	lo = calloc(1, sizeof(*lo));
+	if (lo == NULL)
+		goto fail;
+	lo->fd = fd;
+	lo->slots = slots;
+	lo->policy = *policy;
+	*lo_r = lo;
+	return 0;
+fail:
+	saved = errno;
+	close(fd);
+	errno = saved;
+	return -1;
+}
+
+void hm_lockout_close(struct hm_lockout **lop)
+{
+	if (*lop == NULL)
+		return;
+	close((*lop)->fd);
+	free(*lop);
+	*lop = NULL;
+}
+
+/* make_key - SHA-256 over kind byte + key, truncated; never all-zero */
+static void make_key(enum hm_lockout_kind kind, const char *key, uint8_t out[KEY_SIZE])
+{
+	unsigned char md[SHA256_DIGEST_LENGTH];
+	size_t n = strlen(key);
+	unsigned char *buf = malloc(n + 1);
+
+	if (buf == NULL) {
+		/* degrade: hash the key alone with a kind-dependent tweak */
+		SHA256((const unsigned char *)key, n, md);
+		md[0] ^= (unsigned char)kind;
+	} else {
+		buf[0] = (unsigned char)kind;
+		memcpy(buf + 1, key, n);
+		SHA256(buf, n + 1, md);
+		free(buf);
+	}
+	memcpy(out, md, KEY_SIZE);
+	out[KEY_SIZE - 1] |= 1;         /* the all-zero key marks empty slots */
+}
+
+/* rec_live - does r still carry information at `now`? */
+static bool rec_live(const struct hm_lockout *lo, const struct hm_lockout_rec *r, time_t now)
+{
+	static const uint8_t zero[KEY_SIZE];
+
+	if (memcmp(r->key, zero, KEY_SIZE) == 0)
+		return false;
+	if (r->locked_until > now)
+		return true;
+	return r->failures > 0 && r->first_failure + (int64_t)lo->policy.window > now;
+}
+
+/* read_probe - read the HM_LOCKOUT_PROBE records starting at key's home slot */
+static int read_probe(struct hm_lockout *lo, const uint8_t key[KEY_SIZE],
+		      struct hm_lockout_rec recs[HM_LOCKOUT_PROBE], unsigned int idx[HM_LOCKOUT_PROBE])
+{
+	uint32_t h;
+
+	memcpy(&h, key, sizeof(h));
+	for (unsigned int i = 0; i < HM_LOCKOUT_PROBE; i++) {
+		idx[i] = (unsigned int)((h + i) % lo->slots);
+		off_t off = (off_t)HDR_SIZE + (off_t)idx[i] * REC_SIZE;
+		ssize_t n = pread(lo->fd, &recs[i], REC_SIZE, off);
+		if (n < 0)
+			return -1;
+		if (n != REC_SIZE)
+			memset(&recs[i], 0, REC_SIZE);  /* truncated file: empty */
+	}
+	return 0;
+}
+
+/* write_rec - store one record at slot idx */
+static int write_rec(struct hm_lockout *lo, unsigned int idx, const struct hm_lockout_rec *r)
+{
+	off_t off = (off_t)HDR_SIZE + (off_t)idx * REC_SIZE;
+	ssize_t n = pwrite(lo->fd, r, REC_SIZE, off);
+
+	if (n != REC_SIZE)
+		return errno = n < 0 ? errno : EIO, -1;
+	return 0;
+}
+
+/* find_slot - position of key among the probed records (-1 if absent);
+ * *free_r gets the best slot to (re)use for a new record */
+static int find_slot(const struct hm_lockout *lo, const uint8_t key[KEY_SIZE],
+		     const struct hm_lockout_rec recs[HM_LOCKOUT_PROBE], time_t now,
+		     int *free_r)
+{
+	int found = -1, freeslot = -1, oldest = 0;
+
+	for (int i = 0; i < HM_LOCKOUT_PROBE; i++) {
+		bool live = rec_live(lo, &recs[i], now);
+		if (memcmp(recs[i].key, key, KEY_SIZE) == 0) {
+			found = i;
+			break;
+		}
+		if (!live && freeslot < 0)
+			freeslot = i;
+		if (recs[i].last_failure < recs[oldest].last_failure)
+			oldest = i;
+	}
+	*free_r = freeslot >= 0 ? freeslot : oldest;
+	return found;
+}
+
+/* status_of - fill st from a record, applying the policy for kind */
+static void status_of(const struct hm_lockout *lo, const struct hm_lockout_rec *r,
+		      enum hm_lockout_kind kind, time_t now, struct hm_lockout_status *st)
+{
+	const struct hm_lockout_policy *p = &lo->policy;
+
+	memset(st, 0, sizeof(*st));
+	if (!rec_live(lo, r, now))
+		return;
+	if (r->first_failure + (int64_t)p->window > now) {
+		st->failures = r->failures;
+		st->last_failure = (time_t)r->last_failure;
+	}
+	if (r->locked_until > now) {
+		st->locked = true;
+		st->locked_until = (time_t)r->locked_until;
+		st->retry_after = (time_t)r->locked_until;
+		return;
+	}
+	if (kind == HM_LOCKOUT_USER && p->backoff_after > 0 &&
+	    st->failures >= p->backoff_after) {
+		unsigned int shift = st->failures - p->backoff_after;
+		uint64_t delay = shift >= 31 ? p->backoff_max : (1ULL << shift);
+		if (delay > p->backoff_max)
+			delay = p->backoff_max;
+		if ((int64_t)now < r->last_failure + (int64_t)delay) {
+			st->backoff = true;
+			st->retry_after = (time_t)(r->last_failure + (int64_t)delay);
+		}
+	}
+}
+
+/* get_locked - status of one key; lock already held */
+static int get_locked(struct hm_lockout *lo, enum hm_lockout_kind kind,
+		      const char *key, time_t now, struct hm_lockout_status *st)
+{
+	struct hm_lockout_rec recs[HM_LOCKOUT_PROBE];
+	unsigned int idx[HM_LOCKOUT_PROBE];
+	uint8_t k[KEY_SIZE];
+	int i, fr;
+
+	memset(st, 0, sizeof(*st));
+	make_key(kind, key, k);
+	if (read_probe(lo, k, recs, idx) < 0)
+		return -1;
+	i = find_slot(lo, k, recs, now, &fr);
+	if (i >= 0)
+		status_of(lo, &recs[i], kind, now, st);
+	return 0;
+}
+
+int hm_lockout_get(struct hm_lockout *lo, enum hm_lockout_kind kind,
+		   const char *key, time_t now, struct hm_lockout_status *st_r)
+{
+	int ret, saved;
+
+	if (file_lock(lo->fd, F_WRLCK) < 0)
+		return -1;
+	ret = get_locked(lo, kind, key, now, st_r);
+	saved = errno;
+	(void)file_lock(lo->fd, F_UNLCK);
+	errno = saved;
+	return ret;
+}
+
+int hm_lockout_check(struct hm_lockout *lo, const char *user, const char *ip,
+		     time_t now, enum hm_lockout_verdict *verdict_r,
+		     struct hm_lockout_status *status_r)
+{
+	struct hm_lockout_status st;
+	int saved;
+
+	*verdict_r = HM_LOCKOUT_ALLOW;
+	memset(status_r, 0, sizeof(*status_r));
+	if (file_lock(lo->fd, F_WRLCK) < 0)
+		return -1;
+	if (ip != NULL && ip[0] != '\0' && lo->policy.ip_max_failures > 0) {
+		if (get_locked(lo, HM_LOCKOUT_IP, ip, now, &st) < 0)
+			goto fail;
+		if (st.locked) {
+			*verdict_r = HM_LOCKOUT_IP_LOCKED;
+			*status_r = st;
+		}
+	}
+	if (*verdict_r == HM_LOCKOUT_ALLOW && user != NULL && user[0] != '\0' &&
+	    lo->policy.max_failures > 0) {
+		if (get_locked(lo, HM_LOCKOUT_USER, user, now, &st) < 0)
+			goto fail;
+		if (st.locked)
+			*verdict_r = HM_LOCKOUT_USER_LOCKED;
+		else if (st.backoff)
+			*verdict_r = HM_LOCKOUT_USER_BACKOFF;
+		if (*verdict_r != HM_LOCKOUT_ALLOW)
+			*status_r = st;
+	}
+	(void)file_lock(lo->fd, F_UNLCK);
+	return 0;
+fail:
+	saved = errno;
+	(void)file_lock(lo->fd, F_UNLCK);
+	errno = saved;
+	return -1;
+}
+
+/* update_key - apply one attempt to one key; lock held */
+static int update_key(struct hm_lockout *lo, enum hm_lockout_kind kind,
+		      const char *key, bool success, time_t now)
+{
+	struct hm_lockout_rec recs[HM_LOCKOUT_PROBE], *r;
+	unsigned int idx[HM_LOCKOUT_PROBE];
+	unsigned int max = kind == HM_LOCKOUT_USER ? lo->policy.max_failures
+						   : lo->policy.ip_max_failures;
+	uint8_t k[KEY_SIZE];
+	int i, fr;
+
+	if (max == 0)
+		return 0;
+	make_key(kind, key, k);
+	if (read_probe(lo, k, recs, idx) < 0)
+		return -1;
+	i = find_slot(lo, k, recs, now, &fr);
+	if (success) {
+		if (i < 0 || kind != HM_LOCKOUT_USER)
+			return 0;
+		memset(&recs[i], 0, REC_SIZE);
+		return write_rec(lo, idx[i], &recs[i]);
+	}
+	if (i < 0) {
+		i = fr;
+		memset(&recs[i], 0, REC_SIZE);
+		memcpy(recs[i].key, k, KEY_SIZE);
+		recs[i].kind = (uint8_t)kind;
+	}
+	r = &recs[i];
+	if (r->locked_until > now)
+		return 0;               /* refused attempts are not counted */
+	if (r->failures == 0 || r->first_failure + (int64_t)lo->policy.window <= now) {
+		r->failures = 0;
+		r->first_failure = now;
+	}
+	r->failures++;
+	r->last_failure = now;
+	if (r->failures >= max) {
+		r->locked_until = now + (int64_t)lo->policy.lock_time;
+		r->lock_count++;
+		/* the count restarts once the lock is set */
+		r->failures = 0;
+		r->first_failure = now;
+	}
+	return write_rec(lo, idx[i], r);
+}
+
+int hm_lockout_record(struct hm_lockout *lo, const char *user, const char *ip,
+		      bool success, time_t now)
+{
+	int ret = 0, saved;
+
+	if (file_lock(lo->fd, F_WRLCK) < 0)
+		return -1;
+	if (user != NULL && user[0] != '\0' &&
+	    update_key(lo, HM_LOCKOUT_USER, user, success, now) < 0)
+		ret = -1;
+	if (ret == 0 && ip != NULL && ip[0] != '\0' &&
+	    update_key(lo, HM_LOCKOUT_IP, ip, success, now) < 0)
+		ret = -1;
+	saved = errno;
+	(void)file_lock(lo->fd, F_UNLCK);
+	errno = saved;
+	return ret;
+}
+
+int hm_lockout_clear(struct hm_lockout *lo, enum hm_lockout_kind kind, const char *key)
+{
+	struct hm_lockout_rec recs[HM_LOCKOUT_PROBE];
+	unsigned int idx[HM_LOCKOUT_PROBE];
+	uint8_t k[KEY_SIZE];
+	int i, fr, ret = 0, saved;
+
+	make_key(kind, key, k);
+	if (file_lock(lo->fd, F_WRLCK) < 0)
+		return -1;
+	if (read_probe(lo, k, recs, idx) < 0) {
+		ret = -1;
+	} else {
+		i = find_slot(lo, k, recs, 0, &fr);
+		if (i >= 0) {
+			memset(&recs[i], 0, REC_SIZE);
+			ret = write_rec(lo, idx[i], &recs[i]);
+		}
+	}
+	saved = errno;
+	(void)file_lock(lo->fd, F_UNLCK);
+	errno = saved;
+	return ret;
+}

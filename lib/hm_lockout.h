@@ -1,0 +1,97 @@
+/* hm_lockout.h — persistent login-failure counters with back-off and
+ * temporary lockout, shared by every process that authenticates.
+ *
+ * State lives in one fixed-size file (default /var/lib/homemail/lockout.db,
+ * mode 0600, owner root): a 64-byte header and `slots` 64-byte records, so
+ * its size never exceeds 64 + 64*slots bytes (1 MiB with the default 16384
+ * slots).  A record is keyed by SHA-256(kind, key) truncated to 20 bytes, so
+ * the file holds no user names or addresses and an attacker cannot craft
+ * collisions.  Records live in an open-addressed table probed over
+ * HM_LOCKOUT_PROBE slots; when every probed slot is live the one with the
+ * oldest failure is evicted (the table is bounded, never grows).
+ * Every read-modify-write runs under an fcntl() write lock on the file, so
+ * several auth-worker processes and homemail-user can share it; it survives
+ * restarts because it is a plain file.
+ *
+ * Policy (per key kind):
+ *   user:  `max_failures` failures within `window` seconds lock the key for
+ *          `lock_time` seconds; from `backoff_after` failures on, a further
+ *          attempt within 2^(n-backoff_after) s (capped at backoff_max) of the
+ *          last failure is refused unchecked (back-off).  Success clears it.
+ *   ip:    `ip_max_failures` within `window` lock the address for
+ *          `lock_time`; success does not clear it (one valid account must not
+ *          reset an attacker's counter).
+ * Attempts refused because of a lock or back-off are not counted; when a
+ * lock is set the failure count restarts, so an expired lock starts afresh.
+ *
+ * Returns: 0 ok, -1 and errno set, unless stated otherwise.
+ */
+#ifndef HM_LOCKOUT_H
+#define HM_LOCKOUT_H
+#include <stdbool.h>
+#include <stdint.h>
+#include <time.h>
+
+#define HM_LOCKOUT_PATH_DEFAULT "/var/lib/homemail/lockout.db"
+#define HM_LOCKOUT_PROBE        16
+#define HM_LOCKOUT_MAX_SLOTS    (1u << 20)
+
+enum hm_lockout_kind {
+	HM_LOCKOUT_USER = 1,
+	HM_LOCKOUT_IP = 2,
+};
+
+struct hm_lockout_policy {
+	unsigned int max_failures;     /* per user, default 10 */
+	unsigned int ip_max_failures;  /* per remote address, default 50; 0 = off */
+	unsigned int window;           /* seconds, default 900 */
+	unsigned int lock_time;        /* seconds, default 900 */
+	unsigned int backoff_after;    /* default 5; 0 = no back-off */
+	unsigned int backoff_max;      /* seconds, default 60 */
+	unsigned int slots;            /* table size for a new file, default 16384 */
+};
+
+struct hm_lockout_status {
+	unsigned int failures;         /* failures in the current window */
+	time_t last_failure;           /* 0 if none */
+	time_t locked_until;           /* 0 if not locked */
+	time_t retry_after;            /* when a refused key may try again */
+	bool locked;
+	bool backoff;
+};
+
+enum hm_lockout_verdict {
+	HM_LOCKOUT_ALLOW = 0,
+	HM_LOCKOUT_USER_LOCKED,
+	HM_LOCKOUT_USER_BACKOFF,
+	HM_LOCKOUT_IP_LOCKED,
+};
+
+struct hm_lockout;
+
+void hm_lockout_policy_default(struct hm_lockout_policy *p);
+/* hm_lockout_open - open (creating if missing, and the last directory
+ * component too, mode 0700) the state file.  A file with a bad header is
+ * re-initialised (its content is only a cache of counters). */
+int hm_lockout_open(const char *path, const struct hm_lockout_policy *policy,
+		    struct hm_lockout **lo_r);
+void hm_lockout_close(struct hm_lockout **lo);
+
+/* hm_lockout_check - may `user` log in from `ip` (either may be NULL or "")
+ * at `now`?  Sets *verdict_r and fills *status_r for the refusing key. */
+int hm_lockout_check(struct hm_lockout *lo, const char *user, const char *ip,
+		     time_t now, enum hm_lockout_verdict *verdict_r,
+		     struct hm_lockout_status *status_r);
+/* hm_lockout_record - count a failed (success=false) or successful attempt */
+int hm_lockout_record(struct hm_lockout *lo, const char *user, const char *ip,
+		      bool success, time_t now);
+/* hm_lockout_get - state of one key (all zero when unknown) */
+int hm_lockout_get(struct hm_lockout *lo, enum hm_lockout_kind kind,
+		   const char *key, time_t now, struct hm_lockout_status *st_r);
+/* hm_lockout_clear - forget one key (admin unlock) */
+int hm_lockout_clear(struct hm_lockout *lo, enum hm_lockout_kind kind, const char *key);
+/* hm_lockout_slots - table size of the open file */
+unsigned int hm_lockout_slots(const struct hm_lockout *lo);
+const char *hm_lockout_verdict_name(enum hm_lockout_verdict v);
+
+#endif

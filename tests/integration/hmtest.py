@@ -1,0 +1,706 @@
+"""hmtest — the integration-test harness: real exim4 and dovecot, run privately.
+
+Every daemon a test starts is its own: own config, spool, base_dir and logs
+under /var/tmp/hmtest/<run>/ (world-traversable, because Exim's pipe transport
+and Dovecot's mail processes run as the test users), listening on 127.0.0.1
+on free high ports.  Nothing here touches the system daemons or the standard
+ports, and every process is stopped by its own pid.
+
+Verified facts this relies on are in ../shared/design.md ("Field notes"):
+  * `exim4 -C FILE` keeps root only when FILE is listed in
+    /etc/exim4/trusted_configs and FILE and its directory are root-owned and
+    not writable by others: we keep a pool of such slots in /var/lib/hmtest-exim.
+  * Dovecot loads auth modules only from /usr/lib/dovecot/modules/auth: to add
+    ours we bind-mount a directory over it inside a private mount namespace.
+
+Test users are real system accounts (Exim's check_local_user and Dovecot's
+passwd userdb need them), created with random names and removed at exit.
+"""
+import atexit
+import fcntl
+import grp
+import os
+import pwd
+import secrets
+import shutil
+import smtplib
+import socket
+import ssl
+import string
+import subprocess
+import tempfile
+import time
+import warnings
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", DeprecationWarning)
+    import crypt  # Debian's python3.11 still has it; SHA512-CRYPT for passwd-file
+
+TOP = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BUILD = os.path.join(TOP, "build")
+BASE = "/var/tmp/hmtest"
+SLOTS = "/var/lib/hmtest-exim"
+NSLOTS = 64
+TRUSTED = "/etc/exim4/trusted_configs"
+SANITIZE = os.environ.get("SANITIZE") == "1"
+MAIL_DOMAIN = "home.com.bo"
+
+_users = []
+_cleanups = []
+
+
+def _mkdir(path, mode=0o755, owner=None):
+    os.makedirs(path, exist_ok=True)
+    os.chmod(path, mode)
+    if owner is not None:
+        os.chown(path, owner[0], owner[1])
+    return path
+
+
+def _workdir(tag):
+    """A fresh world-traversable directory for one daemon or user set."""
+    _mkdir(BASE, 0o755)
+    d = tempfile.mkdtemp(prefix=f"{tag}-", dir=BASE)
+    os.chmod(d, 0o755)
+    if not os.environ.get("HM_KEEP"):
+        _cleanups.append(lambda: shutil.rmtree(d, ignore_errors=True))
+    return d
+
+
+@atexit.register
+def _cleanup():
+    for fn in reversed(_cleanups):
+        try:
+            fn()
+        except Exception:
+            pass
+    for u in _users:
+        subprocess.run(["userdel", "-f", u.name], capture_output=True)
+        shutil.rmtree(u.home, ignore_errors=True)
+
+
+def free_port():
+    """A TCP port that is free on 127.0.0.1 right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(pred, timeout=30.0, interval=0.05, what="condition"):
+    """Poll pred() until it returns a true value; return it or raise TimeoutError."""
+    end = time.monotonic() + timeout
+    while True:
+        v = pred()
+        if v:
+            return v
+        if time.monotonic() > end:
+            raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+def wait_port(port, host="127.0.0.1", timeout=20.0):
+    def up():
+        try:
+            with socket.create_connection((host, port), timeout=0.5):
+                return True
+        except OSError:
+            return False
+    wait_for(up, timeout, what=f"port {host}:{port}")
+
+
+# --------------------------------------------------------------------------
+# TLS test certificate (CN and SAN mail.home.com.bo), one per test process.
+_cert = None
+
+
+def test_cert():
+    """(cert_path, key_path) of a self-signed certificate for mail.home.com.bo."""
+    global _cert
+    if _cert is None:
+        d = _workdir("cert")
+        crt, key = os.path.join(d, "cert.pem"), os.path.join(d, "key.pem")
+        subprocess.run(["openssl", "req", "-x509", "-nodes", "-newkey", "rsa:2048",
+                        "-days", "2", "-subj", "/CN=mail.home.com.bo",
+                        "-addext", "subjectAltName=DNS:mail.home.com.bo,DNS:localhost,IP:127.0.0.1",
+                        "-keyout", key, "-out", crt],
+                       check=True, capture_output=True)
+        os.chmod(crt, 0o644)
+        os.chmod(key, 0o644)   # test only: Debian-exim must read it
+        _cert = (crt, key)
+    return _cert
+
+
+def client_tls_context():
+    """An SSL context that trusts exactly the test certificate."""
+    ctx = ssl.create_default_context(cafile=test_cert()[0])
+    ctx.check_hostname = False
+    return ctx
+
+
+# --------------------------------------------------------------------------
+class TestUser:
+    def __init__(self, name, password, home):
+        pw = pwd.getpwnam(name)
+        self.name = name
+        self.password = password
+        self.home = home
+        self.uid = pw.pw_uid
+        self.gid = pw.pw_gid
+        self.maildir = os.path.join(home, "Maildir")
+        self.address = f"{name}@{MAIL_DOMAIN}"
+
+    def __repr__(self):
+        return f"TestUser({self.name})"
+
+
+def make_user(password=None, prefix="hm"):
+    """Create a real system account in group users with home under /var/tmp/hmtest/home."""
+    _mkdir(BASE, 0o755)
+    homes = _mkdir(os.path.join(BASE, "home"), 0o755)
+    name = prefix + "".join(secrets.choice(string.ascii_lowercase) for _ in range(8))
+    password = password or ("Pw-" + secrets.token_hex(6))
+    home = os.path.join(homes, name)
+    subprocess.run(["useradd", "-m", "-d", home, "-g", "users", "-s", "/usr/sbin/nologin",
+                    "-K", "UID_MIN=20000", name], check=True, capture_output=True)
+    u = TestUser(name, password, home)
+    _users.append(u)
+    os.chmod(home, 0o700)
+    subprocess.run(["chpasswd"], input=f"{name}:{password}\n", text=True, check=True,
+                   capture_output=True)
+    return u
+
+
+def as_user(user, argv, **kw):
+    """Run argv as the given test user (setpriv, no PAM session: fast)."""
+    return subprocess.run(["setpriv", f"--reuid={user.uid}", f"--regid={user.gid}",
+                           "--init-groups", "--"] + list(argv), **kw)
+
+
+# --------------------------------------------------------------------------
+DOVECOT_CONF = """\
+# private dovecot for homemail tests (generated by hmtest.py)
+base_dir = {w}/run
+state_dir = {w}/state
+instance_name = hmtest-{tag}
+log_path = {w}/dovecot.log
+protocols = {protocols}
+listen = 127.0.0.1
+ssl = yes
+ssl_cert = <{cert}
+ssl_key = <{key}
+ssl_min_protocol = TLSv1.2
+disable_plaintext_auth = yes
+auth_mechanisms = plain login
+auth_failure_delay = {auth_failure_delay}
+mail_location = maildir:~/Maildir
+first_valid_uid = 1000
+default_login_user = dovenull
+default_internal_user = dovecot
+postmaster_address = postmaster@home.com.bo
+hostname = mail.home.com.bo
+service imap-login {{
+  inet_listener imap {{
+    address = 127.0.0.1
+    port = {imap_port}
+  }}
+  inet_listener imaps {{
+    address = 127.0.0.1
+    port = {imaps_port}
+    ssl = yes
+  }}
+}}
+service pop3-login {{
+  inet_listener pop3 {{
+    address = 127.0.0.1
+    port = {pop3_port}
+  }}
+  inet_listener pop3s {{
+    address = 127.0.0.1
+    port = {pop3s_port}
+    ssl = yes
+  }}
+}}
+service managesieve-login {{
+  inet_listener sieve {{
+    address = 127.0.0.1
+    port = {sieve_port}
+  }}
+}}
+service auth {{
+  unix_listener auth-client {{
+    mode = 0666
+  }}
+  unix_listener auth-userdb {{
+    mode = 0666
+  }}
+  unix_listener auth-master {{
+    mode = 0600
+    user = root
+  }}
+}}
+protocol lda {{
+  log_path = /dev/stderr
+  info_log_path = /dev/stderr
+}}
+service stats {{
+  unix_listener stats-writer {{
+    mode = 0666
+  }}
+}}
+plugin {{
+  sieve = file:~/sieve;active=~/.dovecot.sieve
+}}
+namespace inbox {{
+  inbox = yes
+  separator = .
+  mailbox Drafts {{
+    special_use = \\Drafts
+  }}
+  mailbox Junk {{
+    special_use = \\Junk
+  }}
+  mailbox Trash {{
+    special_use = \\Trash
+  }}
+  mailbox Sent {{
+    special_use = \\Sent
+  }}
+}}
+{passdb}
+{userdb}
+{extra}
+"""
+
+
+class Dovecot:
+    """A private dovecot instance (see module docstring)."""
+
+    def __init__(self, tmp_path=None, users=(), extra_conf="", protocols="imap pop3",
+                 passdb_conf=None, userdb_conf=None, auth_module_dir=None,
+                 managesieve=None, auth_failure_delay="2 secs", env=None):
+        self.w = _workdir("dovecot")
+        self.tag = os.path.basename(self.w)
+        self.users = list(users)
+        self.imap_port, self.imaps_port = free_port(), free_port()
+        self.pop3_port, self.pop3s_port = free_port(), free_port()
+        self.sieve_port = free_port()
+        if managesieve is None:
+            managesieve = os.path.exists("/usr/lib/dovecot/managesieve")
+        if managesieve and "sieve" not in protocols.split():
+            protocols += " sieve"
+        self.protocols = protocols
+        self.auth_module_dir = auth_module_dir
+        self.env = env or {}
+        self.cert, self.key = test_cert()
+        self.passwd_file = os.path.join(self.w, "passwd")
+        self._write_passwd()
+        if passdb_conf is None:
+            passdb_conf = ("passdb {\n  driver = passwd-file\n"
+                           f"  args = scheme=SHA512-CRYPT {self.passwd_file}\n}}")
+        if userdb_conf is None:
+            userdb_conf = "userdb {\n  driver = passwd\n}"
+        self.conf_path = os.path.join(self.w, "dovecot.conf")
+        self.base_dir = os.path.join(self.w, "run")
+        for sub in ("run", "state"):
+            _mkdir(os.path.join(self.w, sub), 0o755)
+        with open(self.conf_path, "w") as f:
+            f.write(DOVECOT_CONF.format(
+                w=self.w, tag=self.tag, protocols=protocols, cert=self.cert, key=self.key,
+                auth_failure_delay=auth_failure_delay,
+                imap_port=self.imap_port, imaps_port=self.imaps_port,
+                pop3_port=self.pop3_port, pop3s_port=self.pop3s_port,
+                sieve_port=self.sieve_port, passdb=passdb_conf, userdb=userdb_conf,
+                extra=extra_conf))
+        self.log_path = os.path.join(self.w, "dovecot.log")
+        self.auth_client_socket = os.path.join(self.base_dir, "auth-client")
+        self.auth_userdb_socket = os.path.join(self.base_dir, "auth-userdb")
+        self.auth_master_socket = os.path.join(self.base_dir, "auth-master")
+        self.proc = None
+
+    def _write_passwd(self):
+        with open(self.passwd_file, "w") as f:
+            for u in self.users:
+                h = crypt.crypt(u.password, crypt.mksalt(crypt.METHOD_SHA512))
+                f.write(f"{u.name}:{h}\n")
+        os.chmod(self.passwd_file, 0o644)
+
+    def add_user(self, u):
+        self.users.append(u)
+        self._write_passwd()
+
+    def start(self):
+        argv = ["dovecot", "-F", "-c", self.conf_path]
+        if self.auth_module_dir:
+            overlay = _mkdir(os.path.join(self.w, "authmods"), 0o755)
+            stock = "/usr/lib/dovecot/modules/auth"
+            for src in (stock, self.auth_module_dir):
+                for n in os.listdir(src):
+                    if n.endswith(".so"):
+                        shutil.copy2(os.path.join(src, n), os.path.join(overlay, n))
+            argv = ["unshare", "-m", "--propagation", "private", "sh", "-c",
+                    f'mount --bind "$0" {stock} && exec "$@"', overlay] + argv
+        env = dict(os.environ, **self.env)
+        self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
+                                     stdout=open(os.path.join(self.w, "stdout"), "w"),
+                                     stderr=subprocess.STDOUT, env=env)
+        try:
+            wait_port(self.imap_port)
+            wait_for(lambda: os.path.exists(self.auth_master_socket), 10,
+                     what="dovecot auth sockets")
+        except TimeoutError:
+            self.stop()
+            raise RuntimeError("dovecot did not start:\n" + self.log())
+        return self
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def restart(self):
+        self.stop()
+        return self.start()
+
+    def log(self):
+        out = ""
+        for n in ("dovecot.log", "stdout"):
+            p = os.path.join(self.w, n)
+            if os.path.exists(p):
+                out += open(p, errors="replace").read()
+        return out
+
+    def doveadm(self, *args, input=None, check=False):
+        return subprocess.run(["doveadm", "-c", self.conf_path] + list(args),
+                              input=input, capture_output=True, text=True, check=check)
+
+    def imap(self, user, password=None, tls=True):
+        import imaplib
+        if tls:
+            c = imaplib.IMAP4_SSL("127.0.0.1", self.imaps_port, ssl_context=client_tls_context())
+        else:
+            c = imaplib.IMAP4("127.0.0.1", self.imap_port)
+        c.login(user.name if hasattr(user, "name") else user,
+                password or getattr(user, "password", None))
+        return c
+
+    def pop3(self, user, password=None):
+        import poplib
+        c = poplib.POP3_SSL("127.0.0.1", self.pop3s_port, context=client_tls_context())
+        c.user(user.name if hasattr(user, "name") else user)
+        c.pass_(password or getattr(user, "password", None))
+        return c
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *a):
+        self.stop()
+
+
+# --------------------------------------------------------------------------
+def _claim_slot():
+    """Claim an Exim trusted-config slot: (dir, locked file object)."""
+    _mkdir(SLOTS, 0o755, (0, 0))
+    wanted = [f"{SLOTS}/{i:02d}/exim.conf" for i in range(NSLOTS)]
+    lk = open(f"{SLOTS}/.trusted.lock", "a")
+    fcntl.flock(lk, fcntl.LOCK_EX)
+    try:
+        have = set()
+        if os.path.exists(TRUSTED):
+            have = set(open(TRUSTED).read().split())
+        missing = [p for p in wanted if p not in have]
+        if missing:
+            with open(TRUSTED, "a") as f:
+                f.write("".join(p + "\n" for p in missing))
+            os.chmod(TRUSTED, 0o644)
+    finally:
+        fcntl.flock(lk, fcntl.LOCK_UN)
+        lk.close()
+    for i in range(NSLOTS):
+        d = _mkdir(f"{SLOTS}/{i:02d}", 0o755, (0, 0))
+        f = open(os.path.join(d, "lock"), "a")
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return d, f
+        except BlockingIOError:
+            f.close()
+    raise RuntimeError("no free exim trusted-config slot")
+
+
+EXIM_CONF = """\
+# private exim4 for homemail tests (generated by hmtest.py)
+exim_user = Debian-exim
+exim_group = Debian-exim
+primary_hostname = mail.home.com.bo
+qualify_domain = home.com.bo
+domainlist local_domains = home.com.bo : localhost
+spool_directory = {w}/spool
+log_file_path = {w}/log/%slog
+pid_file_path = {w}/exim.pid
+daemon_smtp_ports = {port}
+local_interfaces = 127.0.0.1
+never_users = root
+host_lookup =
+rfc1413_hosts =
+smtp_accept_queue_per_connection = 0
+smtp_accept_max = 100
+smtp_receive_timeout = 60s
+queue_run_max = 4
+remote_max_parallel = 4
+keep_environment =
+message_size_limit = {message_size_limit}
+freeze_tell =
+ignore_bounce_errors_after = 1h
+timeout_frozen_after = 2d
+acl_smtp_rcpt = acl_check_rcpt
+acl_smtp_data = acl_check_data
+{tls}
+{local_scan}
+{extra_main}
+
+begin acl
+
+acl_check_rcpt:
+  accept  hosts = :
+  deny    message = Restricted characters in address
+          local_parts = ^[.] : ^.*[@%!/|]
+{rcpt_acl}
+  accept  authenticated = *
+  accept  domains = +local_domains
+{verify_recipient}
+  deny    message = relay not permitted
+
+acl_check_data:
+{data_acl}
+  accept
+
+begin routers
+
+{routers}
+
+homemail_local:
+  driver = accept
+  domains = +local_domains
+  check_local_user
+  transport = homemail
+  cannot_route_message = Unknown user
+
+outbox:
+  driver = accept
+  domains = ! +local_domains
+  transport = outbox
+
+begin transports
+
+homemail:
+  driver = pipe
+  command = {transport_command}
+  message_prefix =
+  message_suffix =
+  log_output
+  delivery_date_add
+  envelope_to_add
+  return_path_add
+  temp_errors = 64 : 69 : 70 : 71 : 72 : 73 : 74 : 75 : 78
+{transport_extra}
+
+outbox:
+  driver = appendfile
+  directory = {w}/outbox
+  maildir_format
+  user = Debian-exim
+  group = Debian-exim
+  envelope_to_add
+  return_path_add
+
+{transports}
+
+begin retry
+
+*   *   F,2d,1m
+
+begin rewrite
+
+begin authenticators
+
+{auth}
+"""
+
+EXIM_AUTH = """\
+dovecot_plain:
+  driver = dovecot
+  public_name = PLAIN
+  server_socket = {sock}
+  server_set_id = $auth1
+  {adv}
+
+dovecot_login:
+  driver = dovecot
+  public_name = LOGIN
+  server_socket = {sock}
+  server_set_id = $auth1
+  {adv}
+"""
+
+
+class Exim:
+    """A private exim4 daemon on 127.0.0.1 (see module docstring).
+
+    Mail for local users goes through the `homemail` pipe transport
+    (transport_command, run as the recipient); mail for other domains is
+    captured in outbox/ (a Maildir) instead of leaving the machine.
+    """
+
+    def __init__(self, tmp_path=None, transport_command=None, local_scan=None,
+                 rcpt_acl="", auth_client_socket=None, extra_main="", tls=True,
+                 verify_recipient=False, data_acl="", routers="", transports="",
+                 transport_extra="", message_size_limit="100M", env=None):
+        self.w = _workdir("exim")
+        self.slot_dir, self._slot_lock = _claim_slot()
+        self.conf_path = os.path.join(self.slot_dir, "exim.conf")
+        self.smtp_port = free_port()
+        exim_ids = (pwd.getpwnam("Debian-exim").pw_uid, grp.getgrnam("Debian-exim").gr_gid)
+        for sub in ("spool", "log"):
+            _mkdir(os.path.join(self.w, sub), 0o750, exim_ids)
+        self.outbox = _mkdir(os.path.join(self.w, "outbox"), 0o755, exim_ids)
+        if transport_command is None:
+            transport_command = os.path.join(BUILD, "homemail-deliver")
+        tls_conf = ""
+        adv = ""
+        if tls:
+            crt, key = test_cert()
+            tls_conf = (f"tls_advertise_hosts = *\ntls_certificate = {crt}\n"
+                        f"tls_privatekey = {key}\n")
+            adv = "server_advertise_condition = ${if eq{$tls_in_cipher}{}{no}{yes}}"
+        auth = ""
+        if auth_client_socket:
+            auth = EXIM_AUTH.format(sock=auth_client_socket, adv=adv)
+        self.env = env or {}
+        conf = EXIM_CONF.format(
+            w=self.w, port=self.smtp_port, tls=tls_conf,
+            local_scan=f"local_scan_path = {local_scan}" if local_scan else "",
+            extra_main=extra_main, rcpt_acl=rcpt_acl, data_acl=data_acl,
+            verify_recipient="          verify = recipient" if verify_recipient else "",
+            routers=routers, transports=transports, transport_extra=transport_extra,
+            transport_command=transport_command, auth=auth,
+            message_size_limit=message_size_limit)
+        with open(self.conf_path, "w") as f:
+            f.write(conf)
+        os.chmod(self.conf_path, 0o644)
+        self.proc = None
+        _cleanups.append(self.stop)
+
+    def exim(self, *args, input=None, check=False, text=True):
+        """Run exim4 with this instance's config (as root)."""
+        return subprocess.run(["exim4", "-C", self.conf_path] + list(args), input=input,
+                              capture_output=True, text=text, check=check,
+                              env=dict(os.environ, **self.env))
+
+    def start(self):
+        r = self.exim("-bV")
+        if r.returncode != 0:
+            raise RuntimeError("exim config check failed:\n" + r.stdout + r.stderr)
+        self.proc = subprocess.Popen(["exim4", "-C", self.conf_path, "-bdf"],
+                                     stdin=subprocess.DEVNULL,
+                                     stdout=open(os.path.join(self.w, "stdout"), "w"),
+                                     stderr=subprocess.STDOUT,
+                                     env=dict(os.environ, **self.env))
+        try:
+            wait_port(self.smtp_port)
+        except TimeoutError:
+            self.stop()
+            raise RuntimeError("exim did not start:\n" + self.paniclog() + self.mainlog())
+        return self
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def _log(self, name):
+        p = os.path.join(self.w, "log", name)
+        return open(p, errors="replace").read() if os.path.exists(p) else ""
+
+    def mainlog(self):
+        return self._log("mainlog")
+
+    def rejectlog(self):
+        return self._log("rejectlog")
+
+    def paniclog(self):
+        return self._log("paniclog")
+
+    def queue_run(self, force=True):
+        """One synchronous queue run (-qff: also frozen, ignore retry times)."""
+        return self.exim("-qff" if force else "-q")
+
+    def queue_count(self):
+        r = self.exim("-bpc")
+        return int(r.stdout.strip() or 0)
+
+    def wait_queue_empty(self, timeout=60):
+        wait_for(lambda: self.queue_count() == 0, timeout, 0.2, "exim queue to empty")
+
+    def outbox_messages(self):
+        """Raw bytes of every message Exim sent to a non-local domain."""
+        out = []
+        for sub in ("new", "cur"):
+            d = os.path.join(self.outbox, sub)
+            if os.path.isdir(d):
+                for n in sorted(os.listdir(d)):
+                    out.append(open(os.path.join(d, n), "rb").read())
+        return out
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *a):
+        self.stop()
+
+
+def send(port, mail_from, rcpt_tos, msg, source="127.0.0.1", host="127.0.0.1",
+         starttls=False, login=None):
+    """Send one message over SMTP; returns smtplib's dict of refused recipients."""
+    if isinstance(rcpt_tos, str):
+        rcpt_tos = [rcpt_tos]
+    if isinstance(msg, str):
+        msg = msg.encode()
+    with smtplib.SMTP(host, port, source_address=(source, 0), timeout=60) as s:
+        s.ehlo("client.example")
+        if starttls:
+            s.starttls(context=client_tls_context())
+            s.ehlo("client.example")
+        if login:
+            s.login(*login)
+        return s.sendmail(mail_from, rcpt_tos, msg)
+
+
+def maildir_files(maildir, folder=""):
+    """Paths of the messages in a Maildir folder ('' = INBOX, 'A.B' = .A.B)."""
+    d = maildir if not folder else os.path.join(maildir, "." + folder)
+    out = []
+    for sub in ("new", "cur"):
+        p = os.path.join(d, sub)
+        if os.path.isdir(p):
+            out += [os.path.join(p, n) for n in sorted(os.listdir(p))]
+    return out
+
+
+def make_message(subject="test", body="hello\n", sender="alice@example.org",
+                 to="bob@home.com.bo", extra_headers=""):
+    """A small RFC 5322 message as bytes (CRLF line ends, as on the wire)."""
+    mid = f"<{secrets.token_hex(8)}@example.org>"
+    hdr = (f"From: {sender}\r\nTo: {to}\r\nSubject: {subject}\r\n"
+           f"Date: {time.strftime('%a, %d %b %Y %H:%M:%S +0000', time.gmtime())}\r\n"
+           f"Message-ID: {mid}\r\n{extra_headers}")
+    return (hdr + "\r\n" + body.replace("\r\n", "\n").replace("\n", "\r\n")).encode()

@@ -1,0 +1,239 @@
+/* test_scan_engine.c — unit tests for the homemail scan policy (libhmscan):
+ * scan.conf validation (bad files must be errors with a line number, never
+ * silently ignored), every reading of an attachment name (bidi, NUL, trailing
+ * dots/spaces, paths, NTFS streams), zip member listing through libarchive,
+ * and verdicts with the actions configurable per rule. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <archive.h>
+#include <archive_entry.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "scan.h"
+
+static char *write_tmp(const char *text)
+{
+	char *p = strdup("/tmp/test_scan_conf_XXXXXX");
+	int fd = mkstemp(p);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+	close(fd);
+	return p;
+}
+
+static int load(const char *text, struct scan_conf *c, char *err, size_t n)
+{
+	assert_int_equal(scan_conf_defaults(c), 0);
+	char *p = write_tmp(text);
+	int r = scan_conf_load(p, c, err, n);
+	unlink(p);
+	free(p);
+	return r;
+}
+
+static void conf_good_and_defaults(void **state)
+{
+	struct scan_conf c;
+	char err[256];
+	assert_int_equal(load("# comment\nmax_depth = 7\naction_ambiguous = tag\n"
+			      "blocked_extensions = .EXE, scr\nmax_header_size = 64K\n\n",
+			      &c, err, sizeof err), 0);
+	assert_int_equal(c.lim.max_depth, 7);
+	assert_int_equal(c.lim.max_header, 65536);
+	assert_int_equal(c.action[SR_AMBIGUOUS], SCAN_TAG);
+	assert_int_equal(c.action[SR_BLOCKED], SCAN_REJECT);
+	assert_int_equal(c.nblocked, 2);
+	assert_string_equal(c.blocked[0], "exe");
+	scan_conf_free(&c);
+	/* missing file: defaults, return 1 */
+	assert_int_equal(scan_conf_defaults(&c), 0);
+	assert_int_equal(scan_conf_load("/nonexistent/scan.conf", &c, err, sizeof err), 1);
+	assert_int_equal(c.lim.max_parts, 1000);
+	scan_conf_free(&c);
+}
+
+static void conf_errors_name_line(void **state)
+{
+	struct scan_conf c;
+	char err[256];
+	const char *bad[] = {
+		"max_depth = 0\n", "max_depth = 12x\n", "frobnicate = 1\n", "action_blocked = maybe\n",
+		"just a line\n", "max_parts =\n", "blocked_extensions = ex/e\n", "action_limit = tag\n",
+		"time_budget = 99999\n",
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+		assert_int_equal(load(bad[i], &c, err, sizeof err), -1);
+		assert_non_null(strstr(err, ":1:"));
+		scan_conf_free(&c);
+	}
+	assert_int_equal(load("max_depth = 5\n\nmax_parts = -3\n", &c, err, sizeof err), -1);
+	assert_non_null(strstr(err, ":3: max_parts"));
+	scan_conf_free(&c);
+}
+
+static const char *blocked(const struct scan_conf *c, const char *n, size_t len, const char **susp)
+{
+	return scan_name_blocked(c, n, len, susp);
+}
+
+static void name_readings(void **state)
+{
+	struct scan_conf c;
+	scan_conf_defaults(&c);
+	const char *s;
+	assert_null(blocked(&c, "report.pdf", 10, &s));
+	assert_null(s);
+	assert_string_equal(blocked(&c, "EVIL.EXE", 8, &s), "exe");
+	/* Windows strips trailing dots and spaces */
+	assert_string_equal(blocked(&c, "evil.exe. . ", 12, &s), "exe");
+	/* path components */
+	assert_string_equal(blocked(&c, "a/b\\evil.js", 11, &s), "js");
+	/* NTFS alternate stream syntax */
+	assert_string_equal(blocked(&c, "evil.exe:x.txt", 14, &s), "exe");
+	/* NUL: a C client reads "evil.exe" */
+	assert_string_equal(blocked(&c, "evil.exe\0.txt", 13, &s), "exe");
+	assert_non_null(s);
+	/* U+202E: "invoice\u202Efdp.exe" displays as "invoiceexe.pdf" */
+	const char rlo[] = "invoice\xe2\x80\xae" "fdp.exe";
+	assert_string_equal(blocked(&c, rlo, sizeof rlo - 1, &s), "exe");
+	assert_non_null(s);
+	/* a format character hiding the real extension: "x.e<ZWSP>xe" */
+	const char zw[] = "x.e\xe2\x80\x8bxe";
+	assert_string_equal(blocked(&c, zw, sizeof zw - 1, &s), "exe");
+	/* a bidi character alone is suspicious even with a harmless extension */
+	const char lrm[] = "photo\xe2\x80\x8e.jpg";
+	assert_null(blocked(&c, lrm, sizeof lrm - 1, &s));
+	assert_non_null(s);
+	scan_conf_free(&c);
+}
+
+/* make_zip - an in-memory zip holding the given member names */
+static void *make_zip(const char *const *names, size_t n, size_t *len_r)
+{
+	size_t cap = 1 << 16, used = 0;
+	void *buf = malloc(cap);
+	struct archive *a = archive_write_new();
+	archive_write_set_format_zip(a);
+	assert_int_equal(archive_write_open_memory(a, buf, cap, &used), ARCHIVE_OK);
+	for (size_t i = 0; i < n; i++) {
+		struct archive_entry *e = archive_entry_new();
+		archive_entry_set_pathname(e, names[i]);
+		archive_entry_set_size(e, 5);
+		archive_entry_set_filetype(e, AE_IFREG);
+		archive_entry_set_perm(e, 0644);
+		archive_write_header(a, e);
+		archive_write_data(a, "hello", 5);
+		archive_entry_free(e);
+	}
+	archive_write_close(a);
+	archive_write_free(a);
+	*len_r = used;
+	return buf;
+}
+
+struct names {
+	char all[1024];
+};
+
+static int name_cb(void *ctx, const char *n, size_t l)
+{
+	struct names *x = ctx;
+	strncat(x->all, n, sizeof x->all - strlen(x->all) - 2);
+	strcat(x->all, ";");
+	return 0;
+}
+
+static void archive_members(void **state)
+{
+	struct scan_conf c;
+	scan_conf_defaults(&c);
+	const char *const names[] = {"readme.txt", "dir/setup.exe"};
+	size_t len;
+	void *z = make_zip(names, 2, &len);
+	struct names x = {""};
+	assert_int_equal(scan_archive_names(&c, z, len, name_cb, &x), 0);
+	assert_non_null(strstr(x.all, "readme.txt;"));
+	assert_non_null(strstr(x.all, "dir/setup.exe;"));
+	/* broken: truncated zip and non-zip */
+	struct names y = {""};
+	assert_int_equal(scan_archive_names(&c, "hello", 5, name_cb, &y), 1);
+	scan_archive_names(&c, z, len / 3, name_cb, &y);
+	free(z);
+	scan_conf_free(&c);
+}
+
+static const struct scan_verdict *run(struct scan **s, const struct scan_conf *c, const char *msg)
+{
+	*s = scan_new(c, NULL);
+	assert_non_null(*s);
+	scan_feed(*s, msg, strlen(msg));
+	return scan_finish(*s);
+}
+
+static void verdicts_follow_actions(void **state)
+{
+	struct scan_conf c;
+	scan_conf_defaults(&c);
+	struct scan *s;
+	const char *clean = "From: a@b\nDate: Mon, 1 Jan 2024 00:00:00 +0000\n\nhi\n";
+	const struct scan_verdict *v = run(&s, &c, clean);
+	assert_int_equal(v->action, SCAN_ACCEPT);
+	assert_string_equal(v->header, "accept; parts=1; depth=0");
+	scan_free(&s);
+	assert_null(s);
+
+	const char *nodate = "From: a@b\n\nhi\n";
+	v = run(&s, &c, nodate);
+	assert_int_equal(v->action, SCAN_TAG);
+	assert_non_null(strstr(v->header, "rules=date"));
+	scan_free(&s);
+
+	const char *amb = "From: a@b\nDate: x\nContent-Type: multipart/mixed; boundary=q\n\n--q\n\nx\n";
+	v = run(&s, &c, amb);
+	assert_int_equal(v->action, SCAN_REJECT);
+	assert_int_equal(v->rule, SR_AMBIGUOUS);
+	assert_non_null(strstr(v->reason, "missing-close-boundary"));
+	scan_free(&s);
+	c.action[SR_AMBIGUOUS] = SCAN_TAG;
+	v = run(&s, &c, amb);
+	assert_int_equal(v->action, SCAN_TAG);
+	assert_non_null(strstr(v->header, "rules=ambiguous"));
+	scan_free(&s);
+	c.action[SR_AMBIGUOUS] = SCAN_FREEZE;
+	v = run(&s, &c, amb);
+	assert_int_equal(v->action, SCAN_FREEZE);
+	scan_free(&s);
+
+	const char *two_from = "From: a@b\nFrom: c@d\nDate: x\n\nhi\n";
+	v = run(&s, &c, two_from);
+	assert_int_equal(v->action, SCAN_REJECT);
+	assert_int_equal(v->rule, SR_FROM);
+	scan_free(&s);
+
+	/* the reason never carries raw bytes from the message */
+	const char *evil = "From: a@b\nDate: x\nContent-Disposition: attachment; filename=\"a\r\n 550 x\\\".exe\"\n\nx\n";
+	v = run(&s, &c, evil);
+	assert_int_equal(v->action, SCAN_REJECT);
+	for (const char *p = v->reason; *p; p++)
+		assert_true(*p >= 0x20 && *p < 0x7f);
+	scan_free(&s);
+	scan_conf_free(&c);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(conf_good_and_defaults),
+		cmocka_unit_test(conf_errors_name_line),
+		cmocka_unit_test(name_readings),
+		cmocka_unit_test(archive_members),
+		cmocka_unit_test(verdicts_follow_actions),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
