@@ -494,12 +494,18 @@ static bool store_action(struct deliver_ctx *ctx, const struct sieve_action *a)
 	size_t nfl = 0;
 	while (a->flags && a->flags[nfl])
 		nfl++;
-	int rc = deliver_store(ctx, folder, (const char *const *)a->flags, nfl);
+	const char *const *fl = (const char *const *)a->flags;
+	if (a->implicit && nfl == 0) {
+		/* --flags apply to the implicit keep, as without a script */
+		fl = ctx->keep_flags;
+		nfl = ctx->n_keep_flags;
+	}
+	int rc = deliver_store(ctx, folder, fl, nfl);
 	if (rc == DELIVER_EFOLDER || (rc == DELIVER_ETEMP && strcasecmp(folder, "INBOX") != 0)) {
 		deliver_log(LOG_WARNING, "sieve: cannot file into '%s' (%s); using INBOX",
 			    clean(c1, sizeof c1, folder),
 			    rc == DELIVER_EFOLDER ? "invalid folder name" : "store failed");
-		rc = deliver_store(ctx, "INBOX", (const char *const *)a->flags, nfl);
+		rc = deliver_store(ctx, "INBOX", fl, nfl);
 	}
 	free(folder);
 	return rc == 0;
@@ -586,11 +592,11 @@ int deliver_filter(struct deliver_ctx *ctx)
 	if (ns == 0) {
 		/* no script: the stock implicit keep (-m / junk folder, else INBOX) */
 		if (ctx->mailbox != NULL) {
-			int rc = deliver_store(ctx, ctx->mailbox, NULL, 0);
+			int rc = deliver_store(ctx, ctx->mailbox, ctx->keep_flags, ctx->n_keep_flags);
 			if (rc == 0 || rc == DELIVER_EQUOTA)
 				return 0;
 		}
-		(void)deliver_store(ctx, "INBOX", NULL, 0);
+		(void)deliver_store(ctx, "INBOX", ctx->keep_flags, ctx->n_keep_flags);
 		return 0;
 	}
 	hm_snprintf(g.state_vac, sizeof g.state_vac, "%s/%s", ctx->maildir, VACATION_DB);
