@@ -180,11 +180,9 @@ static int check_names(struct sv_comp *c, const struct sv_arg *a, bool addr, con
 		const struct sv_str *s = &a->v[i];
 		if (s->var)
 			continue;
-		if (!header_name_ok(s->s, s->len)) {
-			sv_error(c, s->line, s->col, "invalid header name '%s' for the %s test",
-				 s->s, t);
-			return -1;
-		}
+		/* a name that is not a valid field-name is accepted and never
+		 * matches, as in Pigeonhole */
+		(void)header_name_ok;
 		if (addr) {
 			bool ok = false;
 			for (size_t k = 0; addr_headers[k] && !ok; k++)
@@ -237,6 +235,14 @@ static int match_address(struct sv_match *m, const char *local, const char *doma
 	return x;
 }
 
+static bool has_8bit(const char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char)*s >= 0x80)
+			return true;
+	return false;
+}
+
 static int address_value(struct sv_run *r, struct sv_match *m, size_t field)
 {
 	size_t len;
@@ -247,8 +253,9 @@ static int address_value(struct sv_run *r, struct sv_match *m, size_t field)
 	int res = 0;
 	size_t valid = 0;
 	for (size_t i = 0; i < l.n && res == 0; i++) {
-		if (!l.v[i].domain || l.v[i].invalid)
-			continue;
+		if (!l.v[i].domain || l.v[i].invalid || has_8bit(l.v[i].local) ||
+		    has_8bit(l.v[i].domain))
+			continue;       /* Pigeonhole: 8-bit addresses are invalid */
 		valid++;
 		res = match_address(m, l.v[i].local, l.v[i].domain);
 	}
