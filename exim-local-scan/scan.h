@@ -56,7 +56,7 @@ struct scan_conf {
 	unsigned auth_timeout_ms;
 };
 
-#define SCAN_AUTH_SOCKET_DEFAULT "/run/dovecot/auth-master"
+#define SCAN_AUTH_SOCKET_DEFAULT "/run/dovecot/auth-exim-master"
 
 /* scan_conf_defaults - the built-in configuration (documented in docs/scan.md) */
 int scan_conf_defaults(struct scan_conf *c);
