@@ -59,12 +59,24 @@ class Env:
         self.write_users("\n".join(lines) + "\n")
         self.args = (f"users={self.users_path} lockout={self.lockout_path} "
                      f"domains=home.com.bo {args}").strip()
+        env = None
+        if hmtest.SANITIZE:
+            # the module carries ASan/UBSan: their runtimes must be loaded
+            # first into the (uninstrumented) dovecot processes
+            libs = [subprocess.run(["cc", "-print-file-name=" + n], capture_output=True,
+                                   text=True).stdout.strip() for n in ("libasan.so", "libubsan.so")]
+            env = {"LD_PRELOAD": " ".join(libs),
+                   "ASAN_OPTIONS": "detect_leaks=0:verify_asan_link_order=0:log_path=" +
+                                   os.path.join(self.w, "asan")}
+            extra = ("import_environment = TZ CORE_OUTOFMEM CORE_ERROR LISTEN_PID LISTEN_FDS "
+                     "LD_PRELOAD ASAN_OPTIONS UBSAN_OPTIONS\n"
+                     "default_vsz_limit = 0\n" + extra)     # ASan's shadow memory
         self.d = hmtest.Dovecot(
             None, users=users,
             passdb_conf="passdb {\n  driver = homemail\n  args = %s\n}" % self.args,
             userdb_conf="userdb {\n  driver = homemail\n  args = %s\n}" % self.args,
             auth_module_dir=module_dir(), auth_failure_delay=delay,
-            extra_conf="auth_verbose = yes\n" + extra)
+            extra_conf="auth_verbose = yes\n" + extra, env=env)
 
     def vline(self, addr, h, quota="50M", state=""):
         owner = pwd.getpwnam("nobody")
@@ -98,6 +110,9 @@ class Env:
 
     def stop(self):
         self.d.stop()
+        reports = [n for n in os.listdir(self.w) if n.startswith("asan")]
+        assert not reports, "sanitizer reports: " + "".join(
+            open(os.path.join(self.w, n), errors="replace").read()[:3000] for n in reports)
 
 
 _ipn = [0]
