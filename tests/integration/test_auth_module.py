@@ -269,7 +269,7 @@ def test_unknown_and_wrong_indistinguishable(env, sysuser):
                         "--password-stdin"], input="Timing-pw\n", text=True, capture_output=True)
     assert r.returncode == 0, r.stderr
     texts, t_wrong, t_unknown = set(), [], []
-    for i in range(3):
+    for i in range(5):
         for user, bucket in (("timing@home.com.bo", t_wrong), ("nosuch%d@home.com.bo" % i, t_unknown)):
             t0 = time.monotonic()
             ok, text = imap_login(env, user, "Wrong-pw-%d" % i)
@@ -541,3 +541,22 @@ def test_deliver_userdb_lookup(sysuser):
         assert r.returncode == 67, r.stderr
     finally:
         env.stop()
+
+
+def test_shipped_conf_snippet_works(sysuser):
+    """dovecot-plugin/auth-homemail.conf.ext (installed by make install) starts
+    and serves a system account, with its paths pointed at a scratch dir."""
+    w = hmtest._workdir("authconf")
+    text = open(os.path.join(hmtest.TOP, "dovecot-plugin", "auth-homemail.conf.ext")).read()
+    text = text.replace("/etc/homemail/users", w + "/users").replace("/var/lib/homemail", w + "/state")
+    d = hmtest.Dovecot(None, passdb_conf="", userdb_conf=text, auth_module_dir=module_dir(),
+                       auth_failure_delay="0")
+    d.start()
+    try:
+        r = d.doveadm("auth", "test", "-x", "no-penalty=1", sysuser.address, sysuser.password)
+        assert r.returncode == 0 and f"user={sysuser.name}" in r.stdout, r.stdout + r.stderr
+        r = d.doveadm("user", sysuser.name)
+        assert r.returncode == 0 and f"maildir:{sysuser.home}/Maildir" in r.stdout
+        assert os.path.exists(w + "/state/lockout.db")
+    finally:
+        d.stop()
