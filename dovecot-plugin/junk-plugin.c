@@ -104,6 +104,15 @@ static bool box_is_trash(struct junk_user *ju, struct mailbox *box)
 	return box_is(box, "\\Trash", ju->trash_name);
 }
 
+/* box_user - the session user a mailbox belongs to: for a shared
+ * namespace that is the user looking at it, not the mailbox's owner, so
+ * only the session user's own lists are ever written */
+static struct mail_user *box_user(struct mailbox *box)
+{
+	struct mail_namespace *ns = mailbox_get_namespace(box);
+	return ns != NULL && ns->user != NULL ? ns->user : box->storage->user;
+}
+
 /* junk_tctx - our context of transaction t */
 static struct junk_transaction *junk_tctx(struct mailbox_transaction_context *t)
 {
@@ -178,7 +187,7 @@ static int junk_copy(struct mail_save_context *ctx, struct mail *mail)
 {
 	struct mailbox_transaction_context *t = ctx->transaction;
 	union mailbox_module_context *jbox = JUNK_CONTEXT(t->box);
-	struct junk_user *ju = JUNK_USER_CONTEXT(t->box->storage->user);
+	struct junk_user *ju = JUNK_USER_CONTEXT(box_user(t->box));
 	struct junk_transaction *jt = junk_tctx(t);
 	bool dst_junk, src_junk;
 
@@ -216,7 +225,7 @@ static int junk_save_finish(struct mail_save_context *ctx)
 {
 	struct mailbox_transaction_context *t = ctx->transaction;
 	union mailbox_module_context *jbox = JUNK_CONTEXT(t->box);
-	struct junk_user *ju = JUNK_USER_CONTEXT(t->box->storage->user);
+	struct junk_user *ju = JUNK_USER_CONTEXT(box_user(t->box));
 	struct junk_transaction *jt = junk_tctx(t);
 	/* a copy done through save is handled (once) by junk_copy */
 	struct mail *dest_mail = ctx->copying_via_save ? NULL : ctx->dest_mail;
@@ -322,9 +331,11 @@ static int junk_transaction_commit(struct mailbox_transaction_context *t,
 {
 	union mailbox_module_context *jbox = JUNK_CONTEXT(t->box);
 	struct junk_transaction *jt = junk_tctx(t);
-	struct mail_user *user = t->box->storage->user;
+	struct mail_user *user = box_user(t->box);
 	struct junk_user *ju = JUNK_USER_CONTEXT(user);
 
+	if (jt == NULL)
+		return jbox->super.transaction_commit(t, changes_r);
 	/* t is freed by the commit: finish with it first */
 	if (jt->tmp_mail != NULL)
 		mail_free(&jt->tmp_mail);
@@ -347,6 +358,10 @@ static void junk_transaction_rollback(struct mailbox_transaction_context *t)
 	union mailbox_module_context *jbox = JUNK_CONTEXT(t->box);
 	struct junk_transaction *jt = junk_tctx(t);
 
+	if (jt == NULL) {
+		jbox->super.transaction_rollback(t);
+		return;
+	}
 	if (jt->tmp_mail != NULL)
 		mail_free(&jt->tmp_mail);
 	jbox->super.transaction_rollback(t);
@@ -355,7 +370,7 @@ static void junk_transaction_rollback(struct mailbox_transaction_context *t)
 
 static void junk_mailbox_allocated(struct mailbox *box)
 {
-	struct junk_user *ju = JUNK_USER_CONTEXT(box->storage->user);
+	struct junk_user *ju = JUNK_USER_CONTEXT(box_user(box));
 	struct mailbox_vfuncs *v = box->vlast;
 	union mailbox_module_context *jbox;
 

@@ -210,8 +210,8 @@ static void decode_b64(struct hm_mime *m, const char *s, size_t n)
 			bad_encoding(m, "invalid base64 character");
 			continue;
 		}
-		if (v == -3) { /* '=' */
-			if (m->b64_n < 2)
+		if (v == -3) { /* '=' ends a quantum of 2 or 3 sextets; more '=' may follow */
+			if (!m->b64_pad && m->b64_n < 2)
 				bad_encoding(m, "misplaced base64 padding");
 			m->b64_pad = true;
 			m->b64_acc = 0;

@@ -248,7 +248,9 @@ static int add_param(struct hm_mimefield *f, char *name, char *value, size_t vle
 	}
 	if (p->extended)
 		vlen = pct_decode(value, vlen);
-	if (memchr(value, 0, vlen))
+	/* a NUL in a quoted or token value; %00 in an extended value may be part
+	 * of a UTF-16 character, the decoded name is checked by the caller */
+	if (!p->extended && memchr(value, 0, vlen))
 		f->problems |= HM_PARAM_NUL;
 	p->value = value;
 	p->value_len = vlen;

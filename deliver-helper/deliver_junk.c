@@ -1,0 +1,141 @@
+/* deliver_junk.c — the junk-list check of homemail-deliver (see deliver_junk.h).
+ *
+ * What for: mail from a sender the user moved to Junk goes to Junk; mail
+ *   from a sender the user moved out of Junk is never sent there by
+ *   homemail's own rules; the user's Sieve script sees the verdict.
+ * Relies on: lib/hm_junklist (list file, address normal form, sender
+ *   extraction through lib/hm_address), lib/hm_header (the parsed header
+ *   block deliver_main.c hands to the filter), deliver.h (ctx, deliver_log).
+ * How it fails: softly.  A list that cannot be read (missing, symlink,
+ *   permissions, damage) is logged and counts as "no verdict"; the message
+ *   is delivered as if the lists were empty.  Nothing here defers or drops
+ *   mail, and nothing here writes the list (only the Dovecot plugin does).
+ */
+#include "deliver_junk.h"
+#include "deliver.h"
+#include "hm_util.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+
+const char *deliver_junk_name(enum hm_junk_kind kind)
+{
+	switch (kind) {
+	case HM_JUNK_BLOCKED: return "blocked";
+	case HM_JUNK_TRUSTED: return "trusted";
+	default: return "none";
+	}
+}
+
+/* scan_tagged - does an X-Homemail-Scan field carry the "tag" verdict?
+ * The field is "<verdict>; parts=N; ..." (exim-local-scan); any field
+ * saying tag counts, so an extra forged "accept" field cannot hide it. */
+static bool scan_tagged(const struct hm_header *hdr)
+{
+	const struct hm_hfield *f;
+	size_t it = 0;
+
+	while ((f = hm_header_next(hdr, "X-Homemail-Scan", &it)) != NULL) {
+		const char *v = f->value;
+		if (strncmp(v, "tag", 3) == 0 && (v[3] == '\0' || v[3] == ';' || v[3] == ' '))
+			return true;
+	}
+	return false;
+}
+
+/* lookup_into - look addr up; on a hit fill v and return true */
+static bool lookup_into(const struct hm_junklist *l, const char *addr, const char *via,
+			struct deliver_junk_verdict *v)
+{
+	const char *matched;
+	enum hm_junk_kind k = hm_junklist_lookup(l, addr, &matched);
+
+	if (k == HM_JUNK_NONE)
+		return false;
+	v->kind = k;
+	v->via = via;
+	(void)hm_strlcpy(v->sender, matched, sizeof v->sender);
+	return true;
+}
+
+int deliver_junk_check(const char *maildir, const struct hm_header *hdr,
+		       const char *env_sender, struct deliver_junk_verdict *v)
+{
+	char from[HM_JUNKLIST_ADDR_MAX + 1];
+	const struct hm_hfield *f;
+	struct hm_junklist l;
+	int ret = 0;
+
+	memset(v, 0, sizeof *v);
+	v->kind = HM_JUNK_NONE;
+	if (hdr != NULL)
+		v->scan_tagged = scan_tagged(hdr);
+
+	hm_junklist_init(&l);
+	if (maildir == NULL || hm_junklist_load(&l, maildir) < 0) {
+		int e = maildir == NULL ? EINVAL : errno;
+		char clean[256];
+		hm_log_clean(clean, sizeof clean, maildir ? maildir : "(none)",
+			     strlen(maildir ? maildir : "(none)"));
+		deliver_log(LOG_WARNING, "junk: cannot read %s/%s: %s; no junk routing",
+			    clean, HM_JUNKLIST_FILE, strerror(e));
+		hm_junklist_free(&l);
+		hm_junklist_init(&l);
+		if (e == ENOMEM)
+			ret = -1;
+	}
+	v->damaged = l.damaged;
+
+	/* From: decides when it is on a list: it is what the user saw when
+	 * they moved the message; the envelope sender only when it is not */
+	if (hdr != NULL && (f = hm_header_get(hdr, "From")) != NULL &&
+	    hm_junk_sender_addr(f->value, f->value_len, from, sizeof from) == 0 &&
+	    lookup_into(&l, from, "From", v))
+		goto decided;
+	if (env_sender != NULL && env_sender[0] != '\0')
+		(void)lookup_into(&l, env_sender, "envelope", v);
+decided:
+	hm_junklist_free(&l);
+	v->to_junk = v->kind == HM_JUNK_BLOCKED ||
+		     (v->scan_tagged && v->kind != HM_JUNK_TRUSTED);
+	if (ret < 0)
+		errno = ENOMEM;
+	return ret;
+}
+
+int deliver_junk_export(const struct deliver_junk_verdict *v)
+{
+	if (setenv(DELIVER_JUNK_ENV, deliver_junk_name(v->kind), 1) < 0 ||
+	    setenv(DELIVER_JUNK_ENV_SENDER, v->sender, 1) < 0 ||
+	    setenv(DELIVER_JUNK_ENV_TO_JUNK, v->to_junk ? "yes" : "no", 1) < 0)
+		return -1;
+	return 0;
+}
+
+int deliver_junk_route(struct deliver_ctx *ctx)
+{
+	struct deliver_junk_verdict v;
+	char clean[HM_JUNKLIST_ADDR_MAX + 8];
+
+	(void)deliver_junk_check(ctx->maildir, ctx->hdr, ctx->sender, &v);
+	if (deliver_junk_export(&v) < 0)
+		deliver_log(LOG_WARNING, "junk: cannot export the verdict: %s",
+			    strerror(errno));
+	if (v.damaged > 0)
+		deliver_log(LOG_NOTICE, "junk: %lu damaged lines skipped in %s",
+			    v.damaged, HM_JUNKLIST_FILE);
+	if (v.to_junk)
+		ctx->mailbox = DELIVER_JUNK_FOLDER;
+	if (v.kind != HM_JUNK_NONE) {
+		hm_log_clean(clean, sizeof clean, v.sender, strlen(v.sender));
+		deliver_log(LOG_INFO, "junk: sender %s is %s (by %s)%s; implicit keep %s",
+			    clean, deliver_junk_name(v.kind), v.via,
+			    v.scan_tagged ? ", scan tag" : "",
+			    v.to_junk ? "Junk" : "unchanged");
+	} else if (v.scan_tagged) {
+		deliver_log(LOG_INFO, "junk: scan tag; implicit keep Junk");
+	}
+	return 0;
+}

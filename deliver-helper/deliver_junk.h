@@ -1,0 +1,69 @@
+/* deliver_junk.h — the junk-list check homemail-deliver runs before the
+ * user's Sieve script (see docs/junk.md).
+ *
+ * NAME
+ *   deliver_junk - route mail by what the user taught in the Junk folder
+ * DESCRIPTION
+ *   The sender is looked up in the user's lists (lib/hm_junklist.h, the file
+ *   lib90_homemail_junk_plugin.so writes in the Maildir root): first the
+ *   address in From:, and only when From: is on neither list, the envelope
+ *   sender (the Return-Path the plugin also records).  Then homemail's own
+ *   rules decide the implicit keep:
+ *     blocked sender                      -> Junk
+ *     X-Homemail-Scan: tag; ... (scan)    -> Junk, unless the sender is trusted
+ *     trusted sender                      -> never Junk by these rules
+ *   The user's Sieve script runs afterwards and can override: its explicit
+ *   fileinto wins, and the verdict is visible to it (environment item
+ *   "vnd.homemail.junk", and the process environment below).
+ *   A missing, unreadable or damaged list file is never a reason to defer
+ *   or lose mail: the check then reports "none".
+ */
+#ifndef DELIVER_JUNK_H
+#define DELIVER_JUNK_H
+#include <stdbool.h>
+
+#include "hm_header.h"
+#include "hm_junklist.h"
+
+#define DELIVER_JUNK_FOLDER      "Junk"
+/* Exported for the Sieve engine (environment item "vnd.homemail.junk") and
+ * for any program a script runs: "blocked", "trusted" or "none". */
+#define DELIVER_JUNK_ENV         "HOMEMAIL_JUNK"
+/* The list entry that matched ("" when none), e.g. "spam@example.net". */
+#define DELIVER_JUNK_ENV_SENDER  "HOMEMAIL_JUNK_SENDER"
+/* "yes" when homemail's own rules file the message into Junk, else "no". */
+#define DELIVER_JUNK_ENV_TO_JUNK "HOMEMAIL_JUNK_TO_JUNK"
+
+struct deliver_junk_verdict {
+	enum hm_junk_kind kind;     /* list the sender is on, HM_JUNK_NONE */
+	bool scan_tagged;           /* X-Homemail-Scan says "tag" */
+	bool to_junk;               /* homemail's rules: implicit keep = Junk */
+	char sender[HM_JUNKLIST_ADDR_MAX + 1];  /* matched entry, "" none */
+	const char *via;            /* "From", "envelope", or NULL */
+	unsigned long damaged;      /* damaged lines skipped in the list file */
+};
+
+struct deliver_ctx;
+
+/* deliver_junk_check - the verdict for a message (hdr may be NULL,
+ * env_sender "" or NULL for the null sender) from the lists in maildir.
+ * Returns 0 (v filled; list problems are folded into "none" and v->damaged),
+ * or -1 and errno (ENOMEM; v then says "none"). */
+int deliver_junk_check(const char *maildir, const struct hm_header *hdr,
+		       const char *env_sender, struct deliver_junk_verdict *v);
+
+/* deliver_junk_name - "blocked", "trusted" or "none" */
+const char *deliver_junk_name(enum hm_junk_kind kind);
+
+/* deliver_junk_export - put the verdict into the process environment
+ * (always all three variables, so nothing inherited survives).
+ * Returns 0, or -1 and errno (ENOMEM). */
+int deliver_junk_export(const struct deliver_junk_verdict *v);
+
+/* deliver_junk_route - the one call deliver_filter() makes before Sieve:
+ * check, export, and point the implicit keep (ctx->mailbox) at Junk when
+ * homemail's rules say so.  Logs the decision.  Returns 0 always: a failed
+ * check only means no junk routing, never a lost or deferred message. */
+int deliver_junk_route(struct deliver_ctx *ctx);
+
+#endif

@@ -1,0 +1,137 @@
+/* deliver_store.c — the filter's outcomes: store a copy, discard, reject.
+ *
+ * What for: the only way a filter (implicit keep, Sieve, junk lists) files
+ *   the spooled message; see the seam description in deliver.h.
+ * Relies on: hm_maildir (link-based stores), hm_quota (maildirsize).
+ * How it fails: returns DELIVER_EFOLDER / DELIVER_EQUOTA / DELIVER_ETEMP
+ *   and logs the reason to syslog; the message itself stays spooled, so the
+ *   caller can still fall back to INBOX or defer.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+
+#include "deliver_int.h"
+#include "hm_util.h"
+
+/* deliver_log - see deliver.h */
+void deliver_log(int prio, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsyslog(prio, fmt, ap);
+	va_end(ap);
+}
+
+/* deliver_discard - see deliver.h */
+void deliver_discard(struct deliver_ctx *ctx)
+{
+	ctx->discarded = true;
+}
+
+/* deliver_reject - see deliver.h */
+void deliver_reject(struct deliver_ctx *ctx, const char *reason)
+{
+	char clean[400];
+	const char *r = reason && *reason ? reason : "Message rejected";
+	hm_log_clean(clean, sizeof clean, r, strlen(r));
+	free(ctx->reject_reason);
+	ctx->reject_reason = strdup(clean);
+}
+
+/* note_folder - remember a stored folder for the log line; true if already there */
+static bool note_folder(struct deliver_ctx *ctx, const char *dir)
+{
+	size_t dl = strlen(dir);
+	const char *p = ctx->stored_folders;
+	while (*p) {
+		const char *e = strchr(p, ' ');
+		size_t l = e ? (size_t)(e - p) : strlen(p);
+		if (l == dl && memcmp(p, dir, dl) == 0)
+			return true;
+		p += l + (e ? 1 : 0);
+	}
+	size_t used = strlen(ctx->stored_folders);
+	if (used + dl + 2 < sizeof ctx->stored_folders)
+		snprintf(ctx->stored_folders + used, sizeof ctx->stored_folders - used, "%s%s",
+			 used ? " " : "", dir);
+	return false;
+}
+
+/* deliver_store - see deliver.h */
+int deliver_store(struct deliver_ctx *ctx, const char *folder,
+		  const char *const flags[], size_t nflags)
+{
+	struct deliver_priv *pv = ctx->priv;
+	char dir[HM_MAILDIR_NAME_MAX], letters[64], kwletters[32], name[512], cf[128];
+	const char *kws[64];
+	size_t nkw = 0, nl = 0, dropped = 0;
+	struct hm_mfolder f;
+
+	if (folder == NULL)
+		folder = "INBOX";
+	hm_log_clean(cf, sizeof cf, folder, strlen(folder));
+	if (hm_maildir_folder_dir(folder, dir, sizeof dir) < 0) {
+		deliver_log(LOG_WARNING, "refusing folder name \"%s\"", cf);
+		return DELIVER_EFOLDER;
+	}
+	if (note_folder(ctx, dir[1] ? dir + 1 : "INBOX"))
+		return 0;       /* the same folder twice is one copy (RFC 5228 4.2) */
+	for (size_t i = 0; i < nflags && flags != NULL; i++) {
+		int l = hm_maildir_flag_letter(flags[i]);
+		if (l > 0 && nl < 8)
+			letters[nl++] = (char)l;
+		else if (l == 0 && hm_maildir_keyword_valid(flags[i]) && nkw < HM_ARRAY_SIZE(kws))
+			kws[nkw++] = flags[i];
+	}
+	letters[nl] = '\0';
+
+	if (pv->quota.active && hm_quota_exceeded(&pv->quota, ctx->msg_size, 1)) {
+		ctx->quota_hit = true;
+		ctx->n_failed++;
+		deliver_log(LOG_NOTICE, "quota exceeded for %s: %llu+%llu bytes > %llu or %llu+1 msgs > %llu",
+			    ctx->user, pv->quota.bytes, ctx->msg_size, pv->quota.bytes_limit,
+			    pv->quota.count, pv->quota.count_limit);
+		return DELIVER_EQUOTA;
+	}
+	if (hm_maildir_folder_open(&pv->md, folder, true, &f) < 0) {
+		int e = errno;
+		deliver_log(LOG_ERR, "open folder \"%s\" in %s: %s", cf, ctx->maildir, strerror(e));
+		ctx->n_failed++;
+		errno = e;
+		return e == EINVAL ? DELIVER_EFOLDER : DELIVER_ETEMP;
+	}
+	if (nkw > 0) {
+		if (hm_maildir_keywords(&f, kws, nkw, kwletters, sizeof kwletters, &dropped) < 0) {
+			deliver_log(LOG_WARNING, "keywords for \"%s\": %s (stored without them)",
+				    cf, strerror(errno));
+		} else {
+			if (dropped)
+				deliver_log(LOG_WARNING, "%zu keyword(s) did not fit in dovecot-keywords of \"%s\"",
+					    dropped, cf);
+			strncat(letters, kwletters, sizeof letters - strlen(letters) - 1);
+		}
+	}
+	int rc = hm_maildir_store(&pv->md, &f, &pv->spool, letters, name, sizeof name);
+	int e = errno;
+	hm_maildir_folder_close(&f);
+	if (rc < 0) {
+		deliver_log(LOG_ERR, "store into \"%s\" in %s: %s", cf, ctx->maildir, strerror(e));
+		ctx->n_failed++;
+		/* forget the folder so a retry (e.g. INBOX fallback) is possible */
+		char *last = strrchr(ctx->stored_folders, ' ');
+		if (last)
+			*last = '\0';
+		else
+			ctx->stored_folders[0] = '\0';
+		errno = e;
+		return DELIVER_ETEMP;
+	}
+	if (pv->quota.active && hm_quota_add(pv->md.root_fd, &pv->quota, (long long)ctx->msg_size, 1) < 0)
+		deliver_log(LOG_WARNING, "maildirsize update in %s: %s", ctx->maildir, strerror(errno));
+	ctx->n_stored++;
+	return 0;
+}

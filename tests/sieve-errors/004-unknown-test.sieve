@@ -1,0 +1,1 @@
+if isfoo "subject" "x" { keep; }

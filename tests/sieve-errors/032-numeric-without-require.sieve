@@ -1,0 +1,1 @@
+if header :comparator "i;ascii-numeric" "x-num" "1" { keep; }

@@ -1,0 +1,2 @@
+require "relational";
+if header :value "gte" "x" "1" { keep; }

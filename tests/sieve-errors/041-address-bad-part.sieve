@@ -1,0 +1,2 @@
+require "subaddress";
+if address :domainpart "from" "x" { keep; }

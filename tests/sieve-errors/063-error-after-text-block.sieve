@@ -1,0 +1,5 @@
+require ["vacation"];
+vacation text:
+I am away.
+.
+vacation2;
