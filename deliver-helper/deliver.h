@@ -72,6 +72,8 @@ struct deliver_ctx {
 	gid_t gid;
 	const char *maildir;        /* Maildir root path */
 	const char *mailbox;        /* -m MAILBOX (UTF-8), or NULL: implicit keep = INBOX */
+	const char *const *keep_flags; /* --flags: IMAP flags/keywords for the implicit keep */
+	size_t n_keep_flags;
 
 	/* ---- filtering options ---- */
 	bool no_sieve;              /* --no-sieve: run no script at all */

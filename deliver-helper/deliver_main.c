@@ -6,7 +6,7 @@
  * SYNOPSIS
  *   homemail-deliver [-d USER] [-f SENDER] [-a ORIGINAL_RECIPIENT] [-r RECIPIENT]
  *                    [-m MAILBOX] [-e] [-p FILE] [--maildir DIR]
- *                    [--sieve FILE | --no-sieve] [--config FILE] < message
+ *                    [--sieve FILE | --no-sieve] [--config FILE] [--flags LIST] < message
  *
  * DESCRIPTION
  *   A drop-in for dovecot-lda in the course notes' pipe transport: options,
@@ -51,7 +51,7 @@
 #define DEFAULT_CONF "/etc/homemail/deliver.conf"
 
 struct opts {
-	const char *dflag, *from, *orig, *rcpt, *mailbox, *path, *maildir, *sieve, *conf;
+	const char *dflag, *from, *orig, *rcpt, *mailbox, *path, *maildir, *sieve, *conf, *flags;
 	bool reject_exit, no_sieve;
 };
 
@@ -78,7 +78,7 @@ static void usage(void)
 {
 	fputs("usage: homemail-deliver [-d USER] [-f SENDER] [-a ORIGINAL_RECIPIENT] [-r RECIPIENT]\n"
 	      "         [-m MAILBOX] [-e] [-p FILE] [--maildir DIR] [--sieve FILE | --no-sieve]\n"
-	      "         [--config FILE] < message\n", stderr);
+	      "         [--config FILE] [--flags \"\\Seen $Keyword ...\"] < message\n", stderr);
 }
 
 /* parse_opts - command line into o; returns 0 or DELIVER_EX_USAGE */
@@ -89,6 +89,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 		{ "sieve", required_argument, NULL, 'S' },
 		{ "no-sieve", no_argument, NULL, 'N' },
 		{ "config", required_argument, NULL, 'C' },
+		{ "flags", required_argument, NULL, 'F' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
@@ -109,6 +110,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 		case 'S': o->sieve = optarg; break;
 		case 'N': o->no_sieve = true; break;
 		case 'C': o->conf = optarg; break;
+		case 'F': o->flags = optarg; break;
 		case 'h': usage(); exit(0);
 		default:
 			fprintf(stderr, "homemail-deliver: unknown option or missing argument\n");
@@ -235,7 +237,9 @@ static int run(const struct opts *op, struct outcome *o, struct deliver_ctx *ctx
 	struct hm_msgin m;
 	struct hm_header *orig = NULL, *full = NULL;
 	char err[512], *sender = NULL, *rcpt = NULL, *origrcpt = NULL, *maildir = NULL;
-	char *sieve_path = NULL, *sieve_dir = NULL, *mbox = NULL, midbuf[200];
+	char *sieve_path = NULL, *sieve_dir = NULL, *mbox = NULL, midbuf[200], *flagbuf = NULL;
+	const char *flagv[40];
+	size_t nflags = 0;
 	struct hm_buf hb;
 	int in_fd = 0, rc;
 
@@ -284,6 +288,22 @@ static int run(const struct opts *op, struct outcome *o, struct deliver_ctx *ctx
 				rc = fail(o, DELIVER_EX_USAGE, "invalid -m mailbox name");
 				goto out;
 			}
+	}
+	if (op->flags != NULL) {
+		/* space-separated IMAP flags / keywords for the implicit keep */
+		if (strlen(op->flags) > 2000 || (flagbuf = strdup(op->flags)) == NULL) {
+			rc = fail(o, DELIVER_EX_USAGE, "invalid --flags");
+			goto out;
+		}
+		char *save = NULL;
+		for (char *t = strtok_r(flagbuf, " ", &save); t; t = strtok_r(NULL, " ", &save)) {
+			if (nflags == HM_ARRAY_SIZE(flagv) ||
+			    (hm_maildir_flag_letter(t) == 0 && !hm_maildir_keyword_valid(t))) {
+				rc = fail(o, DELIVER_EX_USAGE, "invalid --flags");
+				goto out;
+			}
+			flagv[nflags++] = t;
+		}
 	}
 	if (op->dflag != NULL && (op->dflag[0] == '\0' || strlen(op->dflag) > 256)) {
 		rc = fail(o, DELIVER_EX_USAGE, "invalid -d user name");
@@ -347,7 +367,7 @@ static int run(const struct opts *op, struct outcome *o, struct deliver_ctx *ctx
 		rc = fail(o, DELIVER_EX_TEMPFAIL, "parsing the header: %s", strerror(errno));
 		goto out;
 	}
-	const char *final_rcpt = rcpt ? rcpt : u.name;
+	const char *final_rcpt = rcpt ? rcpt : (origrcpt ? origrcpt : u.name);
 	char dt[600];
 	size_t loops = 0, ours = 0, top = 0;
 	bool top_rp = false, top_dt = false;
@@ -446,6 +466,8 @@ static int run(const struct opts *op, struct outcome *o, struct deliver_ctx *ctx
 		mbox = strdup(op->mailbox);
 		ctx->mailbox = mbox;
 	}
+	ctx->keep_flags = flagv;
+	ctx->n_keep_flags = nflags;
 	ctx->no_sieve = op->no_sieve;
 	ctx->sieve_path = sieve_path;
 	ctx->sieve_explicit = op->sieve != NULL;
@@ -521,6 +543,7 @@ out:
 	free(sieve_path);
 	free(sieve_dir);
 	free(mbox);
+	free(flagbuf);
 	free(ctx->reject_reason);
 	ctx->reject_reason = NULL;
 	deliver_user_free(&u);

@@ -149,6 +149,9 @@ int deliver_user_resolve(const struct deliver_conf *c, const char *dflag,
 			}
 			deliver_user_free(u);
 			*u = v;
+		} else if (!c->userdb_passwd) {
+			snprintf(err, errsize, "unknown user %s (userdb)", u->name);
+			return DELIVER_EX_NOUSER;
 		}
 		return DELIVER_EX_OK;
 	}

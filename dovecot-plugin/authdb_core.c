@@ -65,7 +65,9 @@ void hm_authdb_set_default(struct hm_authdb_set *set)
 	(void)hm_strlcpy(set->lockout_path, HM_LOCKOUT_PATH_DEFAULT, sizeof(set->lockout_path));
 	hm_lockout_policy_default(&set->policy);
 	(void)hm_strlcpy(set->mail, "maildir:~/Maildir", sizeof(set->mail));
-	(void)hm_strlcpy(set->sieve, "file:~/sieve;active=~/.dovecot.sieve", sizeof(set->sieve));
+	/* no sieve field unless configured: Pigeonhole's own default location
+	 * (file:~/sieve;active=~/.dovecot.sieve) then applies everywhere */
+	set->sieve[0] = '\0';
 	set->blocking = true;
 }
 
@@ -680,9 +682,10 @@ enum hm_authdb_result hm_authdb_verify(struct hm_authdb *db, const char *login,
 			struct hm_lockout_status st2;
 			if (hm_lockout_check(lo, key, remote_ip, now, &v2, &st2) == 0 &&
 			    (v2 == HM_LOCKOUT_USER_LOCKED || v2 == HM_LOCKOUT_IP_LOCKED))
-				dblog(db, HM_AUTHDB_WARNING, "%s now %s until %ld (login %s)",
+				dblog(db, HM_AUTHDB_WARNING, "%s now %s for %ld s (after login %s%s)",
 				     v2 == HM_LOCKOUT_IP_LOCKED ? remote_ip : key,
-				     hm_lockout_verdict_name(v2), (long)st2.locked_until, lg);
+				     hm_lockout_verdict_name(v2), (long)(st2.locked_until - now),
+				     lg, from);
 		}
 	}
 	if (res == HM_AUTHDB_OK) {

@@ -30,7 +30,7 @@ $(SCAN_CLI): $(B)/obj/exim-local-scan/scan_cli.o $(SCAN_LIB) $(LIBHM)
 
 # The glue is the only file that sees local_scan.h.  ABI check: the header's
 # LOCAL_SCAN_ABI_VERSION_MAJOR must match what the installed exim4 reports.
-$(B)/obj/exim-local-scan/exim_glue.o: exim-local-scan/exim_glue.c $(FLAGS_STAMP)
+$(B)/obj/exim-local-scan/scan_exim.o: exim-local-scan/scan_exim.c $(FLAGS_STAMP)
 	@mkdir -p $(dir $@)
 	@test -n "$(SCAN_EXIM_ABI)" || { echo "exim4-localscan-plugin-config missing (exim4-dev)"; exit 1; }
 	$(CC) $(CFLAGS) -Iexim-local-scan -isystem $(SCAN_EXIM_INC) \
@@ -40,7 +40,7 @@ $(B)/obj/exim-local-scan/exim_glue.o: exim-local-scan/exim_glue.c $(FLAGS_STAMP)
 
 # Only the four entry points are exported (exim-local-scan/homemail_scan.map);
 # everything else binds inside the module and cannot clash with exim's symbols.
-$(SCAN_SO): $(B)/obj/exim-local-scan/exim_glue.o $(SCAN_LIB) $(LIBHM) exim-local-scan/homemail_scan.map
+$(SCAN_SO): $(B)/obj/exim-local-scan/scan_exim.o $(SCAN_LIB) $(LIBHM) exim-local-scan/homemail_scan.map
 	$(CC) $(CFLAGS) -o $@ $< $(LDFLAGS_SO) -Wl,--version-script=exim-local-scan/homemail_scan.map \
 	  -Wl,-Bsymbolic $(SCAN_LIB) $(LIBHM) -larchive
 

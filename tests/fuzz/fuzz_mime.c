@@ -17,6 +17,7 @@
 #include "hm_mime.h"
 
 struct rec {
+	const struct hm_mime_limits *lim;
 	uint64_t h;            /* FNV-1a over the event stream */
 	size_t begins, ends, problems;
 	unsigned maxdepth;
@@ -37,6 +38,8 @@ static int on_begin(void *ctx, struct hm_mime_part *p)
 	struct rec *r = ctx;
 
 	r->begins++;
+	if (r->lim && (p->depth > r->lim->max_depth || p->index >= r->lim->max_parts))
+		abort();   /* a part beyond the limits was handed to the caller */
 	if (p->depth > r->maxdepth)
 		r->maxdepth = p->depth;
 	mix(r, "B", 1);
@@ -95,6 +98,7 @@ static int walk(struct rec *r, const struct hm_mime_limits *lim, const char *msg
 	int rc = 0;
 
 	memset(r, 0, sizeof *r);
+	r->lim = lim;
 	r->h = 14695981039346656037ull;
 	m = hm_mime_new(lim, &CB, r);
 	if (!m)

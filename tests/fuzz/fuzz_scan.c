@@ -4,9 +4,10 @@
  * homemail_scan.so runs inside Exim at the end of DATA.
  *
  * Input: byte 0 = chunk size and SMTPUTF8 flag, the rest is a message.
- * Checks: a verdict always comes back with its strings, the reason is clean
- * (no CR/LF/control bytes that would break the SMTP reply or the mainlog),
- * and the same message fed whole gives the same verdict.
+ * Checks: a verdict always comes back with its strings, the reason and the
+ * header are printable ASCII (SMTP reply, header), the log line has no
+ * control bytes, a rejection has a reason, and the same message fed whole
+ * gives the same verdict.  (Merges the scan owner's first harness.)
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -18,12 +19,14 @@
 static struct scan_conf conf;
 static int conf_ready;
 
-static void check_text(const char *s, int allow_space)
+/* check_text - reply/header text must be printable ASCII (it goes into SMTP
+ * replies and a header); the log line may carry UTF-8 but no control bytes */
+static void check_text(const char *s, int ascii_only)
 {
 	if (!s)
 		abort();
 	for (const unsigned char *p = (const unsigned char *)s; *p; p++)
-		if (*p < 0x20 || *p == 0x7f)
+		if (*p < 0x20 || *p == 0x7f || (ascii_only && *p > 0x7e))
 			abort();   /* CR/LF/control in a reply, header or log line */
 }
 
@@ -46,7 +49,9 @@ static int run(const char *msg, size_t len, size_t chunk, bool utf8, int *action
 		abort();
 	check_text(v->reason, 1);
 	check_text(v->header, 1);
-	check_text(v->log, 1);
+	check_text(v->log, 0);
+	if (v->action == SCAN_REJECT && !v->reason[0])
+		abort();   /* a rejection must say why */
 	if (v->action < SCAN_ACCEPT || v->action > SCAN_REJECT)
 		abort();
 	if (scan_action_name(v->action) == NULL || scan_rule_name(v->rule) == NULL)
@@ -69,6 +74,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (!conf_ready) {
 		if (scan_conf_defaults(&conf) < 0)
 			abort();
+		conf.max_archive_size = 1 << 20;
 		conf.time_budget = 3600; /* the per-input timeout of libFuzzer is the budget here */
 		conf_ready = 1;
 	}

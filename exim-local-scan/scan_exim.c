@@ -1,4 +1,4 @@
-/* exim_glue.c — homemail_scan.so: the glue between Debian's exim4 and the
+/* scan_exim.c — homemail_scan.so: the glue between Debian's exim4 and the
  * homemail scan engine.  The only file of homemail that includes Exim's
  * local_scan.h (exim4-dev); the Makefile checks its ABI major against
  * `exim4-localscan-plugin-config --localscan-apiversion`.
