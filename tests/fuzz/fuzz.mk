@@ -22,10 +22,10 @@ SHELL        := /bin/bash
 FUZZ_SECONDS ?= 10
 FUZZ_CC      ?= clang
 FZ           := build/fuzz
-FUZZ_CFLAGS  := -std=gnu11 -g -O1 -fno-omit-frame-pointer -D_GNU_SOURCE \
+FUZZ_CFLAGS   = -std=gnu11 -g -O1 -fno-omit-frame-pointer -D_GNU_SOURCE \
                 -DHM_FUZZING=1 -Ilib -Iexim-local-scan -fsanitize=address,undefined \
-                -fno-sanitize-recover=undefined -w
-FUZZ_OBJ_FLAGS  := $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link
+                -fno-sanitize-recover=undefined -w $(FUZZ_CFLAGS_EXTRA)
+FUZZ_OBJ_FLAGS  = $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link
 FUZZ_LINK_FLAGS := -fsanitize=fuzzer,address,undefined
 FUZZ_LIBS    := -lcrypt -lcrypto
 # Per-run options: a 10 s per-input timeout (a hang is a bug, as in Exim's
@@ -46,6 +46,7 @@ LIB_SRCS := $(wildcard lib/*.c)
 # Keep in step with the engines' module.mk files.
 SIEVE_DIR := $(firstword $(wildcard deliver-helper/sieve sieve))
 SIEVE_SRCS := $(filter-out %/main.c %/homemail-sieve.c %/sieve_cli.c %/cli.c,$(wildcard $(SIEVE_DIR)/*.c))
+FUZZ_CFLAGS_EXTRA := $(if $(SIEVE_DIR),-I$(SIEVE_DIR))
 SCAN_SRCS  := $(wildcard $(addprefix exim-local-scan/,scan_engine.c scan_conf.c scan_names.c scan_archive.c))
 
 FUZZ_SRCS_sieve_parse := $(SIEVE_SRCS)
@@ -71,6 +72,8 @@ FUZZ_NEEDS_quota    := lib/hm_quota.c
 FUZZ_NEEDS_scan     := exim-local-scan/scan_engine.c
 FUZZ_NEEDS_scan_conf := exim-local-scan/scan_conf.c
 FUZZ_LIBS_authmaster := -lpthread
+FUZZ_NEEDS_sieve_parse := deliver-helper/sieve/sieve.h
+FUZZ_NEEDS_sieve_run   := deliver-helper/sieve/sieve.h
 
 # A harness is buildable when every file in FUZZ_NEEDS_<name> exists.
 fuzz_ready = $(if $(strip $(foreach f,$(FUZZ_NEEDS_$(1)),$(if $(wildcard $(f)),,missing))),,$(1))
