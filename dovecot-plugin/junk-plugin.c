@@ -247,9 +247,14 @@ static int junk_copy(struct mail_save_context *ctx, struct mail *mail)
 static int junk_save_begin(struct mail_save_context *ctx, struct istream *input)
 {
 	union mailbox_module_context *jbox = JUNK_CONTEXT(ctx->transaction->box);
+	struct junk_user *ju = JUNK_USER_CONTEXT(box_user(ctx->transaction->box));
 	struct junk_transaction *jt = junk_tctx(ctx->transaction);
+	bool junk;
 
-	if (jt != NULL && ctx->dest_mail == NULL && !ctx->copying_via_save) {
+	T_BEGIN {
+		junk = ju != NULL && box_is_junk(ju, ctx->transaction->box);
+	} T_END;
+	if (junk && jt != NULL && ctx->dest_mail == NULL && !ctx->copying_via_save) {
 		if (jt->tmp_mail == NULL)
 			jt->tmp_mail = mail_alloc(ctx->transaction, 0, NULL);
 		ctx->dest_mail = jt->tmp_mail;
