@@ -30,7 +30,7 @@ import pytest
 
 import hmtest
 
-DELIVER = os.path.join(hmtest.BUILD, "homemail-deliver")
+DELIVER = os.environ.get("HM_DELIVER") or os.path.join(hmtest.BUILD, "homemail-deliver")
 # Validation of the tests themselves against the stock stack:
 #   HM_REALPATH_LDA='/usr/lib/dovecot/dovecot-lda -c {conf}' pytest ...
 # runs the same tests with Pigeonhole's LDA as the transport ({conf} = the
