@@ -8,7 +8,7 @@
  * hence Dovecot's auth-worker processes).
  * How it fails: an unreadable users file or NSS error is an internal
  * (temporary) failure, logged; a lockout state file that cannot be opened
- * is logged once per process and logins go on without lockout rather than
+ * is logged (retried once a minute) and logins go on without lockout rather than
  * locking everybody out; a malformed users line is logged with its number
  * and skipped.  Every refused login costs one crypt of the same class
  * (unknown, locked, disabled, wrong password) and gets the same answer.
@@ -509,18 +509,24 @@ int hm_authdb_lookup(struct hm_authdb *db, const char *login, struct hm_authdb_a
 }
 
 /* lockout_handle - the state file, opened on first use; NULL if disabled
- * or unusable (logged once) */
+ * or unusable (logged, retried after 60 s) */
 static struct hm_lockout *lockout_handle(struct hm_authdb *db)
 {
-	if (db->set.lockout_path[0] == '\0' || db->lockout_failed)
+	time_t now = time(NULL);
+
+	if (db->set.lockout_path[0] == '\0' || db->lockout != NULL)
 		return db->lockout;
-	if (db->lockout == NULL &&
-	    hm_lockout_open(db->set.lockout_path, &db->set.policy, &db->lockout) < 0) {
+	/* after a failure, try again once a minute rather than on every login */
+	if (db->lockout_failed != 0 && now - db->lockout_failed < 60)
+		return NULL;
+	if (hm_lockout_open(db->set.lockout_path, &db->set.policy, &db->lockout) < 0) {
 		dblog(db, HM_AUTHDB_ERROR, "lockout state %s unusable: %s - "
 		     "logins proceed WITHOUT brute-force protection",
 		     db->set.lockout_path, strerror(errno));
-		db->lockout_failed = true;
+		db->lockout_failed = now;
 		db->lockout = NULL;
+	} else {
+		db->lockout_failed = 0;
 	}
 	return db->lockout;
 }

@@ -80,7 +80,7 @@ struct hm_authdb {
 	bool users_loaded;
 	/* lockout state, opened on first use (auth-worker runs as root) */
 	struct hm_lockout *lockout;
-	bool lockout_failed;
+	time_t lockout_failed;          /* when opening last failed (retry later) */
 };
 
 void hm_authdb_set_default(struct hm_authdb_set *set);

@@ -34,6 +34,10 @@
 #include "mail-namespace.h"
 #include "mailbox-list.h"
 
+#include "istream.h"
+#include "buffer.h"
+
+#include "hm_header.h"
 #include "hm_junklist.h"
 
 #include <errno.h>
@@ -119,33 +123,65 @@ static struct junk_transaction *junk_tctx(struct mailbox_transaction_context *t)
 	return JUNK_CONTEXT(t);
 }
 
-/* queue_addr - queue one header's sender address for the list update */
+/* Header bytes read per message; the sender fields are at the top. */
+#define JUNK_HDR_MAX (256 * 1024)
+
+/* read_header - the message's header block, parsed with lib/hm_header.
+ * Reads the raw header stream rather than mail_get_first_header(): that
+ * would add cache fields to the *source* transaction, which Dovecot 2.3
+ * then commits even after a failed COPY, and its error push/pop there
+ * frees the error string imap is about to send (use-after-free, seen under
+ * ASan).  Returns the header or NULL (logged). */
+static struct hm_header *read_header(struct mail *mail)
+{
+	struct istream *input;
+	const unsigned char *data;
+	struct hm_header *h = NULL;
+	buffer_t *buf;
+	size_t size;
+
+	if (mail_get_hdr_stream(mail, NULL, &input) < 0) {
+		i_error("homemail_junk: %s: reading the header of uid %u failed: %s",
+			mailbox_get_vname(mail->box), mail->uid,
+			mailbox_get_last_internal_error(mail->box, NULL));
+		return NULL;
+	}
+	buf = t_buffer_create(4096);
+	i_stream_seek(input, 0);
+	while (buf->used < JUNK_HDR_MAX && i_stream_read_more(input, &data, &size) > 0) {
+		if (size > JUNK_HDR_MAX - buf->used)
+			size = JUNK_HDR_MAX - buf->used;
+		buffer_append(buf, data, size);
+		i_stream_skip(input, size);
+	}
+	if (input->stream_errno != 0) {
+		i_error("homemail_junk: %s: reading the header of uid %u failed: %s",
+			mailbox_get_vname(mail->box), mail->uid, i_stream_get_error(input));
+		return NULL;
+	}
+	if (hm_header_parse(buf->data, buf->used, NULL, &h) < 0) {
+		i_error("homemail_junk: parsing the header of uid %u failed: %m", mail->uid);
+		return NULL;
+	}
+	return h;
+}
+
+/* queue_addr - queue one header field's sender address for the update */
 static void queue_addr(struct junk_user *ju, struct junk_transaction *jt,
-		       struct mail *mail, const char *field, enum hm_junk_kind kind)
+		       struct mail *mail, const struct hm_header *h, const char *field,
+		       enum hm_junk_kind kind)
 {
 	char addr[HM_JUNKLIST_ADDR_MAX + 1];
-	const char *value;
+	const struct hm_hfield *f = hm_header_get(h, field);
 	struct junk_change *c;
-	int ret;
 
-	ret = mail_get_first_header(mail, field, &value);
-	if (ret < 0) {
-		i_error("homemail_junk: %s: reading %s of uid %u failed: %s",
-			mailbox_get_vname(mail->box), field, mail->uid,
-			mailbox_get_last_internal_error(mail->box, NULL));
+	if (f == NULL)
 		return;
-	}
-	if (ret == 0)
-		return;
-	if (hm_junk_sender_addr(value, strlen(value), addr, sizeof addr) < 0) {
+	if (hm_junk_sender_addr(f->value, f->value_len, addr, sizeof addr) < 0) {
 		if (ju->debug)
 			i_debug("homemail_junk: %s: no usable address in %s of uid %u",
 				mailbox_get_vname(mail->box), field, mail->uid);
 		return;
-	}
-	if (jt->pool == NULL) {
-		jt->pool = pool_alloconly_create("homemail junk queue", 1024);
-		p_array_init(&jt->changes, jt->pool, 16);
 	}
 	if (array_count(&jt->changes) >= JUNK_MAX_QUEUE) {
 		jt->dropped++;
@@ -161,18 +197,19 @@ static void junk_teach(struct junk_user *ju, struct junk_transaction *jt,
 		       struct mail *mail, bool spam)
 {
 	enum hm_junk_kind kind = spam ? HM_JUNK_BLOCKED : HM_JUNK_TRUSTED;
+	struct hm_header *h;
 
-	if (ju->lists) {
-		queue_addr(ju, jt, mail, "From", kind);
-		queue_addr(ju, jt, mail, "Return-Path", kind);
+	if (jt->pool == NULL) {
+		jt->pool = pool_alloconly_create("homemail junk queue", 1024);
+		p_array_init(&jt->changes, jt->pool, 16);
 	}
-	if (ju->learn_argv != NULL) {
-		if (jt->pool == NULL) {
-			jt->pool = pool_alloconly_create("homemail junk queue", 1024);
-			p_array_init(&jt->changes, jt->pool, 16);
-		}
+	if (ju->lists && (h = read_header(mail)) != NULL) {
+		queue_addr(ju, jt, mail, h, "From", kind);
+		queue_addr(ju, jt, mail, h, "Return-Path", kind);
+		hm_header_free(&h);
+	}
+	if (ju->learn_argv != NULL)
 		junk_learn_add(ju, &jt->learn, jt->pool, mail, spam);
-	}
 }
 
 /* teaching_transaction - false for transactions that must teach nothing */
@@ -210,9 +247,14 @@ static int junk_copy(struct mail_save_context *ctx, struct mail *mail)
 static int junk_save_begin(struct mail_save_context *ctx, struct istream *input)
 {
 	union mailbox_module_context *jbox = JUNK_CONTEXT(ctx->transaction->box);
+	struct junk_user *ju = JUNK_USER_CONTEXT(box_user(ctx->transaction->box));
 	struct junk_transaction *jt = junk_tctx(ctx->transaction);
+	bool junk;
 
-	if (jt != NULL && ctx->dest_mail == NULL && !ctx->copying_via_save) {
+	T_BEGIN {
+		junk = ju != NULL && box_is_junk(ju, ctx->transaction->box);
+	} T_END;
+	if (junk && jt != NULL && ctx->dest_mail == NULL && !ctx->copying_via_save) {
 		if (jt->tmp_mail == NULL)
 			jt->tmp_mail = mail_alloc(ctx->transaction, 0, NULL);
 		ctx->dest_mail = jt->tmp_mail;

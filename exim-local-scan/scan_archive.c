@@ -5,11 +5,17 @@
  * whose two views differ gets both sets of names checked.  Members that are
  * themselves zip archives are listed too, up to c->archive_depth levels,
  * each level bounded by c->max_archive_size.
- * Relies on: libarchive.  Fails: 1 for an unreadable archive (the caller
- * decides whether that is a verdict), -1 ENOMEM.  Never writes to disk.
+ * libarchive is loaded with dlopen() on the first archive, not linked: it
+ * drags in libxml2, ICU and libstdc++, ~50 ms of dynamic loading that every
+ * Exim receiving process (one per SMTP connection) would otherwise pay.
+ *
+ * Relies on: libarchive.so.13 (Debian's libarchive13).  Fails: 1 for an
+ * unreadable archive (the caller decides whether that is a verdict), 3 when
+ * libarchive cannot be loaded, -1 ENOMEM.  Never writes to disk.
  */
 #include <archive.h>
 #include <archive_entry.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,8 +24,55 @@
 
 typedef int name_fn(void *ctx, const char *name, size_t len);
 
-static int list_one(const struct scan_conf *c, const void *data, size_t len, unsigned depth,
-		    bool seekable, name_fn *fn, void *ctx);
+/* the libarchive functions used, resolved once per process */
+struct la {
+	struct archive *(*read_new)(void);
+	int (*zip_seekable)(struct archive *);
+	int (*zip_streamable)(struct archive *);
+	int (*open_memory)(struct archive *, const void *, size_t);
+	int (*next_header)(struct archive *, struct archive_entry **);
+	la_ssize_t (*read_data)(struct archive *, void *, size_t);
+	int (*read_free)(struct archive *);
+	const char *(*pathname_utf8)(struct archive_entry *);
+	const char *(*pathname)(struct archive_entry *);
+	la_int64_t (*size)(struct archive_entry *);
+};
+
+/* la_get - the loaded library, or NULL when it cannot be loaded (a handle
+ * cache, not a result buffer: it lives as long as the process) */
+static const struct la *la_get(void)
+{
+	static struct la la;
+	static int state; /* 0 untried, 1 ok, -1 failed */
+	if (state)
+		return state > 0 ? &la : NULL;
+	state = -1;
+	void *h = dlopen("libarchive.so.13", RTLD_NOW | RTLD_LOCAL);
+	if (!h)
+		return NULL;
+#define SYM(field, name)                                        \
+	do {                                                    \
+		*(void **)(&la.field) = dlsym(h, name);         \
+		if (!la.field)                                  \
+			return NULL;                            \
+	} while (0)
+	SYM(read_new, "archive_read_new");
+	SYM(zip_seekable, "archive_read_support_format_zip_seekable");
+	SYM(zip_streamable, "archive_read_support_format_zip_streamable");
+	SYM(open_memory, "archive_read_open_memory");
+	SYM(next_header, "archive_read_next_header");
+	SYM(read_data, "archive_read_data");
+	SYM(read_free, "archive_read_free");
+	SYM(pathname_utf8, "archive_entry_pathname_utf8");
+	SYM(pathname, "archive_entry_pathname");
+	SYM(size, "archive_entry_size");
+#undef SYM
+	state = 1;
+	return &la;
+}
+
+static int list_one(const struct la *la, const struct scan_conf *c, const void *data, size_t len,
+		    unsigned depth, bool seekable, name_fn *fn, void *ctx);
 
 static bool is_zip(const void *data, size_t len)
 {
@@ -27,20 +80,20 @@ static bool is_zip(const void *data, size_t len)
 }
 
 /* nested - read a member that is itself a zip and list it one level deeper */
-static int nested(const struct scan_conf *c, struct archive *a, int64_t size, unsigned depth,
-		  name_fn *fn, void *ctx)
+static int nested(const struct la *la, const struct scan_conf *c, struct archive *a, int64_t size,
+		  unsigned depth, name_fn *fn, void *ctx)
 {
 	if (size <= 0 || (uint64_t)size > c->max_archive_size)
 		return 0;
 	char *buf = malloc((size_t)size);
 	if (!buf)
 		return -1;
-	la_ssize_t got = archive_read_data(a, buf, (size_t)size);
+	la_ssize_t got = la->read_data(a, buf, (size_t)size);
 	int rc = 0;
 	if (got > 0 && is_zip(buf, (size_t)got)) {
-		rc = list_one(c, buf, (size_t)got, depth + 1, true, fn, ctx);
+		rc = list_one(la, c, buf, (size_t)got, depth + 1, true, fn, ctx);
 		if (rc == 0)
-			rc = list_one(c, buf, (size_t)got, depth + 1, false, fn, ctx);
+			rc = list_one(la, c, buf, (size_t)got, depth + 1, false, fn, ctx);
 		if (rc == 1)
 			rc = 0; /* an unreadable inner archive: the outer name was checked */
 	}
@@ -49,24 +102,24 @@ static int nested(const struct scan_conf *c, struct archive *a, int64_t size, un
 }
 
 /* list_one - one view of one archive */
-static int list_one(const struct scan_conf *c, const void *data, size_t len, unsigned depth,
-		    bool seekable, name_fn *fn, void *ctx)
+static int list_one(const struct la *la, const struct scan_conf *c, const void *data, size_t len,
+		    unsigned depth, bool seekable, name_fn *fn, void *ctx)
 {
-	struct archive *a = archive_read_new();
+	struct archive *a = la->read_new();
 	if (!a)
 		return -1;
 	if (seekable)
-		archive_read_support_format_zip_seekable(a);
+		la->zip_seekable(a);
 	else
-		archive_read_support_format_zip_streamable(a);
-	if (archive_read_open_memory(a, data, len) != ARCHIVE_OK) {
-		archive_read_free(a);
+		la->zip_streamable(a);
+	if (la->open_memory(a, data, len) != ARCHIVE_OK) {
+		la->read_free(a);
 		return 1;
 	}
 	int rc = 0, count = 0;
 	for (;;) {
 		struct archive_entry *e;
-		int r = archive_read_next_header(a, &e);
+		int r = la->next_header(a, &e);
 		if (r == ARCHIVE_EOF)
 			break;
 		if (r != ARCHIVE_OK && r != ARCHIVE_WARN) {
@@ -80,9 +133,9 @@ static int list_one(const struct scan_conf *c, const void *data, size_t len, uns
 			rc = 1;
 			break;
 		}
-		const char *name = archive_entry_pathname_utf8(e);
+		const char *name = la->pathname_utf8(e);
 		if (!name)
-			name = archive_entry_pathname(e);
+			name = la->pathname(e);
 		if (name) {
 			rc = fn(ctx, name, strlen(name));
 			if (rc)
@@ -90,13 +143,13 @@ static int list_one(const struct scan_conf *c, const void *data, size_t len, uns
 			size_t nl = strlen(name);
 			if (depth < c->archive_depth && nl >= 4 &&
 			    strcasecmp(name + nl - 4, ".zip") == 0) {
-				rc = nested(c, a, archive_entry_size(e), depth, fn, ctx);
+				rc = nested(la, c, a, la->size(e), depth, fn, ctx);
 				if (rc)
 					break;
 			}
 		}
 	}
-	archive_read_free(a);
+	la->read_free(a);
 	return rc;
 }
 
@@ -105,10 +158,13 @@ int scan_archive_names(const struct scan_conf *c, const void *data, size_t len, 
 {
 	if (!is_zip(data, len))
 		return 1;
-	int r1 = list_one(c, data, len, 1, true, fn, ctx);
+	const struct la *la = la_get();
+	if (!la)
+		return 3;
+	int r1 = list_one(la, c, data, len, 1, true, fn, ctx);
 	if (r1 < 0 || r1 > 1)
 		return r1;
-	int r2 = list_one(c, data, len, 1, false, fn, ctx);
+	int r2 = list_one(la, c, data, len, 1, false, fn, ctx);
 	if (r2 < 0 || r2 > 1)
 		return r2;
 	return (r1 == 1 && r2 == 1) ? 1 : 0;

@@ -310,6 +310,10 @@ static int cb_data(void *ctx, struct hm_mime_part *p, const char *d, size_t n)
 			hm_buf_free(&s->arch);
 		}
 	}
+	/* neither text (uuencode) nor an archive: the rest of the bytes are not
+	 * needed, the walker goes on validating the encoding only */
+	if (!s->leaf_text && !s->arch_want)
+		return HM_MIME_SKIP;
 	if (s->leaf_text) {
 		size_t i = 0;
 		while (i < n) {
@@ -383,6 +387,9 @@ static int cb_end(void *ctx, struct hm_mime_part *p)
 				r = HM_MIME_STOP;
 			} else if (ar == 1) {
 				r = hit(s, SR_UNSCANNABLE, "archive \"%s\" cannot be read", shown);
+			} else if (ar == 3) {
+				r = hit(s, SR_UNSCANNABLE, "archive \"%s\" not inspected: libarchive unavailable",
+					shown);
 			}
 		}
 		hm_buf_free(&s->arch);

@@ -15,7 +15,7 @@ import re
 import pytest
 
 import hmtest
-from test_junk_plugin import junk_dovecot, kinds, msg, uids
+from test_junk_plugin import doveadm, junk_dovecot, kinds, msg, uids
 
 DELIVER = os.path.join(hmtest.BUILD, "homemail-deliver")
 
@@ -61,7 +61,7 @@ def teach(method, d, user, c, subject, to_box):
     """Move the message with this subject to to_box by the given method."""
     from_box = "INBOX" if to_box == "Junk" else "Junk"
     if method == "doveadm":
-        r = d.doveadm("move", "-u", user.name, to_box, "mailbox", from_box,
+        r = doveadm(d, "move", "-u", user.name, to_box, "mailbox", from_box,
                       "header", "Subject", subject)
         assert r.returncode == 0, r.stderr
         return

@@ -22,6 +22,11 @@ import pytest
 import hmtest
 
 PLUGIN = os.path.join(hmtest.BUILD, "lib90_homemail_junk_plugin.so")
+# Built with SANITIZE=1 the plugin needs the ASan/UBSan runtimes, which a
+# stock (uninstrumented) dovecot only has when they are preloaded into it
+# and into the mail processes it starts (import_environment).
+SAN_PRELOAD = "/usr/lib/x86_64-linux-gnu/libasan.so.8 /usr/lib/x86_64-linux-gnu/libubsan.so.1"
+SAN_OPTIONS = "detect_leaks=0:fast_unwind_on_malloc=0:abort_on_error=1:log_path=/var/tmp/hmtest/junk-asan-logs/asan"
 LINE = re.compile(r"^([BT]) (\d+) (\S+)$")
 
 
@@ -39,10 +44,26 @@ def plugin_dir(extra=()):
 
 def junk_dovecot(dovecot_for, users, plugin_settings="", extra="", stock_plugins=(),
                  mail_plugins="homemail_junk"):
+    if hmtest.SANITIZE:
+        logs = os.path.join(hmtest.BASE, "junk-asan-logs")
+        os.makedirs(logs, exist_ok=True)
+        os.chmod(logs, 0o1777)          # the mail processes run as the test user
+        extra += ("import_environment = TZ CORE_OUTOFMEM CORE_ERROR "
+                  f"LD_PRELOAD={SAN_PRELOAD.replace(' ', ':')} ASAN_OPTIONS={SAN_OPTIONS}\n"
+                  "default_vsz_limit = 0\n")   # ASan reserves terabytes of shadow
     conf = (f"mail_plugin_dir = {plugin_dir(stock_plugins)}\n"
             f"mail_plugins = $mail_plugins {mail_plugins}\n"
             "mail_debug = yes\nplugin {\n  homemail_junk_debug = yes\n" + plugin_settings + "}\n" + extra)
     return dovecot_for(users, extra_conf=conf)
+
+
+def doveadm(d, *args):
+    """d.doveadm, with the sanitizer runtimes preloaded under SANITIZE=1."""
+    env = dict(os.environ)
+    if hmtest.SANITIZE:
+        env.update(LD_PRELOAD=SAN_PRELOAD, ASAN_OPTIONS=SAN_OPTIONS)
+    return hmtest.subprocess.run(["doveadm", "-c", d.conf_path] + list(args),
+                                 capture_output=True, text=True, env=env)
 
 
 def read_list(user):
@@ -131,10 +152,10 @@ def test_doveadm_move_and_back(user, dovecot_for):
     c = session(d, user)
     append(c, "INBOX", msg("viadoveadm@spam.example"))
     c.logout()
-    r = d.doveadm("move", "-u", user.name, "Junk", "mailbox", "INBOX", "ALL")
+    r = doveadm(d, "move", "-u", user.name, "Junk", "mailbox", "INBOX", "ALL")
     assert r.returncode == 0, r.stderr
     assert kinds(user) == {"viadoveadm@spam.example": "B"}
-    r = d.doveadm("move", "-u", user.name, "INBOX", "mailbox", "Junk", "ALL")
+    r = doveadm(d, "move", "-u", user.name, "INBOX", "mailbox", "Junk", "ALL")
     assert r.returncode == 0, r.stderr
     assert kinds(user) == {"viadoveadm@spam.example": "T"}
 

@@ -202,7 +202,7 @@ def test_exim_verdict(exim_sink, path, verdict, rule, exim):
         assert 400 <= code < 500, text
     else:
         assert code == 250, text
-        new = hmtest.wait_for(lambda: [n for n in _files(out) if n not in before], 30, 0.05,
+        new = hmtest.wait_for(lambda: [n for n in _files(out) if n not in before], 60, 0.05,
                               "delivery")
         assert len(new) == 1
         got = open(os.path.join(out, new[0]), "rb").read()

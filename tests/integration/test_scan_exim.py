@@ -93,7 +93,7 @@ def _sink_exim(conf_path, **kw):
     os.chmod(out, 0o1777)
     sink = os.path.join(w, "sink.sh")
     with open(sink, "w") as f:
-        f.write('#!/bin/sh\ncat > "%s/$(date +%%s%%N).$$.eml"\n' % out)
+        f.write('#!/bin/sh\nf="%s/$(date +%%s%%N).$$"\ncat > "$f.tmp" && mv "$f.tmp" "$f.eml"\n' % out)
     os.chmod(sink, 0o755)
     extra = f"add_environment = HOMEMAIL_SCAN_CONF={conf_path}\n" if conf_path else ""
     e = hmtest.Exim(None, transport_command=sink, local_scan=SO, extra_main=extra, **kw)
@@ -131,7 +131,8 @@ def test_config_actions_apply_in_exim(user):
     e, out = _sink_exim(_conf("action_blocked = tag\n"))
     with e:
         hmtest.send(e.smtp_port, "a@example.org", [f"{user.name}@home.com.bo"], open(EXE, "rb").read())
-        f = hmtest.wait_for(lambda: os.listdir(out), 30, 0.05, "delivery")
+        f = hmtest.wait_for(lambda: [n for n in os.listdir(out) if n.endswith(".eml")], 60, 0.05,
+                        "delivery")
         got = open(os.path.join(out, f[0]), "rb").read().decode()
         assert "X-Homemail-Scan: tag; parts=3; depth=1; rules=blocked" in got
     e, out = _sink_exim(_conf("action_blocked = freeze\n"))
@@ -160,7 +161,8 @@ def test_missing_config_uses_defaults(user):
         assert ei.value.smtp_code == 550
         hmtest.send(e.smtp_port, "a@example.org", [f"{user.name}@home.com.bo"],
                     open(CLEAN, "rb").read())
-        hmtest.wait_for(lambda: os.listdir(out), 30, 0.05, "delivery")
+        hmtest.wait_for(lambda: [n for n in os.listdir(out) if n.endswith(".eml")], 60, 0.05,
+                        "delivery")
 
 
 def test_cli_exit_codes_and_errors(tmp_path):

@@ -1,0 +1,103 @@
+/* ext_duplicate.c — RFC 7352 duplicate:
+ *   duplicate [:handle s] [:header name / :uniqueid s] [:seconds n] [:last]
+ * True when the message's id (the Message-ID by default) was seen before
+ * within the period.  The state is the caller's (callbacks.duplicate_check);
+ * ids tested here are listed in result->dups and must be recorded by the
+ * caller only when the whole delivery succeeded (RFC 7352 3.1).
+ * Without a callback nothing was ever seen (as with Pigeonhole's sieve-test).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "sv_int.h"
+
+#define DEFAULT_PERIOD (14ULL * 86400)  /* Pigeonhole's sieve_duplicate_default_period */
+#define MAX_PERIOD (90ULL * 86400)
+#define MAX_ID 4096
+
+static int exec_duplicate(struct sv_run *r, struct sv_node *n)
+{
+	const struct sv_opts *o = &n->o;
+	size_t len = 0;
+	char *id = NULL;
+	if (o->tagarg[TG_DUP_UNIQUEID]) {
+		id = sv_expand(r, n, &o->tagarg[TG_DUP_UNIQUEID]->v[0], &len);
+		if (!id)
+			return -1;
+	} else {
+		char *hname = NULL;
+		if (o->tagarg[TG_DUP_HEADER]) {
+			hname = sv_expand(r, n, &o->tagarg[TG_DUP_HEADER]->v[0], &len);
+			if (!hname)
+				return -1;
+		}
+		const char *v = sv_msg_header1(&r->msg, hname ? hname : "message-id", &len);
+		free(hname);
+		if (!v || len == 0)
+			return 0;      /* no id: never a duplicate */
+		id = sv_strndup(v, len);
+		if (!id)
+			return sv_rt_error(r, n, "out of memory");
+	}
+	char *handle = NULL;
+	size_t hl = 0;
+	if (o->tagarg[TG_DUP_HANDLE]) {
+		handle = sv_expand(r, n, &o->tagarg[TG_DUP_HANDLE]->v[0], &hl);
+		if (!handle) {
+			free(id);
+			return -1;
+		}
+	}
+	/* key: "h:" handle NUL id, or "d" NUL id for the default handle */
+	struct hm_buf key;
+	hm_buf_init(&key, 2 * MAX_ID + 8);
+	if (handle) {
+		hm_buf_puts(&key, "h:");
+		hm_buf_append(&key, handle, hl > MAX_ID ? MAX_ID : hl);
+	} else {
+		hm_buf_puts(&key, "d");
+	}
+	hm_buf_putc(&key, '\001');
+	hm_buf_append(&key, id, len > MAX_ID ? MAX_ID : len);
+	free(handle);
+	free(id);
+	uint64_t secs = o->tagarg[TG_DUP_SECONDS] ? o->tagarg[TG_DUP_SECONDS]->num : DEFAULT_PERIOD;
+	if (secs > MAX_PERIOD)
+		secs = MAX_PERIOD;
+	int seen = 0;
+	if (r->cb->duplicate_check)
+		seen = r->cb->duplicate_check(r->cb->ctx, key.data ? key.data : "", key.len);
+	if (seen < 0)
+		seen = 0;
+	/* remember for the caller; with :last the period restarts on each hit */
+	if (!seen || o->has_tag[TG_DUP_LAST]) {
+		void *nv = realloc(r->res->dups, (r->res->ndups + 1) * sizeof *r->res->dups);
+		if (nv) {
+			r->res->dups = nv;
+			char *k = malloc(key.len + 1);
+			if (k) {
+				memcpy(k, key.data ? key.data : "", key.len);
+				k[key.len] = 0;
+				/* the key holds one NUL: store it as "h:handle\x01id" */
+				for (size_t i = 0; i < key.len; i++)
+					if (k[i] == 0)
+						k[i] = 1;
+				r->res->dups[r->res->ndups].id = k;
+				r->res->dups[r->res->ndups].seconds = secs;
+				r->res->ndups++;
+			}
+		}
+	}
+	hm_buf_free(&key);
+	return seen ? 1 : 0;
+}
+
+static const enum sv_tag duplicate_tags[] = {
+	TG_DUP_HANDLE, TG_DUP_HEADER, TG_DUP_UNIQUEID, TG_DUP_SECONDS, TG_DUP_LAST,
+	TG_COUNT_ALL
+};
+
+const struct sv_def sv_def_duplicate = {
+	.name = "duplicate", .ext = EXT_DUPLICATE, .is_test = true, .tags = duplicate_tags,
+	.pos = "", .exec = exec_duplicate,
+};

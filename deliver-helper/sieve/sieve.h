@@ -1,0 +1,135 @@
+/* sieve.h — the homemail Sieve engine (RFC 5228 and extensions), public API.
+ *
+ * Compile a script once (sieve_compile), run it against a message as often
+ * as needed (sieve_execute), read the resulting actions from the result.
+ * The engine never touches mailboxes or sends mail itself: the caller (the
+ * LDA glue, the CLI) carries out the actions, and supplies the few lookups a
+ * script can make into the world (mailbox existence, duplicate and vacation
+ * state) as callbacks.
+ * Limits (script size, nesting, actions, redirects, includes, CPU steps incl.
+ * regex work) are in struct sieve_limits; exceeding one is an error, so the
+ * caller falls back to implicit keep.  Errors: "FILE:LINE:COL: error: MSG".
+ */
+#ifndef HM_SIEVE_H
+#define HM_SIEVE_H
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+struct sieve_script;
+struct sieve_result;
+
+struct sieve_limits {
+	size_t max_script_size;    /* bytes of one script file */
+	unsigned max_nesting;      /* block and test nesting */
+	unsigned max_actions;      /* actions in one result */
+	unsigned max_redirects;    /* redirect actions per message */
+	unsigned max_includes;     /* scripts included in total */
+	unsigned max_include_depth;
+	uint64_t max_steps;        /* CPU step budget per execution */
+	size_t max_body;           /* bytes of body searched by the body test */
+};
+
+/* sieve_limits_default - fill in the defaults (Pigeonhole's where it has them) */
+void sieve_limits_default(struct sieve_limits *l);
+
+/* Where :personal and :global includes are looked up. */
+struct sieve_compile_env {
+	const char *personal_dir;  /* NULL: directory of the main script */
+	const char *global_dir;    /* NULL: no global scripts */
+	const struct sieve_limits *limits; /* NULL: defaults */
+};
+
+/* sieve_compile - compile a script file.  On error returns NULL and, when
+ * err_r is non-NULL, a malloc'd message "FILE:LINE:COL: error: MSG" (several
+ * lines when several errors were found). */
+struct sieve_script *sieve_compile(const char *path, const struct sieve_compile_env *env,
+				   char **err_r);
+/* sieve_compile_mem - the same from memory; name is used in messages */
+struct sieve_script *sieve_compile_mem(const char *name, const char *text, size_t len,
+				       const struct sieve_compile_env *env, char **err_r);
+void sieve_script_free(struct sieve_script **s);
+
+/* The message and its envelope. */
+struct sieve_message {
+	const char *data;          /* the whole message (headers + body) */
+	size_t len;
+	const char *env_from;      /* envelope sender, "" for <>, NULL unknown */
+	const char *env_to;        /* envelope recipient (final) */
+	const char *env_orig_to;   /* original recipient, NULL: same as env_to */
+	const char *auth_user;     /* envelope "auth", NULL none */
+	time_t now;                /* for currentdate and vacation */
+	int now_gmtoff;            /* local zone offset in seconds east of UTC */
+};
+
+/* Callbacks into the world; any may be NULL (then: mailbox exists = yes for
+ * INBOX only, duplicate = never seen, vacation = never replied). */
+struct sieve_callbacks {
+	void *ctx;
+	/* mailbox_exists - 1 exists, 0 not, -1 error */
+	int (*mailbox_exists)(void *ctx, const char *utf8_name);
+	/* duplicate_check - 1 seen within the period, 0 not; marks it seen
+	 * only when sieve_commit_duplicates is called by the caller */
+	int (*duplicate_check)(void *ctx, const char *id, size_t idlen);
+};
+
+enum sieve_action_type {
+	SIEVE_ACT_STORE,      /* keep / fileinto */
+	SIEVE_ACT_REDIRECT,
+	SIEVE_ACT_REJECT,
+	SIEVE_ACT_EREJECT,
+	SIEVE_ACT_VACATION,
+	SIEVE_ACT_DISCARD,
+};
+
+struct sieve_action {
+	enum sieve_action_type type;
+	char *target;         /* folder (UTF-8) / redirect address / reason */
+	char **flags;         /* store: IMAP flags (NULL-terminated), NULL none */
+	bool create;          /* store: :create given */
+	bool implicit;        /* store: the implicit keep */
+	/* vacation */
+	char *vac_to;         /* recipient of the reply (the sender) */
+	char *vac_from;       /* :from or NULL */
+	char *vac_subject;    /* final subject, UTF-8 */
+	char *vac_reason;     /* body text (or MIME entity when vac_mime) */
+	char *vac_handle;     /* identity of this reply for the period state */
+	bool vac_mime;
+	uint64_t vac_seconds;
+	char **vac_addresses; /* :addresses (NULL-terminated) or NULL */
+	const char *vac_skip; /* why no reply may be sent (RFC 3834), NULL: send */
+	int line;             /* script line that produced the action */
+};
+
+/* Duplicate ids the script tested and that must be remembered on success. */
+struct sieve_dup_mark {
+	char *id;
+	uint64_t seconds;
+};
+
+struct sieve_result {
+	struct sieve_action *actions;
+	size_t nactions;
+	bool implicit_keep;    /* the implicit keep was performed (is in actions) */
+	bool error;            /* runtime error: caller does implicit keep only */
+	char *errmsg;          /* "FILE:LINE:COL: error: MSG" when error */
+	struct sieve_dup_mark *dups;
+	size_t ndups;
+	char **warnings;       /* NULL-terminated list or NULL */
+};
+
+/* sieve_execute - run scripts[0..n) in order against msg: before scripts,
+ * the user's script, after scripts share one result, as Pigeonhole's
+ * sieve_before/sieve_after do: the next script runs only while the implicit
+ * keep is still in effect.  Returns a result (NULL only on ENOMEM);
+ * result->error is set on a runtime error (caller: implicit keep only). */
+struct sieve_result *sieve_execute(struct sieve_script *const *scripts, size_t n,
+				   const struct sieve_message *msg,
+				   const struct sieve_callbacks *cb);
+void sieve_result_free(struct sieve_result **r);
+
+/* sieve_capabilities - space separated list of supported extensions */
+const char *sieve_capabilities(void);
+
+#endif

@@ -1,0 +1,364 @@
+/* sv_int.h — internals shared by the files of the Sieve engine.
+ *
+ * Pipeline: sv_lexer.c (tokens) → sv_parser.c (syntax tree of sv_node) →
+ * sv_validate.c (resolves each node against the command tables of the
+ * cmd_*.c / tst_*.c / ext_*.c files, checks arguments and require) →
+ * sv_interp.c (walks the validated tree, collecting actions into a result).
+ * Every allocation belongs to the script (freed by sieve_script_free) or to
+ * one run (freed with the run); nothing is static except constant tables.
+ */
+#ifndef SV_INT_H
+#define SV_INT_H
+#include <regex.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "hm_buf.h"
+#include "sieve.h"
+
+/* ---- extensions ---------------------------------------------------- */
+enum sv_ext {
+	EXT_NONE = 0,   /* core language: zero so that tables may omit .ext */
+	EXT_FILEINTO, EXT_ENVELOPE, EXT_COPY, EXT_IMAP4FLAGS, EXT_VACATION,
+	EXT_VACATION_SECONDS, EXT_REJECT, EXT_EREJECT, EXT_RELATIONAL,
+	EXT_CMP_NUMERIC, EXT_SUBADDRESS, EXT_BODY, EXT_VARIABLES, EXT_MAILBOX,
+	EXT_DATE, EXT_INDEX, EXT_REGEX, EXT_INCLUDE, EXT_DUPLICATE,
+	EXT_ENCODED_CHARACTER, EXT_CMP_CASEMAP, EXT_CMP_OCTET,
+	EXT_COUNT
+};
+extern const char *const sv_ext_names[EXT_COUNT];
+int sv_ext_lookup(const char *name);
+
+/* ---- syntax tree ------------------------------------------------------ */
+struct sv_str {
+	char *s;          /* NUL-terminated; may contain NULs via encodings */
+	size_t len;
+	int line, col;
+	bool var;         /* contains "${" and variables is required */
+};
+
+enum sv_arg_type { SV_ARG_NUM, SV_ARG_STR, SV_ARG_LIST, SV_ARG_TAG };
+
+struct sv_arg {
+	enum sv_arg_type type;
+	int line, col;
+	uint64_t num;
+	struct sv_str *v;     /* STR: one, LIST: n */
+	size_t n;
+	char *tag;            /* TAG: name without ':' */
+};
+
+/* Tags (tagged arguments), one id per meaning. */
+enum sv_tag {
+	TG_COMPARATOR, TG_IS, TG_CONTAINS, TG_MATCHES, TG_REGEX, TG_VALUE, TG_COUNT,
+	TG_ALL, TG_LOCALPART, TG_DOMAIN, TG_USER, TG_DETAIL,
+	TG_INDEX, TG_LAST, TG_OVER, TG_UNDER, TG_COPY, TG_FLAGS, TG_CREATE,
+	TG_DAYS, TG_SECONDS, TG_SUBJECT, TG_FROM, TG_ADDRESSES, TG_MIME, TG_HANDLE,
+	TG_RAW, TG_CONTENT, TG_TEXT, TG_ZONE, TG_ORIGINALZONE,
+	TG_PERSONAL, TG_GLOBAL, TG_ONCE, TG_OPTIONAL,
+	TG_DUP_HEADER, TG_DUP_UNIQUEID, TG_DUP_SECONDS, TG_DUP_LAST, TG_DUP_HANDLE,
+	TG_LOWER, TG_UPPER, TG_LOWERFIRST, TG_UPPERFIRST, TG_QUOTEWILDCARD,
+	TG_QUOTEREGEX, TG_LENGTH,
+	TG_COUNT_ALL
+};
+
+enum sv_tagarg { TA_NONE, TA_NUM, TA_STR, TA_LIST };
+
+struct sv_tagdef {
+	const char *name;
+	enum sv_tag id;
+	enum sv_ext ext;      /* extension that must be required, or EXT_NONE */
+	enum sv_tagarg arg;
+	int group;            /* tags of one group exclude each other (0: none) */
+};
+const struct sv_tagdef *sv_tagdef(enum sv_tag id);
+
+enum sv_mt { MT_IS, MT_CONTAINS, MT_MATCHES, MT_REGEX, MT_VALUE, MT_COUNT };
+enum sv_cmp { CMP_OCTET, CMP_CASEMAP, CMP_NUMERIC };
+enum sv_rel { REL_GT, REL_GE, REL_LT, REL_LE, REL_EQ, REL_NE };
+enum sv_ap { AP_ALL, AP_LOCALPART, AP_DOMAIN, AP_USER, AP_DETAIL };
+
+struct sv_node;
+struct sv_script_int;
+
+/* Options resolved from tags by the validator. */
+struct sv_opts {
+	enum sv_mt mt;
+	enum sv_cmp cmp;
+	enum sv_rel rel;
+	enum sv_ap ap;
+	bool has_tag[TG_COUNT_ALL];
+	struct sv_arg *tagarg[TG_COUNT_ALL];
+	struct sv_arg *tagpos[TG_COUNT_ALL];  /* the tag itself */
+	int64_t index;        /* :index (0 none) */
+};
+
+struct sv_node {
+	char *name;
+	int line, col;
+	struct sv_arg *args;
+	size_t nargs;
+	struct sv_node *tests;    /* test or test-list */
+	size_t ntests;
+	bool test_list;           /* tests came as "( ... )" */
+	int end_line, end_col;    /* the token after the arguments and tests */
+	struct sv_node *block;
+	size_t nblock;
+	bool has_block;
+	/* filled by the validator */
+	const struct sv_def *def;
+	struct sv_opts o;
+	struct sv_arg *pos[4];
+	size_t npos;
+	void *priv;               /* command-specific data (regex, include) */
+	void (*priv_free)(void *);
+};
+
+/* ---- command / test definitions ------------------------------------ */
+struct sv_comp;
+struct sv_run;
+
+enum { SV_OK = 0, SV_STOP = 1, SV_ERR = -1, SV_RETURN = 2 };
+
+#define SV_MATCHING   0x01  /* :comparator + match types (+ relational) */
+#define SV_ADDRPART   0x02  /* :all :localpart :domain (+ subaddress) */
+#define SV_INDEXED    0x04  /* :index :last (index extension) */
+
+struct sv_def {
+	const char *name;
+	enum sv_ext ext;          /* needed extension or EXT_NONE */
+	bool is_test;
+	unsigned groups;          /* SV_MATCHING | SV_ADDRPART | SV_INDEXED */
+	const enum sv_tag *tags;  /* further allowed tags, ended by TG_COUNT_ALL */
+	const char *pos;          /* positional args: s string, l list, n number,
+				   * lowercase letter after '?' = optional */
+	int block;                /* 0 none, 1 required */
+	int subtests;             /* 0 none, 1 one test, 2 test-list */
+	/* validate - extra checks; returns 0 ok, -1 error reported */
+	int (*validate)(struct sv_comp *c, struct sv_node *n);
+	/* exec - command: SV_OK/SV_STOP/SV_RETURN/SV_ERR; test: 1/0/-1 */
+	int (*exec)(struct sv_run *r, struct sv_node *n);
+};
+
+extern const struct sv_def *const sv_defs[];
+const struct sv_def *sv_def_lookup(const char *name, bool is_test);
+
+/* command families (one file each) */
+extern const struct sv_def sv_def_require, sv_def_if, sv_def_elsif, sv_def_else,
+	sv_def_stop, sv_def_keep, sv_def_discard, sv_def_redirect, sv_def_fileinto,
+	sv_def_true, sv_def_false, sv_def_not, sv_def_allof, sv_def_anyof,
+	sv_def_exists, sv_def_size, sv_def_header, sv_def_address,
+	sv_def_envelope, sv_def_body, sv_def_set, sv_def_string,
+	sv_def_setflag, sv_def_addflag, sv_def_removeflag, sv_def_hasflag,
+	sv_def_vacation, sv_def_reject, sv_def_ereject, sv_def_include,
+	sv_def_return, sv_def_global, sv_def_duplicate, sv_def_date,
+	sv_def_currentdate, sv_def_mailboxexists;
+
+/* ---- script ----------------------------------------------------------- */
+struct sv_script_int;
+struct sieve_script {
+	char *name;               /* path or name used in messages */
+	char *dir;                /* directory of the file (personal includes) */
+	char *text;
+	size_t len;
+	struct sv_node *cmds;
+	size_t ncmds;
+	bool ext[EXT_COUNT];
+	struct sieve_limits lim;
+	char *personal_dir, *global_dir;
+	/* included scripts, compiled at compile time */
+	struct sieve_script **incs;
+	size_t nincs;
+	struct sieve_script *root; /* top-level script (owner of the incs) */
+	unsigned inc_depth;
+	char **globals;           /* names declared "global" */
+	size_t nglobals;
+	int refs;
+};
+
+/* ---- compiler ------------------------------------------------------- */
+struct sv_comp {
+	struct sieve_script *s;
+	struct sv_comp *parent;   /* the including script's compiler */
+	struct hm_buf err;
+	int nerr;
+	unsigned depth;
+	bool require_allowed;
+};
+/* sv_error - record "NAME:LINE:COL: error: MSG" */
+void sv_error(struct sv_comp *c, int line, int col, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+/* lexer + parser: fill s->cmds; returns 0, -1 with error recorded */
+int sv_parse(struct sv_comp *c);
+void sv_nodes_free(struct sv_node *n, size_t count);
+/* validator: returns 0, -1 with errors recorded */
+int sv_validate(struct sv_comp *c);
+/* sv_validate_index - :index N (N >= 1) and :last only with :index */
+int sv_validate_index(struct sv_comp *c, struct sv_node *n);
+int sv_validate_node(struct sv_comp *c, struct sv_node *n, bool is_test);
+/* sv_compile_include - compile (or find) an included script */
+struct sieve_script *sv_compile_include(struct sv_comp *c, const char *path,
+					const char *name, int line, int col, bool optional,
+					bool *missing_r);
+
+/* encoded-character (RFC 5228 2.4.2.4): decode in place; -1 on bad encoding */
+int sv_decode_encoded_chars(struct sv_comp *c, struct sv_str *s);
+
+/* ---- message access (sv_message.c) -------------------------------- */
+struct hm_header;
+struct sv_bodypart {
+	char *ctype;          /* lower-case "type/subtype" ("multipart/x" for the
+			       * preamble and epilogue of a multipart) */
+	char *text;           /* decoded (transfer + charset → UTF-8) */
+	size_t len;
+};
+
+struct sv_msg {
+	const struct sieve_message *m;
+	struct hm_header *hdr;
+	char **dec;           /* decoded value per field, on demand */
+	char **unf;           /* Pigeonhole-style unfolded value of folded fields */
+	size_t *unflen;
+	size_t *declen;
+	const char *body;
+	size_t blen;
+	struct sv_bodypart *parts;
+	size_t nparts, pcap;
+	bool parts_done;
+};
+int sv_msg_init(struct sv_msg *mm, const struct sieve_message *m);
+void sv_msg_free(struct sv_msg *mm);
+size_t sv_msg_nfields(const struct sv_msg *mm);
+/* sv_hdr_is - field i is called name[0..nlen) (case-insensitive) */
+bool sv_hdr_is(const struct sv_msg *mm, size_t i, const char *name, size_t nlen);
+/* sv_hdr_value - unfolded, trimmed, RFC 2047-decoded value (cached);
+ * NULL on ENOMEM */
+const char *sv_hdr_value(struct sv_msg *mm, size_t i, size_t *len_r);
+/* sv_hdr_uvalue - unfolded, trimmed, undecoded value (for addresses) */
+const char *sv_hdr_uvalue(struct sv_msg *mm, size_t i, size_t *len_r);
+/* sv_msg_header1 - decoded value of the first field called name, or NULL */
+const char *sv_msg_header1(struct sv_msg *mm, const char *name, size_t *len_r);
+/* sv_msg_parts - split the body into MIME parts (once); -1 on ENOMEM */
+int sv_msg_parts(struct sv_msg *mm, size_t max_bytes);
+
+/* ---- runtime ---------------------------------------------------------- */
+#define SV_MAX_MATCHVARS 10
+
+struct sv_var {
+	char *name;           /* lower-case */
+	char *val;
+	size_t len;
+};
+struct sv_varstore {
+	struct sv_var *v;
+	size_t n, cap;
+};
+
+struct sv_frame {
+	struct sieve_script *s;
+	struct sv_varstore local;
+};
+
+struct sv_run {
+	const struct sieve_message *m;
+	const struct sieve_callbacks *cb;
+	struct sv_msg msg;
+	struct sieve_result *res;
+	struct sieve_limits lim;
+	uint64_t steps;
+	bool keep;                /* implicit keep still in effect */
+	bool stopped;
+	struct sv_frame *frame;   /* current script */
+	struct sv_varstore globals;
+	char *mvars[SV_MAX_MATCHVARS];
+	size_t mlens[SV_MAX_MATCHVARS];
+	bool mvars_set;
+	char **flags;             /* imap4flags internal variable */
+	size_t nflags;
+	unsigned inc_depth;
+	struct sieve_script **once_done;
+	size_t nonce;
+	struct sieve_script **inc_stack;
+	size_t ninc_stack;
+	unsigned redirects;
+	int err_line, err_col;
+	struct hm_buf errbuf;
+	bool failed;
+};
+
+/* sv_rt_error - runtime error at the node: sets r->failed; returns SV_ERR */
+int sv_rt_error(struct sv_run *r, const struct sv_node *n, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+void sv_rt_warn(struct sv_run *r, const struct sv_node *n, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* sv_step - charge CPU steps; -1 (error set) when over budget */
+int sv_step(struct sv_run *r, const struct sv_node *n, uint64_t cost);
+int sv_exec_block(struct sv_run *r, struct sv_node *cmds, size_t n);
+int sv_exec_test(struct sv_run *r, struct sv_node *t);
+
+/* sv_expand - string with variables expanded (malloc'd, always NUL-ended);
+ * returns NULL on error (reported) */
+char *sv_expand(struct sv_run *r, const struct sv_node *n, const struct sv_str *s,
+		size_t *len_r);
+/* variables */
+int sv_var_set(struct sv_run *r, const struct sv_node *n, const char *name,
+	       const char *val, size_t len);
+const struct sv_var *sv_var_get(struct sv_run *r, const char *name);
+bool sv_var_name_ok(const char *name);
+void sv_set_matchvars(struct sv_run *r, char **vals, size_t *lens, size_t n);
+void sv_varstore_free(struct sv_varstore *vs);
+
+/* actions (sv_result.c) */
+int sv_add_store(struct sv_run *r, const struct sv_node *n, const char *folder,
+		 char **flags, size_t nflags, bool create, bool copy);
+int sv_add_action(struct sv_run *r, const struct sv_node *n, struct sieve_action *a);
+void sv_action_free(struct sieve_action *a);
+char **sv_strv_dup(char *const *v, size_t n);
+void sv_strv_free(char **v);
+
+/* imap4flags helpers */
+int sv_flags_from_list(struct sv_run *r, const struct sv_node *n, const struct sv_arg *a,
+		       char ***out, size_t *nout);
+int sv_flags_current(struct sv_run *r, char ***out, size_t *nout);
+
+/* ---- matching (sv_match.c) -------------------------------------------- */
+struct sv_match {
+	struct sv_run *r;
+	const struct sv_node *n;
+	char **keys;
+	size_t *klen;
+	size_t nkeys;
+	regex_t *rx;          /* per key, MT_REGEX */
+	bool *rx_ok;
+	uint64_t count;
+	int result;           /* 1 matched */
+};
+/* sv_match_begin - expand the keys of arg (and compile regexes); -1 error */
+int sv_match_begin(struct sv_match *m, struct sv_run *r, const struct sv_node *n,
+		   const struct sv_arg *keys);
+/* sv_match_value - test one value; 1 matched (stop), 0 continue, -1 error */
+int sv_match_value(struct sv_match *m, const char *v, size_t len);
+/* sv_match_end - final result (1/0/-1, :count evaluated) and frees */
+int sv_match_end(struct sv_match *m);
+void sv_match_abort(struct sv_match *m);
+/* validation of comparator/match-type combinations, regex keys */
+int sv_match_validate(struct sv_comp *c, struct sv_node *n, const struct sv_arg *keys);
+int sv_rel_parse(const char *s, enum sv_rel *r);
+int sv_cmp_numeric(const char *a, size_t al, const char *b, size_t bl);
+int sv_cmp_order(enum sv_cmp cmp, const char *a, size_t al, const char *b, size_t bl);
+/* glob match with captures; returns 1/0 */
+int sv_glob(const char *p, size_t pl, const char *v, size_t vl, bool icase,
+	    char **caps, size_t *caplens, size_t maxcaps, size_t *ncaps, uint64_t *steps);
+
+/* address helpers (tst_header.c) */
+char *sv_addr_part(enum sv_ap ap, const char *local, const char *domain, size_t *len_r);
+
+/* misc */
+char *sv_strndup(const char *s, size_t n);
+bool sv_streq_ci(const char *a, const char *b);
+/* date helpers (ext_date.c) */
+int sv_parse_date(const char *s, time_t *t_r, int *off_r);
+
+#endif

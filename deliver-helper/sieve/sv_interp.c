@@ -1,0 +1,241 @@
+/* sv_interp.c — the Sieve interpreter: runs a validated tree.
+ *
+ * What for: sieve_execute walks the commands of each script in order,
+ * evaluates tests, and collects actions into a sieve_result; the implicit
+ * keep (RFC 5228 2.10.2) is added at the end when nothing cancelled it.
+ * Relies on: the exec functions of the command/test files; sv_result.c.
+ * How it fails: a runtime error (limit, conflict, budget) stops the run,
+ * drops the collected actions and leaves only the implicit keep, with the
+ * message in result->errmsg — mail is never lost because of a script.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hm_util.h"
+#include "sv_int.h"
+
+int sv_rt_error(struct sv_run *r, const struct sv_node *n, const char *fmt, ...)
+{
+	if (r->failed)
+		return SV_ERR;
+	r->failed = true;
+	char msg[1024], clean[1100];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	hm_log_clean(clean, sizeof clean, msg, strlen(msg));
+	hm_buf_printf(&r->errbuf, "%s:%d:%d: error: %s",
+		      r->frame ? r->frame->s->name : "sieve", n ? n->line : 0,
+		      n ? n->col : 0, clean);
+	return SV_ERR;
+}
+
+void sv_rt_warn(struct sv_run *r, const struct sv_node *n, const char *fmt, ...)
+{
+	char msg[1024], clean[1100], line[1300];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	hm_log_clean(clean, sizeof clean, msg, strlen(msg));
+	snprintf(line, sizeof line, "%s:%d:%d: warning: %s",
+		 r->frame ? r->frame->s->name : "sieve", n ? n->line : 0, n ? n->col : 0,
+		 clean);
+	size_t k = 0;
+	while (r->res->warnings && r->res->warnings[k])
+		k++;
+	if (k >= 32)
+		return;
+	char **w = realloc(r->res->warnings, (k + 2) * sizeof *w);
+	if (!w)
+		return;
+	r->res->warnings = w;
+	w[k] = strdup(line);
+	w[k + 1] = NULL;
+}
+
+int sv_step(struct sv_run *r, const struct sv_node *n, uint64_t cost)
+{
+	r->steps += cost;
+	if (r->steps > r->lim.max_steps)
+		return sv_rt_error(r, n, "script exceeded its CPU budget (%llu steps)",
+				   (unsigned long long)r->lim.max_steps);
+	return 0;
+}
+
+int sv_exec_test(struct sv_run *r, struct sv_node *t)
+{
+	if (sv_step(r, t, 1) < 0)
+		return -1;
+	int v = t->def->exec(r, t);
+	if (v < 0 && !r->failed)
+		sv_rt_error(r, t, "test '%s' failed", t->name);
+	return v;
+}
+
+int sv_exec_block(struct sv_run *r, struct sv_node *cmds, size_t n)
+{
+	bool taken = false;   /* a branch of the current if/elsif/else chain ran */
+	for (size_t i = 0; i < n; i++) {
+		struct sv_node *c = &cmds[i];
+		if (sv_step(r, c, 1) < 0)
+			return SV_ERR;
+		const struct sv_def *d = c->def;
+		bool run = false;
+		if (d == &sv_def_if || (d == &sv_def_elsif && !taken)) {
+			int t = sv_exec_test(r, &c->tests[0]);
+			if (t < 0)
+				return SV_ERR;
+			taken = t == 1;
+			run = taken;
+		} else if (d == &sv_def_elsif) {
+			run = false;
+		} else if (d == &sv_def_else) {
+			run = !taken;
+		} else {
+			if (!d->exec)
+				continue;
+			int rc = d->exec(r, c);
+			if (rc != SV_OK)
+				return rc;
+			continue;
+		}
+		if (run) {
+			int rc = sv_exec_block(r, c->block, c->nblock);
+			if (rc != SV_OK)
+				return rc;
+		}
+	}
+	return SV_OK;
+}
+
+/* result_reset_to_keep - after a runtime error only the implicit keep stays */
+static void result_reset_to_keep(struct sv_run *r)
+{
+	struct sieve_result *res = r->res;
+	for (size_t i = 0; i < res->nactions; i++)
+		sv_action_free(&res->actions[i]);
+	res->nactions = 0;
+	for (size_t i = 0; i < res->ndups; i++)
+		free(res->dups[i].id);
+	res->ndups = 0;
+	r->keep = true;
+	/* the fallback keep is plain: no flags from the failed script */
+	sv_strv_free(r->flags);
+	r->flags = NULL;
+	r->nflags = 0;
+}
+
+struct sieve_result *sieve_execute(struct sieve_script *const *scripts, size_t n,
+				   const struct sieve_message *msg,
+				   const struct sieve_callbacks *cb)
+{
+	struct sieve_result *res = calloc(1, sizeof *res);
+	if (!res)
+		return NULL;
+	static const struct sieve_callbacks nocb;
+	struct sv_run r = { .m = msg, .cb = cb ? cb : &nocb, .res = res, .keep = true };
+	hm_buf_init(&r.errbuf, 4096);
+	if (n > 0)
+		r.lim = scripts[0]->lim;
+	else
+		sieve_limits_default(&r.lim);
+	if (sv_msg_init(&r.msg, msg) < 0) {
+		r.failed = true;
+		hm_buf_puts(&r.errbuf, "sieve: cannot parse the message");
+	}
+	for (size_t i = 0; i < n && !r.failed; i++) {
+		struct sv_frame fr = { .s = scripts[i] };
+		r.frame = &fr;
+		r.lim = scripts[i]->lim;
+		r.steps = 0;
+		for (size_t k = 0; k < SV_MAX_MATCHVARS; k++) {
+			free(r.mvars[k]);
+			r.mvars[k] = NULL;
+			r.mlens[k] = 0;
+		}
+		r.inc_stack = NULL;
+		int rc = sv_exec_block(&r, scripts[i]->cmds, scripts[i]->ncmds);
+		sv_varstore_free(&fr.local);
+		r.frame = NULL;
+		free(r.inc_stack);
+		r.inc_stack = NULL;
+		r.ninc_stack = 0;
+		if (rc == SV_ERR || r.failed) {
+			r.failed = true;
+			break;
+		}
+		/* Pigeonhole's multiscript: go on only while the keep stands */
+		if (!r.keep)
+			break;
+	}
+	if (r.failed) {
+		res->error = true;
+		res->errmsg = hm_buf_steal(&r.errbuf, NULL);
+		result_reset_to_keep(&r);
+	}
+	if (r.keep) {
+		char **fl = NULL;
+		size_t nfl = 0;
+		if (!r.failed)
+			sv_flags_current(&r, &fl, &nfl);
+		struct sieve_action a = { .type = SIEVE_ACT_STORE, .implicit = true };
+		a.target = strdup("INBOX");
+		a.flags = fl;
+		/* added without limits or conflict checks: it must always work */
+		void *nv = realloc(res->actions, (res->nactions + 1) * sizeof *res->actions);
+		if (nv && a.target) {
+			res->actions = nv;
+			/* merge with an explicit store into INBOX */
+			bool dup = false;
+			for (size_t k = 0; k < res->nactions; k++)
+				if (res->actions[k].type == SIEVE_ACT_STORE &&
+				    sv_streq_ci(res->actions[k].target, "INBOX"))
+					dup = true;
+			if (!dup)
+				res->actions[res->nactions++] = a;
+			else
+				sv_action_free(&a);
+			res->implicit_keep = true;
+		} else {
+			sv_action_free(&a);
+			res->error = true;
+		}
+	}
+	sv_strv_free(r.flags);
+	sv_varstore_free(&r.globals);
+	for (size_t k = 0; k < SV_MAX_MATCHVARS; k++)
+		free(r.mvars[k]);
+	free(r.once_done);
+	hm_buf_free(&r.errbuf);
+	sv_msg_free(&r.msg);
+	return res;
+}
+
+void sieve_result_free(struct sieve_result **rp)
+{
+	struct sieve_result *r = *rp;
+	if (!r)
+		return;
+	*rp = NULL;
+	for (size_t i = 0; i < r->nactions; i++)
+		sv_action_free(&r->actions[i]);
+	free(r->actions);
+	for (size_t i = 0; i < r->ndups; i++)
+		free(r->dups[i].id);
+	free(r->dups);
+	sv_strv_free(r->warnings);
+	free(r->errmsg);
+	free(r);
+}
+
+const char *sieve_capabilities(void)
+{
+	return "fileinto reject ereject envelope encoded-character vacation "
+	       "vacation-seconds subaddress comparator-i;ascii-numeric relational "
+	       "regex imap4flags copy include body variables mailbox date index "
+	       "duplicate";
+}

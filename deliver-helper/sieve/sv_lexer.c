@@ -1,0 +1,304 @@
+/* sv_lexer.c — Sieve lexer (RFC 5228 section 8.1).
+ *
+ * What for: turns script text into tokens with line:column positions, so
+ * every error names the exact place.  Accepts CRLF and bare LF line ends.
+ * Relies on: hm_buf for string literals (bounded by the script size).
+ * How it fails: reports "unexpected character", unterminated strings and
+ * comments, numbers that overflow 64 bits, NUL bytes, and returns TK_ERROR.
+ */
+#include <string.h>
+#include <strings.h>
+
+#include "sv_lexer.h"
+
+const char *sv_tok_name(enum sv_tok t)
+{
+	static const char *const names[] = {
+		"end of script", "identifier", "tag", "number", "string", "'['", "']'",
+		"'('", "')'", "'{'", "'}'", "','", "';'", "error"
+	};
+	return names[t];
+}
+
+void sv_lex_init(struct sv_lexer *lx, struct sv_comp *c, const char *p, size_t len)
+{
+	memset(lx, 0, sizeof *lx);
+	lx->c = c;
+	lx->p = p;
+	lx->len = len;
+	lx->line = 1;
+	lx->col = 1;
+	hm_buf_init(&lx->str, len + 1);
+}
+
+void sv_lex_free(struct sv_lexer *lx)
+{
+	hm_buf_free(&lx->str);
+}
+
+static int cur(const struct sv_lexer *lx)
+{
+	return lx->pos < lx->len ? (unsigned char)lx->p[lx->pos] : -1;
+}
+
+static int peek(const struct sv_lexer *lx, size_t k)
+{
+	return lx->pos + k < lx->len ? (unsigned char)lx->p[lx->pos + k] : -1;
+}
+
+/* adv - consume one byte, tracking line and column */
+static void adv(struct sv_lexer *lx)
+{
+	unsigned char ch = (unsigned char)lx->p[lx->pos++];
+	if (ch == '\n') {
+		lx->line++;
+		lx->col = 1;
+	} else {
+		lx->col++;      /* columns count bytes (tests/sieve-errors/EXPECTED) */
+	}
+}
+
+static bool is_alpha(int ch)
+{
+	return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || ch == '_';
+}
+
+static bool is_digit(int ch)
+{
+	return ch >= '0' && ch <= '9';
+}
+
+/* skip_ws - white-space = 1*(SP / CRLF / HTAB) / comment
+ * hash-comment = "#" *octet-not-crlf CRLF
+ * bracket-comment = "/" "*" *not-star 1*STAR *(not-star-slash *not-star 1*STAR) "/"
+ * Returns 0, -1 on an unterminated comment. */
+static int skip_ws(struct sv_lexer *lx)
+{
+	for (;;) {
+		int ch = cur(lx);
+		if (ch == ' ' || ch == '\t' || ch == '\n' || ch == '\r') {
+			adv(lx);
+		} else if (ch == '#') {
+			while (cur(lx) != -1 && cur(lx) != '\n')
+				adv(lx);
+		} else if (ch == '/' && peek(lx, 1) == '*') {
+			int l = lx->line, c = lx->col;
+			adv(lx);
+			adv(lx);
+			for (;;) {
+				if (cur(lx) == -1) {
+					sv_error(lx->c, l, c, "unterminated comment");
+					return -1;
+				}
+				if (cur(lx) == '*' && peek(lx, 1) == '/') {
+					adv(lx);
+					adv(lx);
+					break;
+				}
+				adv(lx);
+			}
+		} else {
+			return 0;
+		}
+	}
+}
+
+/* lex_quoted - quoted-string = DQUOTE quoted-text DQUOTE
+ * quoted-text = *(quoted-safe / quoted-special / quoted-other)
+ * "\" followed by any character stands for that character (RFC 5228 2.4.2). */
+static enum sv_tok lex_quoted(struct sv_lexer *lx)
+{
+	adv(lx);
+	hm_buf_reset(&lx->str);
+	for (;;) {
+		int ch = cur(lx);
+		if (ch == -1) {
+			sv_error(lx->c, lx->tline, lx->tcol, "unterminated string");
+			return lx->t = TK_ERROR;
+		}
+		if (ch == '"') {
+			adv(lx);
+			break;
+		}
+		if (ch == '\\') {
+			adv(lx);
+			ch = cur(lx);
+			if (ch == -1)
+				continue;
+		}
+		/* a bare LF in a string stands for CRLF, as in Pigeonhole */
+		if (ch == '\n' && (lx->str.len == 0 || lx->str.data[lx->str.len - 1] != '\r') &&
+		    hm_buf_putc(&lx->str, '\r') < 0) {
+			sv_error(lx->c, lx->tline, lx->tcol, "string too long");
+			return lx->t = TK_ERROR;
+		}
+		if (hm_buf_putc(&lx->str, (char)ch) < 0) {
+			sv_error(lx->c, lx->tline, lx->tcol, "string too long");
+			return lx->t = TK_ERROR;
+		}
+		adv(lx);
+	}
+	return lx->t = TK_STR;
+}
+
+/* lex_multiline - multi-line = "text:" *(SP / HTAB) (hash-comment / CRLF)
+ *   *(multiline-literal / multiline-dotstart) "." CRLF
+ * A line starting with ".." stands for one starting with "." (dot-stuffing). */
+static enum sv_tok lex_multiline(struct sv_lexer *lx)
+{
+	for (int i = 0; i < 5; i++)
+		adv(lx);
+	while (cur(lx) == ' ' || cur(lx) == '\t')
+		adv(lx);
+	if (cur(lx) == '#') {
+		while (cur(lx) != -1 && cur(lx) != '\n')
+			adv(lx);
+	} else if (cur(lx) == '\r' && peek(lx, 1) == '\n') {
+		adv(lx);
+	}
+	if (cur(lx) != '\n') {
+		sv_error(lx->c, lx->line, lx->col,
+			 "invalid character after 'text:' (expected a line break)");
+		return lx->t = TK_ERROR;
+	}
+	adv(lx);
+	hm_buf_reset(&lx->str);
+	for (;;) {
+		if (cur(lx) == -1) {
+			sv_error(lx->c, lx->tline, lx->tcol, "unterminated multi-line string");
+			return lx->t = TK_ERROR;
+		}
+		/* at the start of a line */
+		if (cur(lx) == '.') {
+			int n1 = peek(lx, 1);
+			if (n1 == '\n' || (n1 == '\r' && peek(lx, 2) == '\n') || n1 == -1) {
+				adv(lx);
+				if (cur(lx) == '\r')
+					adv(lx);
+				if (cur(lx) == '\n')
+					adv(lx);
+				break;
+			}
+			if (n1 == '.')
+				adv(lx);
+		}
+		while (cur(lx) != -1 && cur(lx) != '\n') {
+			if (hm_buf_putc(&lx->str, (char)cur(lx)) < 0)
+				goto toolong;
+			adv(lx);
+		}
+		if (cur(lx) == '\n') {
+			if ((lx->str.len == 0 || lx->str.data[lx->str.len - 1] != '\r') &&
+			    hm_buf_putc(&lx->str, '\r') < 0)
+				goto toolong;
+			if (hm_buf_putc(&lx->str, '\n') < 0)
+				goto toolong;
+			adv(lx);
+		}
+	}
+	return lx->t = TK_STR;
+toolong:
+	sv_error(lx->c, lx->tline, lx->tcol, "string too long");
+	return lx->t = TK_ERROR;
+}
+
+/* lex_number - number = 1*DIGIT [ QUANTIFIER ], QUANTIFIER = "K" / "M" / "G" */
+static enum sv_tok lex_number(struct sv_lexer *lx)
+{
+	uint64_t v = 0;
+	bool over = false;
+	while (is_digit(cur(lx))) {
+		if (__builtin_mul_overflow(v, 10, &v) ||
+		    __builtin_add_overflow(v, (uint64_t)(cur(lx) - '0'), &v))
+			over = true;
+		adv(lx);
+	}
+	int q = cur(lx);
+	uint64_t mul = 1;
+	if (q == 'K' || q == 'k')
+		mul = 1024;
+	else if (q == 'M' || q == 'm')
+		mul = 1024 * 1024;
+	else if (q == 'G' || q == 'g')
+		mul = 1024ULL * 1024 * 1024;
+	if (mul > 1) {
+		adv(lx);
+		if (__builtin_mul_overflow(v, mul, &v))
+			over = true;
+	}
+	if (over) {
+		sv_error(lx->c, lx->tline, lx->tcol, "number exceeds integer limits");
+		return lx->t = TK_ERROR;
+	}
+	if (is_alpha(cur(lx))) {
+		sv_error(lx->c, lx->line, lx->col, "invalid character after number");
+		return lx->t = TK_ERROR;
+	}
+	lx->num = v;
+	return lx->t = TK_NUM;
+}
+
+/* lex_ident - identifier = (ALPHA / "_") *(ALPHA / DIGIT / "_") */
+static int lex_ident(struct sv_lexer *lx)
+{
+	size_t n = 0;
+	while (is_alpha(cur(lx)) || is_digit(cur(lx))) {
+		if (n >= SV_MAX_IDENT) {
+			sv_error(lx->c, lx->tline, lx->tcol, "identifier too long");
+			return -1;
+		}
+		lx->ident[n++] = (char)cur(lx);
+		adv(lx);
+	}
+	lx->ident[n] = 0;
+	return 0;
+}
+
+enum sv_tok sv_lex_next(struct sv_lexer *lx)
+{
+	if (skip_ws(lx) < 0)
+		return lx->t = TK_ERROR;
+	lx->tline = lx->line;
+	lx->tcol = lx->col;
+	int ch = cur(lx);
+	switch (ch) {
+	case -1: return lx->t = TK_EOF;
+	case '[': adv(lx); return lx->t = TK_LBRACKET;
+	case ']': adv(lx); return lx->t = TK_RBRACKET;
+	case '(': adv(lx); return lx->t = TK_LPAREN;
+	case ')': adv(lx); return lx->t = TK_RPAREN;
+	case '{': adv(lx); return lx->t = TK_LBRACE;
+	case '}': adv(lx); return lx->t = TK_RBRACE;
+	case ',': adv(lx); return lx->t = TK_COMMA;
+	case ';': adv(lx); return lx->t = TK_SEMI;
+	case '"': return lex_quoted(lx);
+	case ':':
+		adv(lx);
+		if (!is_alpha(cur(lx))) {
+			sv_error(lx->c, lx->tline, lx->tcol, "tag without an identifier after ':'");
+			return lx->t = TK_ERROR;
+		}
+		if (lex_ident(lx) < 0)
+			return lx->t = TK_ERROR;
+		return lx->t = TK_TAG;
+	default:
+		break;
+	}
+	if (is_digit(ch))
+		return lex_number(lx);
+	if (is_alpha(ch)) {
+		if ((ch == 't' || ch == 'T') && lx->pos + 5 <= lx->len &&
+		    strncasecmp(lx->p + lx->pos, "text:", 5) == 0)
+			return lex_multiline(lx);
+		if (lex_ident(lx) < 0)
+			return lx->t = TK_ERROR;
+		return lx->t = TK_IDENT;
+	}
+	if (ch == 0)
+		sv_error(lx->c, lx->tline, lx->tcol, "NUL character in script");
+	else if (ch >= 0x20 && ch < 0x7f)
+		sv_error(lx->c, lx->tline, lx->tcol, "unexpected character '%c'", ch);
+	else
+		sv_error(lx->c, lx->tline, lx->tcol, "unexpected character 0x%02x", ch);
+	return lx->t = TK_ERROR;
+}

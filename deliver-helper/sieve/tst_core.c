@@ -1,0 +1,132 @@
+/* tst_core.c — the tests of RFC 5228 section 5 that need no matching:
+ * true, false, not, allof, anyof, exists, size.
+ * allof/anyof short-circuit (RFC 5228 5.2/5.3); exists is true when every
+ * named header is present (5.5); size compares the message length (5.9).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "sv_int.h"
+
+static int exec_true(struct sv_run *r, struct sv_node *n) { (void)r; (void)n; return 1; }
+static int exec_false(struct sv_run *r, struct sv_node *n) { (void)r; (void)n; return 0; }
+
+const struct sv_def sv_def_true = { .name = "true", .is_test = true, .pos = "", .exec = exec_true };
+const struct sv_def sv_def_false = { .name = "false", .is_test = true, .pos = "", .exec = exec_false };
+
+static int exec_not(struct sv_run *r, struct sv_node *n)
+{
+	int v = sv_exec_test(r, &n->tests[0]);
+	return v < 0 ? -1 : !v;
+}
+
+const struct sv_def sv_def_not = {
+	.name = "not", .is_test = true, .pos = "", .subtests = 1, .exec = exec_not,
+};
+
+static int exec_allof(struct sv_run *r, struct sv_node *n)
+{
+	for (size_t i = 0; i < n->ntests; i++) {
+		int v = sv_exec_test(r, &n->tests[i]);
+		if (v <= 0)
+			return v;
+	}
+	return 1;
+}
+
+static int exec_anyof(struct sv_run *r, struct sv_node *n)
+{
+	for (size_t i = 0; i < n->ntests; i++) {
+		int v = sv_exec_test(r, &n->tests[i]);
+		if (v != 0)
+			return v;
+	}
+	return 0;
+}
+
+const struct sv_def sv_def_allof = {
+	.name = "allof", .is_test = true, .pos = "", .subtests = 2, .exec = exec_allof,
+};
+const struct sv_def sv_def_anyof = {
+	.name = "anyof", .is_test = true, .pos = "", .subtests = 2, .exec = exec_anyof,
+};
+
+/* sv_header_name_ok - field-name = 1*ftext, ftext = %d33-57 / %d59-126 */
+static bool header_name_ok(const char *s, size_t len)
+{
+	if (len == 0)
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char ch = (unsigned char)s[i];
+		if (ch < 33 || ch > 126 || ch == ':')
+			return false;
+	}
+	return true;
+}
+
+static int validate_exists(struct sv_comp *c, struct sv_node *n)
+{
+	const struct sv_arg *a = n->pos[0];
+	for (size_t i = 0; i < a->n; i++)
+		if (!a->v[i].var && !header_name_ok(a->v[i].s, a->v[i].len)) {
+			sv_error(c, a->v[i].line, a->v[i].col, "invalid header name '%s'",
+				 a->v[i].s);
+			return -1;
+		}
+	return 0;
+}
+
+static int exec_exists(struct sv_run *r, struct sv_node *n)
+{
+	const struct sv_arg *a = n->pos[0];
+	for (size_t i = 0; i < a->n; i++) {
+		size_t len;
+		char *name = sv_expand(r, n, &a->v[i], &len);
+		if (!name)
+			return -1;
+		bool found = false;
+		size_t nf = sv_msg_nfields(&r->msg);
+		for (size_t k = 0; k < nf && !found; k++)
+			found = sv_hdr_is(&r->msg, k, name, len);
+		free(name);
+		if (sv_step(r, n, nf / 16 + 1) < 0)
+			return -1;
+		if (!found)
+			return 0;
+	}
+	return 1;
+}
+
+const struct sv_def sv_def_exists = {
+	.name = "exists", .is_test = true, .pos = "l", .validate = validate_exists,
+	.exec = exec_exists,
+};
+
+static int validate_size(struct sv_comp *c, struct sv_node *n)
+{
+	if (!n->o.has_tag[TG_OVER] && !n->o.has_tag[TG_UNDER]) {
+		sv_error(c, n->line, n->col, "the size test needs :over or :under");
+		return -1;
+	}
+	if (n->npos > 0) {
+		sv_error(c, n->pos[0]->line, n->pos[0]->col,
+			 "the size test takes its limit after :over or :under");
+		return -1;
+	}
+	return 0;
+}
+
+static int exec_size(struct sv_run *r, struct sv_node *n)
+{
+	uint64_t size = r->m->len;
+	if (n->o.has_tag[TG_OVER])
+		return size > n->o.tagarg[TG_OVER]->num;
+	return size < n->o.tagarg[TG_UNDER]->num;
+}
+
+static const enum sv_tag size_tags[] = { TG_OVER, TG_UNDER, TG_COUNT_ALL };
+
+const struct sv_def sv_def_size = {
+	.name = "size", .is_test = true, .tags = size_tags, .pos = "?n",
+	.validate = validate_size, .exec = exec_size,
+};

@@ -1,0 +1,188 @@
+/* test_sieve_run.c — unit tests for the Sieve interpreter: implicit keep,
+ * action merging, reject conflicts, imap4flags, variables and match
+ * variables, vacation suppression (RFC 3834), and the limits that guard a
+ * delivery (redirect cap, action cap, CPU budget against a pathological
+ * :matches pattern), each ending in implicit keep. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sieve.h"
+
+static const char *MSG =
+	"From: Alice <alice@example.org>\n"
+	"To: user@home.com.bo\n"
+	"Subject: =?utf-8?q?caf=C3=A9?= report\n"
+	"Message-ID: <1@example.org>\n"
+	"X-Spam-Score: 7\n"
+	"\n"
+	"Hello\n";
+
+/* run - compile and run; returns the outcome as "a;b;c" (malloc'd) */
+static char *run_msg(const char *script, const char *msgtext, const char *from,
+		     struct sieve_limits *lim, bool *error_r)
+{
+	struct sieve_compile_env env = { .limits = lim };
+	char *err = NULL;
+	struct sieve_script *s = sieve_compile_mem("t", script, strlen(script), &env, &err);
+	if (!s)
+		fail_msg("compile failed: %s", err);
+	struct sieve_message m = {
+		.data = msgtext, .len = strlen(msgtext), .env_from = from,
+		.env_to = "user@home.com.bo", .now = 1773576000,
+	};
+	struct sieve_result *r = sieve_execute(&s, 1, &m, NULL);
+	assert_non_null(r);
+	char *out = calloc(1, 4096);
+	for (size_t i = 0; i < r->nactions; i++) {
+		const struct sieve_action *a = &r->actions[i];
+		char tmp[600];
+		switch (a->type) {
+		case SIEVE_ACT_STORE:
+			snprintf(tmp, sizeof tmp, "store %s", a->target);
+			for (size_t k = 0; a->flags && a->flags[k]; k++) {
+				strcat(tmp, k ? " " : " [");
+				strcat(tmp, a->flags[k]);
+			}
+			if (a->flags && a->flags[0])
+				strcat(tmp, "]");
+			break;
+		case SIEVE_ACT_REDIRECT: snprintf(tmp, sizeof tmp, "redirect %s", a->target); break;
+		case SIEVE_ACT_REJECT: snprintf(tmp, sizeof tmp, "reject %s", a->target); break;
+		case SIEVE_ACT_EREJECT: snprintf(tmp, sizeof tmp, "ereject %s", a->target); break;
+		case SIEVE_ACT_DISCARD: snprintf(tmp, sizeof tmp, "discard"); break;
+		case SIEVE_ACT_VACATION:
+			snprintf(tmp, sizeof tmp, "vacation %s %s %s", a->vac_to, a->vac_subject,
+				 a->vac_skip ? "skip" : "send");
+			break;
+		}
+		if (i)
+			strcat(out, ";");
+		strcat(out, tmp);
+	}
+	if (error_r)
+		*error_r = r->error;
+	sieve_result_free(&r);
+	sieve_script_free(&s);
+	return out;
+}
+
+static void expect(const char *script, const char *want)
+{
+	bool err = false;
+	char *got = run_msg(script, MSG, "alice@example.org", NULL, &err);
+	if (strcmp(got, want) != 0)
+		fail_msg("script %s\n got  %s\n want %s", script, got, want);
+	free(got);
+}
+
+static void core_actions(void **st)
+{
+	expect("", "store INBOX");
+	expect("discard;", "discard");
+	expect("require \"fileinto\"; fileinto \"A\"; fileinto \"A\"; keep; fileinto \"INBOX\";",
+	       "store A;store INBOX");
+	expect("require [\"fileinto\",\"copy\"]; fileinto :copy \"A\";", "store A;store INBOX");
+	expect("redirect \"b@example.net\"; redirect \"B@example.net\";", "redirect b@example.net");
+	expect("if header :contains \"subject\" \"café\" { discard; stop; } keep;", "discard");
+	expect("if address :domain :is \"from\" \"EXAMPLE.org\" { discard; }", "discard");
+	expect("if size :over 10000 { discard; }", "store INBOX");
+}
+
+static void extensions(void **st)
+{
+	expect("require [\"imap4flags\"]; addflag \"\\\\seen Foo\"; addflag \"foo\"; keep;",
+	       "store INBOX [\\Seen Foo]");
+	expect("require [\"fileinto\",\"variables\"];"
+	       "if header :matches \"from\" \"*<*@*>\" { fileinto \"${3}/${2}\"; }",
+	       "store example.org/alice");
+	expect("require [\"fileinto\",\"variables\"]; set :upper :length \"n\" \"abc\";"
+	       "fileinto \"n${n}\";", "store n3");
+	expect("require [\"fileinto\",\"relational\",\"comparator-i;ascii-numeric\"];"
+	       "if header :value \"ge\" :comparator \"i;ascii-numeric\" \"x-spam-score\" \"5\""
+	       " { fileinto \"Junk\"; }", "store Junk");
+	expect("require [\"fileinto\",\"regex\",\"variables\"];"
+	       "if header :regex \"subject\" \"^(caf.*) (r[a-z]+)$\" { fileinto \"${2}\"; }",
+	       "store report");
+	expect("require \"reject\"; reject \"no\";", "reject no");
+	expect("require [\"fileinto\",\"subaddress\",\"envelope\"];"
+	       "if envelope :detail \"to\" \"\" { fileinto \"x\"; }", "store INBOX");
+}
+
+static void conflicts_end_in_keep(void **st)
+{
+	bool err = false;
+	char *got = run_msg("require [\"reject\",\"fileinto\"]; fileinto \"x\"; reject \"r\";",
+			    MSG, "alice@example.org", NULL, &err);
+	assert_true(err);
+	assert_string_equal(got, "store INBOX");
+	free(got);
+}
+
+static void vacation_rules(void **st)
+{
+	expect("require \"vacation\"; vacation \"away\";",
+	       "vacation alice@example.org Auto: café report send;store INBOX");
+	bool err;
+	char *got = run_msg("require \"vacation\"; vacation \"away\";", MSG, "", NULL, &err);
+	assert_string_equal(got, "vacation  Auto: café report skip;store INBOX");
+	free(got);
+	got = run_msg("require \"vacation\"; vacation \"away\";", MSG, "owner-list@example.org",
+		      NULL, &err);
+	assert_non_null(strstr(got, "skip"));
+	free(got);
+	const char *list = "From: a@example.org\nTo: user@home.com.bo\nPrecedence: bulk\n\nx\n";
+	got = run_msg("require \"vacation\"; vacation \"away\";", list, "a@example.org", NULL, &err);
+	assert_non_null(strstr(got, "skip"));
+	free(got);
+	const char *notme = "From: a@example.org\nTo: other@home.com.bo\n\nx\n";
+	got = run_msg("require \"vacation\"; vacation \"away\";", notme, "a@example.org", NULL, &err);
+	assert_non_null(strstr(got, "skip"));
+	free(got);
+	got = run_msg("require \"vacation\"; vacation :addresses \"other@home.com.bo\" \"away\";",
+		      notme, "a@example.org", NULL, &err);
+	assert_non_null(strstr(got, "send"));
+	free(got);
+}
+
+static void limits_end_in_keep(void **st)
+{
+	bool err = false;
+	char *got = run_msg("redirect \"a@x.org\"; redirect \"b@x.org\"; redirect \"c@x.org\";"
+			    "redirect \"d@x.org\"; redirect \"e@x.org\";", MSG, "a@b.c", NULL, &err);
+	assert_true(err);
+	assert_string_equal(got, "store INBOX");
+	free(got);
+	/* a :matches over a long value exhausts a small budget */
+	struct sieve_limits lim;
+	sieve_limits_default(&lim);
+	lim.max_steps = 5000;
+	char *big = malloc(70000);
+	strcpy(big, "From: a@b\nSubject: ");
+	size_t l = strlen(big);
+	memset(big + l, 'a', 60000);
+	strcpy(big + l + 60000, "\n\nx\n");
+	got = run_msg("if header :matches \"subject\" \"*a*a*a*a*a*a*a*b\" { discard; }",
+		      big, "a@b.c", &lim, &err);
+	assert_true(err);
+	assert_string_equal(got, "store INBOX");
+	free(got);
+	free(big);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(core_actions),
+		cmocka_unit_test(extensions),
+		cmocka_unit_test(conflicts_end_in_keep),
+		cmocka_unit_test(vacation_rules),
+		cmocka_unit_test(limits_end_in_keep),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
