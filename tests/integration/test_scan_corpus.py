@@ -222,10 +222,19 @@ def test_exim_verdict(exim_sink, path, verdict, rule, exim):
         assert 400 <= code < 500, text
     else:
         assert code == 250, text
-        new = hmtest.wait_for(lambda: [n for n in _files(out) if n not in before], 60, 0.05,
-                              "delivery")
-        assert len(new) == 1
-        got = open(os.path.join(out, new[0]), "rb").read()
+        # find this message's delivery by its Message-ID (a late delivery of an
+        # earlier message must not be taken for it)
+        mid = [ln for ln in data.split(b"\n\n")[0].split(b"\n") if ln.lower().startswith(b"message-id:")]
+
+        def mine():
+            for n in _files(out):
+                if n in before:
+                    continue
+                b = open(os.path.join(out, n), "rb").read()
+                if not mid or mid[0] in b.split(b"\n\n")[0].split(b"\n"):
+                    return b
+            return None
+        got = hmtest.wait_for(mine, 60, 0.05, "delivery")
         orig, scan = _strip_added(got)
         assert scan.startswith("X-Homemail-Scan: ")
         if exim == "accept-changed":
