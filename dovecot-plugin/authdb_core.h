@@ -39,6 +39,8 @@ struct hm_authdb_set {
 	bool allow_weak;
 	enum hm_pw_scheme rehash;       /* HM_PW_UNKNOWN = off */
 	char lockout_path[256];         /* "" = no lockout */
+	char ip_exempt[8][64];          /* addresses / IPv4 CIDRs never IP-locked */
+	unsigned int nip_exempt;
 	struct hm_lockout_policy policy;
 	char mail[256];                 /* "" = no mail field; ~ = home */
 	char sieve[256];                /* "" = no sieve field; ~ = home */

@@ -118,7 +118,7 @@ static int validate_size(struct sv_comp *c, struct sv_node *n)
 
 static int exec_size(struct sv_run *r, struct sv_node *n)
 {
-	uint64_t size = r->m->len;
+	uint64_t size = r->m->size ? r->m->size : r->m->len;
 	if (n->o.has_tag[TG_OVER])
 		return size > n->o.tagarg[TG_OVER]->num;
 	return size < n->o.tagarg[TG_UNDER]->num;

@@ -165,3 +165,19 @@ def test_damaged_list_never_costs_mail(loop, damage):
     else:
         assert folder == ""           # unusable list: as if empty, mail delivered
     assert e.queue_count() == 0
+
+
+def test_hostile_from_still_delivered(loop):
+    # blocked envelope sender; the From: fields are garbage, huge, or absent:
+    # each message is delivered (to Junk, by the envelope), none is lost
+    user, d, e, c = loop
+    deliver(e, user, "hostile@spam.example", msg("hostile@spam.example", subject="h0"))
+    teach("move", d, user, c, "h0", "Junk")
+    froms = ["<<<>>>,,;;", "=?UTF-8?B?!!!?= <", "x" * 20000, ""]
+    for i, f in enumerate(froms):
+        raw = msg("placeholder@x.example", subject=f"h{i + 1}")
+        raw = raw.replace(b"From: placeholder@x.example\r\n",
+                          (b"From: " + f.encode() + b"\r\n") if f else b"")
+        deliver(e, user, "hostile@spam.example", raw)
+        assert where(user, f"h{i + 1}") == "Junk"
+    assert e.paniclog() == ""

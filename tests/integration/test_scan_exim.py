@@ -12,6 +12,26 @@ import pytest
 
 import hmtest
 
+# Built with SANITIZE=1 the module needs the ASan/UBSan runtimes, which the
+# stock exim4 only has when they are preloaded (forked receiving processes
+# inherit them).  Reports go to ASAN_LOGS; the tests require it to stay empty.
+SAN_PRELOAD = "/usr/lib/x86_64-linux-gnu/libasan.so.8:/usr/lib/x86_64-linux-gnu/libubsan.so.1"
+ASAN_LOGS = os.path.join(hmtest.BASE, "scan-asan-logs")
+
+
+def san_env():
+    if not hmtest.SANITIZE:
+        return {}
+    os.makedirs(ASAN_LOGS, exist_ok=True)
+    os.chmod(ASAN_LOGS, 0o1777)
+    return {"LD_PRELOAD": SAN_PRELOAD,
+            "ASAN_OPTIONS": f"detect_leaks=0:abort_on_error=1:log_path={ASAN_LOGS}/asan",
+            "UBSAN_OPTIONS": f"print_stacktrace=1:halt_on_error=1:log_path={ASAN_LOGS}/ubsan"}
+
+
+def san_reports():
+    return sorted(os.listdir(ASAN_LOGS)) if os.path.isdir(ASAN_LOGS) else []
+
 SO = os.path.join(hmtest.BUILD, "homemail_scan.so")
 SCAN = os.path.join(hmtest.BUILD, "homemail-scan")
 CLEAN = os.path.join(hmtest.TOP, "tests", "scan-corpus", "clean", "c03-attachments.eml")
@@ -80,7 +100,7 @@ def test_abi_matches_installed_exim():
     src, exe = os.path.join(w, "a.c"), os.path.join(w, "a")
     open(src, "w").write(code)
     subprocess.run(["cc", "-rdynamic", "-o", exe, src, "-ldl"], check=True)
-    r = subprocess.run([exe], capture_output=True, text=True)
+    r = subprocess.run([exe], capture_output=True, text=True, env=dict(os.environ, **san_env()))
     got_major, got_minor = (int(x) for x in r.stdout.strip().split("."))
     assert got_major == major, r.stdout + r.stderr
     assert got_minor <= minor
@@ -96,7 +116,8 @@ def _sink_exim(conf_path, **kw):
         f.write('#!/bin/sh\nf="%s/$(date +%%s%%N).$$"\ncat > "$f.tmp" && mv "$f.tmp" "$f.eml"\n' % out)
     os.chmod(sink, 0o755)
     extra = f"add_environment = HOMEMAIL_SCAN_CONF={conf_path}\n" if conf_path else ""
-    e = hmtest.Exim(None, transport_command=sink, local_scan=SO, extra_main=extra, **kw)
+    e = hmtest.Exim(None, transport_command=sink, local_scan=SO, extra_main=extra, env=san_env(),
+                    **kw)
     return e, out
 
 
