@@ -631,6 +631,8 @@ def run_hm(d, case, binary=HM_SIEVE):
                             env=dict(os.environ, TZ="UTC"))
     except subprocess.TimeoutExpired:
         return HmResult(-1, None, "$ homemail-sieve test: TIMEOUT after 20 s")
+    except OSError as e:
+        return HmResult(-1, None, f"$ homemail-sieve test: cannot run {binary}: {e}")
     raw = f"$ homemail-sieve test (rc={rc})\n{out}{err}"
     return HmResult(rc, parse_hm(out) if rc == 0 else None, raw)
 
@@ -671,19 +673,25 @@ def _lines_equal(ref, hm):
     return True
 
 
-def run_all_reference(ws, cases, workers=4):
-    """Prepare and run every case through sieve-test, in parallel.
-    Returns {case.id: (dir, RefResult)}."""
+def run_all_reference(ws, cases, workers=4, hm_binary=None):
+    """Prepare and run every case through sieve-test (and, with hm_binary,
+    through homemail-sieve right after), in parallel.
+    Returns {case.id: (dir, RefResult)}, or (dir, RefResult, HmResult)."""
     dirs = {c.id: ws.case_dir(c) for c in cases}
     res = {}
+
+    def job(c):
+        try:
+            ref = run_reference(ws, dirs[c.id], c)
+        except Exception as e:   # a parse problem is the case's failure
+            ref = RefResult(None, None, f"reference error: {e}", -1)
+        if hm_binary is None:
+            return dirs[c.id], ref
+        return dirs[c.id], ref, run_hm(dirs[c.id], c, hm_binary)
     with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as ex:
-        futs = {ex.submit(run_reference, ws, dirs[c.id], c): c for c in cases}
+        futs = {ex.submit(job, c): c for c in cases}
         for f in concurrent.futures.as_completed(futs):
-            c = futs[f]
-            try:
-                res[c.id] = (dirs[c.id], f.result())
-            except Exception as e:   # a parse problem is the case's failure
-                res[c.id] = (dirs[c.id], RefResult(None, None, f"reference error: {e}", -1))
+            res[futs[f].id] = f.result()
     return res
 
 
