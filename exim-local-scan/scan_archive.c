@@ -71,8 +71,21 @@ static const struct la *la_get(void)
 	return &la;
 }
 
-static int list_one(const struct la *la, const struct scan_conf *c, const void *data, size_t len,
-		    unsigned depth, bool seekable, name_fn *fn, void *ctx);
+/* one listing job: the library, the policy, the callback and the budgets
+ * that keep a crafted archive from costing unbounded CPU (zip bombs: many
+ * nested members, each decompressed) */
+struct job {
+	const struct la *la;
+	const struct scan_conf *c;
+	name_fn *fn;
+	void *ctx;
+	size_t inflate_left;   /* bytes of nested archives decompressed, all levels */
+	size_t entries_left;   /* member headers read, all levels and both views */
+};
+
+#define ENTRIES_MAX 20000
+
+static int list_one(struct job *j, const void *data, size_t len, unsigned depth, bool seekable);
 
 static bool is_zip(const void *data, size_t len)
 {
@@ -80,20 +93,20 @@ static bool is_zip(const void *data, size_t len)
 }
 
 /* nested - read a member that is itself a zip and list it one level deeper */
-static int nested(const struct la *la, const struct scan_conf *c, struct archive *a, int64_t size,
-		  unsigned depth, name_fn *fn, void *ctx)
+static int nested(struct job *j, struct archive *a, int64_t size, unsigned depth)
 {
-	if (size <= 0 || (uint64_t)size > c->max_archive_size)
+	if (size <= 0 || (uint64_t)size > j->c->max_archive_size || (uint64_t)size > j->inflate_left)
 		return 0;
+	j->inflate_left -= (size_t)size;
 	char *buf = malloc((size_t)size);
 	if (!buf)
 		return -1;
-	la_ssize_t got = la->read_data(a, buf, (size_t)size);
+	la_ssize_t got = j->la->read_data(a, buf, (size_t)size);
 	int rc = 0;
 	if (got > 0 && is_zip(buf, (size_t)got)) {
-		rc = list_one(la, c, buf, (size_t)got, depth + 1, true, fn, ctx);
-		if (rc == 0)
-			rc = list_one(la, c, buf, (size_t)got, depth + 1, false, fn, ctx);
+		rc = list_one(j, buf, (size_t)got, depth + 1, true);
+		if (rc == 0 || rc == 1)
+			rc = list_one(j, buf, (size_t)got, depth + 1, false);
 		if (rc == 1)
 			rc = 0; /* an unreadable inner archive: the outer name was checked */
 	}
@@ -101,10 +114,10 @@ static int nested(const struct la *la, const struct scan_conf *c, struct archive
 	return rc;
 }
 
-/* list_one - one view of one archive */
-static int list_one(const struct la *la, const struct scan_conf *c, const void *data, size_t len,
-		    unsigned depth, bool seekable, name_fn *fn, void *ctx)
+/* list_one - one view (central directory or local headers) of one archive */
+static int list_one(struct job *j, const void *data, size_t len, unsigned depth, bool seekable)
 {
+	const struct la *la = j->la;
 	struct archive *a = la->read_new();
 	if (!a)
 		return -1;
@@ -116,34 +129,31 @@ static int list_one(const struct la *la, const struct scan_conf *c, const void *
 		la->read_free(a);
 		return 1;
 	}
-	int rc = 0, count = 0;
+	int rc = 0;
 	for (;;) {
 		struct archive_entry *e;
 		int r = la->next_header(a, &e);
 		if (r == ARCHIVE_EOF)
 			break;
 		if (r != ARCHIVE_OK && r != ARCHIVE_WARN) {
-			rc = count ? 0 : 1;
-			if (r == ARCHIVE_FATAL || r == ARCHIVE_FAILED)
-				rc = 1;
-			break;
-		}
-		count++;
-		if (count > 100000) {
 			rc = 1;
 			break;
 		}
+		if (j->entries_left == 0) {
+			rc = 1; /* too many members to list: unscannable */
+			break;
+		}
+		j->entries_left--;
 		const char *name = la->pathname_utf8(e);
 		if (!name)
 			name = la->pathname(e);
 		if (name) {
-			rc = fn(ctx, name, strlen(name));
+			size_t nl = strlen(name);
+			rc = j->fn(j->ctx, name, nl);
 			if (rc)
 				break;
-			size_t nl = strlen(name);
-			if (depth < c->archive_depth && nl >= 4 &&
-			    strcasecmp(name + nl - 4, ".zip") == 0) {
-				rc = nested(la, c, a, la->size(e), depth, fn, ctx);
+			if (depth < j->c->archive_depth && nl >= 4 && strcasecmp(name + nl - 4, ".zip") == 0) {
+				rc = nested(j, a, la->size(e), depth);
 				if (rc)
 					break;
 			}
@@ -158,13 +168,14 @@ int scan_archive_names(const struct scan_conf *c, const void *data, size_t len, 
 {
 	if (!is_zip(data, len))
 		return 1;
-	const struct la *la = la_get();
-	if (!la)
+	struct job j = {.la = la_get(), .c = c, .fn = fn, .ctx = ctx,
+			.inflate_left = c->max_archive_size, .entries_left = ENTRIES_MAX};
+	if (!j.la)
 		return 3;
-	int r1 = list_one(la, c, data, len, 1, true, fn, ctx);
+	int r1 = list_one(&j, data, len, 1, true);
 	if (r1 < 0 || r1 > 1)
 		return r1;
-	int r2 = list_one(la, c, data, len, 1, false, fn, ctx);
+	int r2 = list_one(&j, data, len, 1, false);
 	if (r2 < 0 || r2 > 1)
 		return r2;
 	return (r1 == 1 && r2 == 1) ? 1 : 0;

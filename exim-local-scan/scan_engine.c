@@ -248,6 +248,13 @@ static int cb_begin(void *ctx, struct hm_mime_part *p)
 	struct scan *s = ctx;
 	if (p->index == 0 && header_sanity(s, p) == HM_MIME_STOP)
 		return HM_MIME_STOP;
+	/* content this scan cannot see: fragments some clients reassemble
+	 * (RFC 2046 5.2.2) and bodies fetched from elsewhere (5.2.3) */
+	if ((strcmp(p->ctype, "message/partial") == 0 ||
+	     strcmp(p->ctype, "message/external-body") == 0) &&
+	    hit(s, SR_UNSCANNABLE, "%s in part %zu cannot be inspected", p->ctype, p->index) ==
+		    HM_MIME_STOP)
+		return HM_MIME_STOP;
 	int r = part_names(s, p);
 	if (r < 0) {
 		s->walk_error = true;

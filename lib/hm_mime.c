@@ -532,9 +532,13 @@ static int finish_headers(struct hm_mime *m)
 			}
 		}
 	}
-	bool is_msg = (strcmp(p->ctype, "message/rfc822") == 0 ||
-		       strcmp(p->ctype, "message/global") == 0) &&
-		      p->cte != HM_CTE_BASE64 && p->cte != HM_CTE_QP;
+	bool rfc822 = strcmp(p->ctype, "message/rfc822") == 0 ||
+		      strcmp(p->ctype, "message/global") == 0;
+	bool is_msg = rfc822 && p->cte != HM_CTE_BASE64 && p->cte != HM_CTE_QP;
+	/* RFC 2046 5.2.1 allows only 7bit/8bit/binary here, but clients decode
+	 * and show the embedded message, whose parts this walk would not see */
+	if (rfc822 && !is_msg)
+		problem(m, p, HM_MIME_BAD_ENCODING, "encoded message/rfc822");
 	p->multipart = boundary != NULL;
 	p->message = is_msg;
 

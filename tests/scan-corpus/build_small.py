@@ -163,6 +163,8 @@ hw("digest-default-rfc822", dig, "reject", "blocked")
 hw("lnk-in-inline", mixed(68, [TEXT, att('inline; filename="shortcut.lnk"')]), "reject", "blocked")
 hw("iso-container", mixed(69, [TEXT, att('attachment; filename="invoice.iso"')]), "reject", "blocked")
 hw("zip-corrupt", mixed(71, [TEXT, att('attachment; filename="corrupt.zip"', "application/zip", "base64", b64(b"PK\x03\x04" + bytes(range(7, 200))))]), "accept", "unscannable")
+hw("base64-rfc822", mixed(72, [TEXT, "Content-Type: message/rfc822\nContent-Transfer-Encoding: base64\n\n" + b64(inner.encode())]), "reject", "encoding")
+hw("message-partial", hdr(73).replace("MIME-Version: 1.0\n", "MIME-Version: 1.0\nContent-Type: message/partial; id=\"frag1@example.org\"; number=1; total=2\n") + "\nFrom: x@example.org\nSubject: part\nContent-Type: application/octet-stream; name=\"a.ex\"\n\nTVqQ\n", "accept", "unscannable")
 hw("unquoted-name-spaces", mixed(70, [TEXT, att("attachment; filename=my invoice.exe")]), "reject", "ambiguous")
 
 # --- clean ------------------------------------------------------------------------
