@@ -139,7 +139,8 @@ struct deliver_conf {
 };
 
 /* deliver_conf_load - defaults, then path's "key = value" lines (a missing
- * file is fine only when !required).  Returns 0, or -1 with err filled. */
+ * file is fine only when !required).  Returns 0, or -1 with err filled
+ * (then nothing is left to free; deliver_conf_free is harmless anyway). */
 int deliver_conf_load(struct deliver_conf *c, const char *path, bool required,
 		      char *err, size_t errsize);
 void deliver_conf_free(struct deliver_conf *c);

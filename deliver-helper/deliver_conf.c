@@ -133,6 +133,7 @@ int deliver_conf_load(struct deliver_conf *c, const char *path, bool required,
 	    set_str(&c->sieve, "~/.dovecot.sieve") < 0 ||
 	    set_str(&c->sieve_dir, "~/sieve") < 0) {
 		snprintf(err, errsize, "out of memory");
+		deliver_conf_free(c);
 		return -1;
 	}
 	if (path == NULL)
@@ -142,6 +143,7 @@ int deliver_conf_load(struct deliver_conf *c, const char *path, bool required,
 		if (errno == ENOENT && !required)
 			return 0;
 		snprintf(err, errsize, "%s: %s", path, strerror(errno));
+		deliver_conf_free(c);
 		return -1;
 	}
 	char line[1024];
@@ -176,6 +178,8 @@ int deliver_conf_load(struct deliver_conf *c, const char *path, bool required,
 		}
 	}
 	fclose(f);
+	if (rc < 0)
+		deliver_conf_free(c);
 	return rc;
 }
 

@@ -1,26 +1,652 @@
-/* deliver_filter.c — where the message goes: THE filtering seam (see deliver.h).
+/* deliver_filter.c — where the message goes: the junk lists, then Sieve.
  *
- * What for: this stock version does the implicit keep into INBOX, or into
- *   the -m MAILBOX folder (falling back to INBOX when that name is refused or
- *   the store fails for a reason other than quota, as dovecot-lda does),
- *   with the --flags flags/keywords.
- *   The Sieve glue replaces this body; the junk-list check adds a call here.
- * Relies on: deliver_store() and the context filled by deliver_main.c.
- * How it fails: never by itself; store failures are counted in ctx and the
- *   main flow turns "nothing stored" into a retry (75).
+ * What for: THE filtering seam of homemail-deliver (see deliver.h).  Runs,
+ *   in order and sharing one result (Pigeonhole's sieve_before/sieve_after):
+ *   the admin's scripts in /etc/homemail/sieve/before.d/NAME.sieve (sorted),
+ *   the user's active script (~/.dovecot.sieve, or --sieve FILE; none with
+ *   --no-sieve), the admin's scripts in after.d; then carries the actions
+ *   out: stores through deliver_store(), redirects and vacation replies
+ *   through /usr/sbin/sendmail, rejects through deliver_reject().
+ * Relies on: the Sieve engine (deliver-helper/sieve/sieve.h), sv_state for
+ *   the vacation and duplicate memory (files in the Maildir root, flock'ed),
+ *   hm_maildir for folder names, hm_mutf7 to accept modified UTF-7 names.
+ * How it fails: never loses mail.  A script that does not compile is
+ *   skipped with a log line; a runtime error or exceeded limit leaves only
+ *   the implicit keep (the engine guarantees it); a folder name that is
+ *   refused, or a store that fails, falls back to INBOX; a redirect that
+ *   cannot be handed to sendmail keeps the message in INBOX instead; a
+ *   vacation reply that fails is only logged.  The main flow stores into
+ *   INBOX itself when nothing was stored, discarded or rejected.
  */
+#define _GNU_SOURCE             /* pipe2, strcasestr */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <syslog.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+
 #include "deliver.h"
 #include "deliver_junk.h"
+#include "hm_buf.h"
+#include "hm_maildir.h"
+#include "hm_mutf7.h"
+#include "hm_util.h"
+#include "sieve/sieve.h"
+#include "sieve/sv_state.h"
 
-/* deliver_filter - implicit keep */
+#define SIEVE_GLOBAL_BASE "/etc/homemail/sieve"
+#define MAX_GLOBAL_SCRIPTS 32
+#define MAX_SIEVE_MESSAGE (64ull * 1024 * 1024)
+#define REDIRECT_MARK "X-Sieve-Redirected-From"
+#define VACATION_DB "homemail-vacation.db"
+#define DUPLICATE_DB "homemail-duplicate.db"
+#define SENDMAIL_TIMEOUT 120
+
+struct glue {
+	struct deliver_ctx *ctx;
+	time_t now;
+	char state_vac[4096];
+	char state_dup[4096];
+};
+
+/* clean - a log-safe copy of untrusted text */
+static const char *clean(char *buf, size_t size, const char *s)
+{
+	hm_log_clean(buf, size, s ? s : "", s ? strlen(s) : 0);
+	return buf;
+}
+
+/* log_multi - log each line of an engine message */
+static void log_multi(int prio, const char *what, const char *msg)
+{
+	const char *p = msg ? msg : "";
+	for (int n = 0; *p && n < 10; n++) {
+		size_t l = strcspn(p, "\n");
+		char c[600];
+		hm_log_clean(c, sizeof c, p, l);
+		deliver_log(prio, "sieve: %s: %s", what, c);
+		p += l;
+		if (*p == '\n')
+			p++;
+	}
+}
+
+/* global_dir - the admin's directory for before.d / after.d / global */
+static const char *global_base(void)
+{
+	/* tests point this elsewhere; as the user may run us by hand anyway,
+	 * an override gives no power the user does not already have */
+	const char *e = getenv("HOMEMAIL_SIEVE_GLOBAL_BASE");
+	return e && *e == '/' ? e : SIEVE_GLOBAL_BASE;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* list_dir - sorted paths of dir/ *.sieve (at most MAX_GLOBAL_SCRIPTS) */
+static size_t list_dir(const char *dir, char **out)
+{
+	DIR *d = opendir(dir);
+	if (!d)
+		return 0;
+	size_t n = 0;
+	struct dirent *de;
+	while ((de = readdir(d)) != NULL && n < MAX_GLOBAL_SCRIPTS) {
+		size_t l = strlen(de->d_name);
+		if (de->d_name[0] == '.' || l < 7 || strcmp(de->d_name + l - 6, ".sieve") != 0)
+			continue;
+		size_t pl = strlen(dir) + l + 2;
+		out[n] = malloc(pl);
+		if (!out[n])
+			break;
+		snprintf(out[n], pl, "%s/%s", dir, de->d_name);
+		n++;
+	}
+	closedir(d);
+	qsort(out, n, sizeof *out, cmp_str);
+	return n;
+}
+
+/* compile_one - compile path; NULL (logged) when it cannot be used */
+static struct sieve_script *compile_one(const char *path, const char *personal,
+					const char *global, bool user_script)
+{
+	struct sieve_compile_env env = { .personal_dir = personal, .global_dir = global };
+	struct stat st;
+	if (stat(path, &st) < 0) {
+		if (errno != ENOENT || !user_script) {
+			char c[300];
+			deliver_log(LOG_WARNING, "sieve: cannot use %s: %s",
+				    clean(c, sizeof c, path), strerror(errno));
+		}
+		return NULL;
+	}
+	char *err = NULL;
+	struct sieve_script *s = sieve_compile(path, &env, &err);
+	if (!s) {
+		char c[300];
+		deliver_log(LOG_ERR, "sieve: script %s does not compile; ignoring it "
+			    "(implicit keep)", clean(c, sizeof c, path));
+		log_multi(LOG_ERR, "compile error", err);
+		free(err);
+	}
+	return s;
+}
+
+/* read_message - the spooled message into memory (bounded) */
+static char *read_message(struct deliver_ctx *ctx, size_t *len_r)
+{
+	unsigned long long size = ctx->msg_size;
+	if (size > MAX_SIEVE_MESSAGE)
+		size = MAX_SIEVE_MESSAGE;
+	char *buf = malloc((size_t)size + 1);
+	if (!buf)
+		return NULL;
+	size_t got = 0;
+	while (got < size) {
+		ssize_t r = pread(ctx->msg_fd, buf + got, (size_t)size - got, (off_t)got);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			break;
+		got += (size_t)r;
+	}
+	buf[got] = 0;
+	*len_r = got;
+	return buf;
+}
+
+/* normal_folder - a folder name as the user meant it: a valid modified
+ * UTF-7 name (Roundcube may send either form) is decoded to UTF-8, so both
+ * spellings reach the same folder.  Returns malloc'd name. */
+static char *normal_folder(const char *name)
+{
+	if (strchr(name, '&')) {
+		char *dec = NULL;
+		if (hm_mutf7_decode(name, 1024, &dec) == 0)
+			return dec;
+	}
+	return strdup(name);
+}
+
+/* keep_folder - where keep and the implicit keep go: -m / junk, else INBOX */
+static const char *keep_folder(struct deliver_ctx *ctx)
+{
+	return ctx->mailbox ? ctx->mailbox : "INBOX";
+}
+
+/* ---- callbacks for the engine --------------------------------------- */
+
+static int cb_mailbox_exists(void *vctx, const char *name)
+{
+	struct glue *g = vctx;
+	char *n = normal_folder(name);
+	if (!n)
+		return -1;
+	char dir[1024];
+	int ok = hm_maildir_folder_dir(n, dir, sizeof dir);
+	free(n);
+	if (ok < 0)
+		return 0;
+	if (strcmp(dir, ".") == 0)
+		return 1;
+	char path[4096];
+	if (hm_snprintf(path, sizeof path, "%s/%s", g->ctx->maildir, dir) < 0)
+		return 0;
+	struct stat st;
+	return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+static int cb_duplicate(void *vctx, const char *id, size_t idlen)
+{
+	struct glue *g = vctx;
+	int r = sv_state_seen(g->state_dup, id, idlen, g->now);
+	if (r < 0) {
+		deliver_log(LOG_WARNING, "sieve: duplicate state %s unusable (%s): "
+			    "treating the message as new", g->state_dup, strerror(errno));
+		return 0;
+	}
+	return r;
+}
+
+/* ---- sending (redirect, vacation) ------------------------------------- */
+
+/* sendmail_argv - the submission command: /usr/sbin/sendmail, or the
+ * space separated HOMEMAIL_SENDMAIL (tests: a private Exim) */
+static int sendmail_argv(char **argv, size_t max, char *store, size_t storesz)
+{
+	const char *cmd = getenv("HOMEMAIL_SENDMAIL");
+	if (!cmd || *cmd != '/')
+		cmd = "/usr/sbin/sendmail";
+	if (hm_strlcpy(store, cmd, storesz) < 0)
+		return -1;
+	size_t n = 0;
+	char *save = NULL;
+	for (char *w = strtok_r(store, " ", &save); w && n + 1 < max; w = strtok_r(NULL, " ", &save))
+		argv[n++] = w;
+	argv[n] = NULL;
+	return (int)n;
+}
+
+/* run_sendmail - pipe head + (optionally) the spooled message into
+ * "sendmail -oi -f FROM -- TO".  Returns 0 when sendmail accepted it. */
+static int run_sendmail(struct deliver_ctx *ctx, const char *from, const char *to,
+			const char *head, size_t headlen, bool with_message)
+{
+	char *argv[40];
+	char store[1024];
+	int n = sendmail_argv(argv, 30, store, sizeof store);
+	if (n <= 0)
+		return -1;
+	argv[n++] = "-oi";
+	argv[n++] = "-f";
+	argv[n++] = (char *)(from && *from ? from : "<>");
+	argv[n++] = "--";
+	argv[n++] = (char *)to;
+	argv[n] = NULL;
+	int pfd[2];
+	if (pipe2(pfd, O_CLOEXEC) < 0)
+		return -1;
+	pid_t pid = fork();
+	if (pid < 0) {
+		close(pfd[0]);
+		close(pfd[1]);
+		return -1;
+	}
+	if (pid == 0) {
+		if (dup2(pfd[0], 0) < 0)
+			_exit(75);
+		int devnull = open("/dev/null", O_WRONLY);
+		if (devnull >= 0) {
+			dup2(devnull, 1);
+			close(devnull);
+		}
+		execv(argv[0], argv);
+		_exit(75);
+	}
+	close(pfd[0]);
+	void (*old)(int) = signal(SIGPIPE, SIG_IGN);
+	int ok = hm_write_full(pfd[1], head, headlen) == 0;
+	if (ok && with_message) {
+		char buf[65536];
+		off_t off = 0;
+		for (;;) {
+			ssize_t r = pread(ctx->msg_fd, buf, sizeof buf, off);
+			if (r < 0 && errno == EINTR)
+				continue;
+			if (r <= 0) {
+				ok = r == 0;
+				break;
+			}
+			if (hm_write_full(pfd[1], buf, (size_t)r) < 0) {
+				ok = 0;
+				break;
+			}
+			off += r;
+		}
+	}
+	close(pfd[1]);
+	signal(SIGPIPE, old);
+	int status = 0;
+	time_t start = time(NULL);
+	for (;;) {
+		pid_t w = waitpid(pid, &status, WNOHANG);
+		if (w == pid)
+			break;
+		if (w < 0 && errno != EINTR) {
+			ok = 0;
+			break;
+		}
+		if (time(NULL) - start > SENDMAIL_TIMEOUT) {
+			kill(pid, SIGKILL);
+			waitpid(pid, &status, 0);
+			ok = 0;
+			break;
+		}
+		usleep(2000);
+	}
+	return ok && WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
+}
+
+/* redirect_loop - this message already went through a redirect of ours
+ * for this recipient (the marker header we add names the recipient) */
+static bool redirect_loop(struct deliver_ctx *ctx)
+{
+	if (!ctx->hdr)
+		return false;
+	for (size_t it = 0; hm_header_next(ctx->hdr, REDIRECT_MARK, &it) != NULL;) {
+		const struct hm_hfield *f = &ctx->hdr->fields[it - 1];
+		if (strcasestr(f->value, ctx->recipient))
+			return true;
+	}
+	return false;
+}
+
+static int do_redirect(struct deliver_ctx *ctx, const char *to)
+{
+	char c1[300], c2[300];
+	if (redirect_loop(ctx)) {
+		deliver_log(LOG_WARNING, "sieve: redirect to %s refused: the message was already "
+			    "redirected from %s (loop); keeping it", clean(c1, sizeof c1, to),
+			    clean(c2, sizeof c2, ctx->recipient));
+		return -1;
+	}
+	char head[1200];
+	if (hm_snprintf(head, sizeof head, "%s: <%s>\n", REDIRECT_MARK, ctx->recipient) < 0)
+		return -1;
+	if (run_sendmail(ctx, ctx->sender, to, head, strlen(head), true) < 0) {
+		deliver_log(LOG_ERR, "sieve: redirect to %s failed (sendmail); keeping the "
+			    "message", clean(c1, sizeof c1, to));
+		return -1;
+	}
+	deliver_log(LOG_INFO, "sieve: redirected to %s", clean(c1, sizeof c1, to));
+	return 0;
+}
+
+/* encode_subject - RFC 2047 B-encoded words for non-ASCII text */
+static int encode_subject(struct hm_buf *b, const char *s)
+{
+	bool ascii = true;
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+		if (*p >= 0x80 || *p < 0x20)
+			ascii = false;
+	if (ascii)
+		return hm_buf_puts(b, s);
+	size_t len = strlen(s), i = 0;
+	bool first = true;
+	while (i < len) {
+		/* at most 45 bytes per word, cut at a character boundary */
+		size_t n = len - i < 45 ? len - i : 45;
+		while (n > 0 && i + n < len && ((unsigned char)s[i + n] & 0xC0) == 0x80)
+			n--;
+		if (n == 0)
+			n = 1;
+		unsigned char enc[80];
+		char tmp[64];
+		size_t k = 0;
+		for (size_t j = 0; j < n; j++)
+			tmp[k++] = (s[i + j] < 0x20 && s[i + j] >= 0) ? ' ' : s[i + j];
+		EVP_EncodeBlock(enc, (const unsigned char *)tmp, (int)k);
+		if (hm_buf_printf(b, "%s=?UTF-8?B?%s?=", first ? "" : "\n ", enc) < 0)
+			return -1;
+		first = false;
+		i += n;
+	}
+	return 0;
+}
+
+/* header_value_clean - a header value that cannot break the header */
+static void put_clean_value(struct hm_buf *b, const char *v)
+{
+	for (const char *p = v; *p; p++)
+		hm_buf_putc(b, (*p == '\r' || *p == '\n') ? ' ' : *p);
+}
+
+static int do_vacation(struct glue *g, const struct sieve_action *a)
+{
+	struct deliver_ctx *ctx = g->ctx;
+	char c1[300];
+	if (a->vac_skip) {
+		deliver_log(LOG_INFO, "sieve: vacation: no reply to %s: %s",
+			    clean(c1, sizeof c1, a->vac_to), a->vac_skip);
+		return 0;
+	}
+	/* one reply per sender and handle per period (RFC 5230 4.6) */
+	struct hm_buf key;
+	hm_buf_init(&key, 1 << 20);
+	hm_buf_puts(&key, a->vac_handle ? a->vac_handle : "");
+	hm_buf_putc(&key, '\001');
+	for (const char *p = a->vac_to; *p; p++)
+		hm_buf_putc(&key, (*p >= 'A' && *p <= 'Z') ? (char)(*p + 32) : *p);
+	int seen = sv_state_seen(g->state_vac, hm_buf_cstr(&key), key.len, g->now);
+	if (seen != 0) {
+		if (seen < 0)
+			deliver_log(LOG_WARNING, "sieve: vacation state %s unusable (%s): no reply",
+				    g->state_vac, strerror(errno));
+		else
+			deliver_log(LOG_INFO, "sieve: vacation: already replied to %s in this period",
+				    clean(c1, sizeof c1, a->vac_to));
+		hm_buf_free(&key);
+		return 0;
+	}
+	struct hm_buf m;
+	hm_buf_init(&m, 1 << 20);
+	char date[64];
+	struct tm tm;
+	localtime_r(&g->now, &tm);
+	strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S %z", &tm);
+	unsigned char rnd[12];
+	if (RAND_bytes(rnd, sizeof rnd) != 1)
+		memset(rnd, 0, sizeof rnd);
+	const char *dom = strrchr(ctx->recipient, '@');
+	hm_buf_puts(&m, "From: ");
+	put_clean_value(&m, a->vac_from ? a->vac_from : ctx->recipient);
+	hm_buf_puts(&m, "\nTo: <");
+	put_clean_value(&m, a->vac_to);
+	hm_buf_puts(&m, ">\nSubject: ");
+	encode_subject(&m, a->vac_subject ? a->vac_subject : "Automated reply");
+	hm_buf_printf(&m, "\nDate: %s\nMessage-ID: <vacation.", date);
+	for (size_t i = 0; i < sizeof rnd; i++)
+		hm_buf_printf(&m, "%02x", rnd[i]);
+	hm_buf_printf(&m, "%s>\n", dom ? dom : "@localhost");
+	const struct hm_hfield *mid = ctx->hdr ? hm_header_get(ctx->hdr, "Message-ID") : NULL;
+	const struct hm_hfield *refs = ctx->hdr ? hm_header_get(ctx->hdr, "References") : NULL;
+	if (mid && mid->value_len > 0 && mid->value_len < 1000) {
+		hm_buf_puts(&m, "In-Reply-To: ");
+		put_clean_value(&m, mid->value);
+		hm_buf_puts(&m, "\nReferences: ");
+		if (refs && refs->value_len < 4000) {
+			put_clean_value(&m, refs->value);
+			hm_buf_puts(&m, "\n ");
+		}
+		put_clean_value(&m, mid->value);
+		hm_buf_puts(&m, "\n");
+	}
+	hm_buf_puts(&m, "Auto-Submitted: auto-replied (vacation)\nPrecedence: bulk\n"
+		    "X-Auto-Response-Suppress: All\nMIME-Version: 1.0\n");
+	if (!a->vac_mime)
+		hm_buf_puts(&m, "Content-Type: text/plain; charset=utf-8\n"
+			    "Content-Transfer-Encoding: 8bit\n\n");
+	/* the reason, with CRLF made LF (sendmail -oi takes local line ends) */
+	for (const char *p = a->vac_reason ? a->vac_reason : ""; *p; p++)
+		if (!(*p == '\r' && p[1] == '\n'))
+			hm_buf_putc(&m, *p);
+	if (m.len == 0 || m.data[m.len - 1] != '\n')
+		hm_buf_putc(&m, '\n');
+	int rc = run_sendmail(ctx, "<>", a->vac_to, hm_buf_cstr(&m), m.len, false);
+	if (rc == 0) {
+		if (sv_state_mark(g->state_vac, hm_buf_cstr(&key), key.len,
+				  g->now + (time_t)a->vac_seconds, g->now) < 0)
+			deliver_log(LOG_WARNING, "sieve: cannot record the vacation reply in %s: %s",
+				    g->state_vac, strerror(errno));
+		deliver_log(LOG_INFO, "sieve: vacation reply sent to %s",
+			    clean(c1, sizeof c1, a->vac_to));
+	} else {
+		deliver_log(LOG_ERR, "sieve: vacation reply to %s failed (sendmail)",
+			    clean(c1, sizeof c1, a->vac_to));
+	}
+	hm_buf_free(&m);
+	hm_buf_free(&key);
+	return rc;
+}
+
+/* store_action - fileinto/keep with fallbacks to INBOX; true when stored */
+static bool store_action(struct deliver_ctx *ctx, const struct sieve_action *a)
+{
+	char c1[300];
+	bool keep = a->implicit || strcasecmp(a->target, "INBOX") == 0;
+	char *folder = keep ? strdup(keep_folder(ctx)) : normal_folder(a->target);
+	if (!folder)
+		return false;
+	size_t nfl = 0;
+	while (a->flags && a->flags[nfl])
+		nfl++;
+	const char *const *fl = (const char *const *)a->flags;
+	if (a->implicit && nfl == 0) {
+		/* --flags apply to the implicit keep, as without a script */
+		fl = ctx->keep_flags;
+		nfl = ctx->n_keep_flags;
+	}
+	int rc = deliver_store(ctx, folder, fl, nfl);
+	if (rc == DELIVER_EFOLDER || (rc == DELIVER_ETEMP && strcasecmp(folder, "INBOX") != 0)) {
+		deliver_log(LOG_WARNING, "sieve: cannot file into '%s' (%s); using INBOX",
+			    clean(c1, sizeof c1, folder),
+			    rc == DELIVER_EFOLDER ? "invalid folder name" : "store failed");
+		rc = deliver_store(ctx, "INBOX", fl, nfl);
+	}
+	free(folder);
+	return rc == 0;
+}
+
+/* run_actions - carry out the result */
+static void run_actions(struct glue *g, const struct sieve_result *r)
+{
+	struct deliver_ctx *ctx = g->ctx;
+	bool delivered = false, need_keep = false, rejected = false, discard = false;
+	for (size_t i = 0; i < r->nactions; i++) {
+		const struct sieve_action *a = &r->actions[i];
+		switch (a->type) {
+		case SIEVE_ACT_STORE:
+			if (store_action(ctx, a))
+				delivered = true;
+			break;
+		case SIEVE_ACT_REDIRECT:
+			if (do_redirect(ctx, a->target) == 0)
+				delivered = true;
+			else
+				need_keep = true;
+			break;
+		case SIEVE_ACT_REJECT:
+		case SIEVE_ACT_EREJECT:
+			rejected = true;
+			deliver_reject(ctx, a->target);
+			deliver_log(LOG_INFO, "sieve: rejected");
+			break;
+		case SIEVE_ACT_VACATION:
+			(void)do_vacation(g, a);
+			break;
+		case SIEVE_ACT_DISCARD:
+			discard = true;
+			break;
+		}
+	}
+	if (need_keep && ctx->n_stored == 0) {
+		struct sieve_action k = { .type = SIEVE_ACT_STORE, .target = "INBOX", .implicit = true };
+		if (store_action(ctx, &k))
+			delivered = true;
+	}
+	if (discard && !delivered && !rejected && !need_keep) {
+		deliver_discard(ctx);
+		deliver_log(LOG_INFO, "sieve: discarded");
+	}
+}
+
+/* deliver_filter - junk lists, then the Sieve scripts (see the top) */
 int deliver_filter(struct deliver_ctx *ctx)
 {
 	(void)deliver_junk_route(ctx);  /* junk lists: may point the implicit keep at Junk */
-	if (ctx->mailbox != NULL) {
-		int rc = deliver_store(ctx, ctx->mailbox, ctx->keep_flags, ctx->n_keep_flags);
-		if (rc == 0 || rc == DELIVER_EQUOTA)
-			return 0;
+	struct glue g = { .ctx = ctx, .now = time(NULL) };
+	struct sieve_script *scripts[2 * MAX_GLOBAL_SCRIPTS + 1];
+	size_t ns = 0;
+	char globaldir[1024], beforedir[1024], afterdir[1024];
+	const char *base = global_base();
+	hm_snprintf(globaldir, sizeof globaldir, "%s/global", base);
+	hm_snprintf(beforedir, sizeof beforedir, "%s/before.d", base);
+	hm_snprintf(afterdir, sizeof afterdir, "%s/after.d", base);
+	const char *personal = ctx->sieve_dir && *ctx->sieve_dir ? ctx->sieve_dir : NULL;
+	if (!ctx->no_sieve) {
+		char *paths[MAX_GLOBAL_SCRIPTS];
+		size_t np = list_dir(beforedir, paths);
+		for (size_t i = 0; i < np; i++) {
+			struct sieve_script *s = compile_one(paths[i], globaldir, globaldir, false);
+			if (s)
+				scripts[ns++] = s;
+			free(paths[i]);
+		}
+		if (ctx->sieve_path && *ctx->sieve_path) {
+			struct sieve_script *s = compile_one(ctx->sieve_path, personal, globaldir, true);
+			if (s)
+				scripts[ns++] = s;
+		}
+		np = list_dir(afterdir, paths);
+		for (size_t i = 0; i < np; i++) {
+			struct sieve_script *s = compile_one(paths[i], globaldir, globaldir, false);
+			if (s)
+				scripts[ns++] = s;
+			free(paths[i]);
+		}
 	}
-	(void)deliver_store(ctx, "INBOX", ctx->keep_flags, ctx->n_keep_flags);
-	return 0;
+	if (ns == 0) {
+		/* no script: the stock implicit keep (-m / junk folder, else INBOX) */
+		if (ctx->mailbox != NULL) {
+			int rc = deliver_store(ctx, ctx->mailbox, ctx->keep_flags, ctx->n_keep_flags);
+			if (rc == 0 || rc == DELIVER_EQUOTA)
+				return 0;
+		}
+		(void)deliver_store(ctx, "INBOX", ctx->keep_flags, ctx->n_keep_flags);
+		return 0;
+	}
+	hm_snprintf(g.state_vac, sizeof g.state_vac, "%s/%s", ctx->maildir, VACATION_DB);
+	hm_snprintf(g.state_dup, sizeof g.state_dup, "%s/%s", ctx->maildir, DUPLICATE_DB);
+	size_t len = 0;
+	char *data = read_message(ctx, &len);
+	size_t vlen;  /* junk verdict as X-Homemail-Junk fields in the Sieve view (docs/junk.md) */
+	char *view = data ? deliver_junk_sieve_view(data, len, &vlen) : NULL;
+	if (view) { free(data); data = view; len = vlen; }
+	int ret = 0;
+	if (!data) {
+		deliver_log(LOG_ERR, "sieve: cannot read the spooled message: %s; implicit keep",
+			    strerror(errno));
+		ret = -1;
+		goto out;
+	}
+	struct tm tm;
+	localtime_r(&g.now, &tm);
+	struct sieve_message m = {
+		.data = data, .len = len, .size = ctx->msg_size,
+		.env_from = ctx->sender, .env_to = ctx->recipient,
+		.env_orig_to = ctx->orig_recipient && *ctx->orig_recipient ?
+			       ctx->orig_recipient : NULL,
+		.now = g.now, .now_gmtoff = (int)tm.tm_gmtoff,
+	};
+	struct sieve_callbacks cb = {
+		.ctx = &g, .mailbox_exists = cb_mailbox_exists, .duplicate_check = cb_duplicate,
+	};
+	struct sieve_result *r = sieve_execute(scripts, ns, &m, &cb);
+	if (!r) {
+		deliver_log(LOG_ERR, "sieve: out of memory; implicit keep");
+		ret = -1;
+	} else {
+		if (r->error)
+			log_multi(LOG_ERR, "runtime error, implicit keep", r->errmsg);
+		for (size_t i = 0; r->warnings && r->warnings[i] && i < 5; i++)
+			log_multi(LOG_NOTICE, "warning", r->warnings[i]);
+		run_actions(&g, r);
+		/* remember tested ids only once the message is safely placed */
+		if (ctx->n_stored > 0 || ctx->discarded || ctx->reject_reason)
+			for (size_t i = 0; i < r->ndups; i++)
+				if (sv_state_mark(g.state_dup, r->dups[i].id, strlen(r->dups[i].id),
+						  g.now + (time_t)r->dups[i].seconds, g.now) < 0)
+					deliver_log(LOG_WARNING, "sieve: cannot record duplicate id: %s",
+						    strerror(errno));
+		sieve_result_free(&r);
+	}
+out:
+	free(data);
+	for (size_t i = 0; i < ns; i++)
+		sieve_script_free(&scripts[i]);
+	return ret;
 }

@@ -16,6 +16,7 @@
 #include "hm_util.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <syslog.h>
@@ -138,4 +139,69 @@ int deliver_junk_route(struct deliver_ctx *ctx)
 		deliver_log(LOG_INFO, "junk: scan tag; implicit keep Junk");
 	}
 	return 0;
+}
+
+/* is_ours - a field name the Sieve view reserves */
+static bool is_ours(const struct hm_hfield *f)
+{
+	return hm_header_name_is(f, DELIVER_JUNK_HDR) ||
+	       hm_header_name_is(f, DELIVER_JUNK_HDR_SENDER);
+}
+
+char *deliver_junk_sieve_view(const char *data, size_t len, size_t *len_r)
+{
+	char sender[HM_JUNKLIST_ADDR_MAX + 1];
+	const char *verdict = getenv(DELIVER_JUNK_ENV);
+	const char *s = getenv(DELIVER_JUNK_ENV_SENDER);
+	const char *eol = "\n";
+	struct hm_header *h = NULL;
+	size_t cap, off = 0, pos = 0;
+	char *out;
+	int w;
+
+	/* only the three words and a normalised address get through: the
+	 * environment is ours, but it is copied into header text */
+	if (verdict == NULL || (strcmp(verdict, "blocked") != 0 &&
+				strcmp(verdict, "trusted") != 0))
+		verdict = "none";
+	if (s == NULL || hm_junk_addr_normalize(s, strlen(s), 1, sender, sizeof sender) < 0)
+		sender[0] = '\0';
+	if (hm_header_parse(data, len, NULL, &h) < 0)
+		return NULL;
+	for (size_t i = 0; i < len && data[i] != '\n'; i++)
+		if (data[i] == '\r' && i + 1 < len && data[i + 1] == '\n') {
+			eol = "\r\n";
+			break;
+		}
+	if (!hm_add_ok(len, 2 * sizeof(DELIVER_JUNK_HDR_SENDER) + sizeof sender + 16, &cap)) {
+		hm_header_free(&h);
+		errno = EOVERFLOW;
+		return NULL;
+	}
+	out = malloc(cap);
+	if (out == NULL) {
+		hm_header_free(&h);
+		return NULL;
+	}
+	w = snprintf(out, cap, "%s: %s%s", DELIVER_JUNK_HDR, verdict, eol);
+	off = (size_t)w;
+	if (sender[0] != '\0') {
+		w = snprintf(out + off, cap - off, "%s: %s%s", DELIVER_JUNK_HDR_SENDER,
+			     sender, eol);
+		off += (size_t)w;
+	}
+	/* copy the message, leaving out the fields we reserve */
+	for (size_t i = 0; i < h->count; i++) {
+		const struct hm_hfield *f = &h->fields[i];
+		if (!is_ours(f) || f->offset < pos || f->offset + f->length > len)
+			continue;
+		memcpy(out + off, data + pos, f->offset - pos);
+		off += f->offset - pos;
+		pos = f->offset + f->length;
+	}
+	memcpy(out + off, data + pos, len - pos);
+	off += len - pos;
+	hm_header_free(&h);
+	*len_r = off;
+	return out;
 }

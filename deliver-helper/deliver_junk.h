@@ -13,8 +13,9 @@
  *     X-Homemail-Scan: tag; ... (scan)    -> Junk, unless the sender is trusted
  *     trusted sender                      -> never Junk by these rules
  *   The user's Sieve script runs afterwards and can override: its explicit
- *   fileinto wins, and the verdict is visible to it (environment item
- *   "vnd.homemail.junk", and the process environment below).
+ *   fileinto wins, and the verdict is visible to it as the header field
+ *   X-Homemail-Junk in its view of the message (deliver_junk_sieve_view),
+ *   and in the process environment below.
  *   A missing, unreadable or damaged list file is never a reason to defer
  *   or lose mail: the check then reports "none".
  */
@@ -26,8 +27,8 @@
 #include "hm_junklist.h"
 
 #define DELIVER_JUNK_FOLDER      "Junk"
-/* Exported for the Sieve engine (environment item "vnd.homemail.junk") and
- * for any program a script runs: "blocked", "trusted" or "none". */
+/* Exported for programs run on the message's behalf, and read back by
+ * deliver_junk_sieve_view: "blocked", "trusted" or "none". */
 #define DELIVER_JUNK_ENV         "HOMEMAIL_JUNK"
 /* The list entry that matched ("" when none), e.g. "spam@example.net". */
 #define DELIVER_JUNK_ENV_SENDER  "HOMEMAIL_JUNK_SENDER"
@@ -59,6 +60,21 @@ const char *deliver_junk_name(enum hm_junk_kind kind);
  * (always all three variables, so nothing inherited survives).
  * Returns 0, or -1 and errno (ENOMEM). */
 int deliver_junk_export(const struct deliver_junk_verdict *v);
+
+/* Fields the user's Sieve script sees (only in the Sieve view of the
+ * message, never stored): "X-Homemail-Junk: blocked|trusted|none" and, when
+ * a list entry matched, "X-Homemail-Junk-Sender: <entry>". */
+#define DELIVER_JUNK_HDR         "X-Homemail-Junk"
+#define DELIVER_JUNK_HDR_SENDER  "X-Homemail-Junk-Sender"
+
+/* deliver_junk_sieve_view - the message as the Sieve engine should see it:
+ * our X-Homemail-Junk fields first (from the verdict deliver_junk_route
+ * exported), and the message's own fields of those names left out, so a
+ * sender cannot forge a verdict.  Scripts test it with the plain `header`
+ * test, e.g.  if header :is "X-Homemail-Junk" "blocked" { ... }.
+ * Returns a malloc'd copy (length in *len_r), or NULL and errno (ENOMEM,
+ * EOVERFLOW): the caller then uses data unchanged. */
+char *deliver_junk_sieve_view(const char *data, size_t len, size_t *len_r);
 
 /* deliver_junk_route - the one call deliver_filter() makes before Sieve:
  * check, export, and point the implicit keep (ctx->mailbox) at Junk when

@@ -3,8 +3,8 @@
 # Every deliver-helper/*.c except deliver_main.c goes into a static library so
 # unit tests can link the LDA's pieces; deliver-helper/sieve/ has its own
 # module.mk.  A filter that needs another static library (the Sieve engine)
-# adds it as a prerequisite of $(B)/homemail-deliver and to STATIC_LIBS; the
-# link uses --start-group over all STATIC_LIBS, so order does not matter.
+# makes it a prerequisite of $(B)/homemail-deliver (see below); the
+# link uses --start-group, so order does not matter.
 
 DELIVER_SRCS     := $(filter-out deliver-helper/deliver_main.c,$(wildcard deliver-helper/*.c))
 DELIVER_OBJS     := $(patsubst %.c,$(B)/obj/%.o,$(DELIVER_SRCS))
@@ -15,9 +15,15 @@ $(DELIVER_LIB): $(DELIVER_OBJS)
 	@rm -f $@
 	$(AR) rcs $@ $^
 
+# Libraries homemail-deliver links: every .a prerequisite of the target plus
+# DELIVER_LINK_LIBS.  A filter's module.mk only needs
+#   $(B)/homemail-deliver: $(B)/libits.a
+# (and STATIC_LIBS += $(B)/libits.a for the unit tests).
+DELIVER_LINK_LIBS = $(DELIVER_LIB) $(LIBHM)
+
 $(B)/homemail-deliver: $(DELIVER_MAIN_OBJ) $(DELIVER_LIB) $(LIBHM)
 	$(CC) $(CFLAGS) -o $@ $(DELIVER_MAIN_OBJ) $(LDFLAGS_EXE) \
-	  -Wl,--start-group $(DELIVER_LIB) $(STATIC_LIBS) -Wl,--end-group $(LDLIBS_ALL)
+	  -Wl,--start-group $(sort $(filter %.a,$^) $(DELIVER_LINK_LIBS)) -Wl,--end-group $(LDLIBS_ALL)
 
 BINS        += $(B)/homemail-deliver
 UNIT_EXTRA_CFLAGS += -Ideliver-helper

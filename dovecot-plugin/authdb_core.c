@@ -8,7 +8,7 @@
  * hence Dovecot's auth-worker processes).
  * How it fails: an unreadable users file or NSS error is an internal
  * (temporary) failure, logged; a lockout state file that cannot be opened
- * is logged once per process and logins go on without lockout rather than
+ * is logged (retried once a minute) and logins go on without lockout rather than
  * locking everybody out; a malformed users line is logged with its number
  * and skipped.  Every refused login costs one crypt of the same class
  * (unknown, locked, disabled, wrong password) and gets the same answer.
@@ -16,6 +16,7 @@
 #include "authdb_core.h"
 #include "hm_util.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <grp.h>
@@ -64,6 +65,11 @@ void hm_authdb_set_default(struct hm_authdb_set *set)
 	set->rehash = HM_PW_YESCRYPT;
 	(void)hm_strlcpy(set->lockout_path, HM_LOCKOUT_PATH_DEFAULT, sizeof(set->lockout_path));
 	hm_lockout_policy_default(&set->policy);
+	/* local clients (webmail on this host) share one address: only their
+	 * per-user counters apply */
+	(void)hm_strlcpy(set->ip_exempt[0], "127.0.0.1", sizeof(set->ip_exempt[0]));
+	(void)hm_strlcpy(set->ip_exempt[1], "::1", sizeof(set->ip_exempt[1]));
+	set->nip_exempt = 2;
 	(void)hm_strlcpy(set->mail, "maildir:~/Maildir", sizeof(set->mail));
 	/* no sieve field unless configured: Pigeonhole's own default location
 	 * (file:~/sieve;active=~/.dovecot.sieve) then applies everywhere */
@@ -111,6 +117,56 @@ static int parse_path(const char *v, char *dst, size_t size)
 	return hm_strlcpy(dst, v, size);
 }
 
+/* parse_v4cidr - "a.b.c.d[/n]" → network and mask (host order); -1 if not */
+static int parse_v4cidr(const char *s, uint32_t *net, uint32_t *mask)
+{
+	char buf[64], *slash;
+	struct in_addr a;
+	unsigned long bits = 32;
+
+	if (hm_strlcpy(buf, s, sizeof(buf)) < 0)
+		return -1;
+	if ((slash = strchr(buf, '/')) != NULL) {
+		*slash = '\0';
+		if (parse_uint(slash + 1, 0, 32, &bits) < 0)
+			return -1;
+	}
+	if (inet_pton(AF_INET, buf, &a) != 1)
+		return -1;
+	*mask = bits == 0 ? 0 : 0xffffffffu << (32 - bits);
+	*net = ntohl(a.s_addr) & *mask;
+	return 0;
+}
+
+/* valid_exempt - an IPv4 address/CIDR or an IPv6 address */
+static bool valid_exempt(const char *s)
+{
+	struct in6_addr a6;
+	uint32_t n, m;
+
+	return parse_v4cidr(s, &n, &m) == 0 || inet_pton(AF_INET6, s, &a6) == 1;
+}
+
+/* ip_is_exempt - remote address listed in ip_exempt? */
+static bool ip_is_exempt(const struct hm_authdb_set *set, const char *ip)
+{
+	struct in_addr a;
+	struct in6_addr a6, b6;
+
+	for (unsigned int i = 0; i < set->nip_exempt; i++) {
+		uint32_t net, mask;
+		if (inet_pton(AF_INET, ip, &a) == 1 &&
+		    parse_v4cidr(set->ip_exempt[i], &net, &mask) == 0 &&
+		    (ntohl(a.s_addr) & mask) == net)
+			return true;
+		if (inet_pton(AF_INET6, ip, &a6) == 1 &&
+		    inet_pton(AF_INET6, set->ip_exempt[i], &b6) == 1 &&
+		    memcmp(&a6, &b6, sizeof(a6)) == 0)
+			return true;
+	}
+	return false;
+}
+
 int hm_authdb_parse_args(const char *args, struct hm_authdb_set *set, char *err, size_t errlen)
 {
 	char *copy = strdup(args != NULL ? args : ""), *save = NULL, *tok;
@@ -154,6 +210,15 @@ int hm_authdb_parse_args(const char *args, struct hm_authdb_set *set, char *err,
 					(void)hm_strlcpy(set->domains[set->ndomains++], tmp + 2,
 							 sizeof(set->domains[0]));
 			}
+		} else if (strcmp(tok, "ip_exempt") == 0) {
+			char *s2 = NULL, *d;
+			set->nip_exempt = 0;
+			if (strcmp(v, "no") != 0 && strcmp(v, "none") != 0)
+				for (d = strtok_r(v, ",", &s2); d != NULL && !bad; d = strtok_r(NULL, ",", &s2))
+					bad = set->nip_exempt == HM_ARRAY_SIZE(set->ip_exempt) ||
+					      !valid_exempt(d) ||
+					      hm_strlcpy(set->ip_exempt[set->nip_exempt++], d,
+							 sizeof(set->ip_exempt[0])) < 0;
 		} else if (strcmp(tok, "allow_weak") == 0)
 			bad = parse_bool(v, &set->allow_weak) < 0;
 		else if (strcmp(tok, "rehash") == 0) {
@@ -509,18 +574,24 @@ int hm_authdb_lookup(struct hm_authdb *db, const char *login, struct hm_authdb_a
 }
 
 /* lockout_handle - the state file, opened on first use; NULL if disabled
- * or unusable (logged once) */
+ * or unusable (logged, retried after 60 s) */
 static struct hm_lockout *lockout_handle(struct hm_authdb *db)
 {
-	if (db->set.lockout_path[0] == '\0' || db->lockout_failed)
+	time_t now = time(NULL);
+
+	if (db->set.lockout_path[0] == '\0' || db->lockout != NULL)
 		return db->lockout;
-	if (db->lockout == NULL &&
-	    hm_lockout_open(db->set.lockout_path, &db->set.policy, &db->lockout) < 0) {
+	/* after a failure, try again once a minute rather than on every login */
+	if (db->lockout_failed != 0 && now - db->lockout_failed < 60)
+		return NULL;
+	if (hm_lockout_open(db->set.lockout_path, &db->set.policy, &db->lockout) < 0) {
 		dblog(db, HM_AUTHDB_ERROR, "lockout state %s unusable: %s - "
 		     "logins proceed WITHOUT brute-force protection",
 		     db->set.lockout_path, strerror(errno));
-		db->lockout_failed = true;
+		db->lockout_failed = now;
 		db->lockout = NULL;
+	} else {
+		db->lockout_failed = 0;
 	}
 	return db->lockout;
 }
@@ -613,6 +684,7 @@ enum hm_authdb_result hm_authdb_verify(struct hm_authdb *db, const char *login,
 	time_t now = time(NULL);
 	int found, pw = 0;
 	enum hm_authdb_result res;
+	const char *lock_ip;
 
 	clean(login, lg, sizeof(lg));
 	if (remote_ip != NULL && remote_ip[0] != '\0') {
@@ -636,8 +708,11 @@ enum hm_authdb_result hm_authdb_verify(struct hm_authdb *db, const char *login,
 			key[i] = (char)tolower((unsigned char)login[i]);
 		key[i] = '\0';
 	}
+	/* the address the lockout counts against (NULL: none or exempt) */
+	lock_ip = remote_ip != NULL && remote_ip[0] != '\0' &&
+		  !ip_is_exempt(&db->set, remote_ip) ? remote_ip : NULL;
 	lo = lockout_handle(db);
-	if (lo != NULL && hm_lockout_check(lo, key, remote_ip, now, &verdict, &lst) < 0) {
+	if (lo != NULL && hm_lockout_check(lo, key, lock_ip, now, &verdict, &lst) < 0) {
 		dblog(db, HM_AUTHDB_ERROR, "lockout check failed: %s", strerror(errno));
 		verdict = HM_LOCKOUT_ALLOW;
 	}
@@ -675,12 +750,12 @@ enum hm_authdb_result hm_authdb_verify(struct hm_authdb *db, const char *login,
 	}
 	if (lo != NULL && verdict == HM_LOCKOUT_ALLOW &&
 	    !(res == HM_AUTHDB_MISMATCH && pw == 1)) {
-		if (hm_lockout_record(lo, key, remote_ip, res == HM_AUTHDB_OK, now) < 0)
+		if (hm_lockout_record(lo, key, lock_ip, res == HM_AUTHDB_OK, now) < 0)
 			dblog(db, HM_AUTHDB_ERROR, "lockout update failed: %s", strerror(errno));
 		else if (res != HM_AUTHDB_OK) {
 			enum hm_lockout_verdict v2;
 			struct hm_lockout_status st2;
-			if (hm_lockout_check(lo, key, remote_ip, now, &v2, &st2) == 0 &&
+			if (hm_lockout_check(lo, key, lock_ip, now, &v2, &st2) == 0 &&
 			    (v2 == HM_LOCKOUT_USER_LOCKED || v2 == HM_LOCKOUT_IP_LOCKED))
 				dblog(db, HM_AUTHDB_WARNING, "%s now %s for %ld s (after login %s%s)",
 				     v2 == HM_LOCKOUT_IP_LOCKED ? remote_ip : key,

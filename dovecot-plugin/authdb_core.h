@@ -39,6 +39,8 @@ struct hm_authdb_set {
 	bool allow_weak;
 	enum hm_pw_scheme rehash;       /* HM_PW_UNKNOWN = off */
 	char lockout_path[256];         /* "" = no lockout */
+	char ip_exempt[8][64];          /* addresses / IPv4 CIDRs never IP-locked */
+	unsigned int nip_exempt;
 	struct hm_lockout_policy policy;
 	char mail[256];                 /* "" = no mail field; ~ = home */
 	char sieve[256];                /* "" = no sieve field; ~ = home */
@@ -80,7 +82,7 @@ struct hm_authdb {
 	bool users_loaded;
 	/* lockout state, opened on first use (auth-worker runs as root) */
 	struct hm_lockout *lockout;
-	bool lockout_failed;
+	time_t lockout_failed;          /* when opening last failed (retry later) */
 };
 
 void hm_authdb_set_default(struct hm_authdb_set *set);

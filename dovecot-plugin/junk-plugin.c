@@ -68,7 +68,9 @@ struct junk_transaction {
 
 const char *homemail_junk_plugin_version = DOVECOT_ABI_VERSION;
 
+/* homemail_junk_plugin_init - called by Dovecot when the module is loaded */
 void homemail_junk_plugin_init(struct module *module);
+/* homemail_junk_plugin_deinit - remove the hooks again */
 void homemail_junk_plugin_deinit(void);
 
 static MODULE_CONTEXT_DEFINE_INIT(junk_user_module, &mail_user_module_register);
@@ -98,11 +100,13 @@ static bool box_is(struct mailbox *box, const char *special, const char *name)
 		strcmp(mailbox_get_vname(box), name) == 0;
 }
 
+/* box_is_junk - \Junk special-use or homemail_junk_mailbox */
 static bool box_is_junk(struct junk_user *ju, struct mailbox *box)
 {
 	return box_is(box, "\\Junk", ju->junk_name);
 }
 
+/* box_is_trash - \Trash special-use or homemail_junk_trash */
 static bool box_is_trash(struct junk_user *ju, struct mailbox *box)
 {
 	return box_is(box, "\\Trash", ju->trash_name);
@@ -247,9 +251,14 @@ static int junk_copy(struct mail_save_context *ctx, struct mail *mail)
 static int junk_save_begin(struct mail_save_context *ctx, struct istream *input)
 {
 	union mailbox_module_context *jbox = JUNK_CONTEXT(ctx->transaction->box);
+	struct junk_user *ju = JUNK_USER_CONTEXT(box_user(ctx->transaction->box));
 	struct junk_transaction *jt = junk_tctx(ctx->transaction);
+	bool junk;
 
-	if (jt != NULL && ctx->dest_mail == NULL && !ctx->copying_via_save) {
+	T_BEGIN {
+		junk = ju != NULL && box_is_junk(ju, ctx->transaction->box);
+	} T_END;
+	if (junk && jt != NULL && ctx->dest_mail == NULL && !ctx->copying_via_save) {
 		if (jt->tmp_mail == NULL)
 			jt->tmp_mail = mail_alloc(ctx->transaction, 0, NULL);
 		ctx->dest_mail = jt->tmp_mail;
@@ -278,6 +287,7 @@ static int junk_save_finish(struct mail_save_context *ctx)
 	return 0;
 }
 
+/* junk_transaction_begin - attach an (empty) queue to every transaction */
 static struct mailbox_transaction_context *
 junk_transaction_begin(struct mailbox *box, enum mailbox_transaction_flags flags,
 		       const char *reason)
@@ -405,6 +415,7 @@ static void junk_transaction_rollback(struct mailbox_transaction_context *t)
 	junk_tctx_free(&jt);
 }
 
+/* junk_mailbox_allocated - wrap the vfuncs (module-context pattern, super kept) */
 static void junk_mailbox_allocated(struct mailbox *box)
 {
 	struct junk_user *ju = JUNK_USER_CONTEXT(box_user(box));
@@ -489,6 +500,7 @@ static void junk_learn_settings(struct mail_user *user, struct junk_user *ju)
 	ju->learn_tmpdir = setting_str(user, JUNK_SETTING("learn_tmpdir"), "/tmp");
 }
 
+/* junk_user_created - read the settings; deliveries get no context (no hooks) */
 static void junk_user_created(struct mail_user *user)
 {
 	struct mail_user_vfuncs *v = user->vlast;
@@ -526,11 +538,13 @@ static struct mail_storage_hooks junk_mail_storage_hooks = {
 	.mailbox_allocated = junk_mailbox_allocated,
 };
 
+/* homemail_junk_plugin_init - called by Dovecot when the module is loaded */
 void homemail_junk_plugin_init(struct module *module)
 {
 	mail_storage_hooks_add(module, &junk_mail_storage_hooks);
 }
 
+/* homemail_junk_plugin_deinit - remove the hooks again */
 void homemail_junk_plugin_deinit(void)
 {
 	mail_storage_hooks_remove(&junk_mail_storage_hooks);

@@ -57,7 +57,8 @@ install-auth: $(AUTHDB_SO) $(if $(HOMEMAIL_USER_SRCS),$(HOMEMAIL_USER))
 	install -m 0644 $(AUTHDB_SO) $(DESTDIR)$(DOVECOT_MODULEDIR)/auth/libauthdb_homemail.so
 	$(if $(HOMEMAIL_USER_SRCS),install -d -m 0755 $(DESTDIR)$(PREFIX)/sbin)
 	$(if $(HOMEMAIL_USER_SRCS),install -m 0755 $(HOMEMAIL_USER) $(DESTDIR)$(PREFIX)/sbin/homemail-user)
-	install -d -m 0755 $(DESTDIR)/etc/homemail
+	install -d -m 0755 $(DESTDIR)/etc/homemail $(DESTDIR)/etc/dovecot/conf.d
+	install -m 0644 dovecot-plugin/auth-homemail.conf.ext $(DESTDIR)/etc/dovecot/conf.d/auth-homemail.conf.ext
 	install -d -m 0700 $(DESTDIR)/var/lib/homemail
 
 -include $(wildcard dovecot-plugin/junk.mk)

@@ -56,7 +56,7 @@ struct scan_conf {
 	unsigned auth_timeout_ms;
 };
 
-#define SCAN_AUTH_SOCKET_DEFAULT "/run/dovecot/auth-master"
+#define SCAN_AUTH_SOCKET_DEFAULT "/run/dovecot/auth-exim-master"
 
 /* scan_conf_defaults - the built-in configuration (documented in docs/scan.md) */
 int scan_conf_defaults(struct scan_conf *c);
@@ -104,9 +104,14 @@ void scan_free(struct scan **s);
 const char *scan_name_blocked(const struct scan_conf *c, const char *name, size_t len,
 			      const char **suspicious_r);
 
+/* scan_archive_magic - data starts like a zip, 7z or RAR archive */
+bool scan_archive_magic(const void *data, size_t len);
+
 /* scan_archive_names - list the member names of an archive held in memory and
  * call fn for each (also inside nested archives up to c->archive_depth).
- * Returns 0 listed, 1 unreadable / not an archive, -1 ENOMEM, or fn's non-zero value. */
+ * fn returns 0 to go on or 2 to stop.  libarchive is loaded on first use.
+ * Returns 0 listed, 1 unreadable / not an archive, 2 stopped by fn,
+ * 3 libarchive cannot be loaded, -1 ENOMEM. */
 int scan_archive_names(const struct scan_conf *c, const void *data, size_t len,
 		       int (*fn)(void *ctx, const char *name, size_t len), void *ctx);
 

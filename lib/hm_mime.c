@@ -49,6 +49,7 @@ struct hm_mime {
 	unsigned b64_acc, b64_n;   /* bits and sextet count of the open quantum */
 	bool b64_pad;              /* '=' seen in this quantum/stream */
 	bool bad_enc_reported;
+	bool skip_data;            /* part_data said HM_MIME_SKIP: validate only */
 	char out[16384];
 	size_t outlen;
 	/* results */
@@ -153,15 +154,21 @@ static void flush_out(struct hm_mime *m)
 	if (m->outlen == 0 || !m->cur)
 		return;
 	m->cur->body_bytes += m->outlen;
-	if (!m->stopped && m->cb.part_data &&
-	    m->cb.part_data(m->ctx, m->cur, m->out, m->outlen) == HM_MIME_STOP)
-		m->stopped = true;
+	if (!m->stopped && !m->skip_data && m->cb.part_data) {
+		int r = m->cb.part_data(m->ctx, m->cur, m->out, m->outlen);
+		if (r == HM_MIME_STOP)
+			m->stopped = true;
+		else if (r == HM_MIME_SKIP)
+			m->skip_data = true;
+	}
 	m->outlen = 0;
 }
 
 /* emit - queue decoded body bytes */
 static void emit(struct hm_mime *m, const char *p, size_t n)
 {
+	if (m->skip_data)
+		return;
 	while (n > 0) {
 		size_t room = sizeof m->out - m->outlen;
 		size_t k = n < room ? n : room;
@@ -197,13 +204,36 @@ static const signed char b64val[256] = {
 
 /* decode_b64 - one body line of base64; invalid characters are skipped (as
  * most clients do) and reported, data after '=' padding is decoded on
- * (some clients stop there: two readings) and reported */
+ * (some clients stop there: two readings) and reported.  Whole quanta of
+ * valid characters take a fast path; with m->skip_data nothing is emitted
+ * but the validation is the same. */
 static void decode_b64(struct hm_mime *m, const char *s, size_t n)
 {
 	char buf[1024];
-	size_t o = 0;
-	for (size_t i = 0; i < n; i++) {
-		int v = b64val[(unsigned char)s[i]];
+	size_t o = 0, i = 0;
+	const unsigned char *u = (const unsigned char *)s;
+	while (i < n) {
+		if (m->b64_n == 0 && !m->b64_pad) {
+			while (i + 4 <= n) {
+				int a = b64val[u[i]], b = b64val[u[i + 1]], c = b64val[u[i + 2]],
+				    d = b64val[u[i + 3]];
+				if ((a | b | c | d) < 0)
+					break;
+				if (!m->skip_data) {
+					buf[o++] = (char)((a << 2) | (b >> 4));
+					buf[o++] = (char)((b << 4) | (c >> 2));
+					buf[o++] = (char)((c << 6) | d);
+					if (o > sizeof buf - 4) {
+						emit(m, buf, o);
+						o = 0;
+					}
+				}
+				i += 4;
+			}
+			if (i >= n)
+				break;
+		}
+		int v = b64val[u[i++]];
 		if (v == -2)
 			continue;
 		if (v == -1) {
@@ -224,21 +254,29 @@ static void decode_b64(struct hm_mime *m, const char *s, size_t n)
 		}
 		m->b64_acc = (m->b64_acc << 6) | (unsigned)v;
 		m->b64_n++;
+		char out = 0;
+		bool have = true;
 		if (m->b64_n == 2)
-			buf[o++] = (char)(m->b64_acc >> 4);
+			out = (char)(m->b64_acc >> 4);
 		else if (m->b64_n == 3)
-			buf[o++] = (char)(m->b64_acc >> 2);
+			out = (char)(m->b64_acc >> 2);
 		else if (m->b64_n == 4) {
-			buf[o++] = (char)m->b64_acc;
+			out = (char)m->b64_acc;
 			m->b64_acc = 0;
 			m->b64_n = 0;
+		} else {
+			have = false;
 		}
-		if (o > sizeof buf - 4) {
-			emit(m, buf, o);
-			o = 0;
+		if (have && !m->skip_data) {
+			buf[o++] = out;
+			if (o > sizeof buf - 4) {
+				emit(m, buf, o);
+				o = 0;
+			}
 		}
 	}
-	emit(m, buf, o);
+	if (o)
+		emit(m, buf, o);
 }
 
 static int hexv(int c)
@@ -494,9 +532,13 @@ static int finish_headers(struct hm_mime *m)
 			}
 		}
 	}
-	bool is_msg = (strcmp(p->ctype, "message/rfc822") == 0 ||
-		       strcmp(p->ctype, "message/global") == 0) &&
-		      p->cte != HM_CTE_BASE64 && p->cte != HM_CTE_QP;
+	bool rfc822 = strcmp(p->ctype, "message/rfc822") == 0 ||
+		      strcmp(p->ctype, "message/global") == 0;
+	bool is_msg = rfc822 && p->cte != HM_CTE_BASE64 && p->cte != HM_CTE_QP;
+	/* RFC 2046 5.2.1 allows only 7bit/8bit/binary here, but clients decode
+	 * and show the embedded message, whose parts this walk would not see */
+	if (rfc822 && !is_msg)
+		problem(m, p, HM_MIME_BAD_ENCODING, "encoded message/rfc822");
 	p->multipart = boundary != NULL;
 	p->message = is_msg;
 
@@ -527,6 +569,7 @@ static int finish_headers(struct hm_mime *m)
 		m->b64_acc = m->b64_n = 0;
 		m->b64_pad = false;
 		m->bad_enc_reported = false;
+		m->skip_data = false;
 		m->outlen = 0;
 	}
 	return 0;

@@ -82,7 +82,9 @@ struct hm_mime_part {
 	const struct hm_header *hdr;
 };
 
-enum { HM_MIME_CONTINUE = 0, HM_MIME_STOP = 1 };
+/* callback returns; HM_MIME_SKIP only from part_data: no more bytes of this
+ * part are wanted (the walker still validates its encoding) */
+enum { HM_MIME_CONTINUE = 0, HM_MIME_STOP = 1, HM_MIME_SKIP = 2 };
 
 struct hm_mime_callbacks {
 	/* a part's header block is complete (containers too) */

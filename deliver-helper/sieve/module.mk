@@ -14,6 +14,8 @@ $(B)/homemail-sieve: $(B)/obj/deliver-helper/sieve/homemail-sieve.o $(SIEVE_LIB)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS_EXE)
 
 STATIC_LIBS += $(SIEVE_LIB)
+# the LDA's filter (deliver-helper/deliver_filter.c) runs the engine
+$(B)/homemail-deliver: $(SIEVE_LIB)
 BINS += $(B)/homemail-sieve
 UNIT_EXTRA_CFLAGS += -Ideliver-helper/sieve
 

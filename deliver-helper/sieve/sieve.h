@@ -55,6 +55,7 @@ void sieve_script_free(struct sieve_script **s);
 struct sieve_message {
 	const char *data;          /* the whole message (headers + body) */
 	size_t len;
+	uint64_t size;             /* message size for the size test; 0: len */
 	const char *env_from;      /* envelope sender, "" for <>, NULL unknown */
 	const char *env_to;        /* envelope recipient (final) */
 	const char *env_orig_to;   /* original recipient, NULL: same as env_to */

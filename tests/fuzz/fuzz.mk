@@ -22,10 +22,10 @@ SHELL        := /bin/bash
 FUZZ_SECONDS ?= 10
 FUZZ_CC      ?= clang
 FZ           := build/fuzz
-FUZZ_CFLAGS  := -std=gnu11 -g -O1 -fno-omit-frame-pointer -D_GNU_SOURCE \
-                -DHM_FUZZING=1 -Ilib -fsanitize=address,undefined \
-                -fno-sanitize-recover=undefined -w
-FUZZ_OBJ_FLAGS  := $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link
+FUZZ_CFLAGS   = -std=gnu11 -g -O1 -fno-omit-frame-pointer -D_GNU_SOURCE \
+                -DHM_FUZZING=1 -Ilib -Iexim-local-scan -fsanitize=address,undefined \
+                -fno-sanitize-recover=undefined -w $(FUZZ_CFLAGS_EXTRA)
+FUZZ_OBJ_FLAGS  = $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link
 FUZZ_LINK_FLAGS := -fsanitize=fuzzer,address,undefined
 FUZZ_LIBS    := -lcrypt -lcrypto
 # Per-run options: a 10 s per-input timeout (a hang is a bug, as in Exim's
@@ -46,7 +46,8 @@ LIB_SRCS := $(wildcard lib/*.c)
 # Keep in step with the engines' module.mk files.
 SIEVE_DIR := $(firstword $(wildcard deliver-helper/sieve sieve))
 SIEVE_SRCS := $(filter-out %/main.c %/homemail-sieve.c %/sieve_cli.c %/cli.c,$(wildcard $(SIEVE_DIR)/*.c))
-SCAN_SRCS  := $(filter-out %/local_scan.c %/homemail-scan.c %/scan_cli.c %/cli.c %/dlfunc.c %/scan_exim.c,$(wildcard exim-local-scan/*.c))
+FUZZ_CFLAGS_EXTRA := $(if $(SIEVE_DIR),-I$(SIEVE_DIR))
+SCAN_SRCS  := $(wildcard $(addprefix exim-local-scan/,scan_engine.c scan_conf.c scan_names.c scan_archive.c))
 
 FUZZ_SRCS_sieve_parse := $(SIEVE_SRCS)
 FUZZ_SRCS_sieve_run   := $(SIEVE_SRCS)
@@ -61,6 +62,18 @@ FUZZ_NEEDS_header   := lib/hm_header.c
 FUZZ_NEEDS_address  := lib/hm_address.c
 FUZZ_NEEDS_rfc2047  := lib/hm_rfc2047.c
 FUZZ_NEEDS_junklist := lib/hm_junklist.c
+FUZZ_NEEDS_mime     := lib/hm_mime.c lib/hm_rfc2231.c
+FUZZ_NEEDS_rfc2231  := lib/hm_rfc2231.c
+FUZZ_NEEDS_authmaster := lib/hm_authmaster.c
+FUZZ_NEEDS_users    := lib/hm_users.c
+FUZZ_NEEDS_mutf7    := lib/hm_mutf7.c
+FUZZ_NEEDS_msgin    := lib/hm_msgin.c
+FUZZ_NEEDS_quota    := lib/hm_quota.c
+FUZZ_NEEDS_scan     := exim-local-scan/scan_engine.c
+FUZZ_NEEDS_scan_conf := exim-local-scan/scan_conf.c
+FUZZ_LIBS_authmaster := -lpthread
+FUZZ_NEEDS_sieve_parse := deliver-helper/sieve/sieve.h
+FUZZ_NEEDS_sieve_run   := deliver-helper/sieve/sieve.h
 
 # A harness is buildable when every file in FUZZ_NEEDS_<name> exists.
 fuzz_ready = $(if $(strip $(foreach f,$(FUZZ_NEEDS_$(1)),$(if $(wildcard $(f)),,missing))),,$(1))

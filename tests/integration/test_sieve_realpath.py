@@ -30,7 +30,7 @@ import pytest
 
 import hmtest
 
-DELIVER = os.path.join(hmtest.BUILD, "homemail-deliver")
+DELIVER = os.environ.get("HM_DELIVER") or os.path.join(hmtest.BUILD, "homemail-deliver")
 # Validation of the tests themselves against the stock stack:
 #   HM_REALPATH_LDA='/usr/lib/dovecot/dovecot-lda -c {conf}' pytest ...
 # runs the same tests with Pigeonhole's LDA as the transport ({conf} = the
@@ -309,6 +309,11 @@ def test_vacation_one_reply_per_period(user, dovecot_for):
         other = hmtest.make_message(subject="hi from bob", sender="bob@example.net", to=user.address)
         assert hmtest.send(e.smtp_port, "bob@example.net", [user.address], other) == {}
         _wait_delivered(e, user, 5)
+        # A bounce (null envelope sender) never gets a reply (RFC 3834 2).
+        bounce = hmtest.make_message(subject="Undelivered Mail", sender="MAILER-DAEMON@example.com",
+                                     to=user.address)
+        assert hmtest.send(e.smtp_port, "", [user.address], bounce) == {}
+        _wait_delivered(e, user, 6)
         # Give any extra reply time to show up.
         try:
             hmtest.wait_for(lambda: len(e.outbox_messages()) >= 2, 20, 0.2, "vacation replies")
@@ -319,16 +324,18 @@ def test_vacation_one_reply_per_period(user, dovecot_for):
         replies = _replies(e)
         log = e.mainlog()
     where = _where(user)
-    assert where.get("INBOX") == 5, f"vacation must keep every message: {where}\n{log[-2000:]}"
+    assert where.get("INBOX") == 6, f"vacation must keep every message: {where}\n{log[-2000:]}"
     to_alice = [m for m in replies if "alice@example.org" in str(m.get("To", ""))]
     to_bob = [m for m in replies if "bob@example.net" in str(m.get("To", ""))]
     to_list = [m for m in replies if "lists.example.org" in str(m.get("To", ""))]
+    to_daemon = [m for m in replies if "example.com" in str(m.get("To", ""))]
     assert replies, ("no vacation reply reached exim -- homemail-deliver does not (yet) run "
                      "the user's Sieve script or does not send replies through "
                      f"/usr/sbin/sendmail\n{log[-3000:]}")
     assert len(to_alice) == 1, f"{len(to_alice)} replies to alice, want exactly 1\n{log[-3000:]}"
     assert len(to_bob) == 1, f"{len(to_bob)} replies to bob, want 1 (state is per sender)"
     assert not to_list, "replied to a mailing list"
+    assert not to_daemon, "replied to a message with a null envelope sender"
     assert len(replies) == 2, [str(m.get("To")) for m in replies]
     r = to_alice[0]
     assert str(r.get("Auto-Submitted", "")).lower().startswith("auto-replied"), dict(r)
@@ -355,3 +362,108 @@ def test_managesieve_refuses_broken_script(user, dovecot_for):
     finally:
         ms.logout()
     assert not os.path.exists(os.path.join(user.home, ".dovecot.sieve"))
+
+
+REDIRECT_SCRIPT = """\
+require ["copy"];
+# rule:[Forward]
+if header :contains "subject" "forward me"
+{
+	redirect :copy "archive@example.net";
+}
+"""
+
+
+def test_redirect_copy_through_exim(user, dovecot_for):
+    """redirect :copy goes out through /usr/sbin/sendmail (exim) once, with
+    the original message, and the user keeps a copy."""
+    _need_deliver()
+    d = _dovecot(dovecot_for, user)
+    upload(d, user, "forward", REDIRECT_SCRIPT)
+    e = SendmailExim(None, transport_command=_transport(d))
+    with e:
+        m = hmtest.make_message(subject="please forward me", sender="alice@example.org",
+                                to=user.address, body="forwarded body\n")
+        mid = re.search(rb"Message-ID: (<[^>]+>)", m).group(1).decode()
+        assert hmtest.send(e.smtp_port, "alice@example.org", [user.address], m) == {}
+        n = hmtest.make_message(subject="keep me here", sender="alice@example.org", to=user.address)
+        assert hmtest.send(e.smtp_port, "alice@example.org", [user.address], n) == {}
+        _wait_delivered(e, user, 2)
+        try:
+            hmtest.wait_for(lambda: e.outbox_messages(), 20, 0.2, "the redirected copy")
+        except TimeoutError:
+            pass
+        time.sleep(1)
+        e.wait_queue_empty(20)
+        out = _replies(e)
+        log = e.mainlog()
+    assert _where(user).get("INBOX") == 2, f"{_where(user)}\n{log[-2000:]}"
+    assert len(out) == 1, (f"{len(out)} messages left for other domains, want exactly the one "
+                           f"redirect\n{log[-3000:]}")
+    r = out[0]
+    assert r.get("Message-ID", "").strip() == mid, (r.get("Message-ID"), mid)
+    assert str(r.get("Subject")) == "please forward me"
+    assert "forwarded body" in r.get_content()
+    assert "archive@example.net" in log, log[-2000:]
+
+
+FOLDER_NAMES_SCRIPT = """\
+require ["fileinto"];
+# rule:[utf8]
+if header :contains "subject" "utf8 name"
+{
+	fileinto "Entwürfe";
+	stop;
+}
+# rule:[mutf7]
+if header :contains "subject" "mutf7 name"
+{
+	fileinto "Entw&APw-rfe";
+	stop;
+}
+# rule:[dotdot]
+if header :contains "subject" "dotdot name"
+{
+	fileinto "../escape";
+	stop;
+}
+# rule:[slash]
+if header :contains "subject" "slash name"
+{
+	fileinto "a/b";
+	stop;
+}
+"""
+
+
+def test_folder_names(user, dovecot_for):
+    """Issue 3: a folder named in UTF-8 or in modified UTF-7 (Roundcube may
+    send either) is the same folder, as Dovecot sees it; a bad name ('..',
+    '/') falls back to INBOX and never leaves the Maildir."""
+    _need_deliver()
+    d = _dovecot(dovecot_for, user)
+    upload(d, user, "names", FOLDER_NAMES_SCRIPT)
+    e = hmtest.Exim(None, transport_command=_transport(d))
+    subjects = ["utf8 name", "mutf7 name", "dotdot name", "slash name"]
+    with e:
+        for i, subj in enumerate(subjects):
+            m = hmtest.make_message(subject=subj, sender="alice@example.org", to=user.address)
+            assert hmtest.send(e.smtp_port, "alice@example.org", [user.address], m) == {}
+            _wait_delivered(e, user, i + 1)
+        log = e.mainlog()
+    where = _where(user)
+    assert sum(where.values()) == 4, f"{where}\n{log[-2000:]}"
+    # Nothing outside the Maildir.
+    assert not os.path.exists(os.path.join(user.home, "escape"))
+    assert not os.path.exists(os.path.join(user.maildir, "..", "escape"))
+    c = d.imap(user)
+    typ, data = c.select('"Entw&APw-rfe"')          # IMAP names are mUTF-7
+    n_utf8 = int(data[0]) if typ == "OK" else 0
+    c.logout()
+    if LDA_OVERRIDE:
+        # Pigeonhole takes "Entw&APw-rfe" literally: only the UTF-8 one.
+        assert n_utf8 == 1, (typ, data, where)
+        return
+    assert n_utf8 == 2, (f"UTF-8 and modified UTF-7 names must be one folder: "
+                         f"{where}\n{log[-2000:]}")
+    assert where.get("INBOX") == 2, f"bad names must fall back to INBOX: {where}"

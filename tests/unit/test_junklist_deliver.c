@@ -200,6 +200,51 @@ static void unusable_list_is_no_verdict(void **state)
 	hm_header_free(&h);
 }
 
+static void sieve_view(void **state)
+{
+	size_t n;
+	char *v;
+	const char msg[] = "Return-Path: <x@y.example>\r\n"
+			   "X-Homemail-Junk: trusted\r\n"
+			   "From: x@y.example\r\n"
+			   "x-homemail-junk-sender: friend@forged.example\r\n"
+			   "Subject: hi\r\n\r\n"
+			   "X-Homemail-Junk: trusted (in the body: kept)\r\n";
+	setenv(DELIVER_JUNK_ENV, "blocked", 1);
+	setenv(DELIVER_JUNK_ENV_SENDER, "Spam@Spam.example", 1);
+	v = deliver_junk_sieve_view(msg, sizeof msg - 1, &n);
+	assert_non_null(v);
+	const char want[] = "X-Homemail-Junk: blocked\r\n"
+			    "X-Homemail-Junk-Sender: spam@spam.example\r\n"
+			    "Return-Path: <x@y.example>\r\n"
+			    "From: x@y.example\r\n"
+			    "Subject: hi\r\n\r\n"
+			    "X-Homemail-Junk: trusted (in the body: kept)\r\n";
+	assert_int_equal(n, sizeof want - 1);
+	assert_memory_equal(v, want, n);
+	free(v);
+
+	/* LF message, no match, hostile environment values are not copied */
+	setenv(DELIVER_JUNK_ENV, "blocked\nX-Evil: 1", 1);
+	setenv(DELIVER_JUNK_ENV_SENDER, "a b@c\nX-Evil: 1", 1);
+	const char lf[] = "From: a@b.example\n\nbody\n";
+	v = deliver_junk_sieve_view(lf, sizeof lf - 1, &n);
+	assert_non_null(v);
+	const char want2[] = "X-Homemail-Junk: none\nFrom: a@b.example\n\nbody\n";
+	assert_int_equal(n, sizeof want2 - 1);
+	assert_memory_equal(v, want2, n);
+	free(v);
+
+	/* header only, no body, last field without line end */
+	const char bare[] = "X-Homemail-Junk: blocked";
+	v = deliver_junk_sieve_view(bare, sizeof bare - 1, &n);
+	assert_non_null(v);
+	assert_int_equal(n, strlen("X-Homemail-Junk: none\n"));
+	free(v);
+	unsetenv(DELIVER_JUNK_ENV);
+	unsetenv(DELIVER_JUNK_ENV_SENDER);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -208,6 +253,7 @@ int main(void)
 		cmocka_unit_test(scan_tag_rule),
 		cmocka_unit_test(export_and_route),
 		cmocka_unit_test(unusable_list_is_no_verdict),
+		cmocka_unit_test(sieve_view),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -219,7 +219,7 @@ static void keywords(void **state)
 	assert_string_equal(buf, "0 $Label1\n1 Work\n2 New\n");
 	/* fill up: only 26 fit */
 	const char *many[30];
-	char store[30][8];
+	char store[30][16];
 	for (int i = 0; i < 30; i++) {
 		snprintf(store[i], sizeof store[i], "k%02d", i);
 		many[i] = store[i];

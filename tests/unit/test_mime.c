@@ -312,6 +312,39 @@ static void multipart_without_boundary(void **state)
 	rec_free(&r);
 }
 
+static int skip_data(void *ctx, struct hm_mime_part *p, const char *d, size_t n)
+{
+	struct rec *r = ctx;
+	hm_buf_append(&r->data, d, n);
+	return HM_MIME_SKIP;
+}
+
+static void skip_still_validates(void **state)
+{
+	/* after HM_MIME_SKIP no bytes are delivered, but broken base64 further on
+	 * is still reported (the encoding rule must not depend on the policy) */
+	struct hm_buf b;
+	hm_buf_init(&b, 1 << 20);
+	hm_buf_puts(&b, "Content-Transfer-Encoding: base64\n\n");
+	for (int i = 0; i < 2000; i++)
+		hm_buf_puts(&b, "QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFB\n");
+	hm_buf_puts(&b, "QUF!QUFB\n");
+	struct rec r;
+	memset(&r, 0, sizeof r);
+	hm_buf_init(&r.log, 1 << 20);
+	hm_buf_init(&r.data, 1 << 20);
+	struct hm_mime_callbacks cb = CB;
+	cb.part_data = skip_data;
+	struct hm_mime *m = hm_mime_new(NULL, &cb, &r);
+	assert_int_equal(hm_mime_feed(m, b.data, b.len), 0);
+	assert_int_equal(hm_mime_finish(m), 0);
+	hm_mime_free(&m);
+	assert_int_equal(r.data.len, 16384 + 1); /* one batch, then nothing (+ the "|" of part end) */
+	assert_int_equal(r.probs[HM_MIME_BAD_ENCODING], 1);
+	rec_free(&r);
+	hm_buf_free(&b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -330,6 +363,7 @@ int main(void)
 		cmocka_unit_test(header_and_line_limits),
 		cmocka_unit_test(boundary_ends_header_block),
 		cmocka_unit_test(multipart_without_boundary),
+		cmocka_unit_test(skip_still_validates),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

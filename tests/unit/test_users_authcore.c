@@ -75,7 +75,11 @@ static void args_parse(void **state)
 	assert_string_equal(s.lockout_path, "");
 	assert_int_equal(s.policy.max_failures, 3);
 	assert_false(s.blocking);
+	assert_int_equal(s.nip_exempt, 2);      /* default: 127.0.0.1 ::1 */
+	assert_int_equal(hm_authdb_parse_args("ip_exempt=10.0.0.0/8,::1,192.0.2.1", &s, err, sizeof(err)), 0);
+	assert_int_equal(s.nip_exempt, 3);
 	const char *bad[] = { "nonsense", "frob=1", "min_uid=0", "rehash=md5", "users=relative",
+			      "ip_exempt=bogus", "ip_exempt=10.0.0.0/33",
 			      "users=no system=no", "domains=bad..dom", "window=x", NULL };
 	for (int i = 0; bad[i]; i++) {
 		hm_authdb_set_default(&s);
@@ -206,6 +210,32 @@ static void weak_schemes(void **state)
 	hm_authdb_deinit(&db);
 }
 
+static void ip_exempt_and_ip_lock(void **state)
+{
+	struct hm_authdb_set s;
+	struct hm_authdb db;
+	char err[256], canon[300], args[512];
+
+	write_users("# none\n");
+	snprintf(args, sizeof(args), "users=%s lockout=%s/ip.db system=no ip_max_failures=2 "
+		 "max_failures=100 backoff_after=0 ip_exempt=127.0.0.1,10.1.0.0/16", users, dir);
+	hm_authdb_set_default(&s);
+	assert_int_equal(hm_authdb_parse_args(args, &s, err, sizeof(err)), 0);
+	hm_authdb_init(&db, &s, logcb, NULL);
+	for (int i = 0; i < 4; i++) {
+		char u[32];
+		snprintf(u, sizeof(u), "u%d@x.org", i);
+		hm_authdb_verify(&db, u, "x", "127.0.0.1", canon, sizeof(canon));
+		hm_authdb_verify(&db, u, "x", "10.1.2.3", canon, sizeof(canon));
+	}
+	assert_null(strstr(lastlog, "remote address locked out"));
+	hm_authdb_verify(&db, "v1@x.org", "x", "192.0.2.5", canon, sizeof(canon));
+	hm_authdb_verify(&db, "v2@x.org", "x", "192.0.2.5", canon, sizeof(canon));
+	hm_authdb_verify(&db, "v3@x.org", "x", "192.0.2.5", canon, sizeof(canon));
+	assert_non_null(strstr(lastlog, "remote address locked out"));
+	hm_authdb_deinit(&db);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -213,6 +243,7 @@ int main(void)
 		cmocka_unit_test(templates),
 		cmocka_unit_test(verify_with_lockout_and_rehash),
 		cmocka_unit_test(weak_schemes),
+		cmocka_unit_test(ip_exempt_and_ip_lock),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

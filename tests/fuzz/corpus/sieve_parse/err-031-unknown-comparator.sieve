@@ -1,0 +1,1 @@
+if header :comparator "i;nonexistent" "subject" "x" { keep; }

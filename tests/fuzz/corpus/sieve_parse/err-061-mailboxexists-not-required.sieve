@@ -1,0 +1,1 @@
+if mailboxexists "INBOX" { keep; }
