@@ -603,6 +603,9 @@ int deliver_filter(struct deliver_ctx *ctx)
 	hm_snprintf(g.state_dup, sizeof g.state_dup, "%s/%s", ctx->maildir, DUPLICATE_DB);
 	size_t len = 0;
 	char *data = read_message(ctx, &len);
+	size_t vlen;  /* junk verdict as X-Homemail-Junk fields in the Sieve view (docs/junk.md) */
+	char *view = data ? deliver_junk_sieve_view(data, len, &vlen) : NULL;
+	if (view) { free(data); data = view; len = vlen; }
 	int ret = 0;
 	if (!data) {
 		deliver_log(LOG_ERR, "sieve: cannot read the spooled message: %s; implicit keep",

@@ -208,6 +208,11 @@ int deliver_user_become(const struct deliver_user *u, char *err, size_t errsize)
 		}
 		return 0;
 	}
+	if (u->gid == 0) {
+		/* like Dovecot's first_valid_gid: never hand out the root group */
+		snprintf(err, errsize, "refusing to deliver for %s: gid 0", u->name);
+		return -1;
+	}
 	gid_t groups[NGROUPS_MAX];
 	int ng = NGROUPS_MAX;
 	struct passwd *pw = getpwnam(u->name);

@@ -248,6 +248,13 @@ static int cb_begin(void *ctx, struct hm_mime_part *p)
 	struct scan *s = ctx;
 	if (p->index == 0 && header_sanity(s, p) == HM_MIME_STOP)
 		return HM_MIME_STOP;
+	/* content this scan cannot see: fragments some clients reassemble
+	 * (RFC 2046 5.2.2) and bodies fetched from elsewhere (5.2.3) */
+	if ((strcmp(p->ctype, "message/partial") == 0 ||
+	     strcmp(p->ctype, "message/external-body") == 0) &&
+	    hit(s, SR_UNSCANNABLE, "%s in part %zu cannot be inspected", p->ctype, p->index) ==
+		    HM_MIME_STOP)
+		return HM_MIME_STOP;
 	int r = part_names(s, p);
 	if (r < 0) {
 		s->walk_error = true;
@@ -266,7 +273,10 @@ static int cb_begin(void *ctx, struct hm_mime_part *p)
 		size_t nl = n ? strlen(n) : 0;
 		s->arch_want = s->c->scan_archives &&
 			       ((nl >= 4 && strcasecmp(n + nl - 4, ".zip") == 0) ||
-				strstr(p->ctype, "zip") != NULL);
+				(nl >= 3 && strcasecmp(n + nl - 3, ".7z") == 0) ||
+				(nl >= 4 && strcasecmp(n + nl - 4, ".rar") == 0) ||
+				strstr(p->ctype, "zip") != NULL || strstr(p->ctype, "7z") != NULL ||
+				strstr(p->ctype, "rar") != NULL);
 	}
 	return HM_MIME_CONTINUE;
 }
@@ -297,7 +307,7 @@ static int cb_data(void *ctx, struct hm_mime_part *p, const char *d, size_t n)
 	struct scan *s = ctx;
 	if (s->leaf_first_data) {
 		s->leaf_first_data = false;
-		if (s->c->scan_archives && n >= 4 && memcmp(d, "PK\x03\x04", 4) == 0)
+		if (s->c->scan_archives && scan_archive_magic(d, n))
 			s->arch_want = true;
 	}
 	if (s->arch_want && !s->arch_overflow) {

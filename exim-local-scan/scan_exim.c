@@ -156,6 +156,9 @@ int local_scan(int fd, uschar **return_text)
 	if (v->log)
 		log_write(0, LOG_MAIN, "%s", v->log);
 	if (rc == LOCAL_SCAN_ACCEPT || rc == LOCAL_SCAN_ACCEPT_FREEZE) {
+		/* a sender's own X-Homemail-Scan would look like our verdict to
+		 * Sieve rules and readers: only ours survives */
+		header_remove(0, US "X-Homemail-Scan");
 		if (v->header)
 			header_add(' ', "X-Homemail-Scan: %s\n", v->header);
 	}

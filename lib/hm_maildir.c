@@ -72,13 +72,14 @@ static int open_subdir(int dirfd, const char *name, bool create, bool *created_r
 {
 	if (created_r)
 		*created_r = false;
-	if (create) {
-		if (mkdirat(dirfd, name, 0700) == 0) {
-			if (created_r)
-				*created_r = true;
-		} else if (errno != EEXIST) {
-			return -1;
-		}
+	int fd = openat(dirfd, name, DIR_FLAGS);   /* the common case: it exists */
+	if (fd >= 0 || errno != ENOENT || !create)
+		return fd;
+	if (mkdirat(dirfd, name, 0700) == 0) {
+		if (created_r)
+			*created_r = true;
+	} else if (errno != EEXIST) {
+		return -1;
 	}
 	return openat(dirfd, name, DIR_FLAGS);
 }
@@ -113,9 +114,12 @@ int hm_maildir_open(struct hm_maildir *md, const char *path, bool create)
 	}
 	if ((md->root = strdup(path)) == NULL)
 		return -1;
-	if (create && mkdir_p(path, 0) < 0)
-		goto fail;
 	md->root_fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (md->root_fd < 0 && errno == ENOENT && create) {
+		if (mkdir_p(path, 0) < 0)
+			goto fail;
+		md->root_fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	}
 	if (md->root_fd < 0)
 		goto fail;
 	for (size_t i = 0; i < HM_ARRAY_SIZE(sub); i++) {

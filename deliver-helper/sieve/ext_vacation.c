@@ -227,9 +227,24 @@ static int exec_vacation(struct sv_run *r, struct sv_node *n)
 		if (!a.vac_addresses)
 			goto nomem;
 		for (size_t i = 0; i < l->n; i++) {
-			a.vac_addresses[i] = sv_expand(r, n, &l->v[i], &len);
-			if (!a.vac_addresses[i])
+			char *s = sv_expand(r, n, &l->v[i], &len);
+			if (!s)
 				goto fail;
+			/* "Name <a@b>" counts as a@b */
+			struct hm_addr_list al;
+			if (hm_address_parse(s, len, 2, &al) == 0) {
+				if (al.n == 1 && al.v[0].domain) {
+					size_t nl = strlen(al.v[0].local) + strlen(al.v[0].domain) + 2;
+					char *t = malloc(nl);
+					if (t) {
+						snprintf(t, nl, "%s@%s", al.v[0].local, al.v[0].domain);
+						free(s);
+						s = t;
+					}
+				}
+				hm_address_list_free(&al);
+			}
+			a.vac_addresses[i] = s;
 		}
 	}
 	if (o->tagarg[TG_HANDLE]) {

@@ -244,7 +244,7 @@ const char *sv_msg_header1(struct sv_msg *mm, const char *name, size_t *len_r);
 int sv_msg_parts(struct sv_msg *mm, size_t max_bytes);
 
 /* ---- runtime ---------------------------------------------------------- */
-#define SV_MAX_MATCHVARS 10
+#define SV_MAX_MATCHVARS 64     /* ${0}..${63}: Pigeonhole goes past ${9} */
 
 struct sv_var {
 	char *name;           /* lower-case */

@@ -447,6 +447,12 @@ static int walk(struct sv_msg *mm, const char *d, size_t len, const char *defcty
 		hm_buf_free(&pre);
 		goto out;
 	}
+	if (strcmp(type, "message/rfc822") == 0 && depth < MAX_MIME_DEPTH) {
+		/* Pigeonhole walks into a forwarded message: its parts are
+		 * matched, the message/rfc822 part itself is not */
+		ret = walk(mm, body, blen, "text/plain", depth + 1, budget, false);
+		goto out;
+	}
 	ret = add_part(mm, type, cte, charset, body, blen, budget);
 out:
 	free(bd);

@@ -170,21 +170,19 @@ static int check_names(struct sv_comp *c, const struct sv_arg *a, bool addr, con
 	static const char *const addr_headers[] = {
 		"from", "sender", "reply-to", "to", "cc", "bcc", "resent-from",
 		"resent-sender", "resent-reply-to", "resent-to", "resent-cc", "resent-bcc",
-		"return-receipt-to", "disposition-notification-to", "errors-to",
-		"delivered-to", "approved", "original-from", "original-sender",
-		"original-recipient", "mail-followup-to", "mail-reply-to",
-		"for-approval", "for-handling", "for-comment", "apparently-to",
-		"x-original-to", "envelope-to", "x-envelope-to", "x-delivered-to", NULL
+		"return-receipt-to", "errors-to", "delivered-to", "approved",
+		"original-from", "original-sender", "original-recipient",
+		"mail-followup-to", "mail-reply-to", "for-approval", "for-handling",
+		"for-comment", "apparently-to", "x-original-to", "x-beenthere",
+		"x-admin", "x-complaints-to", "abuse-reports-to", NULL
 	};
 	for (size_t i = 0; i < a->n; i++) {
 		const struct sv_str *s = &a->v[i];
 		if (s->var)
 			continue;
-		if (!header_name_ok(s->s, s->len)) {
-			sv_error(c, s->line, s->col, "invalid header name '%s' for the %s test",
-				 s->s, t);
-			return -1;
-		}
+		/* a name that is not a valid field-name is accepted and never
+		 * matches, as in Pigeonhole */
+		(void)header_name_ok;
 		if (addr) {
 			bool ok = false;
 			for (size_t k = 0; addr_headers[k] && !ok; k++)
@@ -237,6 +235,14 @@ static int match_address(struct sv_match *m, const char *local, const char *doma
 	return x;
 }
 
+static bool has_8bit(const char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char)*s >= 0x80)
+			return true;
+	return false;
+}
+
 static int address_value(struct sv_run *r, struct sv_match *m, size_t field)
 {
 	size_t len;
@@ -247,8 +253,8 @@ static int address_value(struct sv_run *r, struct sv_match *m, size_t field)
 	int res = 0;
 	size_t valid = 0;
 	for (size_t i = 0; i < l.n && res == 0; i++) {
-		if (!l.v[i].domain || l.v[i].invalid)
-			continue;
+		if (!l.v[i].domain || l.v[i].invalid || has_8bit(l.v[i].local))
+			continue;       /* Pigeonhole: an 8-bit local part is invalid */
 		valid++;
 		res = match_address(m, l.v[i].local, l.v[i].domain);
 	}

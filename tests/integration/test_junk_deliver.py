@@ -181,3 +181,58 @@ def test_hostile_from_still_delivered(loop):
         deliver(e, user, "hostile@spam.example", raw)
         assert where(user, f"h{i + 1}") == "Junk"
     assert e.paniclog() == ""
+
+
+def user_script(user, text):
+    """Install text as the user's active Sieve script (~/.dovecot.sieve)."""
+    p = os.path.join(user.home, ".dovecot.sieve")
+    with open(p, "w") as f:
+        f.write(text)
+    os.chown(p, user.uid, user.gid)
+
+
+def where_any(user, subject):
+    """The Maildir++ folder ('' = INBOX) holding the message with this subject."""
+    hits = []
+    for entry in [""] + [n[1:] for n in os.listdir(user.maildir) if n.startswith(".")
+                         and os.path.isdir(os.path.join(user.maildir, n))]:
+        for p in hmtest.maildir_files(user.maildir, entry):
+            if re.search(rb"^Subject: " + re.escape(subject.encode()) + rb"\r?$",
+                         open(p, "rb").read(), re.M):
+                hits.append(entry)
+    assert len(hits) == 1, (subject, hits)
+    return hits[0]
+
+
+def test_sieve_sees_the_verdict_and_has_the_last_word(loop):
+    user, d, e, c = loop
+    deliver(e, user, "king@spam.example", msg("Spam King <king@spam.example>", subject="s0"))
+    teach("move", d, user, c, "s0", "Junk")
+    # a script that does not look at the verdict: the implicit keep is Junk
+    user_script(user, 'require "fileinto";\n'
+                      'if header :contains "subject" "nomatch" { fileinto "Other"; }\n')
+    deliver(e, user, "king@spam.example", msg("Spam King <king@spam.example>", subject="s1"))
+    assert where_any(user, "s1") == "Junk"
+    # the script sees the verdict and the matched entry, and overrides
+    user_script(user, 'require "fileinto";\n'
+                      'if allof (header :is "X-Homemail-Junk" "blocked",\n'
+                      '          header :is "X-Homemail-Junk-Sender" "king@spam.example")\n'
+                      '  { fileinto "Reviewed"; stop; }\n')
+    deliver(e, user, "king@spam.example", msg("Spam King <king@spam.example>", subject="s2"))
+    assert where_any(user, "s2") == "Reviewed"
+    # the view is only for Sieve: the stored message has no such field
+    stored = open(hmtest.maildir_files(user.maildir, "Reviewed")[0], "rb").read()
+    assert b"X-Homemail-Junk" not in stored
+
+
+def test_sieve_verdict_cannot_be_forged(loop):
+    user, d, e, c = loop
+    user_script(user, 'require "fileinto";\n'
+                      'if header :is "X-Homemail-Junk" "blocked" { fileinto "Caught"; stop; }\n'
+                      'if header :is "X-Homemail-Junk" "none" { fileinto "Plain"; stop; }\n')
+    forged = "X-Homemail-Junk: blocked\r\nX-Homemail-Junk-Sender: someone@else.example\r\n"
+    deliver(e, user, "new@sender.example", msg("new@sender.example", subject="f1", extra=forged))
+    assert where_any(user, "f1") == "Plain"
+    # the stored copy is untouched: the sender's fields are still in it
+    stored = open(hmtest.maildir_files(user.maildir, "Plain")[0], "rb").read()
+    assert b"X-Homemail-Junk: blocked" in stored

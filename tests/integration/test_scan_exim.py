@@ -163,6 +163,21 @@ def test_config_actions_apply_in_exim(user):
         assert os.listdir(out) == []
 
 
+def test_forged_scan_header_removed(user):
+    """A sender's own X-Homemail-Scan is dropped; only the module's remains."""
+    e, out = _sink_exim(_conf(""))
+    msg = open(CLEAN, "rb").read().replace(
+        b"Subject:", b"X-Homemail-Scan: accept; parts=1; depth=0\nx-homemail-scan: forged\nSubject:", 1)
+    with e:
+        hmtest.send(e.smtp_port, "a@example.org", [f"{user.name}@home.com.bo"], msg)
+        f = hmtest.wait_for(lambda: [n for n in os.listdir(out) if n.endswith(".eml")], 60, 0.05,
+                            "delivery")
+        head = open(os.path.join(out, f[0]), "rb").read().split(b"\n\n")[0]
+        scan = [ln for ln in head.split(b"\n") if ln.lower().startswith(b"x-homemail-scan:")]
+        assert scan == [b"X-Homemail-Scan: accept; parts=4; depth=1; "
+                        b'attachments="report.pdf","photo.jpg"'], scan
+
+
 def test_tempreject_action(user):
     e, out = _sink_exim(_conf("action_blocked = tempreject\n"))
     with e:

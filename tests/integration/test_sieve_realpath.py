@@ -320,7 +320,7 @@ def test_vacation_one_reply_per_period(user, dovecot_for):
         except TimeoutError:
             pass
         time.sleep(2)
-        e.wait_queue_empty(20)
+        e.wait_queue_empty(60)
         replies = _replies(e)
         log = e.mainlog()
     where = _where(user)
@@ -394,7 +394,7 @@ def test_redirect_copy_through_exim(user, dovecot_for):
         except TimeoutError:
             pass
         time.sleep(1)
-        e.wait_queue_empty(20)
+        e.wait_queue_empty(60)
         out = _replies(e)
         log = e.mainlog()
     assert _where(user).get("INBOX") == 2, f"{_where(user)}\n{log[-2000:]}"
@@ -405,3 +405,65 @@ def test_redirect_copy_through_exim(user, dovecot_for):
     assert str(r.get("Subject")) == "please forward me"
     assert "forwarded body" in r.get_content()
     assert "archive@example.net" in log, log[-2000:]
+
+
+FOLDER_NAMES_SCRIPT = """\
+require ["fileinto"];
+# rule:[utf8]
+if header :contains "subject" "utf8 name"
+{
+	fileinto "Entwürfe";
+	stop;
+}
+# rule:[mutf7]
+if header :contains "subject" "mutf7 name"
+{
+	fileinto "Entw&APw-rfe";
+	stop;
+}
+# rule:[dotdot]
+if header :contains "subject" "dotdot name"
+{
+	fileinto "../escape";
+	stop;
+}
+# rule:[slash]
+if header :contains "subject" "slash name"
+{
+	fileinto "a/b";
+	stop;
+}
+"""
+
+
+def test_folder_names(user, dovecot_for):
+    """Issue 3: a folder named in UTF-8 or in modified UTF-7 (Roundcube may
+    send either) is the same folder, as Dovecot sees it; a bad name ('..',
+    '/') falls back to INBOX and never leaves the Maildir."""
+    _need_deliver()
+    d = _dovecot(dovecot_for, user)
+    upload(d, user, "names", FOLDER_NAMES_SCRIPT)
+    e = hmtest.Exim(None, transport_command=_transport(d))
+    subjects = ["utf8 name", "mutf7 name", "dotdot name", "slash name"]
+    with e:
+        for i, subj in enumerate(subjects):
+            m = hmtest.make_message(subject=subj, sender="alice@example.org", to=user.address)
+            assert hmtest.send(e.smtp_port, "alice@example.org", [user.address], m) == {}
+            _wait_delivered(e, user, i + 1)
+        log = e.mainlog()
+    where = _where(user)
+    assert sum(where.values()) == 4, f"{where}\n{log[-2000:]}"
+    # Nothing outside the Maildir.
+    assert not os.path.exists(os.path.join(user.home, "escape"))
+    assert not os.path.exists(os.path.join(user.maildir, "..", "escape"))
+    c = d.imap(user)
+    typ, data = c.select('"Entw&APw-rfe"')          # IMAP names are mUTF-7
+    n_utf8 = int(data[0]) if typ == "OK" else 0
+    c.logout()
+    if LDA_OVERRIDE:
+        # Pigeonhole takes "Entw&APw-rfe" literally: only the UTF-8 one.
+        assert n_utf8 == 1, (typ, data, where)
+        return
+    assert n_utf8 == 2, (f"UTF-8 and modified UTF-7 names must be one folder: "
+                         f"{where}\n{log[-2000:]}")
+    assert where.get("INBOX") == 2, f"bad names must fall back to INBOX: {where}"
