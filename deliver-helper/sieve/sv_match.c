@@ -284,8 +284,8 @@ int sv_match_validate(struct sv_comp *c, struct sv_node *n, const struct sv_arg 
 	struct sv_opts *o = &n->o;
 	if (!keys)
 		keys = keys_arg(n);
-	if (o->tagarg[TG_COMPARATOR]) {
-		const struct sv_str *s = &o->tagarg[TG_COMPARATOR]->v[0];
+	if (sv_tagarg(n, TG_COMPARATOR)) {
+		const struct sv_str *s = &sv_tagarg(n, TG_COMPARATOR)->v[0];
 		if (strcmp(s->s, "i;octet") == 0)
 			o->cmp = CMP_OCTET;
 		else if (strcmp(s->s, "i;ascii-casemap") == 0)
@@ -300,7 +300,7 @@ int sv_match_validate(struct sv_comp *c, struct sv_node *n, const struct sv_arg 
 		}
 	}
 	if (o->mt == MT_VALUE || o->mt == MT_COUNT) {
-		const struct sv_str *s = &o->tagarg[o->mt == MT_VALUE ? TG_VALUE : TG_COUNT]->v[0];
+		const struct sv_str *s = &sv_tagarg(n, o->mt == MT_VALUE ? TG_VALUE : TG_COUNT)->v[0];
 		if (sv_rel_parse(s->s, &o->rel) < 0) {
 			sv_error(c, s->line, s->col, "invalid relational match type '%s'", s->s);
 			return -1;

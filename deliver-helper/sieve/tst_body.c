@@ -48,7 +48,7 @@ static int exec_body(struct sv_run *r, struct sv_node *n)
 		sv_match_abort(&m);
 		return sv_rt_error(r, n, "out of memory");
 	}
-	const struct sv_arg *types = n->o.tagarg[TG_CONTENT];
+	const struct sv_arg *types = sv_tagarg(n, TG_CONTENT);
 	char **tv = NULL;
 	size_t *tl = NULL;
 	size_t nt = types ? types->n : 0;
