@@ -402,6 +402,7 @@ static int run(const struct opts *op, struct outcome *o, struct deliver_ctx *ctx
 		goto nomem_add;
 	if (!top_dt && hm_buf_printf(&add, "Delivered-To: %s\n", final_rcpt) < 0)
 		goto nomem_add;
+	hm_header_free(&orig);      /* bounded memory: only one parse held at a time */
 
 	/* spool once, fsync'd */
 	if (hm_maildir_spool_create(&pv.md, &pv.spool) < 0) {

@@ -104,6 +104,9 @@ void scan_free(struct scan **s);
 const char *scan_name_blocked(const struct scan_conf *c, const char *name, size_t len,
 			      const char **suspicious_r);
 
+/* scan_archive_magic - data starts like a zip, 7z or RAR archive */
+bool scan_archive_magic(const void *data, size_t len);
+
 /* scan_archive_names - list the member names of an archive held in memory and
  * call fn for each (also inside nested archives up to c->archive_depth).
  * fn returns 0 to go on or 2 to stop.  libarchive is loaded on first use.

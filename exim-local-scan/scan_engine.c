@@ -273,7 +273,10 @@ static int cb_begin(void *ctx, struct hm_mime_part *p)
 		size_t nl = n ? strlen(n) : 0;
 		s->arch_want = s->c->scan_archives &&
 			       ((nl >= 4 && strcasecmp(n + nl - 4, ".zip") == 0) ||
-				strstr(p->ctype, "zip") != NULL);
+				(nl >= 3 && strcasecmp(n + nl - 3, ".7z") == 0) ||
+				(nl >= 4 && strcasecmp(n + nl - 4, ".rar") == 0) ||
+				strstr(p->ctype, "zip") != NULL || strstr(p->ctype, "7z") != NULL ||
+				strstr(p->ctype, "rar") != NULL);
 	}
 	return HM_MIME_CONTINUE;
 }
@@ -304,7 +307,7 @@ static int cb_data(void *ctx, struct hm_mime_part *p, const char *d, size_t n)
 	struct scan *s = ctx;
 	if (s->leaf_first_data) {
 		s->leaf_first_data = false;
-		if (s->c->scan_archives && n >= 4 && memcmp(d, "PK\x03\x04", 4) == 0)
+		if (s->c->scan_archives && scan_archive_magic(d, n))
 			s->arch_want = true;
 	}
 	if (s->arch_want && !s->arch_overflow) {

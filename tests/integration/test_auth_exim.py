@@ -13,7 +13,7 @@ import smtplib
 import pytest
 
 import hmtest
-from test_auth_module import Env
+from test_auth_module import Env, san_env
 
 SCAN_SO = os.path.join(hmtest.BUILD, "homemail_scan.so")
 LISTENER = """
@@ -47,7 +47,16 @@ def test_exim_recipient_check_through_module():
     env.start()
     sock = os.path.join(os.path.dirname(env.d.auth_master_socket), "auth-exim-master")
     try:
-        e = hmtest.Exim(None, transport_command="/bin/true")
+        xenv, _ = san_env(env.w)     # homemail_scan.so may carry ASan too
+        # a generous lookup timeout for the -be checks (a loaded CI machine),
+        # and auth-workers already running before Exim asks
+        scan_conf = os.path.join(env.w, "scan.conf")
+        with open(scan_conf, "w") as f:
+            f.write("auth_timeout = 15000\n")
+        os.chmod(scan_conf, 0o644)
+        xenv = dict(xenv or {}, HOMEMAIL_SCAN_CONF=scan_conf)
+        assert env.d.doveadm("user", "vx@home.com.bo").returncode == 0
+        e = hmtest.Exim(None, transport_command="/bin/true", env=xenv)
 
         def ask(who):
             return e.exim("-be", f"${{dlfunc{{{SCAN_SO}}}{{homemail_user_exists}}{{{who}}}"
@@ -65,7 +74,7 @@ def test_exim_recipient_check_through_module():
                f"          !condition = ${{dlfunc{{{SCAN_SO}}}{{homemail_user_exists}}"
                f"{{$local_part@$domain}}{{{sock}}}}}\n"
                "          message = unknown user\n")
-        e2 = hmtest.Exim(None, transport_command="/bin/true", rcpt_acl=acl)
+        e2 = hmtest.Exim(None, transport_command="/bin/true", rcpt_acl=acl, env=xenv)
         with e2:
             codes = rcpt_codes(e2.smtp_port, ["vx@home.com.bo", u.address, "nosuch@home.com.bo",
                                               "root@home.com.bo"])

@@ -39,6 +39,23 @@ def module_dir():
     return d
 
 
+def san_env(w):
+    """(environment, dovecot conf) that load the ASan/UBSan runtimes first into
+    uninstrumented dovecot/exim processes when the module is built with
+    SANITIZE=1; reports go to w/asan.PID (Env.stop fails on any)."""
+    if not hmtest.SANITIZE:
+        return None, ""
+    libs = [subprocess.run(["cc", "-print-file-name=" + n], capture_output=True,
+                           text=True).stdout.strip() for n in ("libasan.so", "libubsan.so")]
+    env = {"LD_PRELOAD": " ".join(libs),
+           "ASAN_OPTIONS": "detect_leaks=0:verify_asan_link_order=0:log_path=" +
+                           os.path.join(w, "asan")}
+    conf = ("import_environment = TZ CORE_OUTOFMEM CORE_ERROR LISTEN_PID LISTEN_FDS "
+            "LD_PRELOAD ASAN_OPTIONS UBSAN_OPTIONS\n"
+            "default_vsz_limit = 0\n")      # ASan's shadow memory needs address space
+    return env, conf
+
+
 def sha512(pw):
     return crypt.crypt(pw, crypt.mksalt(crypt.METHOD_SHA512))
 
@@ -59,18 +76,8 @@ class Env:
         self.write_users("\n".join(lines) + "\n")
         self.args = (f"users={self.users_path} lockout={self.lockout_path} "
                      f"domains=home.com.bo {args}").strip()
-        env = None
-        if hmtest.SANITIZE:
-            # the module carries ASan/UBSan: their runtimes must be loaded
-            # first into the (uninstrumented) dovecot processes
-            libs = [subprocess.run(["cc", "-print-file-name=" + n], capture_output=True,
-                                   text=True).stdout.strip() for n in ("libasan.so", "libubsan.so")]
-            env = {"LD_PRELOAD": " ".join(libs),
-                   "ASAN_OPTIONS": "detect_leaks=0:verify_asan_link_order=0:log_path=" +
-                                   os.path.join(self.w, "asan")}
-            extra = ("import_environment = TZ CORE_OUTOFMEM CORE_ERROR LISTEN_PID LISTEN_FDS "
-                     "LD_PRELOAD ASAN_OPTIONS UBSAN_OPTIONS\n"
-                     "default_vsz_limit = 0\n" + extra)     # ASan's shadow memory
+        env, san_conf = san_env(self.w)
+        extra = san_conf + extra
         self.d = hmtest.Dovecot(
             None, users=users,
             passdb_conf="passdb {\n  driver = homemail\n  args = %s\n}" % self.args,
@@ -573,8 +580,9 @@ def test_shipped_conf_snippet_works(sysuser):
     w = hmtest._workdir("authconf")
     text = open(os.path.join(hmtest.TOP, "dovecot-plugin", "auth-homemail.conf.ext")).read()
     text = text.replace("/etc/homemail/users", w + "/users").replace("/var/lib/homemail", w + "/state")
+    env, san_conf = san_env(w)
     d = hmtest.Dovecot(None, passdb_conf="", userdb_conf=text, auth_module_dir=module_dir(),
-                       auth_failure_delay="0")
+                       auth_failure_delay="0", extra_conf=san_conf, env=env)
     d.start()
     try:
         r = d.doveadm("auth", "test", "-x", "no-penalty=1", sysuser.address, sysuser.password)

@@ -266,3 +266,19 @@ def _concurrent(user, writers, per, work, maildir):
         assert f",S={len(data)}," in p
     assert len(seen) == writers * per
     assert tmp_files(maildir) == []
+
+
+def test_huge_header_bounded_and_kept_whole(user):
+    """A 3 MB header line plus 200000 short fields: nothing lost, memory bounded
+    (the header beyond max_header_size streams on like the body)."""
+    msg = b"Subject: " + b"a" * 3000000 + b"\n" + b"X: y\n" * 200000 + b"\nbody\n"
+    argv = ["env", "-i", "/usr/bin/time", "-f", "maxrss=%M", LDA, "--config", conf_empty(),
+            "--no-sieve", "-f", "a@b.c"]
+    r = hmtest.as_user(user, argv, input=msg, capture_output=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    rss_kb = int(re.search(rb"maxrss=(\d+)", r.stderr).group(1))
+    if not hmtest.SANITIZE:
+        assert rss_kb <= 8 * 1024, rss_kb
+    stored = open(visible(user.maildir)[0], "rb").read()
+    assert stored.endswith(msg)
+    assert stored.startswith(b"Return-Path: <a@b.c>\n")

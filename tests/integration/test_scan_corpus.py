@@ -146,7 +146,10 @@ def smtp_raw(port, mail_from, rcpt, data):
             s.sendall(body + b".\r\n")
         except (BrokenPipeError, ConnectionResetError):
             pass
-        code, t = _reply(f)
+        try:
+            code, t = _reply(f)
+        except OSError as e:  # refused mid-transfer and reset before the reply was read
+            return 0, f"connection dropped: {e}"
         try:
             s.sendall(b"QUIT\r\n")
         except OSError:
@@ -215,7 +218,11 @@ def test_exim_verdict(exim_sink, path, verdict, rule, exim):
     code, text = smtp_raw(e.smtp_port, "sender@example.org", f"{user.name}@home.com.bo", data)
     assert code != 421, text
     assert e.proc.poll() is None, "exim daemon died"
-    if exim == "reject":
+    if exim == "reject-by-exim":
+        # Exim's own limit (header_maxsize) refuses it before local_scan; it may
+        # drop the connection mid-transfer instead of answering
+        assert code == 0 or 500 <= code < 600, text
+    elif exim == "reject":
         assert 500 <= code < 600, text
         assert "/" not in text.split(" ", 1)[-1] or "homemail" not in text, "no paths in replies"
     elif exim == "tempreject":

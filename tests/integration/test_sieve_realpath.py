@@ -320,7 +320,7 @@ def test_vacation_one_reply_per_period(user, dovecot_for):
         except TimeoutError:
             pass
         time.sleep(2)
-        e.wait_queue_empty(20)
+        e.wait_queue_empty(60)
         replies = _replies(e)
         log = e.mainlog()
     where = _where(user)
@@ -394,7 +394,7 @@ def test_redirect_copy_through_exim(user, dovecot_for):
         except TimeoutError:
             pass
         time.sleep(1)
-        e.wait_queue_empty(20)
+        e.wait_queue_empty(60)
         out = _replies(e)
         log = e.mainlog()
     assert _where(user).get("INBOX") == 2, f"{_where(user)}\n{log[-2000:]}"

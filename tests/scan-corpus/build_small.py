@@ -60,6 +60,43 @@ def zipbytes(members, nested=None):
     return b.getvalue()
 
 
+def sevenzip(members):
+    """A 7z archive made with libarchive's writer through ctypes (Python has none)."""
+    import ctypes
+    la = ctypes.CDLL("libarchive.so.13")
+    la.archive_write_new.restype = ctypes.c_void_p
+    la.archive_entry_new.restype = ctypes.c_void_p
+    for f in ("archive_write_set_format_7zip", "archive_write_close", "archive_write_free"):
+        getattr(la, f).argtypes = [ctypes.c_void_p]
+    la.archive_write_open_memory.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t,
+                                             ctypes.POINTER(ctypes.c_size_t)]
+    la.archive_write_header.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
+    la.archive_write_data.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_size_t]
+    la.archive_entry_set_pathname.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
+    la.archive_entry_set_size.argtypes = [ctypes.c_void_p, ctypes.c_int64]
+    la.archive_entry_set_filetype.argtypes = [ctypes.c_void_p, ctypes.c_uint]
+    la.archive_entry_set_perm.argtypes = [ctypes.c_void_p, ctypes.c_uint]
+    la.archive_entry_free.argtypes = [ctypes.c_void_p]
+    buf = ctypes.create_string_buffer(1 << 16)
+    used = ctypes.c_size_t(0)
+    a = la.archive_write_new()
+    la.archive_write_set_format_7zip(a)
+    la.archive_write_open_memory(a, buf, len(buf), ctypes.byref(used))
+    for m in members:
+        data = b"content of " + m.encode() + b"\n"
+        e = la.archive_entry_new()
+        la.archive_entry_set_pathname(e, m.encode())
+        la.archive_entry_set_size(e, len(data))
+        la.archive_entry_set_filetype(e, 0o100000)
+        la.archive_entry_set_perm(e, 0o644)
+        la.archive_write_header(a, e)
+        la.archive_write_data(a, data, len(data))
+        la.archive_entry_free(e)
+    la.archive_write_close(a)
+    la.archive_write_free(a)
+    return buf.raw[:used.value]
+
+
 def b64(data):
     return base64.encodebytes(data).decode()
 
@@ -165,6 +202,7 @@ hw("iso-container", mixed(69, [TEXT, att('attachment; filename="invoice.iso"')])
 hw("zip-corrupt", mixed(71, [TEXT, att('attachment; filename="corrupt.zip"', "application/zip", "base64", b64(b"PK\x03\x04" + bytes(range(7, 200))))]), "accept", "unscannable")
 hw("base64-rfc822", mixed(72, [TEXT, "Content-Type: message/rfc822\nContent-Transfer-Encoding: base64\n\n" + b64(inner.encode())]), "reject", "encoding")
 hw("message-partial", hdr(73).replace("MIME-Version: 1.0\n", "MIME-Version: 1.0\nContent-Type: message/partial; id=\"frag1@example.org\"; number=1; total=2\n") + "\nFrom: x@example.org\nSubject: part\nContent-Type: application/octet-stream; name=\"a.ex\"\n\nTVqQ\n", "accept", "unscannable")
+hw("7z-with-script", mixed(74, [TEXT, att('attachment; filename="photos.7z"', "application/x-7z-compressed", "base64", b64(sevenzip(["holiday/photo1.jpg", "holiday/slideshow.vbs"])))]), "reject", "blocked")
 hw("unquoted-name-spaces", mixed(70, [TEXT, att("attachment; filename=my invoice.exe")]), "reject", "ambiguous")
 
 # --- clean ------------------------------------------------------------------------

@@ -113,13 +113,16 @@ static void name_readings(void **state)
 	scan_conf_free(&c);
 }
 
-/* make_zip - an in-memory zip holding the given member names */
-static void *make_zip(const char *const *names, size_t n, size_t *len_r)
+/* make_archive - an in-memory zip (or 7z) holding the given member names */
+static void *make_archive(bool sevenzip, const char *const *names, size_t n, size_t *len_r)
 {
 	size_t cap = 1 << 16, used = 0;
 	void *buf = malloc(cap);
 	struct archive *a = archive_write_new();
-	archive_write_set_format_zip(a);
+	if (sevenzip)
+		archive_write_set_format_7zip(a);
+	else
+		archive_write_set_format_zip(a);
 	assert_int_equal(archive_write_open_memory(a, buf, cap, &used), ARCHIVE_OK);
 	for (size_t i = 0; i < n; i++) {
 		struct archive_entry *e = archive_entry_new();
@@ -135,6 +138,11 @@ static void *make_zip(const char *const *names, size_t n, size_t *len_r)
 	archive_write_free(a);
 	*len_r = used;
 	return buf;
+}
+
+static void *make_zip(const char *const *names, size_t n, size_t *len_r)
+{
+	return make_archive(false, names, n, len_r);
 }
 
 struct names {
@@ -164,6 +172,14 @@ static void archive_members(void **state)
 	struct names y = {""};
 	assert_int_equal(scan_archive_names(&c, "hello", 5, name_cb, &y), 1);
 	scan_archive_names(&c, z, len / 3, name_cb, &y);
+	free(z);
+	/* 7z: listed as well (malware often ships in 7z or RAR) */
+	const char *const names7[] = {"docs/invoice.pdf.js"};
+	z = make_archive(true, names7, 1, &len);
+	assert_true(scan_archive_magic(z, len));
+	struct names x7 = {""};
+	assert_int_equal(scan_archive_names(&c, z, len, name_cb, &x7), 0);
+	assert_string_equal(x7.all, "docs/invoice.pdf.js;");
 	free(z);
 	scan_conf_free(&c);
 }

@@ -1,0 +1,2 @@
+require "variables";
+global "x";

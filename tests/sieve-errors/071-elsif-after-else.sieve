@@ -1,0 +1,2 @@
+if true { keep; } else { keep; }
+elsif true { keep; }

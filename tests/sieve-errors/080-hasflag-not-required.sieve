@@ -1,0 +1,1 @@
+if hasflag "\\Seen" { keep; }
