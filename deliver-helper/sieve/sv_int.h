@@ -340,6 +340,7 @@ struct sv_match {
 	bool *rx_ok;
 	uint64_t count;
 	int result;           /* 1 matched */
+	bool no_vars;         /* this test sets no match variables (body) */
 };
 /* sv_match_begin - expand the keys of arg (and compile regexes); -1 error */
 int sv_match_begin(struct sv_match *m, struct sv_run *r, const struct sv_node *n,
