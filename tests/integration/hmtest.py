@@ -109,6 +109,44 @@ def wait_port(port, host="127.0.0.1", timeout=20.0):
 
 
 # --------------------------------------------------------------------------
+# SANITIZE=1: homemail's modules carry ASan/UBSan, the stock daemons do not.
+def sanitizer_env(logdir=None):
+    """Environment for a stock daemon (exim4, dovecot, doveadm) that loads a
+    SANITIZE=1 module: the ASan/UBSan runtimes preloaded ahead of everything,
+    reports written to logdir (world-writable: pipe transports and mail
+    processes run as the test users).  {} when SANITIZE is off.  Leak
+    detection stays off inside the daemons: they exit without freeing."""
+    if not SANITIZE:
+        return {}
+    libs = [subprocess.run(["cc", "-print-file-name=" + n], capture_output=True,
+                           text=True).stdout.strip() for n in ("libasan.so", "libubsan.so")]
+    logdir = logdir or _workdir("sanitizer")
+    os.makedirs(logdir, exist_ok=True)
+    os.chmod(logdir, 0o1777)
+    return {"LD_PRELOAD": ":".join(libs),
+            "ASAN_OPTIONS": ("detect_leaks=0:verify_asan_link_order=0:abort_on_error=1:"
+                             f"log_path={logdir}/asan"),
+            "UBSAN_OPTIONS": f"print_stacktrace=1:halt_on_error=1:log_path={logdir}/ubsan"}
+
+
+def sanitizer_dovecot_conf():
+    """Dovecot settings that pass sanitizer_env() on to its auth and mail
+    processes (and lift the address-space limit ASan's shadow memory needs)."""
+    if not SANITIZE:
+        return ""
+    return ("import_environment = TZ CORE_OUTOFMEM CORE_ERROR LISTEN_PID LISTEN_FDS "
+            "LD_PRELOAD ASAN_OPTIONS UBSAN_OPTIONS\ndefault_vsz_limit = 0\n")
+
+
+def sanitizer_reports(env):
+    """Report files written so far under the log_path of a sanitizer_env()."""
+    if not env:
+        return []
+    d = os.path.dirname(env["ASAN_OPTIONS"].rsplit("log_path=", 1)[1])
+    return sorted(os.path.join(d, n) for n in os.listdir(d)) if os.path.isdir(d) else []
+
+
+# --------------------------------------------------------------------------
 # TLS test certificate (CN and SAN mail.home.com.bo), one per test process.
 _cert = None
 

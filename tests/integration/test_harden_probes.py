@@ -332,7 +332,8 @@ def test_unknown_recipient_refused_at_rcpt():
            f"          !condition = ${{dlfunc{{{SCAN_SO}}}{{homemail_user_exists}}"
            f"{{$local_part@$domain}}{{{sock}}}}}\n"
            "          message = unknown user\n")
-    e = hmtest.Exim(None, transport_command=DELIVER, rcpt_acl=acl)
+    san = hmtest.sanitizer_env()
+    e = hmtest.Exim(None, transport_command=DELIVER, rcpt_acl=acl, env=san)
     try:
         e.start()
         codes = {}
@@ -349,6 +350,7 @@ def test_unknown_recipient_refused_at_rcpt():
         # nothing was queued, so no bounce can ever be generated
         assert e.queue_count() == 0
         assert not e.outbox_messages()
+        assert not hmtest.sanitizer_reports(san), hmtest.sanitizer_reports(san)
     finally:
         e.stop()
         d.stop()
@@ -374,7 +376,8 @@ def test_lockout_holds_under_parallel_attempts():
                        passdb_conf="passdb {\n  driver = homemail\n  args = %s\n}" % args,
                        userdb_conf="userdb {\n  driver = homemail\n  args = %s\n}" % args,
                        auth_module_dir=mod, auth_failure_delay="0",
-                       extra_conf="auth_verbose = yes\n").start()
+                       extra_conf="auth_verbose = yes\n" + hmtest.sanitizer_dovecot_conf(),
+                       env=hmtest.sanitizer_env()).start()
     try:
         ok = d.doveadm("auth", "test", "-x", "rip=127.9.0.1", u.name, u.password)
         assert ok.returncode == 0, ok.stdout + ok.stderr + d.log()

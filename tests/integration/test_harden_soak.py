@@ -95,7 +95,9 @@ def test_soak_nothing_lost():
         f.write(f"auth_socket = {d.auth_userdb_socket}\nlookup_own_user = yes\n"
                 "auth_timeout = 5\n")
     os.chmod(conf, 0o644)
-    e = hmtest.Exim(None, transport_command=f"{DELIVER} --config {conf}", local_scan=SCAN_SO)
+    san = hmtest.sanitizer_env()       # SANITIZE=1: homemail_scan.so inside exim
+    e = hmtest.Exim(None, transport_command=f"{DELIVER} --config {conf}", local_scan=SCAN_SO,
+                    env=san)
     e.start()
     sent, failed_send = {}, []
     lock = threading.Lock()
@@ -255,6 +257,7 @@ def test_soak_nothing_lost():
         assert restart["done"] and deferrals > 0, "the dovecot restart did not defer anything"
         assert not disagree, f"dovecot index disagrees: {disagree[:10]}"
         assert not grew, f"memory grew: {grew}"
+        assert not hmtest.sanitizer_reports(san), hmtest.sanitizer_reports(san)
         assert "Segmentation" not in panic and "crash" not in panic.lower(), panic[-2000:]
     finally:
         stop_readers.set()
