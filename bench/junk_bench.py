@@ -48,13 +48,14 @@ def imap_round(d, user):
         typ, data = c.uid("MOVE", u, "Junk")
         times.append(time.perf_counter() - t0)
         assert typ == "OK"
-    c.select("Junk")
+    typ, data = c.select("Junk")
+    in_junk = int(data[0])
     t0 = time.perf_counter()
     typ, _ = c.uid("MOVE", "1:*", "INBOX")
     back = time.perf_counter() - t0
     assert typ == "OK"
     c.logout()
-    return statistics.median(times), back, min(times)
+    return statistics.median(times), (back, in_junk), min(times)
 
 
 def bench_imap():
@@ -73,9 +74,9 @@ def bench_imap():
           f"stock {s_one * 1000:.2f} ms, junk {j_one * 1000:.2f} ms, "
           f"ratio {j_one / s_one:.2f}x; fastest: stock {s_min * 1000:.2f} ms, "
           f"junk {j_min * 1000:.2f} ms, ratio {j_min / s_min:.2f}x")
-    print(f"IMAP one UID MOVE of {max(N_MOVES, N_BATCH)} out of Junk: "
-          f"stock {s_back * 1000:.1f} ms, junk {j_back * 1000:.1f} ms, "
-          f"ratio {j_back / s_back:.2f}x  (list then holds {entries} entries)")
+    print(f"IMAP one UID MOVE of {j_back[1]} messages out of Junk: "
+          f"stock {s_back[0] * 1000:.1f} ms, junk {j_back[0] * 1000:.1f} ms, "
+          f"ratio {j_back[0] / s_back[0]:.2f}x  (list then holds {entries} entries)")
 
 
 def bench_deliver():

@@ -18,8 +18,8 @@
  * variable of imap4flags (RFC 5232 3) */
 static int store_flags(struct sv_run *r, struct sv_node *n, char ***fl, size_t *nfl)
 {
-	if (n->o.tagarg[TG_FLAGS])
-		return sv_flags_from_list(r, n, n->o.tagarg[TG_FLAGS], fl, nfl);
+	if (sv_tagarg(n, TG_FLAGS))
+		return sv_flags_from_list(r, n, sv_tagarg(n, TG_FLAGS), fl, nfl);
 	return sv_flags_current(r, fl, nfl);
 }
 

@@ -230,7 +230,7 @@ static int date_part(const char *part, time_t t, int off, char *out, size_t outs
 
 static int validate_common(struct sv_comp *c, struct sv_node *n, const struct sv_arg *part)
 {
-	const struct sv_arg *z = n->o.tagarg[TG_ZONE];
+	const struct sv_arg *z = sv_tagarg(n, TG_ZONE);
 	int off;
 	if (z && !z->v[0].var && parse_zone_arg(z->v[0].s, &off) < 0) {
 		sv_error(c, z->v[0].line, z->v[0].col, "invalid time zone '%s'", z->v[0].s);
@@ -261,9 +261,9 @@ static int zone_for(struct sv_run *r, struct sv_node *n, int orig, int *off)
 		*off = orig;
 		return 0;
 	}
-	if (n->o.tagarg[TG_ZONE]) {
+	if (sv_tagarg(n, TG_ZONE)) {
 		size_t len;
-		char *z = sv_expand(r, n, &n->o.tagarg[TG_ZONE]->v[0], &len);
+		char *z = sv_expand(r, n, &sv_tagarg(n, TG_ZONE)->v[0], &len);
 		if (!z)
 			return -1;
 		int bad = parse_zone_arg(z, off);
@@ -305,7 +305,7 @@ static int exec_date(struct sv_run *r, struct sv_node *n)
 			idx[k++] = i;
 	size_t from = 0, to = k;
 	if (n->o.has_tag[TG_INDEX]) {
-		uint64_t want = n->o.tagarg[TG_INDEX]->num;
+		uint64_t want = sv_tagarg(n, TG_INDEX)->num;
 		if (want == 0 || want > k) {
 			to = 0;
 		} else {

@@ -20,14 +20,14 @@ static int exec_duplicate(struct sv_run *r, struct sv_node *n)
 	const struct sv_opts *o = &n->o;
 	size_t len = 0;
 	char *id = NULL;
-	if (o->tagarg[TG_DUP_UNIQUEID]) {
-		id = sv_expand(r, n, &o->tagarg[TG_DUP_UNIQUEID]->v[0], &len);
+	if (sv_tagarg(n, TG_DUP_UNIQUEID)) {
+		id = sv_expand(r, n, &sv_tagarg(n, TG_DUP_UNIQUEID)->v[0], &len);
 		if (!id)
 			return -1;
 	} else {
 		char *hname = NULL;
-		if (o->tagarg[TG_DUP_HEADER]) {
-			hname = sv_expand(r, n, &o->tagarg[TG_DUP_HEADER]->v[0], &len);
+		if (sv_tagarg(n, TG_DUP_HEADER)) {
+			hname = sv_expand(r, n, &sv_tagarg(n, TG_DUP_HEADER)->v[0], &len);
 			if (!hname)
 				return -1;
 		}
@@ -41,8 +41,8 @@ static int exec_duplicate(struct sv_run *r, struct sv_node *n)
 	}
 	char *handle = NULL;
 	size_t hl = 0;
-	if (o->tagarg[TG_DUP_HANDLE]) {
-		handle = sv_expand(r, n, &o->tagarg[TG_DUP_HANDLE]->v[0], &hl);
+	if (sv_tagarg(n, TG_DUP_HANDLE)) {
+		handle = sv_expand(r, n, &sv_tagarg(n, TG_DUP_HANDLE)->v[0], &hl);
 		if (!handle) {
 			free(id);
 			return -1;
@@ -61,7 +61,8 @@ static int exec_duplicate(struct sv_run *r, struct sv_node *n)
 	hm_buf_append(&key, id, len > MAX_ID ? MAX_ID : len);
 	free(handle);
 	free(id);
-	uint64_t secs = o->tagarg[TG_DUP_SECONDS] ? o->tagarg[TG_DUP_SECONDS]->num : DEFAULT_PERIOD;
+	const struct sv_arg *sa = sv_tagarg(n, TG_DUP_SECONDS);
+	uint64_t secs = o->has_tag[TG_DUP_SECONDS] ? sa->num : DEFAULT_PERIOD;
 	if (secs > MAX_PERIOD)
 		secs = MAX_PERIOD;
 	int seen = 0;

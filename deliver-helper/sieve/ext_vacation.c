@@ -29,7 +29,7 @@
 
 static int validate_vacation(struct sv_comp *c, struct sv_node *n)
 {
-	const struct sv_arg *f = n->o.tagarg[TG_FROM];
+	const struct sv_arg *f = sv_tagarg(n, TG_FROM);
 	if (f && !f->v[0].var) {
 		struct hm_addr_list l;
 		if (hm_address_parse(f->v[0].s, f->v[0].len, 2, &l) == 0) {
@@ -182,11 +182,11 @@ static int exec_vacation(struct sv_run *r, struct sv_node *n)
 	size_t len;
 	uint64_t secs = DEFAULT_PERIOD;
 	if (o->has_tag[TG_DAYS]) {
-		uint64_t d = o->tagarg[TG_DAYS]->num;
+		uint64_t d = sv_tagarg(n, TG_DAYS)->num;
 		secs = d > MAX_PERIOD / DAY ? MAX_PERIOD : d * DAY;
 		(void)0;
 	} else if (o->has_tag[TG_SECONDS]) {
-		secs = o->tagarg[TG_SECONDS]->num;
+		secs = sv_tagarg(n, TG_SECONDS)->num;
 	}
 	if (secs < MIN_PERIOD) {
 		if (o->has_tag[TG_SECONDS] || o->has_tag[TG_DAYS])
@@ -200,8 +200,8 @@ static int exec_vacation(struct sv_run *r, struct sv_node *n)
 	a.vac_reason = sv_expand(r, n, &n->pos[0]->v[0], &len);
 	if (!a.vac_reason)
 		goto fail;
-	if (o->tagarg[TG_SUBJECT]) {
-		a.vac_subject = sv_expand(r, n, &o->tagarg[TG_SUBJECT]->v[0], &len);
+	if (sv_tagarg(n, TG_SUBJECT)) {
+		a.vac_subject = sv_expand(r, n, &sv_tagarg(n, TG_SUBJECT)->v[0], &len);
 		if (!a.vac_subject)
 			goto fail;
 	} else {
@@ -216,13 +216,13 @@ static int exec_vacation(struct sv_run *r, struct sv_node *n)
 		if (!a.vac_subject)
 			goto nomem;
 	}
-	if (o->tagarg[TG_FROM]) {
-		a.vac_from = sv_expand(r, n, &o->tagarg[TG_FROM]->v[0], &len);
+	if (sv_tagarg(n, TG_FROM)) {
+		a.vac_from = sv_expand(r, n, &sv_tagarg(n, TG_FROM)->v[0], &len);
 		if (!a.vac_from)
 			goto fail;
 	}
-	if (o->tagarg[TG_ADDRESSES]) {
-		const struct sv_arg *l = o->tagarg[TG_ADDRESSES];
+	if (sv_tagarg(n, TG_ADDRESSES)) {
+		const struct sv_arg *l = sv_tagarg(n, TG_ADDRESSES);
 		a.vac_addresses = calloc(l->n + 1, sizeof *a.vac_addresses);
 		if (!a.vac_addresses)
 			goto nomem;
@@ -247,8 +247,8 @@ static int exec_vacation(struct sv_run *r, struct sv_node *n)
 			a.vac_addresses[i] = s;
 		}
 	}
-	if (o->tagarg[TG_HANDLE]) {
-		a.vac_handle = sv_expand(r, n, &o->tagarg[TG_HANDLE]->v[0], &len);
+	if (sv_tagarg(n, TG_HANDLE)) {
+		a.vac_handle = sv_expand(r, n, &sv_tagarg(n, TG_HANDLE)->v[0], &len);
 		if (!a.vac_handle)
 			goto fail;
 	} else {
@@ -256,7 +256,7 @@ static int exec_vacation(struct sv_run *r, struct sv_node *n)
 		struct hm_buf b;
 		hm_buf_init(&b, 1 << 20);
 		hm_buf_puts(&b, a.vac_reason);
-		hm_buf_puts(&b, o->tagarg[TG_SUBJECT] ? a.vac_subject : "<default-subject>");
+		hm_buf_puts(&b, o->has_tag[TG_SUBJECT] ? a.vac_subject : "<default-subject>");
 		hm_buf_puts(&b, a.vac_from ? a.vac_from : "<default-from>");
 		hm_buf_puts(&b, a.vac_mime ? "<MIME>" : "<NO-MIME>");
 		a.vac_handle = hm_buf_steal(&b, NULL);

@@ -89,8 +89,10 @@ struct sv_opts {
 	enum sv_rel rel;
 	enum sv_ap ap;
 	bool has_tag[TG_COUNT_ALL];
-	struct sv_arg *tagarg[TG_COUNT_ALL];
-	struct sv_arg *tagpos[TG_COUNT_ALL];  /* the tag itself */
+	/* index+1 into the node's args of the argument of each tag (0: none)
+	 * and of the tag itself: small, so that big scripts stay small */
+	uint16_t tagarg_i[TG_COUNT_ALL];
+	uint16_t tagpos_i[TG_COUNT_ALL];
 	int64_t index;        /* :index (0 none) */
 };
 
@@ -114,6 +116,10 @@ struct sv_node {
 	void *priv;               /* command-specific data (regex, include) */
 	void (*priv_free)(void *);
 };
+
+/* sv_tagarg / sv_tagpos - the argument of tag id / the tag, or NULL */
+#define sv_tagarg(n, id) ((n)->o.tagarg_i[id] ? &(n)->args[(n)->o.tagarg_i[id] - 1] : NULL)
+#define sv_tagpos(n, id) ((n)->o.tagpos_i[id] ? &(n)->args[(n)->o.tagpos_i[id] - 1] : NULL)
 
 /* ---- command / test definitions ------------------------------------ */
 struct sv_comp;
@@ -334,6 +340,7 @@ struct sv_match {
 	bool *rx_ok;
 	uint64_t count;
 	int result;           /* 1 matched */
+	bool no_vars;         /* this test sets no match variables (body) */
 };
 /* sv_match_begin - expand the keys of arg (and compile regexes); -1 error */
 int sv_match_begin(struct sv_match *m, struct sv_run *r, const struct sv_node *n,

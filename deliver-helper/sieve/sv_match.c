@@ -26,11 +26,6 @@ static int lc(int ch)
 	return ch >= 'A' && ch <= 'Z' ? ch + 32 : ch;
 }
 
-static int uc(int ch)
-{
-	return ch >= 'a' && ch <= 'z' ? ch - 32 : ch;
-}
-
 int sv_rel_parse(const char *s, enum sv_rel *r)
 {
 	static const char *const n[] = { "gt", "ge", "lt", "le", "eq", "ne" };
@@ -76,8 +71,9 @@ int sv_cmp_order(enum sv_cmp cmp, const char *a, size_t al, const char *b, size_
 	for (size_t i = 0; i < n; i++) {
 		int x = (unsigned char)a[i], y = (unsigned char)b[i];
 		if (cmp == CMP_CASEMAP) {
-			x = uc(x);
-			y = uc(y);
+			/* Pigeonhole orders i;ascii-casemap on lower-cased text */
+			x = lc(x);
+			y = lc(y);
 		}
 		if (x != y)
 			return x < y ? -1 : 1;
@@ -284,8 +280,8 @@ int sv_match_validate(struct sv_comp *c, struct sv_node *n, const struct sv_arg 
 	struct sv_opts *o = &n->o;
 	if (!keys)
 		keys = keys_arg(n);
-	if (o->tagarg[TG_COMPARATOR]) {
-		const struct sv_str *s = &o->tagarg[TG_COMPARATOR]->v[0];
+	if (sv_tagarg(n, TG_COMPARATOR)) {
+		const struct sv_str *s = &sv_tagarg(n, TG_COMPARATOR)->v[0];
 		if (strcmp(s->s, "i;octet") == 0)
 			o->cmp = CMP_OCTET;
 		else if (strcmp(s->s, "i;ascii-casemap") == 0)
@@ -300,7 +296,7 @@ int sv_match_validate(struct sv_comp *c, struct sv_node *n, const struct sv_arg 
 		}
 	}
 	if (o->mt == MT_VALUE || o->mt == MT_COUNT) {
-		const struct sv_str *s = &o->tagarg[o->mt == MT_VALUE ? TG_VALUE : TG_COUNT]->v[0];
+		const struct sv_str *s = &sv_tagarg(n, o->mt == MT_VALUE ? TG_VALUE : TG_COUNT)->v[0];
 		if (sv_rel_parse(s->s, &o->rel) < 0) {
 			sv_error(c, s->line, s->col, "invalid relational match type '%s'", s->s);
 			return -1;
@@ -407,7 +403,7 @@ int sv_match_begin(struct sv_match *m, struct sv_run *r, const struct sv_node *n
 
 static bool want_vars(struct sv_match *m)
 {
-	return m->r->frame && m->r->frame->s->ext[EXT_VARIABLES];
+	return !m->no_vars && m->r->frame && m->r->frame->s->ext[EXT_VARIABLES];
 }
 
 /* match_regex - run key i on v; sets match variables on success */

@@ -78,7 +78,7 @@ static int grow(void **v, size_t n, size_t *cap, size_t sz)
 {
 	if (n < *cap)
 		return 0;
-	size_t nc = *cap ? *cap * 2 : 4;
+	size_t nc = *cap ? *cap * 2 : 1;   /* most blocks hold one or two commands */
 	void *nv = realloc(*v, nc * sz);
 	if (!nv)
 		return -1;

@@ -191,12 +191,12 @@ int sv_validate_index(struct sv_comp *c, struct sv_node *n)
 {
 	const struct sv_opts *o = &n->o;
 	if (o->has_tag[TG_LAST] && !o->has_tag[TG_INDEX]) {
-		sv_error(c, o->tagpos[TG_LAST]->line, o->tagpos[TG_LAST]->col,
+		sv_error(c, sv_tagpos(n, TG_LAST)->line, sv_tagpos(n, TG_LAST)->col,
 			 ":last needs :index");
 		return -1;
 	}
-	if (o->has_tag[TG_INDEX] && o->tagarg[TG_INDEX]->num == 0) {
-		sv_error(c, o->tagarg[TG_INDEX]->line, o->tagarg[TG_INDEX]->col,
+	if (o->has_tag[TG_INDEX] && sv_tagarg(n, TG_INDEX)->num == 0) {
+		sv_error(c, sv_tagarg(n, TG_INDEX)->line, sv_tagarg(n, TG_INDEX)->col,
 			 ":index must be a positive number (1 is the first field)");
 		return -1;
 	}
@@ -220,6 +220,10 @@ int sv_validate_node(struct sv_comp *c, struct sv_node *n, bool is_test)
 		return -1;
 	}
 	n->def = def;
+	if (n->nargs > 60000) {
+		sv_error(c, n->line, n->col, "too many arguments");
+		return -1;
+	}
 	if (prepare_strings(c, n) < 0)
 		return -1;
 	struct sv_opts *o = &n->o;
@@ -262,7 +266,7 @@ int sv_validate_node(struct sv_comp *c, struct sv_node *n, bool is_test)
 					}
 			}
 			o->has_tag[td->id] = true;
-			o->tagpos[td->id] = a;
+			o->tagpos_i[td->id] = (uint16_t)(i + 1);
 			if (td->arg != TA_NONE) {
 				if (i + 1 >= n->nargs) {
 					sv_error(c, a->line, a->col,
@@ -281,7 +285,7 @@ int sv_validate_node(struct sv_comp *c, struct sv_node *n, bool is_test)
 						 td->arg == TA_STR ? "string" : "string-list");
 					return -1;
 				}
-				o->tagarg[td->id] = b;
+				o->tagarg_i[td->id] = (uint16_t)(i + 1);
 			}
 			switch (td->id) {
 			case TG_IS: o->mt = MT_IS; break;

@@ -5,7 +5,7 @@
  * :raw matches the undecoded body; :content matches the decoded parts whose
  * type matches ("text" = any text subtype, "" = any part, "multipart" = the
  * preamble/epilogue text of multiparts); :text (the default) matches the
- * decoded text parts except HTML, as Pigeonhole does.
+ * decoded text parts, HTML turned into text, as Pigeonhole does.
  * Relies on: sv_message.c's MIME walk.  Bounded by limits.max_body.
  */
 #include <stdlib.h>
@@ -24,6 +24,90 @@ static bool type_matches(const char *want, size_t wl, const char *ctype)
 	return strncasecmp(ctype, want, wl) == 0 && ctype[wl] == '/';
 }
 
+/* html_to_text - the text of an HTML part: tags become a space, the
+ * content of <script> and <style> is dropped, the common entities and
+ * numeric references are decoded.  Returns malloc'd text (NULL: ENOMEM). */
+static char *html_to_text(const char *h, size_t len, size_t *len_r)
+{
+	struct hm_buf b;
+	hm_buf_init(&b, len * 2 + 16);
+	size_t i = 0;
+	while (i < len) {
+		if (h[i] == '<') {
+			bool skip = (len - i > 7 && strncasecmp(h + i, "<script", 7) == 0) ||
+				    (len - i > 6 && strncasecmp(h + i, "<style", 6) == 0);
+			const char *gt = memchr(h + i, '>', len - i);
+			size_t end = gt ? (size_t)(gt - h) + 1 : len;
+			if (skip) {
+				const char *close = NULL;
+				for (size_t k = end; k + 1 < len; k++)
+					if (h[k] == '<' && h[k + 1] == '/') {
+						close = h + k;
+						break;
+					}
+				if (close) {
+					const char *g2 = memchr(close, '>', len - (size_t)(close - h));
+					end = g2 ? (size_t)(g2 - h) + 1 : len;
+				}
+			}
+			hm_buf_putc(&b, ' ');
+			i = end;
+			continue;
+		}
+		if (h[i] == '&') {
+			static const struct { const char *e; const char *t; } ents[] = {
+				{ "&amp;", "&" }, { "&lt;", "<" }, { "&gt;", ">" },
+				{ "&quot;", "\"" }, { "&apos;", "'" }, { "&nbsp;", " " },
+				{ NULL, NULL }
+			};
+			bool done = false;
+			for (size_t k = 0; ents[k].e && !done; k++) {
+				size_t el = strlen(ents[k].e);
+				if (len - i >= el && strncasecmp(h + i, ents[k].e, el) == 0) {
+					hm_buf_puts(&b, ents[k].t);
+					i += el;
+					done = true;
+				}
+			}
+			if (!done && len - i > 3 && h[i + 1] == '#') {
+				size_t k = i + 2;
+				unsigned long cp = 0;
+				bool hex = k < len && (h[k] == 'x' || h[k] == 'X');
+				if (hex)
+					k++;
+				size_t ds = k;
+				while (k < len && k - ds < 8 &&
+				       ((h[k] >= '0' && h[k] <= '9') ||
+					(hex && ((h[k] | 32) >= 'a' && (h[k] | 32) <= 'f')))) {
+					int d = h[k] <= '9' ? h[k] - '0' : (h[k] | 32) - 'a' + 10;
+					cp = cp * (hex ? 16 : 10) + (unsigned long)d;
+					k++;
+				}
+				if (k > ds && k < len && h[k] == ';' && cp > 0 && cp <= 0x10FFFF &&
+				    !(cp >= 0xD800 && cp <= 0xDFFF)) {
+					char u[5];
+					size_t ul;
+					if (cp < 0x80) { u[0] = (char)cp; ul = 1; }
+					else if (cp < 0x800) { u[0] = (char)(0xC0 | (cp >> 6)); u[1] = (char)(0x80 | (cp & 0x3F)); ul = 2; }
+					else if (cp < 0x10000) { u[0] = (char)(0xE0 | (cp >> 12)); u[1] = (char)(0x80 | ((cp >> 6) & 0x3F)); u[2] = (char)(0x80 | (cp & 0x3F)); ul = 3; }
+					else { u[0] = (char)(0xF0 | (cp >> 18)); u[1] = (char)(0x80 | ((cp >> 12) & 0x3F)); u[2] = (char)(0x80 | ((cp >> 6) & 0x3F)); u[3] = (char)(0x80 | (cp & 0x3F)); ul = 4; }
+					hm_buf_append(&b, u, ul);
+					i = k + 1;
+					done = true;
+				}
+			}
+			if (done)
+				continue;
+		}
+		hm_buf_putc(&b, h[i]);
+		i++;
+	}
+	*len_r = b.len;
+	char *s = hm_buf_steal(&b, NULL);
+	hm_buf_free(&b);
+	return s;
+}
+
 static int validate_body(struct sv_comp *c, struct sv_node *n)
 {
 	(void)c;
@@ -36,6 +120,7 @@ static int exec_body(struct sv_run *r, struct sv_node *n)
 	struct sv_match m;
 	if (sv_match_begin(&m, r, n, NULL) < 0)
 		return -1;
+	m.no_vars = true;     /* Pigeonhole: body sets no match variables */
 	int x = 0;
 	if (n->o.has_tag[TG_RAW]) {
 		size_t len = r->msg.blen;
@@ -48,7 +133,7 @@ static int exec_body(struct sv_run *r, struct sv_node *n)
 		sv_match_abort(&m);
 		return sv_rt_error(r, n, "out of memory");
 	}
-	const struct sv_arg *types = n->o.tagarg[TG_CONTENT];
+	const struct sv_arg *types = sv_tagarg(n, TG_CONTENT);
 	char **tv = NULL;
 	size_t *tl = NULL;
 	size_t nt = types ? types->n : 0;
@@ -83,11 +168,21 @@ static int exec_body(struct sv_run *r, struct sv_node *n)
 				want = strncmp(bp->ctype, "multipart/", 10) == 0 &&
 				       (strncasecmp(tv[i], "multipart", tl[i]) == 0 && tl[i] >= 9);
 		} else {
-			want = strncmp(bp->ctype, "text/", 5) == 0 &&
-			       strcmp(bp->ctype, "text/html") != 0;
+			want = strncmp(bp->ctype, "text/", 5) == 0;
 		}
-		if (want)
+		if (want && !nt && strcmp(bp->ctype, "text/html") == 0) {
+			/* :text sees HTML as text (Pigeonhole converts it) */
+			size_t tl2;
+			char *t = html_to_text(bp->text, bp->len, &tl2);
+			if (!t) {
+				x = sv_rt_error(r, n, "out of memory");
+				break;
+			}
+			x = sv_match_value(&m, t, tl2);
+			free(t);
+		} else if (want) {
 			x = sv_match_value(&m, bp->text, bp->len);
+		}
 	}
 	for (size_t i = 0; i < nt; i++)
 		free(tv ? tv[i] : NULL);

@@ -117,8 +117,8 @@ static int exec_size(struct sv_run *r, struct sv_node *n)
 {
 	uint64_t size = r->m->size ? r->m->size : r->m->len;
 	if (n->o.has_tag[TG_OVER])
-		return size > n->o.tagarg[TG_OVER]->num;
-	return size < n->o.tagarg[TG_UNDER]->num;
+		return size > sv_tagarg(n, TG_OVER)->num;
+	return size < sv_tagarg(n, TG_UNDER)->num;
 }
 
 static const enum sv_tag size_tags[] = { TG_OVER, TG_UNDER, TG_COUNT_ALL };

@@ -104,7 +104,7 @@ static size_t fields_named(struct sv_run *r, const struct sv_node *n, const char
 		if (sv_hdr_is(&r->msg, i, name, nlen))
 			idx[k++] = i;
 	if (n->o.has_tag[TG_INDEX]) {
-		uint64_t want = n->o.tagarg[TG_INDEX]->num;
+		uint64_t want = sv_tagarg(n, TG_INDEX)->num;
 		if (want == 0 || want > k)
 			return 0;
 		idx[0] = n->o.has_tag[TG_LAST] ? idx[k - want] : idx[want - 1];

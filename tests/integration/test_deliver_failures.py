@@ -282,3 +282,51 @@ def test_huge_header_bounded_and_kept_whole(user):
     stored = open(visible(user.maildir)[0], "rb").read()
     assert stored.endswith(msg)
     assert stored.startswith(b"Return-Path: <a@b.c>\n")
+
+
+SYSLOG_CATCHER = r'''
+import os, socket, subprocess, sys, json
+subprocess.run(["mount", "-t", "tmpfs", "-o", "mode=0755", "hmtest-dev", "/dev"], check=True)
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind("/dev/log")
+os.chmod("/dev/log", 0o666)
+out = []
+for argv, data in json.loads(sys.argv[1]):
+    r = subprocess.run(argv, input=data.encode("latin-1"), capture_output=True)
+    s.settimeout(3)
+    lines = []
+    try:
+        while True:
+            lines.append(s.recv(65536).decode("latin-1"))
+            s.settimeout(0.3)
+    except socket.timeout:
+        pass
+    out.append([r.returncode, r.stderr.decode("latin-1"), lines])
+print(json.dumps(out))
+'''
+
+
+def test_syslog_line_per_delivery(user):
+    """One mail-facility syslog line per message with message-id, user, folder,
+    size and result; a short reason on stderr only when it fails."""
+    import json
+    ok = hmtest.make_message(subject="logged").decode("latin-1")
+    mid = re.search(r"Message-ID: (<[^>]+>)", ok).group(1)
+    loop = hmtest.make_message(subject="loop", extra_headers=f"Delivered-To: {user.address}\r\n" * 3)
+    base = ["setpriv", f"--reuid={user.uid}", f"--regid={user.gid}", "--init-groups",
+            "env", "-i", f"RECIPIENT={user.address}", "SENDER=alice@example.org",
+            LDA, "--config", conf_empty(), "--no-sieve"]
+    runs = [[base, ok], [base, loop.decode("latin-1")]]
+    r = subprocess.run(["unshare", "-m", "--propagation", "private", "/usr/bin/python3", "-c",
+                        SYSLOG_CATCHER, json.dumps(runs)], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    (rc1, err1, log1), (rc2, err2, log2) = json.loads(r.stdout)
+    assert rc1 == 0 and err1 == ""
+    assert len(log1) == 1, log1
+    assert log1[0].startswith("<22>")           # LOG_MAIL | LOG_INFO
+    size = os.path.getsize(visible(user.maildir)[0])
+    for part in (f"msgid={mid}", f"user={user.name}", "from=<alice@example.org>",
+                 f"to=<{user.address}>", "folder=INBOX", f"size={size}", "result=stored"):
+        assert part in log1[0], (part, log1[0])
+    assert rc2 == 77 and "loop" in err2 and err2.count("\n") == 1
+    assert len(log2) == 1 and "result=rejected" in log2[0] and log2[0].startswith("<21>"), log2

@@ -11,6 +11,8 @@ or hostile list file costing mail.
 """
 import os
 import re
+import shutil
+import tempfile
 
 import pytest
 
@@ -20,10 +22,28 @@ from test_junk_plugin import doveadm, junk_dovecot, kinds, msg, uids
 DELIVER = os.path.join(hmtest.BUILD, "homemail-deliver")
 
 
+def hermetic_deliver():
+    """homemail-deliver with an empty private config and no global Sieve
+    scripts, so a host provisioned with the homemail package (its
+    /etc/homemail/deliver.conf, sieve before.d/after.d) cannot change what
+    these tests see.  Returns (transport_command, transport_extra)."""
+    hmtest._mkdir(hmtest.BASE, 0o755)
+    w = tempfile.mkdtemp(prefix="junkdeliver-", dir=hmtest.BASE)
+    os.chmod(w, 0o755)
+    conf = os.path.join(w, "deliver.conf")
+    with open(conf, "w") as f:
+        f.write("# empty: homemail-deliver's defaults\n")
+    os.chmod(conf, 0o644)
+    hmtest._cleanups.append(lambda: shutil.rmtree(w, ignore_errors=True))
+    return (f"{DELIVER} --config {conf}",
+            f"  environment = HOMEMAIL_SIEVE_GLOBAL_BASE={w}/no-global-sieve")
+
+
 @pytest.fixture
 def loop(user, dovecot_for):
     d = junk_dovecot(dovecot_for, [user])
-    e = hmtest.Exim(None, transport_command=DELIVER)
+    cmd, extra = hermetic_deliver()
+    e = hmtest.Exim(None, transport_command=cmd, transport_extra=extra)
     e.start()
     c = d.imap(user)
     c.create("Junk")
@@ -38,7 +58,7 @@ def loop(user, dovecot_for):
 def deliver(e, user, envelope, raw):
     """Send one message through exim and wait until it left the queue."""
     assert hmtest.send(e.smtp_port, envelope, [user.address], raw) == {}
-    e.wait_queue_empty(30)
+    e.wait_queue_empty(60)
 
 
 def count(user, folder=""):

@@ -92,3 +92,29 @@ def body_of(raw):
     """The body of a message (after the first empty line), CRLF-normalised."""
     raw = raw.replace(b"\r\n", b"\n")
     return raw.split(b"\n\n", 1)[1]
+
+
+def split_message(raw):
+    """(header lines, body) of a message, CRLF-normalised; folded lines kept whole."""
+    raw = raw.replace(b"\r\n", b"\n")
+    head, _, body = raw.partition(b"\n\n")
+    lines = []
+    for line in head.split(b"\n"):
+        if line[:1] in (b" ", b"\t") and lines:
+            lines[-1] += b"\n" + line
+        else:
+            lines.append(line)
+    return lines, body
+
+
+def assert_intact(got, sent):
+    """The delivered message carries the sent one unchanged: every sent header
+    field, in order and byte for byte, and the identical body. (The server adds
+    trace fields — Return-path, Received, X-Homemail-Scan — and nothing else.)"""
+    got_h, got_b = split_message(got)
+    sent_h, sent_b = split_message(sent)
+    assert got_b == sent_b, "body changed:\n%r\n%r" % (got_b, sent_b)
+    pos = 0
+    for h in sent_h:
+        assert h in got_h[pos:], "header %r missing or out of order in %r" % (h, got_h)
+        pos = got_h.index(h, pos) + 1

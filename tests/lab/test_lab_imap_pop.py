@@ -1,6 +1,6 @@
 """Dovecot in the running lab: plaintext refused before TLS, IMAPS and POP3S
 return the delivered message byte for byte (imaplib, poplib)."""
-import imaplib
+import os
 import poplib
 import socket
 
@@ -55,9 +55,22 @@ def delivered():
     return subject, msg, L.imap_find("maria", subject)
 
 
+def _maildir_file(user, subject):
+    for sub in ("new", "cur"):
+        d = "/home/%s/Maildir/%s" % (user, sub)
+        for name in os.listdir(d):
+            with open(os.path.join(d, name), "rb") as f:
+                data = f.read()
+            if subject.encode() in data:
+                return data
+    raise AssertionError("no file for %r in %s's Maildir" % (subject, user))
+
+
 def test_imaps_returns_the_message_byte_for_byte(delivered):
     subject, msg, got = delivered
-    assert got.endswith(msg)
+    L.assert_intact(got, msg)
+    # IMAP serves exactly the stored file (LF on disk, CRLF on the wire).
+    assert got == _maildir_file("maria", subject).replace(b"\n", b"\r\n")
 
 
 def test_pop3s_returns_the_message_byte_for_byte(delivered):
@@ -77,5 +90,5 @@ def test_pop3s_returns_the_message_byte_for_byte(delivered):
     finally:
         p.quit()
     assert found is not None, "message not found over POP3S"
-    assert found.endswith(msg)
+    L.assert_intact(found, msg)
     assert found == got_imap

@@ -46,7 +46,7 @@ def test_auth_works_on_submission_ports(port):
     subject, msg = L.make_message(rcpt)
     L.submit("roberto", [rcpt], msg, port=port, source=L.OUTSIDE)
     got = L.imap_find("maria", subject)
-    assert got.endswith(msg), "delivered message does not end with the sent bytes"
+    L.assert_intact(got, msg)
 
 
 def test_wrong_password_is_refused():
@@ -105,7 +105,7 @@ def test_inbound_mail_on_25_is_delivered():
         assert not s.sendmail("friend@example.net", [rcpt], msg)
     finally:
         s.quit()
-    assert L.imap_find("roberto", subject).endswith(msg)
+    L.assert_intact(L.imap_find("roberto", subject), msg)
 
 
 def test_postmaster_and_abuse_reach_a_mailbox():
@@ -116,4 +116,4 @@ def test_postmaster_and_abuse_reach_a_mailbox():
             assert not s.sendmail("friend@example.net", [lp + "@" + L.DOMAIN], msg)
         finally:
             s.quit()
-        assert L.imap_find("roberto", subject).endswith(msg)
+        L.assert_intact(L.imap_find("roberto", subject), msg)
