@@ -91,8 +91,8 @@ struct sv_opts {
 	bool has_tag[TG_COUNT_ALL];
 	/* index+1 into the node's args of the argument of each tag (0: none)
 	 * and of the tag itself: small, so that big scripts stay small */
-	uint16_t tagarg_i[TG_COUNT_ALL];
-	uint16_t tagpos_i[TG_COUNT_ALL];
+	uint8_t tagarg_i[TG_COUNT_ALL];
+	uint8_t lastpos_i;        /* the :last tag (for its error position) */
 	int64_t index;        /* :index (0 none) */
 };
 
@@ -119,7 +119,7 @@ struct sv_node {
 
 /* sv_tagarg / sv_tagpos - the argument of tag id / the tag, or NULL */
 #define sv_tagarg(n, id) ((n)->o.tagarg_i[id] ? &(n)->args[(n)->o.tagarg_i[id] - 1] : NULL)
-#define sv_tagpos(n, id) ((n)->o.tagpos_i[id] ? &(n)->args[(n)->o.tagpos_i[id] - 1] : NULL)
+#define SV_MAX_ARGS 250          /* arguments of one command (indexes are bytes) */
 
 /* ---- command / test definitions ------------------------------------ */
 struct sv_comp;

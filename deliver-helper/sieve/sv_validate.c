@@ -191,7 +191,7 @@ int sv_validate_index(struct sv_comp *c, struct sv_node *n)
 {
 	const struct sv_opts *o = &n->o;
 	if (o->has_tag[TG_LAST] && !o->has_tag[TG_INDEX]) {
-		sv_error(c, sv_tagpos(n, TG_LAST)->line, sv_tagpos(n, TG_LAST)->col,
+		sv_error(c, n->args[o->lastpos_i - 1].line, n->args[o->lastpos_i - 1].col,
 			 ":last needs :index");
 		return -1;
 	}
@@ -220,7 +220,7 @@ int sv_validate_node(struct sv_comp *c, struct sv_node *n, bool is_test)
 		return -1;
 	}
 	n->def = def;
-	if (n->nargs > 60000) {
+	if (n->nargs > SV_MAX_ARGS) {
 		sv_error(c, n->line, n->col, "too many arguments");
 		return -1;
 	}
@@ -266,7 +266,8 @@ int sv_validate_node(struct sv_comp *c, struct sv_node *n, bool is_test)
 					}
 			}
 			o->has_tag[td->id] = true;
-			o->tagpos_i[td->id] = (uint16_t)(i + 1);
+			if (td->id == TG_LAST)
+				o->lastpos_i = (uint8_t)(i + 1);
 			if (td->arg != TA_NONE) {
 				if (i + 1 >= n->nargs) {
 					sv_error(c, a->line, a->col,
@@ -285,7 +286,7 @@ int sv_validate_node(struct sv_comp *c, struct sv_node *n, bool is_test)
 						 td->arg == TA_STR ? "string" : "string-list");
 					return -1;
 				}
-				o->tagarg_i[td->id] = (uint16_t)(i + 1);
+				o->tagarg_i[td->id] = (uint8_t)(i + 1);
 			}
 			switch (td->id) {
 			case TG_IS: o->mt = MT_IS; break;
