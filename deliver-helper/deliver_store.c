@@ -61,6 +61,17 @@ static bool note_folder(struct deliver_ctx *ctx, const char *dir)
 	return false;
 }
 
+/* forget_folder - drop the folder note_folder() added last */
+static void forget_folder(struct deliver_ctx *ctx)
+{
+	char *last = strrchr(ctx->stored_folders, ' ');
+
+	if (last)
+		*last = '\0';
+	else
+		ctx->stored_folders[0] = '\0';
+}
+
 /* deliver_store - see deliver.h */
 int deliver_store(struct deliver_ctx *ctx, const char *folder,
 		  const char *const flags[], size_t nflags)
@@ -101,6 +112,10 @@ int deliver_store(struct deliver_ctx *ctx, const char *folder,
 		int e = errno;
 		deliver_log(LOG_ERR, "open folder \"%s\" in %s: %s", cf, ctx->maildir, strerror(e));
 		ctx->n_failed++;
+		/* forget the folder so the INBOX fallback really stores (a folder
+		 * noted but never stored made the implicit keep a no-op: exit 0,
+		 * message lost — found by tests/fault, docs/hardening.md) */
+		forget_folder(ctx);
 		errno = e;
 		return e == EINVAL ? DELIVER_EFOLDER : DELIVER_ETEMP;
 	}
@@ -122,11 +137,7 @@ int deliver_store(struct deliver_ctx *ctx, const char *folder,
 		deliver_log(LOG_ERR, "store into \"%s\" in %s: %s", cf, ctx->maildir, strerror(e));
 		ctx->n_failed++;
 		/* forget the folder so a retry (e.g. INBOX fallback) is possible */
-		char *last = strrchr(ctx->stored_folders, ' ');
-		if (last)
-			*last = '\0';
-		else
-			ctx->stored_folders[0] = '\0';
+		forget_folder(ctx);
 		errno = e;
 		return DELIVER_ETEMP;
 	}

@@ -109,7 +109,10 @@ int hm_charset_to_utf8(struct hm_buf *out, const char *charset,
 		size_t oleft = sizeof tmp;
 		size_t r = iconv(cd, &ip, &ileft, &op, &oleft);
 		int e = errno;
-		int a = append_cut(out, tmp, (size_t)(op - tmp));
+		/* glibc's iconv passes code points above U+10FFFF through for
+		 * UTF-8 aliases ("UTF8//"): validate what it produced (found
+		 * by tests/fuzz, regression in tests/fuzz/regressions/rfc2047) */
+		int a = hm_utf8_append_valid(out, tmp, (size_t)(op - tmp));
 		if (a != 0) {
 			ret = a;
 			goto done;
@@ -133,7 +136,7 @@ int hm_charset_to_utf8(struct hm_buf *out, const char *charset,
 		char *op = tmp;
 		size_t oleft = sizeof tmp;
 		iconv(cd, NULL, NULL, &op, &oleft);
-		ret = append_cut(out, tmp, (size_t)(op - tmp));
+		ret = hm_utf8_append_valid(out, tmp, (size_t)(op - tmp));
 	}
 done:
 	iconv_close(cd);
