@@ -31,6 +31,7 @@ import subprocess
 import tempfile
 import time
 import warnings
+import weakref
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
@@ -40,7 +41,11 @@ TOP = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))
 BUILD = os.path.join(TOP, "build")
 BASE = "/var/tmp/hmtest"
 SLOTS = "/var/lib/hmtest-exim"
-NSLOTS = 64
+# Exim reads only the first 32 lines of trusted_configs (a fixed array in
+# exim.c): a config listed further down is silently untrusted and deliveries
+# fail with "exim user lost privilege for using -C option".  Stay below that,
+# and give a slot back as soon as its Exim object is gone.
+NSLOTS = 30
 TRUSTED = "/etc/exim4/trusted_configs"
 SANITIZE = os.environ.get("SANITIZE") == "1"
 MAIL_DOMAIN = "home.com.bo"
@@ -631,7 +636,19 @@ class Exim:
             f.write(conf)
         os.chmod(self.conf_path, 0o644)
         self.proc = None
-        _cleanups.append(self.stop)
+        ref = weakref.ref(self)
+        _cleanups.append(lambda: ref() is not None and ref().stop())
+
+    def __del__(self):
+        # The slot (its config file) is reused only after the daemon is gone.
+        try:
+            if getattr(self, "proc", None) is not None:
+                self.stop()
+        finally:
+            lk = getattr(self, "_slot_lock", None)
+            if lk is not None:
+                lk.close()
+                self._slot_lock = None
 
     def exim(self, *args, input=None, check=False, text=True):
         """Run exim4 with this instance's config (as root)."""
