@@ -84,11 +84,20 @@ def _cleanup():
         shutil.rmtree(u.home, ignore_errors=True)
 
 
+_given_ports = set()
+
+
 def free_port():
-    """A TCP port that is free on 127.0.0.1 right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A TCP port that is free on 127.0.0.1 right now and was not handed out
+    before in this process (the kernel may return the same ephemeral port
+    twice in a row, which gave one dovecot two identical listeners)."""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _given_ports:
+            _given_ports.add(port)
+            return port
 
 
 def wait_for(pred, timeout=30.0, interval=0.05, what="condition"):
