@@ -52,7 +52,7 @@ $(shell mkdir -p $(B); echo '$(CC) $(CFLAGS) $(LDFLAGS_EXE)' | cmp -s - $(FLAGS_
 LIB_SRCS := $(wildcard lib/*.c)
 LIB_OBJS := $(patsubst %.c,$(B)/obj/%.o,$(LIB_SRCS))
 LIBHM    := $(B)/libhomemail.a
-LDLIBS_ALL += -lcrypto
+LDLIBS_ALL += -lnettle
 
 $(LIBHM): $(LIB_OBJS)
 	@rm -f $@

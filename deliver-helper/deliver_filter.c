@@ -33,12 +33,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <openssl/evp.h>
-#include <openssl/rand.h>
 
 #include "deliver.h"
 #include "deliver_junk.h"
 #include "hm_buf.h"
+#include "hm_digest.h"
 #include "hm_maildir.h"
 #include "hm_mutf7.h"
 #include "hm_util.h"
@@ -374,12 +373,13 @@ static int encode_subject(struct hm_buf *b, const char *s)
 			n--;
 		if (n == 0)
 			n = 1;
-		unsigned char enc[80];
+		char enc[HM_BASE64_SIZE(64)];
 		char tmp[64];
 		size_t k = 0;
 		for (size_t j = 0; j < n; j++)
 			tmp[k++] = (s[i + j] < 0x20 && s[i + j] >= 0) ? ' ' : s[i + j];
-		EVP_EncodeBlock(enc, (const unsigned char *)tmp, (int)k);
+		if (hm_base64_encode(enc, sizeof enc, tmp, k) < 0)
+			return -1;
 		if (hm_buf_printf(b, "%s=?UTF-8?B?%s?=", first ? "" : "\n ", enc) < 0)
 			return -1;
 		first = false;
@@ -429,7 +429,7 @@ static int do_vacation(struct glue *g, const struct sieve_action *a)
 	localtime_r(&g->now, &tm);
 	strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S %z", &tm);
 	unsigned char rnd[12];
-	if (RAND_bytes(rnd, sizeof rnd) != 1)
+	if (hm_random_bytes(rnd, sizeof rnd) < 0)
 		memset(rnd, 0, sizeof rnd);
 	const char *dom = strrchr(ctx->recipient, '@');
 	hm_buf_puts(&m, "From: ");

@@ -36,13 +36,13 @@ $(AUTHDB_CORE_LIB): $(B)/obj/dovecot-plugin/authdb_core.o
 
 $(AUTHDB_SO): $(B)/obj/dovecot-plugin/authdb_homemail.o $(AUTHDB_CORE_LIB) $(LIBHM)
 	$(CC) $(LDFLAGS_SO) $(DOVECOT_MOD_LDFLAGS) -o $@ $(B)/obj/dovecot-plugin/authdb_homemail.o \
-	  $(AUTHDB_CORE_LIB) $(LIBHM) -lcrypt -lcrypto
+	  $(AUTHDB_CORE_LIB) $(LIBHM) -lcrypt -lnettle
 
 HOMEMAIL_USER_SRCS := $(wildcard dovecot-plugin/homemail-user*.c)
 HOMEMAIL_USER_OBJS := $(patsubst %.c,$(B)/obj/%.o,$(HOMEMAIL_USER_SRCS))
 
 $(HOMEMAIL_USER): $(HOMEMAIL_USER_OBJS) $(AUTHDB_CORE_LIB) $(LIBHM)
-	$(CC) -o $@ $(HOMEMAIL_USER_OBJS) $(LDFLAGS_EXE) $(AUTHDB_CORE_LIB) $(LIBHM) -lcrypt -lcrypto
+	$(CC) -o $@ $(HOMEMAIL_USER_OBJS) $(LDFLAGS_EXE) $(AUTHDB_CORE_LIB) $(LIBHM) -lcrypt -lnettle
 
 STATIC_LIBS += $(AUTHDB_CORE_LIB)
 UNIT_EXTRA_CFLAGS += -Idovecot-plugin

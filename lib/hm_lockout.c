@@ -2,19 +2,19 @@
  *
  * What for: brute-force protection shared by IMAP, POP3 and SMTP AUTH
  * (every auth-worker process) and inspected by homemail-user.
- * Relies on: fcntl() record locks, pread/pwrite, OpenSSL's SHA256().
+ * Relies on: fcntl() record locks, pread/pwrite, SHA-256 from hm_digest.
  * How it fails: -1 with errno on I/O errors; the caller decides (the auth
  * module logs and lets the login proceed to its password check rather than
  * lock everybody out).  A corrupt header is re-initialised; a torn record is
  * at worst a wrong counter, never out-of-bounds access.
  */
+#include "hm_digest.h"
 #include "hm_lockout.h"
 #include "hm_util.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <openssl/sha.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -186,20 +186,10 @@ void hm_lockout_close(struct hm_lockout **lop)
 /* make_key - SHA-256 over kind byte + key, truncated; never all-zero */
 static void make_key(enum hm_lockout_kind kind, const char *key, uint8_t out[KEY_SIZE])
 {
-	unsigned char md[SHA256_DIGEST_LENGTH];
-	size_t n = strlen(key);
-	unsigned char *buf = malloc(n + 1);
+	uint8_t md[HM_SHA256_SIZE];
+	uint8_t k = (uint8_t)kind;
 
-	if (buf == NULL) {
-		/* degrade: hash the key alone with a kind-dependent tweak */
-		SHA256((const unsigned char *)key, n, md);
-		md[0] ^= (unsigned char)kind;
-	} else {
-		buf[0] = (unsigned char)kind;
-		memcpy(buf + 1, key, n);
-		SHA256(buf, n + 1, md);
-		free(buf);
-	}
+	hm_sha256(&k, 1, key, strlen(key), md);
 	memcpy(out, md, KEY_SIZE);
 	out[KEY_SIZE - 1] |= 1;         /* the all-zero key marks empty slots */
 }

@@ -5,7 +5,7 @@
  * for the same user run at once.
  * Relies on: flock(2) on the state file itself (the file is rewritten in
  * place under the lock, never replaced, so the lock stays meaningful);
- * OpenSSL's SHA-256.
+ * SHA-256 from hm_digest.
  * How it fails: returns -1 with errno; callers treat an unusable state as
  * "not seen" for duplicate (deliver rather than drop) and as "seen" for
  * vacation (rather no reply than a flood of replies).
@@ -19,12 +19,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <openssl/sha.h>
-
+#include "hm_digest.h"
 #include "hm_util.h"
 #include "sv_state.h"
 
-#define HEXLEN (SHA256_DIGEST_LENGTH * 2)
+#define HEXLEN (HM_SHA256_SIZE * 2)
 #define LINE_MAX_LEN (HEXLEN + 24)
 #define MAX_FILE ((size_t)SV_STATE_MAX * LINE_MAX_LEN * 2)
 
@@ -35,9 +34,9 @@ struct entry {
 
 static void hash_key(const char *key, size_t len, char out[HEXLEN + 1])
 {
-	unsigned char md[SHA256_DIGEST_LENGTH];
-	SHA256((const unsigned char *)key, len, md);
-	for (int i = 0; i < SHA256_DIGEST_LENGTH; i++)
+	uint8_t md[HM_SHA256_SIZE];
+	hm_sha256(key, len, NULL, 0, md);
+	for (int i = 0; i < HM_SHA256_SIZE; i++)
 		snprintf(out + 2 * i, 3, "%02x", md[i]);
 }
 

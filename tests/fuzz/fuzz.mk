@@ -27,7 +27,7 @@ FUZZ_CFLAGS   = -std=gnu11 -g -O1 -fno-omit-frame-pointer -D_GNU_SOURCE \
                 -fno-sanitize-recover=undefined -w $(FUZZ_CFLAGS_EXTRA)
 FUZZ_OBJ_FLAGS  = $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link
 FUZZ_LINK_FLAGS := -fsanitize=fuzzer,address,undefined
-FUZZ_LIBS    := -lcrypt -lcrypto
+FUZZ_LIBS    := -lcrypt -lnettle
 # Per-run options: a 10 s per-input timeout (a hang is a bug, as in Exim's
 # local_scan budget), 2 GB RSS cap, inputs up to 256 KB.
 FUZZ_RUN_OPTS ?= -timeout=10 -rss_limit_mb=2048 -max_len=262144 -print_final_stats=1
