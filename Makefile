@@ -41,6 +41,7 @@ STATIC_LIBS   :=
 LDLIBS_ALL    :=
 INSTALL_STEPS :=
 UNIT_EXTRA_CFLAGS :=
+BENCH_TOOLS   :=
 
 all: build-all
 
@@ -88,7 +89,7 @@ check: deps
 
 install: build-all $(INSTALL_STEPS)
 
-bench: build-all
+bench: build-all $(BENCH_TOOLS)
 	@tools/install-deps check
 	bench/run-all
 
