@@ -272,7 +272,7 @@ out:
 /* keys_arg - the key list of a matching test: its last positional argument */
 static const struct sv_arg *keys_arg(const struct sv_node *n)
 {
-	return n->npos ? n->pos[n->npos - 1] : NULL;
+	return n->npos ? sv_pos(n, n->npos - 1) : NULL;
 }
 
 int sv_match_validate(struct sv_comp *c, struct sv_node *n, const struct sv_arg *keys)
@@ -297,10 +297,12 @@ int sv_match_validate(struct sv_comp *c, struct sv_node *n, const struct sv_arg 
 	}
 	if (o->mt == MT_VALUE || o->mt == MT_COUNT) {
 		const struct sv_str *s = &sv_tagarg(n, o->mt == MT_VALUE ? TG_VALUE : TG_COUNT)->v[0];
-		if (sv_rel_parse(s->s, &o->rel) < 0) {
+		enum sv_rel rel;
+		if (sv_rel_parse(s->s, &rel) < 0) {
 			sv_error(c, s->line, s->col, "invalid relational match type '%s'", s->s);
 			return -1;
 		}
+		o->rel = (uint8_t)rel;
 	}
 	if (o->cmp == CMP_NUMERIC &&
 	    (o->mt == MT_CONTAINS || o->mt == MT_MATCHES || o->mt == MT_REGEX)) {

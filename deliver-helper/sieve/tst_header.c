@@ -103,11 +103,11 @@ static size_t fields_named(struct sv_run *r, const struct sv_node *n, const char
 	for (size_t i = 0; i < nf && k < cap; i++)
 		if (sv_hdr_is(&r->msg, i, name, nlen))
 			idx[k++] = i;
-	if (n->o.has_tag[TG_INDEX]) {
+	if (sv_has(n->o.tags, TG_INDEX)) {
 		uint64_t want = sv_tagarg(n, TG_INDEX)->num;
 		if (want == 0 || want > k)
 			return 0;
-		idx[0] = n->o.has_tag[TG_LAST] ? idx[k - want] : idx[want - 1];
+		idx[0] = sv_has(n->o.tags, TG_LAST) ? idx[k - want] : idx[want - 1];
 		return 1;
 	}
 	return k;
@@ -202,7 +202,7 @@ static int validate_header(struct sv_comp *c, struct sv_node *n)
 {
 	if (sv_validate_index(c, n) < 0)
 		return -1;
-	return check_names(c, n->pos[0], false, "header");
+	return check_names(c, sv_pos(n, 0), false, "header");
 }
 
 /* header [:index n [:last]] [COMPARATOR] [MATCH-TYPE] <names> <keys> */
@@ -211,7 +211,7 @@ static int exec_header(struct sv_run *r, struct sv_node *n)
 	struct sv_match m;
 	if (sv_match_begin(&m, r, n, NULL) < 0)
 		return -1;
-	if (for_each_field(r, n, n->pos[0], &m, header_value) < 0) {
+	if (for_each_field(r, n, sv_pos(n, 0), &m, header_value) < 0) {
 		sv_match_abort(&m);
 		return -1;
 	}
@@ -272,7 +272,7 @@ static int validate_address(struct sv_comp *c, struct sv_node *n)
 {
 	if (sv_validate_index(c, n) < 0)
 		return -1;
-	return check_names(c, n->pos[0], true, "address");
+	return check_names(c, sv_pos(n, 0), true, "address");
 }
 
 static int exec_address(struct sv_run *r, struct sv_node *n)
@@ -280,7 +280,7 @@ static int exec_address(struct sv_run *r, struct sv_node *n)
 	struct sv_match m;
 	if (sv_match_begin(&m, r, n, NULL) < 0)
 		return -1;
-	if (for_each_field(r, n, n->pos[0], &m, address_value) < 0) {
+	if (for_each_field(r, n, sv_pos(n, 0), &m, address_value) < 0) {
 		sv_match_abort(&m);
 		return -1;
 	}
@@ -297,7 +297,7 @@ const struct sv_def sv_def_address = {
 
 static int validate_envelope(struct sv_comp *c, struct sv_node *n)
 {
-	const struct sv_arg *a = n->pos[0];
+	const struct sv_arg *a = sv_pos(n, 0);
 	for (size_t i = 0; i < a->n; i++) {
 		const char *p = a->v[i].s;
 		if (a->v[i].var)
@@ -346,7 +346,7 @@ static int exec_envelope(struct sv_run *r, struct sv_node *n)
 	struct sv_match m;
 	if (sv_match_begin(&m, r, n, NULL) < 0)
 		return -1;
-	const struct sv_arg *a = n->pos[0];
+	const struct sv_arg *a = sv_pos(n, 0);
 	int res = 0;
 	for (size_t i = 0; i < a->n && res == 0; i++) {
 		size_t len;
