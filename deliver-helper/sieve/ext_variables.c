@@ -208,6 +208,18 @@ fail:
 	return NULL;
 }
 
+const char *sv_expand_ref(struct sv_run *r, const struct sv_node *n, const struct sv_str *s,
+			  size_t *len_r, char **own_r)
+{
+	*own_r = NULL;
+	if (!s->var) {
+		*len_r = s->len;
+		return s->s;
+	}
+	*own_r = sv_expand(r, n, s, len_r);
+	return *own_r;
+}
+
 /* ---- set ------------------------------------------------------------- */
 
 /* validate_set - the name must be a valid variable name (RFC 5229 4) */

@@ -222,6 +222,7 @@ int sv_decode_encoded_chars(struct sv_comp *c, struct sv_str *s);
 
 /* ---- message access (sv_message.c) -------------------------------- */
 struct hm_header;
+struct hm_addr_list;
 struct sv_bodypart {
 	char *ctype;          /* lower-case "type/subtype" ("multipart/x" for the
 			       * preamble and epilogue of a multipart) */
@@ -236,6 +237,7 @@ struct sv_msg {
 	char **unf;           /* Pigeonhole-style unfolded value of folded fields */
 	size_t *unflen;
 	size_t *declen;
+	struct hm_addr_list **addrs; /* parsed address list per field, on demand */
 	const char *body;
 	size_t blen;
 	struct sv_bodypart *parts;
@@ -252,6 +254,10 @@ bool sv_hdr_is(const struct sv_msg *mm, size_t i, const char *name, size_t nlen)
 const char *sv_hdr_value(struct sv_msg *mm, size_t i, size_t *len_r);
 /* sv_hdr_uvalue - unfolded, trimmed, undecoded value (for addresses) */
 const char *sv_hdr_uvalue(struct sv_msg *mm, size_t i, size_t *len_r);
+/* sv_hdr_addresses - the addresses of field i (parsed once, at most
+ * SV_MAX_ADDRS_PER_FIELD); NULL on ENOMEM */
+#define SV_MAX_ADDRS_PER_FIELD 1000
+const struct hm_addr_list *sv_hdr_addresses(struct sv_msg *mm, size_t i);
 /* sv_msg_header1 - decoded value of the first field called name, or NULL */
 const char *sv_msg_header1(struct sv_msg *mm, const char *name, size_t *len_r);
 /* sv_msg_parts - split the body into MIME parts (once); -1 on ENOMEM */
@@ -316,6 +322,11 @@ int sv_exec_test(struct sv_run *r, struct sv_node *t);
  * returns NULL on error (reported) */
 char *sv_expand(struct sv_run *r, const struct sv_node *n, const struct sv_str *s,
 		size_t *len_r);
+/* sv_expand_ref - the same without a copy when s has no variables: returns
+ * s->s itself (*own_r = NULL) or the malloc'd expansion (*own_r, which the
+ * caller frees); NULL on error (reported) */
+const char *sv_expand_ref(struct sv_run *r, const struct sv_node *n, const struct sv_str *s,
+			  size_t *len_r, char **own_r);
 /* variables */
 int sv_var_set(struct sv_run *r, const struct sv_node *n, const char *name,
 	       const char *val, size_t len);
@@ -338,17 +349,23 @@ int sv_flags_from_list(struct sv_run *r, const struct sv_node *n, const struct s
 int sv_flags_current(struct sv_run *r, char ***out, size_t *nout);
 
 /* ---- matching (sv_match.c) -------------------------------------------- */
+#define SV_MATCH_INLINE_KEYS 8  /* keys held without a malloc */
 struct sv_match {
 	struct sv_run *r;
 	const struct sv_node *n;
-	char **keys;
+	const char **keys;    /* the script's strings, or expansions (own) */
 	size_t *klen;
+	char **own;           /* per key: malloc'd expansion to free, or NULL */
 	size_t nkeys;
 	regex_t *rx;          /* per key, MT_REGEX */
 	bool *rx_ok;
 	uint64_t count;
 	int result;           /* 1 matched */
 	bool no_vars;         /* this test sets no match variables (body) */
+	struct hm_buf part;   /* work space for the address part being matched */
+	const char *keys_in[SV_MATCH_INLINE_KEYS];
+	size_t klen_in[SV_MATCH_INLINE_KEYS];
+	char *own_in[SV_MATCH_INLINE_KEYS];
 };
 /* sv_match_begin - expand the keys of arg (and compile regexes); -1 error */
 int sv_match_begin(struct sv_match *m, struct sv_run *r, const struct sv_node *n,
@@ -368,7 +385,11 @@ int sv_glob(const char *p, size_t pl, const char *v, size_t vl, bool icase,
 	    char **caps, size_t *caplens, size_t maxcaps, size_t *ncaps, uint64_t *steps);
 
 /* address helpers (tst_header.c) */
-char *sv_addr_part(enum sv_ap ap, const char *local, const char *domain, size_t *len_r);
+/* sv_addr_part - the address part ap of local@domain: *v_r points into
+ * local/domain or, for :all, into b (reset first); returns 1, 0 when the
+ * part does not exist (:detail without "+"), -1 on ENOMEM */
+int sv_addr_part(enum sv_ap ap, const char *local, const char *domain, struct hm_buf *b,
+		 const char **v_r, size_t *len_r);
 
 /* misc */
 char *sv_strndup(const char *s, size_t n);

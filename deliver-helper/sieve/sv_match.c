@@ -340,35 +340,60 @@ int sv_match_validate(struct sv_comp *c, struct sv_node *n, const struct sv_arg 
 void sv_match_abort(struct sv_match *m)
 {
 	for (size_t i = 0; i < m->nkeys; i++) {
-		free(m->keys ? m->keys[i] : NULL);
+		if (m->own)
+			free(m->own[i]);
 		if (m->rx_ok && m->rx_ok[i])
 			regfree(&m->rx[i]);
 	}
-	free(m->keys);
-	free(m->klen);
+	if (m->keys != m->keys_in) {
+		free(m->keys);
+		free(m->klen);
+		free(m->own);
+	}
 	free(m->rx);
 	free(m->rx_ok);
-	memset(m, 0, sizeof *m);
+	hm_buf_free(&m->part);
+	m->keys = NULL;
+	m->klen = NULL;
+	m->own = NULL;
+	m->nkeys = 0;
+	m->rx = NULL;
+	m->rx_ok = NULL;
 }
 
 int sv_match_begin(struct sv_match *m, struct sv_run *r, const struct sv_node *n,
 		   const struct sv_arg *keys)
 {
-	memset(m, 0, sizeof *m);
 	m->r = r;
 	m->n = n;
+	m->nkeys = 0;
+	m->rx = NULL;
+	m->rx_ok = NULL;
+	m->count = 0;
+	m->result = 0;
+	m->no_vars = false;
+	/* an address part is at most twice its field (quoting) and a field at
+	 * most the 1 MiB header block hm_header parses */
+	hm_buf_init(&m->part, 4u * 1024 * 1024);
 	if (!keys)
 		keys = keys_arg(n);
 	size_t nk = keys ? keys->n : 0;
-	m->keys = calloc(nk + 1, sizeof *m->keys);
-	m->klen = calloc(nk + 1, sizeof *m->klen);
-	if (!m->keys || !m->klen) {
-		sv_match_abort(m);
-		return sv_rt_error(r, n, "out of memory");
+	if (nk <= SV_MATCH_INLINE_KEYS) {
+		m->keys = m->keys_in;
+		m->klen = m->klen_in;
+		m->own = m->own_in;
+	} else {
+		m->keys = calloc(nk, sizeof *m->keys);
+		m->klen = calloc(nk, sizeof *m->klen);
+		m->own = calloc(nk, sizeof *m->own);
+		if (!m->keys || !m->klen || !m->own) {
+			sv_match_abort(m);
+			return sv_rt_error(r, n, "out of memory");
+		}
 	}
-	m->nkeys = nk;
 	for (size_t i = 0; i < nk; i++) {
-		m->keys[i] = sv_expand(r, n, &keys->v[i], &m->klen[i]);
+		m->keys[i] = sv_expand_ref(r, n, &keys->v[i], &m->klen[i], &m->own[i]);
+		m->nkeys = i + 1;
 		if (!m->keys[i]) {
 			sv_match_abort(m);
 			return SV_ERR;

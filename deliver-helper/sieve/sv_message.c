@@ -5,7 +5,8 @@
  * matches against, the way Pigeonhole does: header values unfolded and
  * trimmed, encoded-words decoded to UTF-8; body parts decoded from their
  * Content-Transfer-Encoding and converted from their charset to UTF-8.
- * Relies on: lib/hm_header (the one header parser), hm_rfc2047.
+ * Relies on: lib/hm_header (the one header parser), hm_rfc2047, hm_address
+ * (address lists, parsed once per field and run however many tests ask).
  * How it fails: never on hostile input (garbage is matched as it is); the
  * MIME walk is depth-limited (10) and the decoded body bytes are bounded by
  * limits.max_body; only ENOMEM is an error.
@@ -15,6 +16,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "hm_address.h"
 #include "hm_header.h"
 #include "hm_rfc2047.h"
 #include "sv_int.h"
@@ -34,7 +36,8 @@ int sv_msg_init(struct sv_msg *mm, const struct sieve_message *m)
 	mm->declen = calloc(mm->hdr->count + 1, sizeof *mm->declen);
 	mm->unf = calloc(mm->hdr->count + 1, sizeof *mm->unf);
 	mm->unflen = calloc(mm->hdr->count + 1, sizeof *mm->unflen);
-	if (!mm->dec || !mm->declen || !mm->unf || !mm->unflen)
+	mm->addrs = calloc(mm->hdr->count + 1, sizeof *mm->addrs);
+	if (!mm->dec || !mm->declen || !mm->unf || !mm->unflen || !mm->addrs)
 		return -1;
 	size_t off = mm->hdr->block_len;
 	if (off > m->len)
@@ -46,11 +49,16 @@ int sv_msg_init(struct sv_msg *mm, const struct sieve_message *m)
 
 void sv_msg_free(struct sv_msg *mm)
 {
-	if (mm->hdr && mm->dec && mm->unf)
+	if (mm->hdr && mm->dec && mm->unf && mm->addrs)
 		for (size_t i = 0; i < mm->hdr->count; i++) {
 			free(mm->dec[i]);
 			free(mm->unf[i]);
+			if (mm->addrs[i]) {
+				hm_address_list_free(mm->addrs[i]);
+				free(mm->addrs[i]);
+			}
 		}
+	free(mm->addrs);
 	free(mm->dec);
 	free(mm->unf);
 	free(mm->unflen);
@@ -152,6 +160,23 @@ const char *sv_hdr_value(struct sv_msg *mm, size_t i, size_t *len_r)
 	}
 	*len_r = mm->declen[i];
 	return mm->dec[i];
+}
+
+const struct hm_addr_list *sv_hdr_addresses(struct sv_msg *mm, size_t i)
+{
+	if (!mm->addrs[i]) {
+		size_t len;
+		const char *v = sv_hdr_uvalue(mm, i, &len);
+		struct hm_addr_list *l = calloc(1, sizeof *l);
+		if (!l)
+			return NULL;
+		if (hm_address_parse(v, len, SV_MAX_ADDRS_PER_FIELD, l) < 0) {
+			free(l);
+			return NULL;
+		}
+		mm->addrs[i] = l;
+	}
+	return mm->addrs[i];
 }
 
 const char *sv_msg_header1(struct sv_msg *mm, const char *name, size_t *len_r)

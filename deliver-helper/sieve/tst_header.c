@@ -15,9 +15,8 @@
 #include <strings.h>
 
 #include "hm_address.h"
+#include "hm_util.h"
 #include "sv_int.h"
-
-#define MAX_ADDRS_PER_FIELD 1000
 
 static bool is_atext(unsigned char c)
 {
@@ -41,57 +40,57 @@ static bool dot_atom(const char *s)
 	return true;
 }
 
-/* sv_addr_part - the address part of local@domain (malloc'd), NULL when
- * the part does not exist (:detail without "+") */
-char *sv_addr_part(enum sv_ap ap, const char *local, const char *domain, size_t *len_r)
+int sv_addr_part(enum sv_ap ap, const char *local, const char *domain, struct hm_buf *b,
+		 const char **v_r, size_t *len_r)
 {
-	char *out = NULL;
+	const char *plus;
 	switch (ap) {
 	case AP_ALL: {
-		struct hm_buf b;
-		hm_buf_init(&b, strlen(local) * 2 + (domain ? strlen(domain) : 0) + 8);
+		hm_buf_reset(b);
+		int r = 0;
 		if (local[0] && !dot_atom(local)) {
-			hm_buf_putc(&b, '"');
+			r |= hm_buf_putc(b, '"');
 			for (const char *p = local; *p; p++) {
 				if (*p == '"' || *p == '\\')
-					hm_buf_putc(&b, '\\');
-				hm_buf_putc(&b, *p);
+					r |= hm_buf_putc(b, '\\');
+				r |= hm_buf_putc(b, *p);
 			}
-			hm_buf_putc(&b, '"');
+			r |= hm_buf_putc(b, '"');
 		} else {
-			hm_buf_puts(&b, local);
+			r |= hm_buf_puts(b, local);
 		}
 		if (domain) {
-			hm_buf_putc(&b, '@');
-			hm_buf_puts(&b, domain);
+			r |= hm_buf_putc(b, '@');
+			r |= hm_buf_puts(b, domain);
 		}
-		*len_r = b.len;
-		out = hm_buf_steal(&b, NULL);
-		hm_buf_free(&b);
-		return out;
+		if (r < 0)
+			return -1;
+		*v_r = hm_buf_cstr(b);
+		*len_r = b->len;
+		return 1;
 	}
 	case AP_LOCALPART:
-		out = strdup(local);
-		break;
+		*v_r = local;
+		*len_r = strlen(local);
+		return 1;
 	case AP_DOMAIN:
-		out = strdup(domain ? domain : "");
-		break;
-	case AP_USER: {
-		const char *plus = strchr(local, '+');
-		out = plus ? sv_strndup(local, (size_t)(plus - local)) : strdup(local);
-		break;
-	}
-	case AP_DETAIL: {
-		const char *plus = strchr(local, '+');
+		*v_r = domain ? domain : "";
+		*len_r = strlen(*v_r);
+		return 1;
+	case AP_USER:
+		plus = strchr(local, '+');
+		*v_r = local;
+		*len_r = plus ? (size_t)(plus - local) : strlen(local);
+		return 1;
+	case AP_DETAIL:
+		plus = strchr(local, '+');
 		if (!plus)
-			return NULL;
-		out = strdup(plus + 1);
-		break;
+			return 0;
+		*v_r = plus + 1;
+		*len_r = strlen(plus + 1);
+		return 1;
 	}
-	}
-	if (out)
-		*len_r = strlen(out);
-	return out;
+	return 0;
 }
 
 /* fields_named - indices of the fields called name, honouring :index/:last.
@@ -120,19 +119,21 @@ static int for_each_field(struct sv_run *r, struct sv_node *n, const struct sv_a
 			  struct sv_match *m, field_fn fn)
 {
 	size_t nf = sv_msg_nfields(&r->msg);
-	size_t *idx = calloc(nf + 1, sizeof *idx);
+	size_t idx_in[64];        /* most messages have fewer fields */
+	size_t *idx = nf <= HM_ARRAY_SIZE(idx_in) ? idx_in : calloc(nf + 1, sizeof *idx);
 	if (!idx)
 		return sv_rt_error(r, n, "out of memory");
 	int res = 0;
 	for (size_t i = 0; i < names->n && res == 0; i++) {
 		size_t len;
-		char *name = sv_expand(r, n, &names->v[i], &len);
+		char *own;
+		const char *name = sv_expand_ref(r, n, &names->v[i], &len, &own);
 		if (!name) {
 			res = -1;
 			break;
 		}
 		size_t k = fields_named(r, n, name, len, idx, nf);
-		free(name);
+		free(own);
 		if (sv_step(r, n, nf / 16 + 1) < 0) {
 			res = -1;
 			break;
@@ -140,7 +141,8 @@ static int for_each_field(struct sv_run *r, struct sv_node *n, const struct sv_a
 		for (size_t j = 0; j < k && res == 0; j++)
 			res = fn(r, m, idx[j]);
 	}
-	free(idx);
+	if (idx != idx_in)
+		free(idx);
 	return res;
 }
 
@@ -226,13 +228,12 @@ const struct sv_def sv_def_header = {
 /* match_address - feed the part of one address to the matcher */
 static int match_address(struct sv_match *m, const char *local, const char *domain)
 {
+	const char *v;
 	size_t len;
-	char *v = sv_addr_part(m->n->o.ap, local, domain, &len);
-	if (!v)
-		return 0;
-	int x = sv_match_value(m, v, len);
-	free(v);
-	return x;
+	int x = sv_addr_part(m->n->o.ap, local, domain, &m->part, &v, &len);
+	if (x < 0)
+		return sv_rt_error(m->r, m->n, "out of memory");
+	return x ? sv_match_value(m, v, len) : 0;
 }
 
 static bool has_8bit(const char *s)
@@ -247,22 +248,21 @@ static int address_value(struct sv_run *r, struct sv_match *m, size_t field)
 {
 	size_t len;
 	const char *v = sv_hdr_uvalue(&r->msg, field, &len);
-	struct hm_addr_list l;
-	if (hm_address_parse(v, len, MAX_ADDRS_PER_FIELD, &l) < 0)
+	const struct hm_addr_list *l = sv_hdr_addresses(&r->msg, field);
+	if (!l)
 		return sv_rt_error(r, m->n, "out of memory");
 	int res = 0;
 	size_t valid = 0;
-	for (size_t i = 0; i < l.n && res == 0; i++) {
-		if (!l.v[i].domain || l.v[i].invalid || has_8bit(l.v[i].local))
+	for (size_t i = 0; i < l->n && res == 0; i++) {
+		if (!l->v[i].domain || l->v[i].invalid || has_8bit(l->v[i].local))
 			continue;       /* Pigeonhole: an 8-bit local part is invalid */
 		valid++;
-		res = match_address(m, l.v[i].local, l.v[i].domain);
+		res = match_address(m, l->v[i].local, l->v[i].domain);
 	}
 	/* Pigeonhole: a field with no valid address is matched as it is, for
 	 * :all only (an empty field is the empty string) */
 	if (res == 0 && valid == 0 && m->n->o.ap == AP_ALL)
 		res = sv_match_value(m, v, len);
-	hm_address_list_free(&l);
 	if (res == 0 && sv_step(r, m->n, 1 + len / 64) < 0)
 		return -1;
 	return res;
