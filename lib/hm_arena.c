@@ -15,11 +15,11 @@
 
 #define ARENA_FIRST (4u * 1024)
 #define ARENA_BIGGEST (256u * 1024)
-#define ARENA_ALIGN alignof(max_align_t)
+#define ARENA_ALIGN HM_ARENA_ALIGN
 
 struct hm_arena_chunk {
 	struct hm_arena_chunk *next;  /* older chunks */
-	alignas(max_align_t) char data[];
+	alignas(HM_ARENA_ALIGN) char data[];
 };
 
 void hm_arena_init(struct hm_arena *a, size_t max)

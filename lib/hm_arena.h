@@ -17,7 +17,9 @@
  *   quarter of the chunk size gets a chunk of its own), so a structure of N
  *   bytes costs O(log N) mallocs and one pass of free()s, and its pieces sit
  *   next to each other (fewer pages touched than separate mallocs).
- *   Allocations are aligned for any object (alignof(max_align_t)) except
+ *   Allocations are aligned to HM_ARENA_ALIGN (8: pointers, 64-bit
+ *   integers, doubles; not long double or over-aligned types, which would
+ *   waste half of every 16-byte step on small structures), except
  *   hm_arena_bytes' and hm_arena_strndup's, which are byte-aligned.  Memory is not zeroed
  *   unless hm_arena_calloc / hm_arena_array say so.
  *
@@ -36,6 +38,8 @@
 
 struct hm_arena_chunk;
 
+#define HM_ARENA_ALIGN 8
+
 struct hm_arena {
 	struct hm_arena_chunk *head;  /* chunk being filled (newest) */
 	char *next, *end;             /* free space of head */
@@ -45,11 +49,11 @@ struct hm_arena {
 };
 
 void hm_arena_init(struct hm_arena *a, size_t max);
-/* hm_arena_alloc - n bytes, aligned for any object, uninitialised */
+/* hm_arena_alloc - n bytes aligned to HM_ARENA_ALIGN, uninitialised */
 void *hm_arena_alloc(struct hm_arena *a, size_t n);
 /* hm_arena_array - zeroed array of n elements of size sz (overflow checked) */
 void *hm_arena_array(struct hm_arena *a, size_t n, size_t sz);
-/* hm_arena_memdup - copy of p[0..n) (n * sz bytes), aligned for any object */
+/* hm_arena_memdup - copy of p[0..n) (n * sz bytes), aligned to HM_ARENA_ALIGN */
 void *hm_arena_memdup(struct hm_arena *a, const void *p, size_t n, size_t sz);
 /* hm_arena_bytes - n bytes, byte-aligned, uninitialised (for text) */
 char *hm_arena_bytes(struct hm_arena *a, size_t n);

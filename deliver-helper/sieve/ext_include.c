@@ -68,7 +68,8 @@ static int validate_include(struct sv_comp *c, struct sv_node *n)
 				sv_error(c, n->line, n->col, "circular include");
 				return -1;
 			}
-	n->priv = s;     /* owned by the root script, not by the node */
+	n->priv = s;     /* owned by the root script, not by the node; include
+			  * takes no block (checked before validate runs) */
 	return 0;
 }
 
@@ -106,7 +107,7 @@ static int exec_include(struct sv_run *r, struct sv_node *n)
 	struct sv_frame fr = { .s = s };
 	struct sv_frame *saved = r->frame;
 	r->frame = &fr;
-	int rc = sv_exec_block(r, s->cmds, s->ncmds);
+	int rc = sv_exec_block(r, s->cmds);
 	sv_varstore_free(&fr.local);
 	r->frame = saved;
 	r->ninc_stack--;

@@ -127,6 +127,11 @@ static struct sieve_script *new_script(const char *name, const char *dir,
  * reported by the lexer with its position) */
 static int compile_text(struct sv_comp *c)
 {
+	/* string lengths in the tree are 32-bit (struct sv_str) */
+	if (c->s->len > UINT32_MAX / 128) {
+		sv_error(c, 1, 1, "script too large (%zu bytes)", c->s->len);
+		return -1;
+	}
 	hm_arena_init(&c->s->arena, SV_ARENA_MAX(c->s->len));
 	if (sv_parse(c) < 0)
 		return -1;

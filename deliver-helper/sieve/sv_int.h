@@ -37,8 +37,9 @@ int sv_ext_lookup(const char *name);
  * are kept small because a 1,000-rule script has ~5,000 nodes and the
  * pages they touch are a good part of a fresh process's cost. */
 struct sv_str {
-	char *s;          /* NUL-terminated; may contain NULs via encodings */
-	size_t len;
+	char *s;          /* NUL-terminated; may contain NULs via encodings;
+			   * in the script text itself or in the arena */
+	uint32_t len;     /* scripts are limited below 4 GB (sv_compile.c) */
 	int line, col;
 	bool var;         /* contains "${" and variables is required */
 };
@@ -103,16 +104,22 @@ struct sv_opts {
 #define sv_has(set, id) ((((set) >> (id)) & 1u) != 0)
 
 struct sv_node {
-	char *name;               /* as written (arena) */
-	const struct sv_def *def; /* filled by the validator */
+	const char *name;         /* as written (a definition's name when it is
+				   * spelt the same, else in the arena) */
+	const struct sv_def *def; /* the parser's guess by name (any kind);
+				   * checked and kept by the validator */
 	struct sv_arg *args;
-	struct sv_node *tests;    /* test or test-list */
-	struct sv_node *block;
-	void *priv;               /* command data not owned by the node
-				   * (include: the compiled script) */
+	struct sv_node *tests;    /* first test (then ->next): test or test-list */
+	union {
+		struct sv_node *block;  /* first command of the block (then ->next) */
+		void *priv;       /* a command without block (has_block false):
+				   * its data, not owned by the node (include:
+				   * the compiled script), set by its validate */
+	};
+	struct sv_node *next;     /* next command of the block / test of the list */
 	int line, col;
 	int end_line, end_col;    /* the token after the arguments and tests */
-	uint32_t nargs, ntests, nblock;
+	uint32_t nargs, ntests;
 	bool test_list;           /* tests came as "( ... )" */
 	bool has_block;
 	/* filled by the validator */
@@ -156,7 +163,8 @@ struct sv_def {
 };
 
 extern const struct sv_def *const sv_defs[];
-const struct sv_def *sv_def_lookup(const char *name, bool is_test);
+/* sv_def_find - the command or test called name[0..len) (any case), or NULL */
+const struct sv_def *sv_def_find(const char *name, size_t len);
 
 /* command families (one file each) */
 extern const struct sv_def sv_def_require, sv_def_if, sv_def_elsif, sv_def_else,
@@ -177,8 +185,7 @@ struct sieve_script {
 	char *text;
 	size_t len;
 	struct hm_arena arena;    /* the tree: nodes, arguments, strings */
-	struct sv_node *cmds;
-	size_t ncmds;
+	struct sv_node *cmds;     /* first command (then ->next) */
 	bool ext[EXT_COUNT];
 	struct sieve_limits lim;
 	char *personal_dir, *global_dir;
@@ -315,7 +322,8 @@ void sv_rt_warn(struct sv_run *r, const struct sv_node *n, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 /* sv_step - charge CPU steps; -1 (error set) when over budget */
 int sv_step(struct sv_run *r, const struct sv_node *n, uint64_t cost);
-int sv_exec_block(struct sv_run *r, struct sv_node *cmds, size_t n);
+/* sv_exec_block - run the commands from cmds on (->next) */
+int sv_exec_block(struct sv_run *r, struct sv_node *cmds);
 int sv_exec_test(struct sv_run *r, struct sv_node *t);
 
 /* sv_expand - string with variables expanded (malloc'd, always NUL-ended);

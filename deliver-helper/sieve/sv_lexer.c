@@ -2,9 +2,12 @@
  *
  * What for: turns script text into tokens with line:column positions, so
  * every error names the exact place.  Accepts CRLF and bare LF line ends.
- * Relies on: the script's arena for string values (quoted strings are
- * measured in one pass and copied in a second, so no byte is appended one
- * at a time); hm_buf for multi-line strings.  A string value is bounded by
+ * Relies on: its own copy of the script text, which it writes into: a
+ * quoted string whose value is not longer than its text (no bare LF to
+ * turn into CRLF) is decoded in place and ended with a NUL over its closing
+ * quote, so most strings cost no copy and no memory; the others are
+ * measured in one pass and written into the script's arena in a second;
+ * hm_buf for multi-line strings.  A string value is bounded by
  * the script size + 1 (a bare LF becoming CRLF can only grow it that far
  * before "string too long").
  * How it fails: reports "unexpected character", unterminated strings and
@@ -25,7 +28,7 @@ const char *sv_tok_name(enum sv_tok t)
 }
 
 void sv_lex_init(struct sv_lexer *lx, struct sv_comp *c, struct hm_arena *ar,
-		 const char *p, size_t len)
+		 char *p, size_t len)
 {
 	memset(lx, 0, sizeof *lx);
 	lx->c = c;
@@ -64,9 +67,21 @@ static void adv(struct sv_lexer *lx)
 	}
 }
 
+/* Character classes: bit 1 ALPHA / "_", bit 2 DIGIT (RFC 5228 8.1) */
+#define C_ALPHA 1
+#define C_DIGIT 2
+#define A4(x) x, x, x, x
+#define A8(x) A4(x), A4(x)
+static const unsigned char cclass[256] = {
+	['0'] = A8(C_DIGIT), C_DIGIT, C_DIGIT,
+	['A'] = A8(C_ALPHA), A8(C_ALPHA), A8(C_ALPHA), C_ALPHA, C_ALPHA,
+	['_'] = C_ALPHA,
+	['a'] = A8(C_ALPHA), A8(C_ALPHA), A8(C_ALPHA), C_ALPHA, C_ALPHA,
+};
+
 static bool is_alpha(int ch)
 {
-	return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || ch == '_';
+	return ch >= 0 && (cclass[ch] & C_ALPHA);
 }
 
 static bool is_digit(int ch)
@@ -81,10 +96,26 @@ static bool is_digit(int ch)
 static int skip_ws(struct sv_lexer *lx)
 {
 	for (;;) {
+		/* the common case, blanks and line ends, in one tight loop */
+		size_t i = lx->pos;
+		int line = lx->line, col = lx->col;
+		while (i < lx->len) {
+			char ch = lx->p[i];
+			if (ch == ' ' || ch == '\t' || ch == '\r') {
+				col++;
+			} else if (ch == '\n') {
+				line++;
+				col = 1;
+			} else {
+				break;
+			}
+			i++;
+		}
+		lx->pos = i;
+		lx->line = line;
+		lx->col = col;
 		int ch = cur(lx);
-		if (ch == ' ' || ch == '\t' || ch == '\n' || ch == '\r') {
-			adv(lx);
-		} else if (ch == '#') {
+		if (ch == '#') {
 			/* to the line end (or the end); columns count bytes */
 			const char *nl = memchr(lx->p + lx->pos, '\n', lx->len - lx->pos);
 			size_t end = nl ? (size_t)(nl - lx->p) : lx->len;
@@ -116,13 +147,16 @@ static int skip_ws(struct sv_lexer *lx)
  * quoted-text = *(quoted-safe / quoted-special / quoted-other)
  * "\" followed by any character stands for that character (RFC 5228 2.4.2);
  * a bare LF stands for CRLF, as in Pigeonhole.  Pass 1 finds the end and
- * the length of the value, pass 2 writes it into the arena. */
+ * the length of the value, pass 2 writes it: in place when no CR is added
+ * (each byte written then comes from at or after where it goes), else into
+ * the arena.  Nothing reads the text between the quotes again. */
 static enum sv_tok lex_quoted(struct sv_lexer *lx)
 {
-	const char *p = lx->p;
+	char *p = lx->p;
 	size_t n = lx->len, i = lx->pos + 1, olen = 0, max = lx->len + 1;
 	int line = lx->line, col = lx->col + 1, last = -1;
 	bool plain = true;        /* no escape, no LF: the value is the text */
+	bool grows = false;       /* a CR is added before a bare LF */
 	for (;;) {
 		if (i >= n) {
 			sv_error(lx->c, lx->tline, lx->tcol, "unterminated string");
@@ -141,8 +175,10 @@ static enum sv_tok lex_quoted(struct sv_lexer *lx)
 		}
 		if (ch == '\n') {
 			plain = false;
-			if (last != '\r')
+			if (last != '\r') {
 				olen++;
+				grows = true;
+			}
 			line++;
 			col = 1;
 		} else {
@@ -157,14 +193,12 @@ static enum sv_tok lex_quoted(struct sv_lexer *lx)
 		}
 	}
 	size_t start = lx->pos + 1, end = i;
-	char *out = hm_arena_bytes(lx->ar, olen + 1);
+	char *out = grows ? hm_arena_bytes(lx->ar, olen + 1) : p + start;
 	if (!out) {
 		sv_error(lx->c, lx->tline, lx->tcol, "out of memory");
 		return lx->t = TK_ERROR;
 	}
-	if (plain) {
-		memcpy(out, p + start, olen);
-	} else {
+	if (!plain) {
 		size_t o = 0;
 		last = -1;
 		for (size_t k = start; k < end; k++) {
@@ -177,7 +211,7 @@ static enum sv_tok lex_quoted(struct sv_lexer *lx)
 			last = ch;
 		}
 	}
-	out[olen] = 0;
+	out[olen] = 0;            /* in place: at or before the closing quote */
 	lx->s = out;
 	lx->slen = olen;
 	lx->pos = end + 1;        /* after the closing quote */
@@ -294,8 +328,7 @@ static enum sv_tok lex_number(struct sv_lexer *lx)
 static int lex_ident(struct sv_lexer *lx)
 {
 	size_t start = lx->pos, i = start;
-	while (i < lx->len && (is_alpha((unsigned char)lx->p[i]) ||
-			       is_digit((unsigned char)lx->p[i]))) {
+	while (i < lx->len && cclass[(unsigned char)lx->p[i]]) {
 		if (i - start >= SV_MAX_IDENT) {
 			sv_error(lx->c, lx->tline, lx->tcol, "identifier too long");
 			return -1;

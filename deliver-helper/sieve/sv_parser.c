@@ -12,12 +12,12 @@
  *
  * What for: syntax only; meaning is the validator's job (sv_validate.c).
  * Relies on: sv_lexer.c.  Recursion is bounded by limits.max_nesting.
- * Memory: the tree is built in the script's arena.  Siblings (commands of
- * a block, tests of a list, arguments, strings of a list) are collected on
- * work stacks owned by the parser and copied into the arena as one array
- * when their count is known, so the arena holds no abandoned half-grown
- * arrays; a node being parsed lives on the C stack until it is complete
- * (nothing points to a node while the tree is built).
+ * Memory: the tree is built in the script's arena.  Nodes are allocated
+ * there as they are met, in script order, and linked to their siblings
+ * (->next), so nothing is copied; the arguments of a node and the strings
+ * of a list are collected on work stacks owned by the parser and copied
+ * into the arena as one array once their count is known (so the arena
+ * holds no abandoned half-grown arrays).
  * How it fails: the first syntax error is reported with its position and
  * parsing stops (later errors would mostly be consequences of the first).
  */
@@ -38,7 +38,7 @@ struct parser {
 	struct sv_comp *c;
 	struct hm_arena *ar;
 	unsigned depth;
-	struct stack nodes, args, strs;
+	struct stack args, strs;
 };
 
 char *sv_strndup(const char *s, size_t n)
@@ -94,7 +94,7 @@ static void take_string(struct parser *p, struct sv_str *s)
 {
 	s->line = p->lx.tline;
 	s->col = p->lx.tcol;
-	s->len = p->lx.slen;
+	s->len = (uint32_t)p->lx.slen;   /* < script length + 2 < 4 GB */
 	s->s = p->lx.s;
 	s->var = false;
 }
@@ -183,57 +183,54 @@ static int parse_args(struct parser *p, struct sv_node *n)
 
 static int parse_test(struct parser *p, struct sv_node *n);
 
-/* push_node - a parsed node onto the node stack */
-static int push_node(struct parser *p, const struct sv_node *n)
+/* new_node - a zeroed node in the arena, linked at *tail; NULL on ENOMEM */
+static struct sv_node *new_node(struct parser *p, struct sv_node ***tail)
 {
-	struct sv_node *slot = push(&p->nodes, sizeof *slot);
-	if (!slot)
-		return nomem(p);
-	*slot = *n;
-	return 0;
+	struct sv_node *n = hm_arena_array(p->ar, 1, sizeof *n);
+	if (!n) {
+		nomem(p);
+		return NULL;
+	}
+	**tail = n;
+	*tail = &n->next;
+	return n;
 }
 
 /* parse_tests - [ test / test-list ] after the arguments */
 static int parse_tests(struct parser *p, struct sv_node *n)
 {
-	size_t base = p->nodes.n;
+	struct sv_node **tail = &n->tests, *t;
 	if (p->lx.t == TK_IDENT) {
-		struct sv_node t = { 0 };
-		if (parse_test(p, &t) < 0 || push_node(p, &t) < 0)
+		if (!(t = new_node(p, &tail)) || parse_test(p, t) < 0)
 			return -1;
-	} else if (p->lx.t == TK_LPAREN) {
-		n->test_list = true;
-		for (;;) {
-			if (sv_lex_next(&p->lx) == TK_ERROR)
-				return -1;
-			if (p->lx.t != TK_IDENT) {
-				sv_error(p->c, p->lx.tline, p->lx.tcol,
-					 "expected a test in the test list but found %s",
-					 sv_tok_name(p->lx.t));
-				return -1;
-			}
-			struct sv_node t = { 0 };
-			if (parse_test(p, &t) < 0 || push_node(p, &t) < 0)
-				return -1;
-			if (p->lx.t == TK_RPAREN)
-				break;
-			if (p->lx.t != TK_COMMA) {
-				sv_error(p->c, p->lx.tline, p->lx.tcol,
-					 "expected ',' or ')' in the test list but found %s",
-					 sv_tok_name(p->lx.t));
-				return -1;
-			}
-		}
-		if (sv_lex_next(&p->lx) == TK_ERROR)
-			return -1;
-	} else {
+		n->ntests = 1;
 		return 0;
 	}
-	void *v;
-	if (pop_to_arena(p, &p->nodes, base, sizeof(struct sv_node), &v, &n->ntests) < 0)
-		return nomem(p);
-	n->tests = v;
-	return 0;
+	if (p->lx.t != TK_LPAREN)
+		return 0;
+	n->test_list = true;
+	for (;;) {
+		if (sv_lex_next(&p->lx) == TK_ERROR)
+			return -1;
+		if (p->lx.t != TK_IDENT) {
+			sv_error(p->c, p->lx.tline, p->lx.tcol,
+				 "expected a test in the test list but found %s",
+				 sv_tok_name(p->lx.t));
+			return -1;
+		}
+		if (!(t = new_node(p, &tail)) || parse_test(p, t) < 0)
+			return -1;
+		n->ntests++;      /* < script length: no wrap */
+		if (p->lx.t == TK_RPAREN)
+			break;
+		if (p->lx.t != TK_COMMA) {
+			sv_error(p->c, p->lx.tline, p->lx.tcol,
+				 "expected ',' or ')' in the test list but found %s",
+				 sv_tok_name(p->lx.t));
+			return -1;
+		}
+	}
+	return sv_lex_next(&p->lx) == TK_ERROR ? -1 : 0;
 }
 
 /* parse_head - identifier arguments [tests]: the part commands and tests
@@ -242,7 +239,13 @@ static int parse_head(struct parser *p, struct sv_node *n)
 {
 	n->line = p->lx.tline;
 	n->col = p->lx.tcol;
-	n->name = hm_arena_strndup(p->ar, p->lx.id, p->lx.idlen);
+	/* the validator checks the kind (command or test) and extension */
+	n->def = sv_def_find(p->lx.id, p->lx.idlen);
+	if (n->def && strncmp(n->def->name, p->lx.id, p->lx.idlen) == 0 &&
+	    n->def->name[p->lx.idlen] == 0)
+		n->name = n->def->name;          /* spelt as defined: no copy */
+	else
+		n->name = hm_arena_strndup(p->ar, p->lx.id, p->lx.idlen);
 	if (!n->name)
 		return nomem(p);
 	if (sv_lex_next(&p->lx) == TK_ERROR)
@@ -268,7 +271,7 @@ static int parse_test(struct parser *p, struct sv_node *n)
 	return 0;
 }
 
-static int parse_commands(struct parser *p, struct sv_node **v, uint32_t *nv, bool inner);
+static int parse_commands(struct parser *p, struct sv_node **first, bool inner);
 
 /* parse_command - command = identifier arguments (";" / block) */
 static int parse_command(struct parser *p, struct sv_node *n)
@@ -286,7 +289,7 @@ static int parse_command(struct parser *p, struct sv_node *n)
 		n->has_block = true;
 		if (sv_lex_next(&p->lx) == TK_ERROR)
 			return -1;
-		if (parse_commands(p, &n->block, &n->nblock, true) < 0)
+		if (parse_commands(p, &n->block, true) < 0)
 			return -1;
 		/* current token is '}' */
 		p->depth--;
@@ -300,18 +303,19 @@ static int parse_command(struct parser *p, struct sv_node *n)
 	return -1;
 }
 
-/* parse_commands - commands = *command, ended by '}' (inner) or end of script */
-static int parse_commands(struct parser *p, struct sv_node **v, uint32_t *nv, bool inner)
+/* parse_commands - commands = *command, ended by '}' (inner) or end of
+ * script; linked from *first */
+static int parse_commands(struct parser *p, struct sv_node **first, bool inner)
 {
-	size_t base = p->nodes.n;
+	struct sv_node **tail = first, *cmd;
 	for (;;) {
 		if (p->lx.t == TK_ERROR)
 			return -1;
 		if (inner && p->lx.t == TK_RBRACE)
-			break;
+			return 0;
 		if (p->lx.t == TK_EOF) {
 			if (!inner)
-				break;
+				return 0;
 			sv_error(p->c, p->lx.tline, p->lx.tcol,
 				 "end of script inside a block: missing '}'");
 			return -1;
@@ -321,15 +325,9 @@ static int parse_commands(struct parser *p, struct sv_node **v, uint32_t *nv, bo
 				 "expected a command but found %s", sv_tok_name(p->lx.t));
 			return -1;
 		}
-		struct sv_node cmd = { 0 };
-		if (parse_command(p, &cmd) < 0 || push_node(p, &cmd) < 0)
+		if (!(cmd = new_node(p, &tail)) || parse_command(p, cmd) < 0)
 			return -1;
 	}
-	void *arr;
-	if (pop_to_arena(p, &p->nodes, base, sizeof(struct sv_node), &arr, nv) < 0)
-		return nomem(p);
-	*v = arr;
-	return 0;
 }
 
 int sv_parse(struct sv_comp *c)
@@ -337,12 +335,9 @@ int sv_parse(struct sv_comp *c)
 	struct parser p = { .c = c, .ar = &c->s->arena };
 	sv_lex_init(&p.lx, c, p.ar, c->s->text, c->s->len);
 	int r = -1;
-	uint32_t n = 0;
 	if (sv_lex_next(&p.lx) != TK_ERROR)
-		r = parse_commands(&p, &c->s->cmds, &n, false);
-	c->s->ncmds = n;
+		r = parse_commands(&p, &c->s->cmds, false);
 	sv_lex_free(&p.lx);
-	free(p.nodes.v);
 	free(p.args.v);
 	free(p.strs.v);
 	return r;

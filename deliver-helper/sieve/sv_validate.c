@@ -95,7 +95,7 @@ const struct sv_tagdef *sv_tagdef(enum sv_tag id)
 	return &tagdefs[id];
 }
 
-/* Sorted by name (lower case, strcmp order) for sv_def_lookup's binary
+/* Sorted by name (lower case, strcmp order) for sv_def_find's binary
  * search; test_sieve_compile checks the order and that every entry is found. */
 const struct sv_def *const sv_defs[] = {
 	&sv_def_addflag, &sv_def_address, &sv_def_allof, &sv_def_anyof,
@@ -114,26 +114,32 @@ static int lc(int ch)
 	return ch >= 'A' && ch <= 'Z' ? ch + 32 : ch;
 }
 
-/* cmp_lower - strcmp of ASCII-lower-cased a against b (already lower case) */
-static int cmp_lower(const char *a, const char *b)
+/* cmp_lower - strcmp of ASCII-lower-cased a[0..alen) against the string b
+ * (already lower case) */
+static int cmp_lower(const char *a, size_t alen, const char *b)
 {
-	for (;; a++, b++) {
-		int x = lc((unsigned char)*a), y = (unsigned char)*b;
+	for (size_t i = 0;; i++) {
+		int x = i < alen ? lc((unsigned char)a[i]) : 0, y = (unsigned char)b[i];
 		if (x != y || x == 0)
 			return x - y;
 	}
 }
 
-/* sv_def_lookup - the definition called name (any case), by binary search;
- * NULL when none or when it is a command where a test is wanted or back */
-const struct sv_def *sv_def_lookup(const char *name, bool is_test)
+/* sv_def_find - binary search in sv_defs (identifiers hold no NUL) */
+const struct sv_def *sv_def_find(const char *name, size_t len)
 {
 	size_t lo = 0, hi = HM_ARRAY_SIZE(sv_defs) - 1;   /* without the NULL */
+	if (len == 0)
+		return NULL;
+	int first = lc((unsigned char)name[0]);
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
-		int c = cmp_lower(name, sv_defs[mid]->name);
+		/* the first letter decides most steps without a call */
+		int c = first - (unsigned char)sv_defs[mid]->name[0];
 		if (c == 0)
-			return sv_defs[mid]->is_test == is_test ? sv_defs[mid] : NULL;
+			c = cmp_lower(name + 1, len - 1, sv_defs[mid]->name + 1);
+		if (c == 0)
+			return sv_defs[mid];
 		if (c < 0)
 			hi = mid;
 		else
@@ -208,7 +214,7 @@ static const struct sv_tagdef *find_tag(const struct sv_def *def, const char *na
 			continue;
 		for (const enum sv_tag *t = lists[l]; *t != TG_COUNT_ALL; t++)
 			if (lc((unsigned char)name[0]) == tagdefs[*t].name[0] &&
-			    cmp_lower(name, tagdefs[*t].name) == 0)
+			    cmp_lower(name, strlen(name), tagdefs[*t].name) == 0)
 				return &tagdefs[*t];
 	}
 	return NULL;
@@ -232,7 +238,7 @@ static int prepare_strings(struct sv_comp *c, struct sv_node *n)
 	return 0;
 }
 
-static int validate_block(struct sv_comp *c, struct sv_node *cmds, size_t n, bool top);
+static int validate_block(struct sv_comp *c, struct sv_node *cmds, bool top);
 
 int sv_validate_index(struct sv_comp *c, struct sv_node *n)
 {
@@ -250,12 +256,12 @@ int sv_validate_index(struct sv_comp *c, struct sv_node *n)
 	return 0;
 }
 
-/* validate_node - sv_validate_node with the definition looked up (or NULL) */
-static int validate_node(struct sv_comp *c, struct sv_node *n, bool is_test,
-			 const struct sv_def *def)
+/* validate_node - sv_validate_node with n->def checked to be of the kind */
+static int validate_node(struct sv_comp *c, struct sv_node *n, bool is_test)
 {
+	const struct sv_def *def = n->def && n->def->is_test == is_test ? n->def : NULL;
 	if (!def || (def->ext != EXT_NONE && !c->s->ext[def->ext])) {
-		const struct sv_def *other = sv_def_lookup(n->name, !is_test);
+		const struct sv_def *other = n->def && n->def->is_test != is_test ? n->def : NULL;
 		if (def)
 			sv_error(c, n->line, n->col,
 				 "unknown %s '%s' (the \"%s\" extension is not required)",
@@ -393,13 +399,13 @@ static int validate_node(struct sv_comp *c, struct sv_node *n, bool is_test,
 	if (def->subtests == 0 && n->ntests > 0) {
 		/* almost always a missing ';' (command) or '{' (test of an if) */
 		if (is_test)
-			sv_error(c, n->tests[0].line, n->tests[0].col,
+			sv_error(c, n->tests->line, n->tests->col,
 				 "unexpected '%s' after the %s test: expected '{' (a block) "
-				 "or ',' or ')'", n->tests[0].name, def->name);
+				 "or ',' or ')'", n->tests->name, def->name);
 		else
-			sv_error(c, n->tests[0].line, n->tests[0].col,
+			sv_error(c, n->tests->line, n->tests->col,
 				 "expected ';' after the %s command but found '%s'", def->name,
-				 n->tests[0].name);
+				 n->tests->name);
 		return -1;
 	}
 	if (def->subtests == 1 && (n->ntests != 1 || n->test_list)) {
@@ -416,8 +422,8 @@ static int validate_node(struct sv_comp *c, struct sv_node *n, bool is_test,
 		sv_error(c, n->line, n->col, "nesting too deep");
 		return -1;
 	}
-	for (size_t t = 0; t < n->ntests; t++)
-		if (sv_validate_node(c, &n->tests[t], true) < 0)
+	for (struct sv_node *t = n->tests; t; t = t->next)
+		if (sv_validate_node(c, t, true) < 0)
 			return -1;
 	c->depth--;
 	if (!is_test) {
@@ -436,7 +442,7 @@ static int validate_node(struct sv_comp *c, struct sv_node *n, bool is_test,
 		return -1;
 	if (n->has_block) {
 		c->depth++;
-		int r = validate_block(c, n->block, n->nblock, false);
+		int r = validate_block(c, n->block, false);
 		c->depth--;
 		if (r < 0)
 			return -1;
@@ -446,19 +452,19 @@ static int validate_node(struct sv_comp *c, struct sv_node *n, bool is_test,
 
 int sv_validate_node(struct sv_comp *c, struct sv_node *n, bool is_test)
 {
-	return validate_node(c, n, is_test, sv_def_lookup(n->name, is_test));
+	/* the parser looked the name up (sv_def_find) */
+	return validate_node(c, n, is_test);
 }
 
 /* validate_block - each command, plus the if/elsif/else order and the
  * placement of require (RFC 5228 3.2: before any other command) */
-static int validate_block(struct sv_comp *c, struct sv_node *cmds, size_t n, bool top)
+static int validate_block(struct sv_comp *c, struct sv_node *cmds, bool top)
 {
 	int ret = 0;
 	bool prev_if = false;
-	for (size_t i = 0; i < n; i++) {
-		struct sv_node *cmd = &cmds[i];
+	for (struct sv_node *cmd = cmds; cmd; cmd = cmd->next) {
 		/* by name, whether or not an extension makes it usable */
-		const struct sv_def *d = sv_def_lookup(cmd->name, false);
+		const struct sv_def *d = cmd->def && !cmd->def->is_test ? cmd->def : NULL;
 		bool is_require = d == &sv_def_require;
 		bool is_chain = d == &sv_def_elsif || d == &sv_def_else;
 		if (is_require && (!top || !c->require_allowed)) {
@@ -475,7 +481,7 @@ static int validate_block(struct sv_comp *c, struct sv_node *cmds, size_t n, boo
 			ret = -1;
 			continue;
 		}
-		if (validate_node(c, cmd, false, d) < 0) {
+		if (validate_node(c, cmd, false) < 0) {
 			ret = -1;
 			if (c->nerr >= MAX_ERRORS)
 				return -1;
@@ -488,5 +494,5 @@ static int validate_block(struct sv_comp *c, struct sv_node *cmds, size_t n, boo
 int sv_validate(struct sv_comp *c)
 {
 	c->require_allowed = true;
-	return validate_block(c, c->s->cmds, c->s->ncmds, true);
+	return validate_block(c, c->s->cmds, true);
 }

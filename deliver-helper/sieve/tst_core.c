@@ -16,7 +16,7 @@ const struct sv_def sv_def_false = { .name = "false", .is_test = true, .pos = ""
 
 static int exec_not(struct sv_run *r, struct sv_node *n)
 {
-	int v = sv_exec_test(r, &n->tests[0]);
+	int v = sv_exec_test(r, n->tests);
 	return v < 0 ? -1 : !v;
 }
 
@@ -26,8 +26,8 @@ const struct sv_def sv_def_not = {
 
 static int exec_allof(struct sv_run *r, struct sv_node *n)
 {
-	for (size_t i = 0; i < n->ntests; i++) {
-		int v = sv_exec_test(r, &n->tests[i]);
+	for (struct sv_node *t = n->tests; t; t = t->next) {
+		int v = sv_exec_test(r, t);
 		if (v <= 0)
 			return v;
 	}
@@ -36,8 +36,8 @@ static int exec_allof(struct sv_run *r, struct sv_node *n)
 
 static int exec_anyof(struct sv_run *r, struct sv_node *n)
 {
-	for (size_t i = 0; i < n->ntests; i++) {
-		int v = sv_exec_test(r, &n->tests[i]);
+	for (struct sv_node *t = n->tests; t; t = t->next) {
+		int v = sv_exec_test(r, t);
 		if (v != 0)
 			return v;
 	}
