@@ -12,14 +12,12 @@
 #include <string.h>
 #include <strings.h>
 
+#include "hm_util.h"
 #include "sv_int.h"
 
 static int hexv(char c)
 {
-	if (c >= '0' && c <= '9') return c - '0';
-	if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-	return -1;
+	return hm_hexval((unsigned char)c);
 }
 
 static bool blank(char c)

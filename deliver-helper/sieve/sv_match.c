@@ -158,10 +158,6 @@ int sv_glob(const char *p, size_t pl, const char *v, size_t vl, bool icase,
 	 * RFC 5229 3.2 require */
 	size_t pi = 0, vi = 0, star_p = (size_t)-1, star_v = 0;
 	uint64_t st = 0;
-	/* star start positions for captures */
-	size_t sstart[64];
-	size_t nstars_seen = 0;
-	(void)nstars_seen;
 	while (vi < vl || pi < np) {
 		if (++st > cap) {
 			*steps = st / 8 + 1;
@@ -260,7 +256,6 @@ int sv_glob(const char *p, size_t pl, const char *v, size_t vl, bool icase,
 		free(wlen);
 		free(widx);
 	}
-	(void)sstart;
 out:
 	if (kind != stackk)
 		free(kind);

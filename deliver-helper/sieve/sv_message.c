@@ -19,6 +19,7 @@
 #include "hm_address.h"
 #include "hm_header.h"
 #include "hm_rfc2047.h"
+#include "hm_util.h"
 #include "sv_int.h"
 
 #define MAX_MIME_DEPTH 10
@@ -244,54 +245,22 @@ static char *ctype_of(const char *v)
 	return s;
 }
 
-static int b64v(unsigned char c)
-{
-	if (c >= 'A' && c <= 'Z') return c - 'A';
-	if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-	if (c >= '0' && c <= '9') return c - '0' + 52;
-	if (c == '+') return 62;
-	if (c == '/') return 63;
-	return -1;
-}
-
-static int hexv(unsigned char c)
-{
-	if (c >= '0' && c <= '9') return c - '0';
-	if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-	if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-	return -1;
-}
-
 /* decode_cte - decode base64 / quoted-printable into out (len <= in len) */
 static size_t decode_cte(const char *cte, const char *in, size_t len, char *out)
 {
 	size_t o = 0;
-	if (cte && strcasecmp(cte, "base64") == 0) {
-		unsigned acc = 0;
-		int bits = 0;
-		for (size_t i = 0; i < len; i++) {
-			int v = b64v((unsigned char)in[i]);
-			if (v < 0)
-				continue;
-			acc = (acc << 6) | (unsigned)v;
-			bits += 6;
-			if (bits >= 8) {
-				bits -= 8;
-				out[o++] = (char)((acc >> bits) & 0xFF);
-			}
-		}
-		return o;
-	}
+	if (cte && strcasecmp(cte, "base64") == 0)
+		return hm_base64_decode_lax(out, in, len);
 	if (cte && strcasecmp(cte, "quoted-printable") == 0) {
 		for (size_t i = 0; i < len; i++) {
 			if (in[i] != '=') {
 				out[o++] = in[i];
 				continue;
 			}
-			if (i + 2 < len + 0 && hexv((unsigned char)in[i + 1]) >= 0 &&
-			    i + 2 < len && hexv((unsigned char)in[i + 2]) >= 0) {
-				out[o++] = (char)(hexv((unsigned char)in[i + 1]) * 16 +
-						  hexv((unsigned char)in[i + 2]));
+			int hi, lo;
+			if (i + 2 < len && (hi = hm_hexval((unsigned char)in[i + 1])) >= 0 &&
+			    (lo = hm_hexval((unsigned char)in[i + 2])) >= 0) {
+				out[o++] = (char)(hi * 16 + lo);
 				i += 2;
 				continue;
 			}
@@ -406,9 +375,8 @@ static int walk(struct sv_msg *mm, const char *d, size_t len, const char *defcty
 		int depth, size_t *budget, bool top)
 {
 	struct hm_header *h = NULL;
-	const char *body = d;
-	size_t blen = len;
-	const char *ctv = NULL, *ctev = NULL;
+	const char *body, *ctv, *ctev;
+	size_t blen;
 	if (top) {
 		h = mm->hdr;
 		body = mm->body;

@@ -116,9 +116,13 @@ static int validate_size(struct sv_comp *c, struct sv_node *n)
 static int exec_size(struct sv_run *r, struct sv_node *n)
 {
 	uint64_t size = r->m->size ? r->m->size : r->m->len;
-	if (sv_has(n->o.tags, TG_OVER))
-		return size > sv_tagarg(n, TG_OVER)->num;
-	return size < sv_tagarg(n, TG_UNDER)->num;
+	/* validate_size saw :over or :under with its number */
+	const struct sv_arg *over = sv_tagarg(n, TG_OVER), *under = sv_tagarg(n, TG_UNDER);
+	if (over)
+		return size > over->num;
+	if (under)
+		return size < under->num;
+	return sv_rt_error(r, n, "size test without :over or :under");
 }
 
 static const enum sv_tag size_tags[] = { TG_OVER, TG_UNDER, TG_COUNT_ALL };

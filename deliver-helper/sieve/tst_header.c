@@ -302,7 +302,8 @@ static int validate_envelope(struct sv_comp *c, struct sv_node *n)
 		const char *p = a->v[i].s;
 		if (a->v[i].var)
 			continue;
-		if (strcasecmp(p, "from") && strcasecmp(p, "to") && strcasecmp(p, "auth")) {
+		if (strcasecmp(p, "from") != 0 && strcasecmp(p, "to") != 0 &&
+		    strcasecmp(p, "auth") != 0) {
 			sv_error(c, a->v[i].line, a->v[i].col,
 				 "specified envelope part '%s' is not supported by the envelope test",
 				 p);
