@@ -162,8 +162,7 @@ static char *phrase(const struct tok *t, size_t a, size_t b, size_t max)
 		errno = ENOMEM;
 	return s;
 fail:
-	if (errno != ENOMEM)
-		errno = ENOMEM;
+	errno = ENOMEM;           /* whatever failed (EMSGSIZE too): callers see ENOMEM */
 	hm_buf_free(&raw);
 	hm_buf_free(&dec);
 	return NULL;

@@ -30,9 +30,10 @@ void sieve_limits_default(struct sieve_limits *l)
 	l->max_body = 1024 * 1024;
 }
 
-/* The tree of a script takes about 8 bytes of arena per byte of Roundcube-
- * style text (a script of only "a;a;a;..." about 60); the cap stops a
- * pathological one from using more than that, whatever its size. */
+/* The tree of a script takes about 6 bytes of arena per byte of Roundcube-
+ * style text; the densest scripts ("a;a;a;...", "anyof(b,b,b,...)": a
+ * 96-byte node per 2 bytes) about 50.  The cap, twice that, is a backstop
+ * that no script within max_script_size reaches. */
 #define SV_ARENA_MAX(len) ((len) * 96 + 256 * 1024)
 
 static void script_free_one(struct sieve_script *s)

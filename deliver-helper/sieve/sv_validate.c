@@ -114,15 +114,17 @@ static int lc(int ch)
 	return ch >= 'A' && ch <= 'Z' ? ch + 32 : ch;
 }
 
-/* cmp_lower - strcmp of ASCII-lower-cased a[0..alen) against the string b
- * (already lower case) */
+/* cmp_lower - strcmp of ASCII-lower-cased a[0..alen) (no NUL in it: an
+ * identifier) against the string b (already lower case) */
 static int cmp_lower(const char *a, size_t alen, const char *b)
 {
-	for (size_t i = 0;; i++) {
-		int x = i < alen ? lc((unsigned char)a[i]) : 0, y = (unsigned char)b[i];
-		if (x != y || x == 0)
-			return x - y;
+	for (size_t i = 0; i < alen; i++) {
+		int x = (unsigned char)a[i], y = (unsigned char)b[i];
+		x += (unsigned)(x - 'A') < 26u ? 32 : 0;
+		if (x != y)
+			return x - y;     /* also when b ends first (y == 0 < x) */
 	}
+	return -(int)(unsigned char)b[alen];   /* 0 when b ends too */
 }
 
 /* sv_def_find - binary search in sv_defs (identifiers hold no NUL) */
