@@ -179,7 +179,7 @@ int hm_authdb_parse_args(const char *args, struct hm_authdb_set *set, char *err,
 	for (tok = strtok_r(copy, " \t\r\n", &save); tok != NULL && ret == 0;
 	     tok = strtok_r(NULL, " \t\r\n", &save)) {
 		char *v = strchr(tok, '=');
-		unsigned long n;
+		unsigned long n = 0;       /* parse_uint leaves it alone on error */
 		bool bad = false;
 
 		if (v == NULL) {
