@@ -12,6 +12,9 @@
  * locking everybody out; a malformed users line is logged with its number
  * and skipped.  Every refused login costs one crypt of the same class
  * (unknown, locked, disabled, wrong password) and gets the same answer.
+ * A login is counted as a failure before its password is verified (see
+ * hm_lockout_reserve), so a worker killed in between leaves one failure
+ * counted, never a free guess.
  */
 #include "authdb_core.h"
 #include "hm_util.h"
