@@ -11,7 +11,9 @@
  * oldest failure is evicted (the table is bounded, never grows).
  * Every read-modify-write runs under an fcntl() write lock on the file, so
  * several auth-worker processes and homemail-user can share it; it survives
- * restarts because it is a plain file.
+ * restarts because it is a plain file.  fcntl() locks belong to a process,
+ * so they exclude other processes, not threads of one: use a handle from
+ * one thread at a time (Dovecot's auth processes are single-threaded).
  *
  * Policy (per key kind):
  *   user:  `max_failures` failures within `window` seconds lock the key for
