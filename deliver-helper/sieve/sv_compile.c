@@ -128,8 +128,9 @@ static struct sieve_script *new_script(const char *name, const char *dir,
  * reported by the lexer with its position) */
 static int compile_text(struct sv_comp *c)
 {
-	/* string lengths in the tree are 32-bit (struct sv_str) */
-	if (c->s->len > UINT32_MAX / 128) {
+	/* string lengths in the tree are 32-bit (struct sv_str), lines and
+	 * columns int: far above any max_script_size a site would set */
+	if (c->s->len > INT32_MAX) {
 		sv_error(c, 1, 1, "script too large (%zu bytes)", c->s->len);
 		return -1;
 	}

@@ -39,7 +39,8 @@ int sv_ext_lookup(const char *name);
 struct sv_str {
 	char *s;          /* NUL-terminated; may contain NULs via encodings;
 			   * in the script text itself or in the arena */
-	uint32_t len;     /* scripts are limited below 4 GB (sv_compile.c) */
+	uint32_t len;     /* <= script length + 1; scripts are below 2 GB
+			   * (compile_text in sv_compile.c) */
 	int line, col;
 	bool var;         /* contains "${" and variables is required */
 };
