@@ -2,6 +2,7 @@
  * expiry, per-IP independence, persistence across reopen, bounded size
  * under a flood of keys, corrupt-file recovery and concurrent updaters.
  * Time is passed in explicitly, so no test sleeps. */
+#define _GNU_SOURCE 1   /* nftw, for hm_testutil.h */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -17,6 +18,7 @@
 #include <unistd.h>
 
 #include "hm_lockout.h"
+#include "hm_testutil.h"
 
 static char tmpdir[64];
 static char path[128];
@@ -30,9 +32,7 @@ static int setup(void **state)
 
 static int teardown(void **state)
 {
-	char cmd[128];
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
-	return system(cmd) == 0 ? 0 : -1;
+	return hm_test_rmtree(tmpdir);
 }
 
 static struct hm_lockout *open_fresh(const char *name, struct hm_lockout_policy *p)
