@@ -371,6 +371,7 @@ def main(argv=None):
     ap.add_argument("logdir")
     ap.add_argument("--jobs", type=int, default=os.cpu_count() or 2)
     ap.add_argument("--only", default="deliver,sieve,scan,user")
+    ap.add_argument("--keep", action="store_true", help="keep the scratch tree (its path is printed)")
     a = ap.parse_args(argv)
     t0 = time.monotonic()
     build = os.path.abspath(a.build)
@@ -447,7 +448,10 @@ def main(argv=None):
               f"{time.monotonic() - t0:.0f} s")
         return min(len(findings), 100)
     finally:
-        shutil.rmtree(work, ignore_errors=True)
+        if a.keep:
+            print(f"valgrind: scratch tree kept in {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":
