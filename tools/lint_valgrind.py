@@ -430,15 +430,17 @@ def main(argv=None):
                 run, problems, log = f.result()
                 if problems and run.files and len(run.files) > 1:
                     # name the input: each file of the batch alone
-                    singles = [Run(run.cli, f"{run.argv[-1]} {rel(x)}", run.argv, ok_rc=run.ok_rc,
-                                   check=run.check, files=[x], env=run.env) for x in run.files]
-                    subs = list(ex.map(lambda r: execute(r, a.logdir, nxt()), singles))
+                    singles = [Run(run.cli, (run.label + " " if run.label else "") + rel(x), run.argv,
+                                   ok_rc=run.ok_rc, check=run.check, files=[x], env=run.env)
+                               for x in run.files]
+                    subs = [execute(r, a.logdir, nxt()) for r in singles]
                     if any(p for _, p, _ in subs):
                         for sub in subs:
                             if sub[1]:
                                 report(*sub)
                         counts[run.cli] = counts.get(run.cli, 0) + 1
                         continue
+                    # no file fails alone: the batch's own report stands
                 report(run, problems, log)
             for r in useq.result():
                 report(*r)
