@@ -36,10 +36,13 @@ static void expect_err(const char *text, const char *prefix)
 	if (!prefix) {
 		if (e)
 			fail_msg("error for: %s: %s", text, e);
+		free(e);
 		return;
 	}
-	if (!e)
+	if (!e) {
 		fail_msg("no error for: %s", text);
+		return;         /* fail_msg does not return; the analyzer is not told */
+	}
 	if (strncmp(e, prefix, strlen(prefix)) != 0)
 		fail_msg("got '%s', want prefix '%s'", e, prefix);
 	free(e);
