@@ -78,11 +78,16 @@ void *hm_arena_alloc(struct hm_arena *a, size_t n)
 	}
 	if (r == 0)
 		r = ARENA_ALIGN;
-	/* next may be unaligned after hm_arena_bytes: align it up */
-	uintptr_t p = ((uintptr_t)a->next + ARENA_ALIGN - 1) & ~(uintptr_t)(ARENA_ALIGN - 1);
-	if (a->next && p <= (uintptr_t)a->end && r <= (size_t)((uintptr_t)a->end - p)) {
-		a->next = (char *)p + r;
-		return (void *)p;
+	/* next may be unaligned after hm_arena_bytes: skip to the boundary
+	 * (pointer arithmetic only, no integer turned back into a pointer) */
+	if (a->next) {
+		size_t pad = (size_t)(-(uintptr_t)a->next & (ARENA_ALIGN - 1));
+		size_t room = (size_t)(a->end - a->next);
+		if (pad <= room && r <= room - pad) {
+			char *p = a->next + pad;
+			a->next = p + r;
+			return p;
+		}
 	}
 	return new_chunk(a, r);
 }

@@ -94,12 +94,12 @@ static int exec_include(struct sv_run *r, struct sv_node *n)
 		return sv_rt_error(r, n, "includes nested too deeply");
 	if (r->nonce >= 4096)
 		return sv_rt_error(r, n, "too many includes");
-	void *nv = realloc(r->inc_stack, (r->ninc_stack + 1) * sizeof *r->inc_stack);
+	void *nv = realloc(r->inc_stack, (r->ninc_stack + 1) * sizeof(struct sieve_script *));
 	if (!nv)
 		return sv_rt_error(r, n, "out of memory");
 	r->inc_stack = nv;
 	r->inc_stack[r->ninc_stack++] = r->frame->s;
-	nv = realloc(r->once_done, (r->nonce + 1) * sizeof *r->once_done);
+	nv = realloc(r->once_done, (r->nonce + 1) * sizeof(struct sieve_script *));
 	if (!nv)
 		return sv_rt_error(r, n, "out of memory");
 	r->once_done = nv;

@@ -257,7 +257,7 @@ struct sieve_script *sv_compile_include(struct sv_comp *c, const char *path,
 		return NULL;
 	}
 	/* register before compiling so that recursive includes find it */
-	void *nv = realloc(root->incs, (root->nincs + 1) * sizeof *root->incs);
+	void *nv = realloc(root->incs, (root->nincs + 1) * sizeof(struct sieve_script *));
 	if (!nv) {
 		script_free_one(s);
 		return NULL;

@@ -37,7 +37,7 @@ int sv_msg_init(struct sv_msg *mm, const struct sieve_message *m)
 	mm->declen = calloc(mm->hdr->count + 1, sizeof *mm->declen);
 	mm->unf = calloc(mm->hdr->count + 1, sizeof *mm->unf);
 	mm->unflen = calloc(mm->hdr->count + 1, sizeof *mm->unflen);
-	mm->addrs = calloc(mm->hdr->count + 1, sizeof *mm->addrs);
+	mm->addrs = calloc(mm->hdr->count + 1, sizeof(struct hm_addr_list *));
 	if (!mm->dec || !mm->declen || !mm->unf || !mm->unflen || !mm->addrs)
 		return -1;
 	size_t off = mm->hdr->block_len;
