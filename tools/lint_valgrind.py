@@ -60,6 +60,7 @@ VALGRIND = ["valgrind", "--tool=memcheck", "--error-exitcode=99",
             "--child-silent-after-fork=yes", "--num-callers=30", "-q",
             "--suppressions=" + os.path.join(TOP, "tools", "lint.valgrind.supp")]
 VG_RC = 99
+NOBODY_LOGS = None     # scratch dir for the logs of runs as nobody (set by main)
 TIMEOUT = 300          # one run; a hang is a finding, not a stuck lint
 BATCH = 24             # files per `check` / scan process
 
@@ -212,8 +213,12 @@ class Plan:
 
     # ---- homemail-deliver ------------------------------------------------
     def deliver(self):
-        exe = os.path.join(self.b, "homemail-deliver")
         base = self.mkdir("deliver", nobody=True)
+        # nobody runs a copy in the scratch tree: the checkout itself may sit
+        # below a directory nobody cannot enter (CI's clone, /root)
+        exe = os.path.join(self.mkdir("bin"), "homemail-deliver")
+        shutil.copy2(os.path.join(self.b, "homemail-deliver"), exe)
+        os.chmod(exe, 0o755)
         # a scratch sendmail: redirect and vacation land in out/, never in Exim
         out = self.mkdir("deliver", "out", nobody=True)
         sm = self.write(os.path.join(base, "sendmail"),
@@ -323,13 +328,17 @@ class Plan:
 def execute(run, logdir, seq):
     """Run one program under memcheck; returns (run, problems list)."""
     run.log = os.path.join(logdir, f"{run.cli}.{seq:04d}.log")
-    argv = list(run.argv) + list(run.files or [])
-    cmd = VALGRIND + [f"--log-file={run.log}"] + argv
+    vglog = run.log
     if run.as_nobody:
-        # valgrind opens the log as the user it runs as
-        with open(run.log, "w"):
+        # valgrind opens its log as the user it runs as, and logdir may sit
+        # below a directory nobody cannot enter: log into the scratch tree
+        vglog = os.path.join(NOBODY_LOGS, os.path.basename(run.log))
+        with open(vglog, "w"):
             pass
-        os.chown(run.log, run.uid, run.gid)
+        os.chown(vglog, run.uid, run.gid)
+    argv = list(run.argv) + list(run.files or [])
+    cmd = VALGRIND + [f"--log-file={vglog}"] + argv
+    if run.as_nobody:
         cmd = ["setpriv", f"--reuid={run.uid}", f"--regid={run.gid}", "--clear-groups", "--"] + cmd
     kw = {"stdin": subprocess.DEVNULL}
     fh = None
@@ -346,6 +355,8 @@ def execute(run, logdir, seq):
     finally:
         if fh:
             fh.close()
+        if vglog != run.log and os.path.exists(vglog):
+            shutil.move(vglog, run.log)
     problems = []
     log = open(run.log, encoding="utf-8", errors="replace").read() if os.path.exists(run.log) else ""
     if rc == VG_RC or log.strip():
@@ -387,6 +398,10 @@ def main(argv=None):
             return 101
     work = tempfile.mkdtemp(prefix="hm-lint-vg.")
     os.chmod(work, 0o755)
+    global NOBODY_LOGS
+    NOBODY_LOGS = os.path.join(work, "vglogs")
+    os.mkdir(NOBODY_LOGS)
+    os.chmod(NOBODY_LOGS, 0o755)
     try:
         plan = Plan(build, work)
         # the deliver runs with Sieve use the differential case dirs
