@@ -131,9 +131,8 @@ int hm_junk_sender_addr(const char *value, size_t len, char *dst, size_t dstsize
 	return ret;
 }
 
-/* push - append one entry, growing the vector within the parse cap */
-static int push(struct hm_junklist *l, const char *addr, int64_t stamp, char kind,
-		char owned)
+/* grow - room for one more entry, within the parse cap.  Returns 0, -1 and errno. */
+static int grow(struct hm_junklist *l)
 {
 	if (l->n >= HM_JUNKLIST_PARSE_MAX) {
 		errno = EOVERFLOW;
@@ -151,11 +150,28 @@ static int push(struct hm_junklist *l, const char *addr, int64_t stamp, char kin
 		l->v = nv;
 		l->cap = ncap;
 	}
+	return 0;
+}
+
+/* put - append an entry where grow() made room (cannot fail); addr points
+ * into storage the list does not own (owned = 0) or was malloc'd for it
+ * (owned = 1: the list frees it) */
+static void put(struct hm_junklist *l, const char *addr, int64_t stamp, char kind,
+		char owned)
+{
 	l->v[l->n++] = (struct hm_junk_entry){
 		.addr = addr, .stamp = stamp, .seq = l->next_seq++,
 		.kind = kind, .owned = owned,
 	};
 	l->sorted = 0;
+}
+
+/* push - grow, then put an entry that the list does not own.  Returns 0, -1 and errno. */
+static int push(struct hm_junklist *l, const char *addr, int64_t stamp, char kind)
+{
+	if (grow(l) < 0)
+		return -1;
+	put(l, addr, stamp, kind, 0);
 	return 0;
 }
 
@@ -194,7 +210,7 @@ static int parse_line(struct hm_junklist *l, char *line, size_t len)
 	if (hm_junk_addr_normalize(p, strlen(p), 1, norm, sizeof norm) < 0)
 		goto damaged;
 	memcpy(p, norm, strlen(norm) + 1);      /* never longer than the input */
-	if (push(l, p, stamp, kind, 0) < 0) {
+	if (push(l, p, stamp, kind) < 0) {
 		if (errno == EOVERFLOW)
 			goto damaged;
 		return -1;
@@ -375,13 +391,14 @@ int hm_junklist_set(struct hm_junklist *l, const char *addr, enum hm_junk_kind k
 	}
 	if (hm_junk_addr_normalize(addr, strlen(addr), 1, norm, sizeof norm) < 0)
 		return -1;
+	/* room first, so that the copy goes straight into its slot and is
+	 * never held where a failure would have to free it */
+	if (grow(l) < 0)
+		return -1;
 	own = strdup(norm);
 	if (own == NULL)
 		return -1;
-	if (push(l, own, stamp < 0 ? 0 : stamp, (char)kind, 1) < 0) {
-		free(own);
-		return -1;
-	}
+	put(l, own, stamp < 0 ? 0 : stamp, (char)kind, 1);
 	return 0;
 }
 

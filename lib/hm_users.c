@@ -84,7 +84,7 @@ static int rebuild_index(struct hm_users *db)
 	for (size_t i = 0; i < db->nlines; i++)
 		if (db->lines[i].user != NULL)
 			n++;
-	if (!hm_mul_ok(n + 1, sizeof(*u), &sz))
+	if (!hm_mul_ok(n + 1, sizeof(struct hm_user *), &sz))
 		return errno = ENOMEM, -1;
 	u = malloc(sz);
 	if (u == NULL)

@@ -2,6 +2,7 @@
  * atomic rewrite) and the password helpers in lib/hm_users_pw.c.
  * Guards against: a bad line hiding the good ones, lost comments on
  * rewrite, weak hashes slipping through, {SCHEME} prefixes that lie. */
+#define _GNU_SOURCE 1   /* nftw, for hm_testutil.h */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -15,6 +16,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "hm_testutil.h"
 #include "hm_users.h"
 
 #define H_SHA512 "$6$saltsalt$qFmFH.bQmmtXzyBY0s9v7Oicd2z4XSIecDzlB5KiA2/jctKu9YterLp8wwnSq.qc.eoxqOmSuNp2xS0ktL3nh/"
@@ -45,9 +47,7 @@ static int setup_dir(void **state)
 
 static int teardown_dir(void **state)
 {
-	char cmd[128];
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
-	return system(cmd) == 0 ? 0 : -1;
+	return hm_test_rmtree(tmpdir);
 }
 
 static void parse_good_and_bad_lines(void **state)
