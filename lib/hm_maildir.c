@@ -299,7 +299,7 @@ static bool is_stale(const struct stat *st, time_t limit)
 /* hm_maildir_tmp_clean - see hm_maildir.h */
 int hm_maildir_tmp_clean(int tmp_fd, time_t now, struct hm_tmpclean *st_r)
 {
-	struct hm_tmpclean dummy, *st = st_r ? st_r : &dummy;
+	struct hm_tmpclean dummy = { 0 }, *st = st_r ? st_r : &dummy;
 	/* getdents64 wants an 8-byte aligned buffer; 8 KiB holds ~100 names */
 	union { struct dirent64 d; char b[8192]; } buf;
 	struct stat ds, fs;
@@ -335,7 +335,8 @@ int hm_maildir_tmp_clean(int tmp_fd, time_t now, struct hm_tmpclean *st_r)
 			const char *name = d->d_name;
 			if (name[0] == '.' && (name[1] == '\0' || (name[1] == '.' && name[2] == '\0')))
 				continue;
-			if (st->examined >= HM_MAILDIR_TMP_SCAN_MAX)
+			if (st->examined >= HM_MAILDIR_TMP_SCAN_MAX ||
+			    st->removed >= HM_MAILDIR_TMP_REMOVE_MAX)
 				goto cut;
 			st->examined++;
 			/* d_type saves the fstatat for directories, symlinks, fifos */

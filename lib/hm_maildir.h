@@ -124,7 +124,8 @@ int hm_maildir_store(struct hm_maildir *md, struct hm_mfolder *f, const struct h
  * atime afterwards when the mount did not). */
 #define HM_MAILDIR_TMP_STALE_SECS (36 * 60 * 60)
 #define HM_MAILDIR_TMP_SCAN_SECS (8 * 60 * 60)
-#define HM_MAILDIR_TMP_SCAN_MAX 1000      /* entries examined per scan */
+#define HM_MAILDIR_TMP_SCAN_MAX 1000      /* entries examined per call */
+#define HM_MAILDIR_TMP_REMOVE_MAX 100     /* files unlinked per call */
 
 struct hm_tmpclean {
 	bool scanned;               /* the stamp said it was time, tmp/ was read */
@@ -141,9 +142,10 @@ struct hm_tmpclean {
  * touch/utime cannot make a live file look stale).  Cheap when there is
  * nothing to do: one fstat(2) of tmp/, and a scan only when tmp/'s atime
  * (the "last scanned" stamp Dovecot shares) is HM_MAILDIR_TMP_SCAN_SECS old.
- * Bounded: at most HM_MAILDIR_TMP_SCAN_MAX entries examined; a scan cut
- * short that removed something leaves the stamp old so the next call goes
- * on.  Never follows a symlink: fstatat/unlinkat relative to tmp_fd with
+ * Bounded: at most HM_MAILDIR_TMP_SCAN_MAX entries examined (one fstatat
+ * each) and HM_MAILDIR_TMP_REMOVE_MAX files unlinked (an unlink of a synced
+ * file on ext4 costs up to ~1 ms under load); a scan cut short that removed
+ * something leaves the stamp old so the next call goes on.  Never follows a symlink: fstatat/unlinkat relative to tmp_fd with
  * AT_SYMLINK_NOFOLLOW, and only S_ISREG entries are unlinked.  now is a
  * parameter so that tests can age files.  st may be NULL.
  * Returns 0 (also when it was not time to scan), or -1 and errno when tmp/

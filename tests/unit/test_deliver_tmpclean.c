@@ -6,8 +6,9 @@
  * mtime, ctime fresh keeps it — ctime is the one a writer cannot set back),
  * following a symlink, removing directories or other users' files, scanning a
  * big tmp/ on every delivery (the tmp/ atime stamp, 8 hours), unbounded work
- * (HM_MAILDIR_TMP_SCAN_MAX entries per call, and a cut-short scan that made
- * progress goes on next time while one that did not waits for the stamp).
+ * (HM_MAILDIR_TMP_SCAN_MAX entries examined and HM_MAILDIR_TMP_REMOVE_MAX
+ * files removed per call; a cut-short scan that made progress goes on next
+ * time, one that did not waits for the stamp).
  *
  * Files get their real ctime (now); the cleaner is handed a clock moved
  * ahead (`now` is its parameter), so "37 hours later" needs no clock change.
@@ -177,34 +178,35 @@ static void stamp_limits_scans(void **state)
 	assert_int_equal(hm_maildir_tmp_clean(tmp_fd, real, NULL), 0);
 }
 
-/* bounded: at most HM_MAILDIR_TMP_SCAN_MAX entries per call */
+/* bounded: at most HM_MAILDIR_TMP_REMOVE_MAX files removed per call; the
+ * stamp stays old while that makes progress, so the next calls go on */
 static void bounded_and_goes_on(void **state)
 {
 	time_t real = time(NULL), now = real + 37 * H, old = real - H;
-	const unsigned n = HM_MAILDIR_TMP_SCAN_MAX + 200;
+	const unsigned n = 2 * HM_MAILDIR_TMP_REMOVE_MAX + 20;
 	struct hm_tmpclean st;
 	char name[64];
-
 	struct stat ds;
 
 	for (unsigned i = 0; i < n; i++) {
 		snprintf(name, sizeof name, "%u.M1P1Q%u.killed", (unsigned)old, i);
 		make_file(name, old, old);
 	}
-	age_stamp(real - 9 * H);
-	assert_int_equal(hm_maildir_tmp_clean(tmp_fd, now, &st), 0);
-	assert_true(st.scanned);
-	assert_false(st.complete);
-	assert_int_equal(st.examined, HM_MAILDIR_TMP_SCAN_MAX);
-	assert_int_equal(st.removed, HM_MAILDIR_TMP_SCAN_MAX);
-	/* progress was made: the stamp is left as it was (reading the directory
-	 * may have moved it), so the next delivery goes on */
-	assert_int_equal(fstat(tmp_fd, &ds), 0);
-	assert_int_equal(ds.st_atime, real - 9 * H);
+	for (unsigned pass = 0; pass < 2; pass++) {
+		age_stamp(real - 9 * H);
+		assert_int_equal(hm_maildir_tmp_clean(tmp_fd, now, &st), 0);
+		assert_true(st.scanned);
+		assert_false(st.complete);
+		assert_int_equal(st.removed, HM_MAILDIR_TMP_REMOVE_MAX);
+		/* progress was made: the stamp is left as it was (reading the
+		 * directory may have moved it), so the next delivery goes on */
+		assert_int_equal(fstat(tmp_fd, &ds), 0);
+		assert_int_equal(ds.st_atime, real - 9 * H);
+	}
 	assert_int_equal(hm_maildir_tmp_clean(tmp_fd, now, &st), 0);
 	assert_true(st.scanned);
 	assert_true(st.complete);
-	assert_int_equal(st.removed, 200);
+	assert_int_equal(st.removed, 20);
 	assert_int_equal(fstat(tmp_fd, &ds), 0);
 	assert_true(ds.st_atime >= real - 2);      /* done: stamped */
 	for (unsigned i = 0; i < n; i++) {
@@ -213,6 +215,8 @@ static void bounded_and_goes_on(void **state)
 	}
 }
 
+/* bounded: at most HM_MAILDIR_TMP_SCAN_MAX entries examined per call, even
+ * when they are all live */
 /* a cut-short scan that removed nothing waits for the stamp (no rescans of
  * a tmp/ full of live files on every delivery) */
 static void no_progress_sets_the_stamp(void **state)
