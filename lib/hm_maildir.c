@@ -344,9 +344,9 @@ int hm_maildir_tmp_clean(int tmp_fd, time_t now, struct hm_tmpclean *st_r)
 				continue;
 			if (fstatat(tmp_fd, name, &fs, AT_SYMLINK_NOFOLLOW) < 0 || !is_stale(&fs, limit))
 				continue;
-			/* a stale unique name cannot be reused by a new delivery (names
-			 * carry their creation second), so the name still means this
-			 * file when we unlink it */
+			/* by name, as Dovecot and qmail do: Maildir writers create tmp/
+			 * names with O_EXCL, unique by time and pid, and never reuse
+			 * one, so a name found stale still names that stale file */
 			if (unlinkat(tmp_fd, name, 0) == 0)
 				st->removed++;
 			else if (errno != ENOENT)
