@@ -12,6 +12,9 @@
  * locking everybody out; a malformed users line is logged with its number
  * and skipped.  Every refused login costs one crypt of the same class
  * (unknown, locked, disabled, wrong password) and gets the same answer.
+ * A login is counted as a failure before its password is verified (see
+ * hm_lockout_reserve), so a worker killed in between leaves one failure
+ * counted, never a free guess.
  */
 #include "authdb_core.h"
 #include "hm_util.h"
@@ -179,7 +182,7 @@ int hm_authdb_parse_args(const char *args, struct hm_authdb_set *set, char *err,
 	for (tok = strtok_r(copy, " \t\r\n", &save); tok != NULL && ret == 0;
 	     tok = strtok_r(NULL, " \t\r\n", &save)) {
 		char *v = strchr(tok, '=');
-		unsigned long n;
+		unsigned long n = 0;       /* parse_uint leaves it alone on error */
 		bool bad = false;
 
 		if (v == NULL) {
@@ -671,6 +674,35 @@ static int check_password(struct hm_authdb *db, const struct hm_authdb_account *
 	return r;
 }
 
+/* settle_attempt - after the password check: a success clears the user's
+ * counter, a right password on an account that may not log in is no guess
+ * (both reservations given back), anything else leaves the reserved
+ * failure standing and says so when it set a lock */
+static void settle_attempt(struct hm_authdb *db, struct hm_lockout *lo,
+			   struct hm_lockout_resv *resv, enum hm_authdb_result res, int pw,
+			   const char *key, const char *rip, const char *lg, const char *from)
+{
+	time_t now = time(NULL);
+	char ck[300];
+
+	if (res == HM_AUTHDB_OK || (res == HM_AUTHDB_MISMATCH && pw == 1)) {
+		int r = res == HM_AUTHDB_OK ? hm_lockout_succeeded(lo, resv, now)
+					    : hm_lockout_cancel(lo, resv, now);
+		if (r < 0)
+			dblog(db, HM_AUTHDB_ERROR, "lockout update failed: %s", strerror(errno));
+		return;
+	}
+	if (resv->ip.locked_until != 0)
+		dblog(db, HM_AUTHDB_WARNING, "%s now %s for %ld s (after login %s%s)",
+		     rip,
+		     hm_lockout_verdict_name(HM_LOCKOUT_IP_LOCKED),
+		     (long)(resv->ip.locked_until - now), lg, from);
+	if (resv->user.locked_until != 0)
+		dblog(db, HM_AUTHDB_WARNING, "%s now %s for %ld s (after login %s%s)",
+		     clean(key, ck, sizeof(ck)), hm_lockout_verdict_name(HM_LOCKOUT_USER_LOCKED),
+		     (long)(resv->user.locked_until - now), lg, from);
+}
+
 enum hm_authdb_result hm_authdb_verify(struct hm_authdb *db, const char *login,
 				       const char *password, const char *remote_ip,
 				       char *canon_r, size_t canon_size)
@@ -678,20 +710,19 @@ enum hm_authdb_result hm_authdb_verify(struct hm_authdb *db, const char *login,
 	struct hm_authdb_account acct;
 	struct hm_lockout *lo;
 	struct hm_lockout_status lst;
+	struct hm_lockout_resv resv;
 	enum hm_lockout_verdict verdict = HM_LOCKOUT_ALLOW;
 	struct hm_pw_info info = { .scheme = HM_PW_UNKNOWN };
-	char key[HM_AUTHDB_MAX_LOGIN + 1], lg[300], reason[160] = "", from[80] = "";
+	char key[HM_AUTHDB_MAX_LOGIN + 1], lg[300], reason[160] = "", from[80] = "", rip[64] = "";
 	time_t now = time(NULL);
 	int found, pw = 0;
 	enum hm_authdb_result res;
 	const char *lock_ip;
 
 	clean(login, lg, sizeof(lg));
-	if (remote_ip != NULL && remote_ip[0] != '\0') {
-		char rip[64];
+	if (remote_ip != NULL && remote_ip[0] != '\0')
 		(void)hm_snprintf(from, sizeof(from), " from %s",
 				  clean(remote_ip, rip, sizeof(rip)));
-	}
 	found = lookup_impl(db, login, true, &acct);
 	if (found < 0) {
 		hm_authdb_account_free(&acct);
@@ -711,12 +742,19 @@ enum hm_authdb_result hm_authdb_verify(struct hm_authdb *db, const char *login,
 	/* the address the lockout counts against (NULL: none or exempt) */
 	lock_ip = remote_ip != NULL && remote_ip[0] != '\0' &&
 		  !ip_is_exempt(&db->set, remote_ip) ? remote_ip : NULL;
+	/* reserve the attempt before the password is checked: it is counted
+	 * as a failure in the same locked step as the check, so parallel
+	 * attempts (other auth-workers) see it at once and at most
+	 * max_failures of them ever reach a deciding password check.  A
+	 * worker that dies before settling it leaves one failure counted. */
+	memset(&resv, 0, sizeof(resv));
 	lo = lockout_handle(db);
-	if (lo != NULL && hm_lockout_check(lo, key, lock_ip, now, &verdict, &lst) < 0) {
+	if (lo != NULL && hm_lockout_reserve(lo, key, lock_ip, now, &verdict, &lst, &resv) < 0) {
 		dblog(db, HM_AUTHDB_ERROR, "lockout check failed: %s", strerror(errno));
 		verdict = HM_LOCKOUT_ALLOW;
 	}
-	/* always one crypt: refused, unknown and wrong all cost the same */
+	/* always one crypt: refused, unknown and wrong all cost the same (a
+	 * refused attempt's result only reaches the log, never the reply) */
 	if (found)
 		pw = check_password(db, &acct, password, &info, reason, sizeof(reason));
 	else
@@ -748,21 +786,8 @@ enum hm_authdb_result hm_authdb_verify(struct hm_authdb *db, const char *login,
 	} else {
 		res = HM_AUTHDB_OK;
 	}
-	if (lo != NULL && verdict == HM_LOCKOUT_ALLOW &&
-	    !(res == HM_AUTHDB_MISMATCH && pw == 1)) {
-		if (hm_lockout_record(lo, key, lock_ip, res == HM_AUTHDB_OK, now) < 0)
-			dblog(db, HM_AUTHDB_ERROR, "lockout update failed: %s", strerror(errno));
-		else if (res != HM_AUTHDB_OK) {
-			enum hm_lockout_verdict v2;
-			struct hm_lockout_status st2;
-			if (hm_lockout_check(lo, key, lock_ip, now, &v2, &st2) == 0 &&
-			    (v2 == HM_LOCKOUT_USER_LOCKED || v2 == HM_LOCKOUT_IP_LOCKED))
-				dblog(db, HM_AUTHDB_WARNING, "%s now %s for %ld s (after login %s%s)",
-				     v2 == HM_LOCKOUT_IP_LOCKED ? remote_ip : key,
-				     hm_lockout_verdict_name(v2), (long)(st2.locked_until - now),
-				     lg, from);
-		}
-	}
+	if (lo != NULL && verdict == HM_LOCKOUT_ALLOW)
+		settle_attempt(db, lo, &resv, res, pw, key, rip, lg, from);
 	if (res == HM_AUTHDB_OK) {
 		(void)hm_strlcpy(canon_r, acct.name, canon_size);
 		maybe_rehash(db, &acct, &info, password);

@@ -98,9 +98,11 @@ void hm_authdb_deinit(struct hm_authdb *db);
 int hm_authdb_lookup(struct hm_authdb *db, const char *login, struct hm_authdb_account *acct_r);
 void hm_authdb_account_free(struct hm_authdb_account *acct);
 
-/* hm_authdb_verify - the full password check: lockout, crypt (always, also
- * for unknown and locked users), counters, optional rehash.  On OK
- * canon_r gets the canonical name.  The real reason is logged. */
+/* hm_authdb_verify - the full password check: the lockout reservation
+ * (lock check + the attempt counted as a failure, one locked step, before
+ * any password is looked at), crypt (always, also for unknown and locked
+ * users), settling the reservation, optional rehash.  On OK canon_r gets
+ * the canonical name.  The real reason is logged. */
 enum hm_authdb_result hm_authdb_verify(struct hm_authdb *db, const char *login,
 				       const char *password, const char *remote_ip,
 				       char *canon_r, size_t canon_size);

@@ -273,7 +273,8 @@ int hm_auth_user_lookup(const char *socket_path, const char *user, const char *s
 	for (;;) {
 		/* handle every complete line already buffered */
 		char *nl;
-		while ((nl = memchr(in.data ? in.data : "", '\n', in.len)) != NULL) {
+		/* in.data is NULL until the first append (and in.len 0 then) */
+		while (in.data != NULL && (nl = memchr(in.data, '\n', in.len)) != NULL) {
 			size_t ll = (size_t)(nl - in.data);
 			char *line = in.data;
 			*nl = '\0';

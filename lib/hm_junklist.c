@@ -55,12 +55,15 @@ static int addr_byte_ok(unsigned char c)
 int hm_junk_addr_normalize(const char *addr, size_t len, int allow_domain,
 			   char *dst, size_t dstsize)
 {
-	const char *s = addr, *e = addr + len;
+	const char *s, *e;
 	const char *at = NULL;
 	size_t n;
 
+	/* checked before any pointer arithmetic: NULL + len is undefined */
 	if (addr == NULL || dstsize < HM_JUNKLIST_ADDR_MAX + 1)
 		goto bad;
+	s = addr;
+	e = addr + len;
 	while (s < e && (*s == ' ' || *s == '\t'))
 		s++;
 	while (e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\r' || e[-1] == '\n'))
@@ -408,7 +411,7 @@ static void trim_kind(struct hm_junklist *l, char kind, size_t max)
 
 	if (cnt <= max)
 		return;
-	idx = calloc(cnt, sizeof *idx);
+	idx = calloc(cnt, sizeof(struct hm_junk_entry *));
 	if (idx == NULL) {
 		/* no memory to sort: drop from the end of the address order
 		 * instead — still bounded, just not by age */
@@ -422,7 +425,7 @@ static void trim_kind(struct hm_junklist *l, char kind, size_t max)
 	for (size_t i = 0; i < l->n; i++)
 		if (l->v[i].kind == kind)
 			idx[k++] = &l->v[i];
-	qsort(idx, cnt, sizeof *idx, cmp_age);
+	qsort(idx, cnt, sizeof(struct hm_junk_entry *), cmp_age);  /* sorts the pointers */
 	for (size_t i = max; i < cnt; i++)
 		idx[i]->kind = HM_JUNK_NONE;
 	free(idx);

@@ -1,8 +1,12 @@
 /* hm_lockout.c — persistent, bounded failure counters (see hm_lockout.h).
  *
  * What for: brute-force protection shared by IMAP, POP3 and SMTP AUTH
- * (every auth-worker process) and inspected by homemail-user.
- * Relies on: fcntl() record locks, pread/pwrite, SHA-256 from hm_digest.
+ * (every auth-worker process) and inspected by homemail-user.  The login
+ * path reserves an attempt (check + count in one locked step) before the
+ * password is verified, so parallel attempts cannot overtake the counter.
+ * Relies on: fcntl() record locks (one whole-file write lock per operation,
+ * held by a process, released by the kernel if it dies), pread/pwrite,
+ * SHA-256 and getrandom from hm_digest.
  * How it fails: -1 with errno on I/O errors; the caller decides (the auth
  * module logs and lets the login proceed to its password check rather than
  * lock everybody out).  A corrupt header is re-initialised; a torn record is
@@ -22,7 +26,7 @@
 
 #define HDR_SIZE 64
 #define REC_SIZE 64
-#define KEY_SIZE 20
+#define KEY_SIZE HM_LOCKOUT_KEY_SIZE
 static const char lockout_magic[8] = "HMLOCK1";
 
 struct hm_lockout_rec {
@@ -33,7 +37,9 @@ struct hm_lockout_rec {
 	int64_t locked_until;
 	uint32_t lock_count;    /* times this key was locked (informational) */
 	uint8_t kind;
-	uint8_t pad[REC_SIZE - KEY_SIZE - 4 - 8 * 3 - 4 - 1];
+	uint8_t pad0[3];
+	uint32_t window_id;     /* names the counting window (0 in old files) */
+	uint8_t pad[REC_SIZE - KEY_SIZE - 4 - 8 * 3 - 4 - 1 - 3 - 4];
 };
 _Static_assert(sizeof(struct hm_lockout_rec) == REC_SIZE, "record size");
 
@@ -206,22 +212,40 @@ static bool rec_live(const struct hm_lockout *lo, const struct hm_lockout_rec *r
 	return r->failures > 0 && r->first_failure + (int64_t)lo->policy.window > now;
 }
 
-/* read_probe - read the HM_LOCKOUT_PROBE records starting at key's home slot */
+/* read_run - n records from slot first on into recs (n <= HM_LOCKOUT_PROBE);
+ * whatever a truncated file lacks reads as empty slots */
+static int read_run(struct hm_lockout *lo, unsigned int first, unsigned int n,
+		    struct hm_lockout_rec *recs)
+{
+	size_t want = (size_t)n * REC_SIZE;
+	ssize_t got = pread(lo->fd, recs, want, (off_t)HDR_SIZE + (off_t)first * REC_SIZE);
+
+	if (got < 0)
+		return -1;
+	if ((size_t)got < want)
+		memset((uint8_t *)recs + got, 0, want - (size_t)got);
+	return 0;
+}
+
+/* read_probe - read the HM_LOCKOUT_PROBE records starting at key's home
+ * slot: one pread, two when the run wraps around the end of the table */
 static int read_probe(struct hm_lockout *lo, const uint8_t key[KEY_SIZE],
 		      struct hm_lockout_rec recs[HM_LOCKOUT_PROBE], unsigned int idx[HM_LOCKOUT_PROBE])
 {
 	uint32_t h;
+	unsigned int home, first_run;
 
 	memcpy(&h, key, sizeof(h));
-	for (unsigned int i = 0; i < HM_LOCKOUT_PROBE; i++) {
-		idx[i] = (unsigned int)((h + i) % lo->slots);
-		off_t off = (off_t)HDR_SIZE + (off_t)idx[i] * REC_SIZE;
-		ssize_t n = pread(lo->fd, &recs[i], REC_SIZE, off);
-		if (n < 0)
-			return -1;
-		if (n != REC_SIZE)
-			memset(&recs[i], 0, REC_SIZE);  /* truncated file: empty */
-	}
+	home = (unsigned int)(h % lo->slots);
+	for (unsigned int i = 0; i < HM_LOCKOUT_PROBE; i++)
+		idx[i] = (home + i) % lo->slots;
+	/* slots >= HM_LOCKOUT_PROBE (checked at open), so at most one wrap */
+	first_run = lo->slots - home < HM_LOCKOUT_PROBE ? lo->slots - home : HM_LOCKOUT_PROBE;
+	if (read_run(lo, home, first_run, recs) < 0)
+		return -1;
+	if (first_run < HM_LOCKOUT_PROBE &&
+	    read_run(lo, 0, HM_LOCKOUT_PROBE - first_run, recs + first_run) < 0)
+		return -1;
 	return 0;
 }
 
@@ -324,29 +348,27 @@ int hm_lockout_get(struct hm_lockout *lo, enum hm_lockout_kind kind,
 	return ret;
 }
 
-int hm_lockout_check(struct hm_lockout *lo, const char *user, const char *ip,
-		     time_t now, enum hm_lockout_verdict *verdict_r,
-		     struct hm_lockout_status *status_r)
+/* check_locked - verdict for user and ip at now; lock held */
+static int check_locked(struct hm_lockout *lo, const char *user, const char *ip,
+			time_t now, enum hm_lockout_verdict *verdict_r,
+			struct hm_lockout_status *status_r)
 {
 	struct hm_lockout_status st;
-	int saved;
 
 	*verdict_r = HM_LOCKOUT_ALLOW;
 	memset(status_r, 0, sizeof(*status_r));
-	if (file_lock(lo->fd, F_WRLCK) < 0)
-		return -1;
 	if (ip != NULL && ip[0] != '\0' && lo->policy.ip_max_failures > 0) {
 		if (get_locked(lo, HM_LOCKOUT_IP, ip, now, &st) < 0)
-			goto fail;
+			return -1;
 		if (st.locked) {
 			*verdict_r = HM_LOCKOUT_IP_LOCKED;
 			*status_r = st;
+			return 0;
 		}
 	}
-	if (*verdict_r == HM_LOCKOUT_ALLOW && user != NULL && user[0] != '\0' &&
-	    lo->policy.max_failures > 0) {
+	if (user != NULL && user[0] != '\0' && lo->policy.max_failures > 0) {
 		if (get_locked(lo, HM_LOCKOUT_USER, user, now, &st) < 0)
-			goto fail;
+			return -1;
 		if (st.locked)
 			*verdict_r = HM_LOCKOUT_USER_LOCKED;
 		else if (st.backoff)
@@ -354,23 +376,62 @@ int hm_lockout_check(struct hm_lockout *lo, const char *user, const char *ip,
 		if (*verdict_r != HM_LOCKOUT_ALLOW)
 			*status_r = st;
 	}
-	(void)file_lock(lo->fd, F_UNLCK);
 	return 0;
-fail:
+}
+
+int hm_lockout_check(struct hm_lockout *lo, const char *user, const char *ip,
+		     time_t now, enum hm_lockout_verdict *verdict_r,
+		     struct hm_lockout_status *status_r)
+{
+	int ret, saved;
+
+	*verdict_r = HM_LOCKOUT_ALLOW;
+	memset(status_r, 0, sizeof(*status_r));
+	if (file_lock(lo->fd, F_WRLCK) < 0)
+		return -1;
+	ret = check_locked(lo, user, ip, now, verdict_r, status_r);
 	saved = errno;
 	(void)file_lock(lo->fd, F_UNLCK);
 	errno = saved;
-	return -1;
+	return ret;
 }
 
-/* update_key - apply one attempt to one key; lock held */
-static int update_key(struct hm_lockout *lo, enum hm_lockout_kind kind,
-		      const char *key, bool success, time_t now)
+/* policy_max - failure limit of one key kind (0: that kind is not counted) */
+static unsigned int policy_max(const struct hm_lockout *lo, enum hm_lockout_kind kind)
+{
+	return kind == HM_LOCKOUT_USER ? lo->policy.max_failures : lo->policy.ip_max_failures;
+}
+
+/* window_id_new - a fresh nonzero name for a counting window.  Only
+ * equality matters (a reservation given back must still be in the window
+ * it was counted in), so the fallback need not be secret. */
+static uint32_t window_id_new(time_t now)
+{
+	uint32_t id = 0;
+
+	if (hm_random_bytes(&id, sizeof(id)) < 0)
+		id = (uint32_t)now ^ ((uint32_t)getpid() << 12);
+	return id != 0 ? id : 1;
+}
+
+/* start_window - a new counting window begins at now */
+static void start_window(struct hm_lockout_rec *r, time_t now)
+{
+	r->failures = 0;
+	r->first_failure = now;
+	r->window_id = window_id_new(now);
+}
+
+/* count_failure - add one failure of kind to key at now; lock held.  When
+ * hold_r is not NULL it records what was done, for give_back.  A key
+ * locked at now is left alone (refused attempts are not counted). */
+static int count_failure(struct hm_lockout *lo, enum hm_lockout_kind kind, const char *key,
+			 time_t now, struct hm_lockout_hold *hold_r)
 {
 	struct hm_lockout_rec recs[HM_LOCKOUT_PROBE], *r;
+	struct hm_lockout_hold h;
 	unsigned int idx[HM_LOCKOUT_PROBE];
-	unsigned int max = kind == HM_LOCKOUT_USER ? lo->policy.max_failures
-						   : lo->policy.ip_max_failures;
+	unsigned int max = policy_max(lo, kind);
 	uint8_t k[KEY_SIZE];
 	int i, fr;
 
@@ -380,12 +441,6 @@ static int update_key(struct hm_lockout *lo, enum hm_lockout_kind kind,
 	if (read_probe(lo, k, recs, idx) < 0)
 		return -1;
 	i = find_slot(lo, k, recs, now, &fr);
-	if (success) {
-		if (i < 0 || kind != HM_LOCKOUT_USER)
-			return 0;
-		memset(&recs[i], 0, REC_SIZE);
-		return write_rec(lo, idx[i], &recs[i]);
-	}
 	if (i < 0) {
 		i = fr;
 		memset(&recs[i], 0, REC_SIZE);
@@ -394,36 +449,166 @@ static int update_key(struct hm_lockout *lo, enum hm_lockout_kind kind,
 	}
 	r = &recs[i];
 	if (r->locked_until > now)
-		return 0;               /* refused attempts are not counted */
-	if (r->failures == 0 || r->first_failure + (int64_t)lo->policy.window <= now) {
-		r->failures = 0;
-		r->first_failure = now;
-	}
+		return 0;
+	if (r->failures == 0 || r->first_failure + (int64_t)lo->policy.window <= now)
+		start_window(r, now);
+	memset(&h, 0, sizeof(h));
+	memcpy(h.key, k, KEY_SIZE);
+	h.kind = (uint8_t)kind;
+	h.window_id = r->window_id;
+	h.window_start = r->first_failure;
+	h.prev_last = r->last_failure;
 	r->failures++;
 	r->last_failure = now;
 	if (r->failures >= max) {
 		r->locked_until = now + (int64_t)lo->policy.lock_time;
 		r->lock_count++;
-		/* the count restarts once the lock is set */
-		r->failures = 0;
-		r->first_failure = now;
+		start_window(r, now);   /* the count restarts once the lock is set */
+		h.locked_until = r->locked_until;
+		h.lock_window = r->window_id;
+	}
+	if (write_rec(lo, idx[i], r) < 0)
+		return -1;
+	if (hold_r != NULL)
+		*hold_r = h;
+	return 0;
+}
+
+/* give_back - undo the failure a reservation counted; lock held.  Only a
+ * record still as the reservation left it is changed: once a later attempt
+ * has set a lock or a new window began, the count stays (the safe side). */
+static int give_back(struct hm_lockout *lo, const struct hm_lockout_hold *h, time_t now)
+{
+	struct hm_lockout_rec recs[HM_LOCKOUT_PROBE], *r;
+	unsigned int idx[HM_LOCKOUT_PROBE];
+	unsigned int max = policy_max(lo, (enum hm_lockout_kind)h->kind);
+	int i, fr;
+
+	if (h->kind == 0)
+		return 0;               /* nothing held */
+	if (read_probe(lo, h->key, recs, idx) < 0)
+		return -1;
+	i = find_slot(lo, h->key, recs, now, &fr);
+	if (i < 0)
+		return 0;               /* cleared or evicted meanwhile */
+	r = &recs[i];
+	if (h->locked_until != 0) {
+		/* this attempt set the lock: lift it if nothing happened since */
+		if (r->locked_until != h->locked_until || r->window_id != h->lock_window ||
+		    r->failures != 0)
+			return 0;
+		r->locked_until = 0;
+		if (r->lock_count > 0)
+			r->lock_count--;
+		r->failures = max > 0 ? max - 1 : 0;
+		r->first_failure = h->window_start;
+		r->window_id = h->window_id;
+		r->last_failure = h->prev_last;
+	} else {
+		if (r->window_id != h->window_id || r->failures == 0 || r->locked_until > now)
+			return 0;
+		r->failures--;
 	}
 	return write_rec(lo, idx[i], r);
+}
+
+/* clear_key - forget the record of key k; lock held */
+static int clear_key(struct hm_lockout *lo, const uint8_t k[KEY_SIZE])
+{
+	struct hm_lockout_rec recs[HM_LOCKOUT_PROBE];
+	unsigned int idx[HM_LOCKOUT_PROBE];
+	int i, fr;
+
+	if (read_probe(lo, k, recs, idx) < 0)
+		return -1;
+	i = find_slot(lo, k, recs, 0, &fr);
+	if (i < 0)
+		return 0;
+	memset(&recs[i], 0, REC_SIZE);
+	return write_rec(lo, idx[i], &recs[i]);
+}
+
+int hm_lockout_reserve(struct hm_lockout *lo, const char *user, const char *ip,
+		       time_t now, enum hm_lockout_verdict *verdict_r,
+		       struct hm_lockout_status *status_r, struct hm_lockout_resv *resv_r)
+{
+	int ret, saved;
+
+	memset(resv_r, 0, sizeof(*resv_r));
+	*verdict_r = HM_LOCKOUT_ALLOW;
+	memset(status_r, 0, sizeof(*status_r));
+	if (file_lock(lo->fd, F_WRLCK) < 0)
+		return -1;
+	/* check and count under one lock: no other process can pass the
+	 * check on the same counter in between */
+	ret = check_locked(lo, user, ip, now, verdict_r, status_r);
+	if (ret == 0 && *verdict_r == HM_LOCKOUT_ALLOW) {
+		if (user != NULL && user[0] != '\0')
+			ret = count_failure(lo, HM_LOCKOUT_USER, user, now, &resv_r->user);
+		if (ret == 0 && ip != NULL && ip[0] != '\0')
+			ret = count_failure(lo, HM_LOCKOUT_IP, ip, now, &resv_r->ip);
+	}
+	saved = errno;
+	if (ret < 0) {
+		*verdict_r = HM_LOCKOUT_ALLOW;
+		memset(status_r, 0, sizeof(*status_r));
+	}
+	(void)file_lock(lo->fd, F_UNLCK);
+	errno = saved;
+	return ret;
+}
+
+/* settle - finish a reservation: clear_user says the user key is forgotten
+ * (success) rather than given back; the reservation is emptied either way */
+static int settle(struct hm_lockout *lo, struct hm_lockout_resv *resv, bool clear_user,
+		  time_t now)
+{
+	int ret = 0, saved;
+
+	if (resv->user.kind == 0 && resv->ip.kind == 0)
+		return 0;
+	if (file_lock(lo->fd, F_WRLCK) < 0)
+		return -1;
+	if (resv->user.kind != 0)
+		ret = clear_user ? clear_key(lo, resv->user.key) : give_back(lo, &resv->user, now);
+	if (ret == 0)
+		ret = give_back(lo, &resv->ip, now);
+	saved = errno;
+	(void)file_lock(lo->fd, F_UNLCK);
+	memset(resv, 0, sizeof(*resv));
+	errno = saved;
+	return ret;
+}
+
+int hm_lockout_succeeded(struct hm_lockout *lo, struct hm_lockout_resv *resv, time_t now)
+{
+	return settle(lo, resv, true, now);
+}
+
+int hm_lockout_cancel(struct hm_lockout *lo, struct hm_lockout_resv *resv, time_t now)
+{
+	return settle(lo, resv, false, now);
 }
 
 int hm_lockout_record(struct hm_lockout *lo, const char *user, const char *ip,
 		      bool success, time_t now)
 {
+	uint8_t k[KEY_SIZE];
 	int ret = 0, saved;
 
 	if (file_lock(lo->fd, F_WRLCK) < 0)
 		return -1;
-	if (user != NULL && user[0] != '\0' &&
-	    update_key(lo, HM_LOCKOUT_USER, user, success, now) < 0)
-		ret = -1;
-	if (ret == 0 && ip != NULL && ip[0] != '\0' &&
-	    update_key(lo, HM_LOCKOUT_IP, ip, success, now) < 0)
-		ret = -1;
+	if (user != NULL && user[0] != '\0') {
+		if (!success)
+			ret = count_failure(lo, HM_LOCKOUT_USER, user, now, NULL);
+		else if (lo->policy.max_failures > 0) {
+			make_key(HM_LOCKOUT_USER, user, k);
+			ret = clear_key(lo, k);
+		}
+	}
+	/* a success never counts against (nor clears) an address */
+	if (ret == 0 && !success && ip != NULL && ip[0] != '\0')
+		ret = count_failure(lo, HM_LOCKOUT_IP, ip, now, NULL);
 	saved = errno;
 	(void)file_lock(lo->fd, F_UNLCK);
 	errno = saved;
@@ -432,23 +617,13 @@ int hm_lockout_record(struct hm_lockout *lo, const char *user, const char *ip,
 
 int hm_lockout_clear(struct hm_lockout *lo, enum hm_lockout_kind kind, const char *key)
 {
-	struct hm_lockout_rec recs[HM_LOCKOUT_PROBE];
-	unsigned int idx[HM_LOCKOUT_PROBE];
 	uint8_t k[KEY_SIZE];
-	int i, fr, ret = 0, saved;
+	int ret, saved;
 
 	make_key(kind, key, k);
 	if (file_lock(lo->fd, F_WRLCK) < 0)
 		return -1;
-	if (read_probe(lo, k, recs, idx) < 0) {
-		ret = -1;
-	} else {
-		i = find_slot(lo, k, recs, 0, &fr);
-		if (i >= 0) {
-			memset(&recs[i], 0, REC_SIZE);
-			ret = write_rec(lo, idx[i], &recs[i]);
-		}
-	}
+	ret = clear_key(lo, k);
 	saved = errno;
 	(void)file_lock(lo->fd, F_UNLCK);
 	errno = saved;

@@ -11,7 +11,9 @@
  * oldest failure is evicted (the table is bounded, never grows).
  * Every read-modify-write runs under an fcntl() write lock on the file, so
  * several auth-worker processes and homemail-user can share it; it survives
- * restarts because it is a plain file.
+ * restarts because it is a plain file.  fcntl() locks belong to a process,
+ * so they exclude other processes, not threads of one: use a handle from
+ * one thread at a time (Dovecot's auth processes are single-threaded).
  *
  * Policy (per key kind):
  *   user:  `max_failures` failures within `window` seconds lock the key for
@@ -23,6 +25,17 @@
  *          reset an attacker's counter).
  * Attempts refused because of a lock or back-off are not counted; when a
  * lock is set the failure count restarts, so an expired lock starts afresh.
+ *
+ * Reservation (hm_lockout_reserve): the login path counts an attempt as a
+ * failure BEFORE the password is verified, in the same locked step as the
+ * check, so that however many attempts run in parallel (in any number of
+ * processes) at most max_failures of them per user (ip_max_failures per
+ * address) get past the check within one window.  The caller then settles
+ * the reservation: a wrong password leaves it standing (it is the recorded
+ * failure), hm_lockout_succeeded clears the user counter and gives the
+ * address its slot back, hm_lockout_cancel gives both back (an attempt that
+ * was not a guess).  A process that dies in between leaves the reservation
+ * standing: it counts as one failure, the safe side.
  *
  * Returns: 0 ok, -1 and errno set, unless stated otherwise.
  */
@@ -60,6 +73,24 @@ struct hm_lockout_status {
 	bool backoff;
 };
 
+#define HM_LOCKOUT_KEY_SIZE     20
+
+/* what one reservation did to one key (all zero: nothing held) */
+struct hm_lockout_hold {
+	uint8_t key[HM_LOCKOUT_KEY_SIZE]; /* record key; all zero = not held */
+	uint8_t kind;                   /* enum hm_lockout_kind */
+	uint32_t window_id;             /* counting window the attempt went into */
+	uint32_t lock_window;           /* window started by the lock it set */
+	int64_t window_start;           /* first_failure of that window */
+	int64_t prev_last;              /* last_failure before the attempt */
+	int64_t locked_until;           /* lock this attempt set, 0 if none */
+};
+
+/* one attempt's reservation: its user and its address key */
+struct hm_lockout_resv {
+	struct hm_lockout_hold user, ip;
+};
+
 enum hm_lockout_verdict {
 	HM_LOCKOUT_ALLOW = 0,
 	HM_LOCKOUT_USER_LOCKED,
@@ -82,6 +113,22 @@ void hm_lockout_close(struct hm_lockout **lo);
 int hm_lockout_check(struct hm_lockout *lo, const char *user, const char *ip,
 		     time_t now, enum hm_lockout_verdict *verdict_r,
 		     struct hm_lockout_status *status_r);
+/* hm_lockout_reserve - hm_lockout_check and, when it allows, count the
+ * attempt as a failure of user and of ip, in one step under the file lock.
+ * *resv_r says what was counted (nothing when refused: refused attempts are
+ * not counted); settle it with hm_lockout_succeeded / hm_lockout_cancel, or
+ * leave it standing for a failed attempt.  On -1 (I/O) *verdict_r is ALLOW
+ * and *resv_r holds whatever was counted before the error. */
+int hm_lockout_reserve(struct hm_lockout *lo, const char *user, const char *ip,
+		       time_t now, enum hm_lockout_verdict *verdict_r,
+		       struct hm_lockout_status *status_r, struct hm_lockout_resv *resv_r);
+/* hm_lockout_succeeded - the reserved attempt logged in: the user counter is
+ * cleared (as a success always did), the address's reservation given back
+ * (a success never counts against an address) */
+int hm_lockout_succeeded(struct hm_lockout *lo, struct hm_lockout_resv *resv, time_t now);
+/* hm_lockout_cancel - the reserved attempt was no guess (the password was
+ * right but the account may not log in): both reservations given back */
+int hm_lockout_cancel(struct hm_lockout *lo, struct hm_lockout_resv *resv, time_t now);
 /* hm_lockout_record - count a failed (success=false) or successful attempt */
 int hm_lockout_record(struct hm_lockout *lo, const char *user, const char *ip,
 		      bool success, time_t now);

@@ -23,7 +23,7 @@ FUZZ_SECONDS ?= 10
 FUZZ_CC      ?= clang
 FZ           := build/fuzz
 FUZZ_CFLAGS   = -std=gnu11 -g -O1 -fno-omit-frame-pointer -D_GNU_SOURCE \
-                -DHM_FUZZING=1 -Ilib -Iexim-local-scan -fsanitize=address,undefined \
+                -DHM_FUZZING=1 -Ilib -Iexim-local-scan -Ideliver-helper -fsanitize=address,undefined \
                 -fno-sanitize-recover=undefined -w $(FUZZ_CFLAGS_EXTRA)
 FUZZ_OBJ_FLAGS  = $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link
 FUZZ_LINK_FLAGS := -fsanitize=fuzzer,address,undefined
@@ -53,6 +53,7 @@ FUZZ_SRCS_sieve_parse := $(SIEVE_SRCS)
 FUZZ_SRCS_sieve_run   := $(SIEVE_SRCS)
 FUZZ_SRCS_scan        := $(SCAN_SRCS)
 FUZZ_SRCS_scan_conf   := $(SCAN_SRCS)
+FUZZ_SRCS_deliver_conf := deliver-helper/deliver_conf.c
 FUZZ_LIBS_scan        := -larchive
 FUZZ_LIBS_scan_conf   := -larchive
 FUZZ_LIBS_sieve_run   := -lcrypt
@@ -71,6 +72,7 @@ FUZZ_NEEDS_msgin    := lib/hm_msgin.c
 FUZZ_NEEDS_quota    := lib/hm_quota.c
 FUZZ_NEEDS_scan     := exim-local-scan/scan_engine.c
 FUZZ_NEEDS_scan_conf := exim-local-scan/scan_conf.c
+FUZZ_NEEDS_deliver_conf := deliver-helper/deliver_conf.c
 FUZZ_LIBS_authmaster := -lpthread
 FUZZ_NEEDS_sieve_parse := deliver-helper/sieve/sieve.h
 FUZZ_NEEDS_sieve_run   := deliver-helper/sieve/sieve.h

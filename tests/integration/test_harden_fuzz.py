@@ -51,6 +51,20 @@ def harnesses():
     return names
 
 
+# Every parser of outside input issue 8 names, by harness: RFC 5322 headers
+# and addresses, RFC 2047/2231, the MIME walker, the Sieve lexer+parser and
+# interpreter, the auth-master client, the users file, the scan and delivery
+# configuration files, the junk lists (plus the LDA's message reader, quota
+# files and folder names).
+REQUIRED = ("header address rfc2047 rfc2231 mime sieve_parse sieve_run authmaster users "
+            "scan scan_conf deliver_conf junklist msgin quota mutf7").split()
+
+
+def test_every_outside_input_parser_has_a_harness(harnesses):
+    missing = [h for h in REQUIRED if h not in harnesses]
+    assert not missing, f"no libFuzzer harness built for: {missing}"
+
+
 def test_every_harness_has_seeds(harnesses):
     for h in harnesses:
         d = os.path.join(TOP, "tests", "fuzz", "corpus", h)

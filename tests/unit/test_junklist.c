@@ -20,6 +20,13 @@
 #include "hm_junklist.h"
 
 /* mkdir_tmp - a fresh directory for one test */
+/* put_bytes - copy n bytes of text into a length-delimited test buffer,
+ * deliberately without a NUL (the parsers under test take a length) */
+static void put_bytes(char *dst, const char *src, size_t n)
+{
+	memcpy(dst, src, n);
+}
+
 static char *mkdir_tmp(void)
 {
 	char *d = strdup("/tmp/test_junklist.XXXXXX");
@@ -96,10 +103,10 @@ static void normalize_rejects(void **state)
 	/* length limit: 254 ok, 255 refused */
 	char big[300];
 	memset(big, 'a', sizeof big);
-	memcpy(big + 250, "@b.c", 4);
+	put_bytes(big + 250, "@b.c", 4);
 	assert_int_equal(hm_junk_addr_normalize(big, 254, 0, d, sizeof d), 0);
 	big[251] = 'a';
-	memcpy(big + 251, "@b.c", 4);
+	put_bytes(big + 251, "@b.c", 4);
 	assert_int_equal(hm_junk_addr_normalize(big, 255, 0, d, sizeof d), -1);
 	/* embedded NUL counts as a control byte */
 	assert_int_equal(hm_junk_addr_normalize("a\0b@c", 5, 0, d, sizeof d), -1);
@@ -165,8 +172,8 @@ static void parse_binary_garbage(void **state)
 		s = s * 1103515245 + 12345;
 		data[i] = (char)(s >> 16);
 	}
-	memcpy(data + 5000, "\nB 1 ok@example.org\n", 20);
-	memcpy(data + 6000, "\nB 1 nul\0@example.org\n", 22);
+	put_bytes(data + 5000, "\nB 1 ok@example.org\n", 20);
+	put_bytes(data + 6000, "\nB 1 nul\0@example.org\n", 22);
 	struct hm_junklist l;
 	hm_junklist_init(&l);
 	assert_int_equal(hm_junklist_parse(&l, data, len), 0);

@@ -199,6 +199,7 @@ static void pw_schemes(void **state)
 	assert_null(hm_pw_split("{bad scheme}x", scheme, sizeof(scheme)));
 	rest = hm_pw_split("{nobrace", scheme, sizeof(scheme));
 	assert_string_equal(scheme, "");
+	assert_string_equal(rest, "{nobrace");     /* no closing brace: all hash */
 	/* weak schemes refused unless allowed */
 	errno = 0;
 	assert_int_equal(hm_pw_verify("pw", "PLAIN", "pw", false), -1);

@@ -139,9 +139,13 @@ static void verify_with_lockout_and_rehash(void **state)
 	assert_int_equal(hm_authdb_lookup(&db, "a@x.org\t", &acct), 0);
 	assert_int_equal(hm_authdb_lookup(&db, "nosuch", &acct), 0);       /* system=no */
 
-	assert_int_equal(hm_authdb_verify(&db, "off@x.org", "Right-pw", NULL, canon, sizeof(canon)),
-			 HM_AUTHDB_MISMATCH);
-	assert_non_null(strstr(lastlog, "account disabled"));
+	/* the right password on a disabled account is refused but is no guess:
+	 * its reservation is given back, so it never locks (max_failures=3) */
+	for (int i = 0; i < 5; i++) {
+		assert_int_equal(hm_authdb_verify(&db, "off@x.org", "Right-pw", "192.0.2.3", canon,
+						  sizeof(canon)), HM_AUTHDB_MISMATCH);
+		assert_non_null(strstr(lastlog, "account disabled"));
+	}
 	assert_int_equal(hm_authdb_verify(&db, "nobody@x.org", "x", "192.0.2.1", canon, sizeof(canon)),
 			 HM_AUTHDB_UNKNOWN);
 	assert_non_null(strstr(lastlog, "unknown user"));
@@ -158,6 +162,14 @@ static void verify_with_lockout_and_rehash(void **state)
 	assert_non_null(strstr(text, "root@x.org:$6$"));           /* malformed line kept */
 	assert_int_equal(hm_authdb_verify(&db, "a@x.org", "Right-pw", NULL, canon, sizeof(canon)),
 			 HM_AUTHDB_OK);
+	/* a success clears the failures reserved before it */
+	for (int round = 0; round < 3; round++) {
+		for (int i = 0; i < 2; i++)
+			assert_int_equal(hm_authdb_verify(&db, "a@x.org", "bad", NULL, canon, sizeof(canon)),
+					 HM_AUTHDB_MISMATCH);
+		assert_int_equal(hm_authdb_verify(&db, "a@x.org", "Right-pw", NULL, canon, sizeof(canon)),
+				 HM_AUTHDB_OK);
+	}
 	/* three failures lock; the right password is then refused */
 	for (int i = 0; i < 3; i++)
 		assert_int_equal(hm_authdb_verify(&db, "a@x.org", "bad", NULL, canon, sizeof(canon)),
