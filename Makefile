@@ -9,6 +9,7 @@
 #   make check SANITIZE=1  the same with ASan+UBSan
 #   make install DESTDIR=... PREFIX=/usr
 #   make lab / make lab-check   provision and probe the home.com.bo lab
+#   make lint            cppcheck + clang-tidy + valgrind over the tree (tools/lint)
 #   make bench, make fuzz FUZZ_SECONDS=N, make deb, make clean
 
 SHELL      := /bin/bash
@@ -93,6 +94,12 @@ bench: build-all $(BENCH_TOOLS)
 	@tools/install-deps check
 	bench/run-all
 
+# cppcheck, clang-tidy, bear, valgrind come from tools/deps.d/harden.check;
+# tools/lint builds its own plain copy in build/lint (LINT_JOBS=N to change -j)
+lint:
+	@tools/install-deps check
+	tools/lint
+
 fuzz:
 	@tools/install-deps check
 	$(MAKE) -f tests/fuzz/fuzz.mk FUZZ_SECONDS=$(or $(FUZZ_SECONDS),10)
@@ -110,7 +117,7 @@ deb:
 clean:
 	rm -rf $(B)
 
-.PHONY: all build-all build-tests deps check install bench fuzz lab lab-check deb clean $(INSTALL_STEPS)
+.PHONY: all build-all build-tests deps check install bench lint fuzz lab lab-check deb clean $(INSTALL_STEPS)
 .SECONDARY:
 
 -include $(shell find $(B)/obj -name '*.d' 2>/dev/null)

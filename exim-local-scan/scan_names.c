@@ -76,6 +76,8 @@ static const char *ext_blocked(const struct scan_conf *c, const char *s, size_t 
 /* check_variants - s as is, then cut at the first ':' */
 static const char *check_variants(const struct scan_conf *c, const char *s, size_t n)
 {
+	if (n == 0)
+		return NULL;    /* nothing to read (and s[0..n) holds no bytes yet) */
 	const char *b = ext_blocked(c, s, n);
 	if (b)
 		return b;

@@ -162,8 +162,10 @@ static char *phrase(const struct tok *t, size_t a, size_t b, size_t max)
 		errno = ENOMEM;
 	return s;
 fail:
-	if (errno != ENOMEM)
-		errno = ENOMEM;
+	/* the bounds cannot be reached (raw holds at most the input, max is its
+	 * length + 1; decoding grows at most 3x), so what is left is ENOMEM,
+	 * the only errno the contract names */
+	errno = ENOMEM;
 	hm_buf_free(&raw);
 	hm_buf_free(&dec);
 	return NULL;

@@ -108,15 +108,20 @@ void hm_buf_free(struct hm_buf *b)
 
 char *hm_buf_steal(struct hm_buf *b, size_t *len_r)
 {
-	char *p;
+	char *p = b->data;
+	size_t len = b->len;
 
-	if (b->data == NULL && hm_buf_reserve(b, 0) < 0)
-		return NULL;
-	if (b->len == 0)
-		b->data[0] = '\0';
-	p = b->data;
+	if (p == NULL) {
+		/* nothing appended yet (len is 0): hand out an empty string */
+		if ((p = malloc(1)) == NULL) {
+			errno = ENOMEM;
+			return NULL;
+		}
+		p[0] = '\0';
+		len = 0;
+	}
 	if (len_r)
-		*len_r = b->len;
+		*len_r = len;
 	b->data = NULL;
 	b->len = b->cap = 0;
 	return p;

@@ -189,7 +189,9 @@ static void bad_encoding(struct hm_mime *m, const char *what)
 	problem(m, m->cur, HM_MIME_BAD_ENCODING, what);
 }
 
-static const signed char b64val[256] = {
+/* 0..63 digit, -1 invalid, -2 whitespace, -3 '=' (a short: the sentinels'
+ * sign must not depend on char conversions) */
+static const short b64val[256] = {
 #define X -1
 	X, X, X, X, X, X, X, X, X, -2, -2, X, X, -2, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X,
 	-2, X, X, X, X, X, X, X, X, X, X, 62, X, X, X, 63, 52, 53, 54, 55, 56, 57, 58, 59, 60, 61, X, X, X, -3, X, X,
@@ -444,30 +446,30 @@ static int finish_headers(struct hm_mime *m)
 	struct hm_header *h = NULL;
 	if (hm_header_parse(m->hdr.data ? m->hdr.data : "", m->hdr.len, &hl, &h) < 0)
 		return -1;
-	const struct hm_hfield *ct = NULL, *cte = NULL, *cd = NULL;
+	/* the first of each MIME field counts; a second one is a problem */
+	static const char *const fname[3] = {"content-type", "content-transfer-encoding",
+					     "content-disposition"};
+	static const char *const flabel[3] = {"Content-Type", "Content-Transfer-Encoding",
+					      "Content-Disposition"};
+	const struct hm_hfield *mf[3] = {NULL, NULL, NULL};
 	size_t it = 0;
 	const struct hm_hfield *hf;
 	while ((hf = hm_header_next(h, NULL, &it)) != NULL) {
-		const struct hm_hfield *f = hf;
-		if (f->flags & HM_HFIELD_NO_COLON) {
+		if (hf->flags & HM_HFIELD_NO_COLON) {
 			problem(m, p, HM_MIME_HEADER_SYNTAX, "line is not a header field");
 			continue;
 		}
-		const struct hm_hfield **slot = NULL;
-		const char *label = NULL;
-		if (hm_header_name_is(hf, "content-type"))
-			slot = &ct, label = "Content-Type";
-		else if (hm_header_name_is(f, "content-transfer-encoding"))
-			slot = &cte, label = "Content-Transfer-Encoding";
-		else if (hm_header_name_is(f, "content-disposition"))
-			slot = &cd, label = "Content-Disposition";
-		if (slot) {
-			if (*slot)
-				problem(m, p, HM_MIME_DUP_HEADER, label);
+		for (size_t k = 0; k < 3; k++) {
+			if (!hm_header_name_is(hf, fname[k]))
+				continue;
+			if (mf[k])
+				problem(m, p, HM_MIME_DUP_HEADER, flabel[k]);
 			else
-				*slot = f;
+				mf[k] = hf;
+			break;
 		}
 	}
+	const struct hm_hfield *ct = mf[0], *cte = mf[1], *cd = mf[2];
 	p->hdr = h;
 
 	/* parameters are read from the raw value: NUL bytes stay visible */

@@ -490,14 +490,14 @@ static int collect(const struct hm_mimefield *f, const char *name, struct readin
 	}
 	if (nsec > 0) {
 		struct hm_param *sorted[HM_PARAM_MAX];
-		memcpy(sorted, sec, nsec * sizeof *sec);
-		qsort(sorted, nsec, sizeof *sorted, section_cmp);
+		memcpy(sorted, sec, nsec * sizeof(struct hm_param *));
+		qsort(sorted, nsec, sizeof(struct hm_param *), section_cmp);
 		size_t l;
 		char *v = join_sections(sorted, nsec, true, &l, &probs);
 		if (!v)
 			return -1;
 		add_reading(r, v, l);
-		if (all && memcmp(sorted, sec, nsec * sizeof *sec) != 0) {
+		if (all && memcmp(sorted, sec, nsec * sizeof(struct hm_param *)) != 0) {
 			v = join_sections(sec, nsec, false, &l, &probs);
 			if (!v)
 				return -1;

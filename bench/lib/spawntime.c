@@ -130,24 +130,32 @@ int main(int argc, char **argv)
 	}
 	if (ncmds == 0)
 		usage();
+	int rc = 0;
 	for (int k = 0; k < ncmds; k++) {
 		cmds[k].wall = calloc((size_t)runs, sizeof(double));
 		cmds[k].cpu = calloc((size_t)runs, sizeof(double));
 		cmds[k].minflt = 0;
 		cmds[k].failures = 0;
-		if (cmds[k].wall == NULL || cmds[k].cpu == NULL)
-			return 71;
+		if (cmds[k].wall == NULL || cmds[k].cpu == NULL) {
+			ncmds = k + 1;          /* free what was allocated so far */
+			rc = 71;
+			goto out;
+		}
 	}
 	for (int k = 0; warm && k < ncmds; k++) {
-		if (run_once(&cmds[k], -1, input, uid, gid) < 0)
-			return 71;
+		if (run_once(&cmds[k], -1, input, uid, gid) < 0) {
+			perror("spawntime: fork");
+			rc = 71;
+			goto out;
+		}
 		cmds[k].failures = 0;
 	}
 	for (long i = 0; i < runs; i++)
 		for (int k = 0; k < ncmds; k++)
 			if (run_once(&cmds[k], (int)i, input, uid, gid) < 0) {
 				perror("spawntime: fork");
-				return 71;
+				rc = 71;
+				goto out;
 			}
 	for (int k = 0; k < ncmds; k++) {
 		qsort(cmds[k].wall, (size_t)runs, sizeof(double), cmp_double);
@@ -155,8 +163,11 @@ int main(int argc, char **argv)
 		printf("cmd=%d runs=%ld wall_ms=%.3f cpu_ms=%.3f minflt=%ld failures=%d\n", k, runs,
 		       cmds[k].wall[runs / 2], cmds[k].cpu[runs / 2], cmds[k].minflt / runs,
 		       cmds[k].failures);
+	}
+out:
+	for (int k = 0; k < ncmds; k++) {
 		free(cmds[k].wall);
 		free(cmds[k].cpu);
 	}
-	return 0;
+	return rc;
 }

@@ -8,6 +8,7 @@
  * Guards against: the check/verify/record race of issue 8 (40 parallel
  * wrong passwords got 9-11 password checks with max_failures=5).
  * Time is passed in explicitly, so no test sleeps. */
+#define _GNU_SOURCE 1   /* nftw, for hm_testutil.h */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -23,6 +24,7 @@
 #include <unistd.h>
 
 #include "hm_lockout.h"
+#include "hm_testutil.h"
 
 static char tmpdir[64];
 static char path[128];
@@ -36,9 +38,7 @@ static int setup(void **state)
 
 static int teardown(void **state)
 {
-	char cmd[128];
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
-	return system(cmd) == 0 ? 0 : -1;
+	return hm_test_rmtree(tmpdir);
 }
 
 static struct hm_lockout *open_fresh(const char *name, struct hm_lockout_policy *p)

@@ -2,6 +2,7 @@
  * mapping and refusal, spool -> store into new/ and cur/ with S=/W= and flags,
  * Maildir++ folder creation (maildirfolder, modes), planted symlinks refused,
  * dovecot-keywords allocation (26 max, case-insensitive reuse). */
+#define _GNU_SOURCE 1   /* nftw, for hm_testutil.h */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -18,22 +19,19 @@
 #include <unistd.h>
 
 #include "hm_maildir.h"
+#include "hm_testutil.h"
 
 static char root[256];
 
 static int setup(void **state)
 {
 	snprintf(root, sizeof root, "/tmp/hm-md-test.%d", (int)getpid());
-	char cmd[300];
-	snprintf(cmd, sizeof cmd, "rm -rf %s", root);
-	return system(cmd) == 0 ? 0 : -1;
+	return hm_test_rmtree(root);
 }
 
 static int teardown(void **state)
 {
-	char cmd[300];
-	snprintf(cmd, sizeof cmd, "rm -rf %s", root);
-	return system(cmd) == 0 ? 0 : -1;
+	return hm_test_rmtree(root);
 }
 
 /* only_file - the one file name in dir (asserts exactly one) */

@@ -3,6 +3,7 @@
  * INBOX and folders (,S= or stat size), append lines, and Dovecot's rebuild
  * triggers (missing, >= 5120 bytes, garbage, negative, stale over-quota,
  * changed forced limits). */
+#define _GNU_SOURCE 1   /* nftw, for hm_testutil.h */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -18,6 +19,7 @@
 #include <unistd.h>
 
 #include "hm_quota.h"
+#include "hm_testutil.h"
 
 static char root[256];
 static int root_fd = -1;
@@ -49,11 +51,15 @@ static char *get(const char *rel)
 static int setup(void **state)
 {
 	snprintf(root, sizeof root, "/tmp/hm-quota-test.%d", (int)getpid());
-	char cmd[2000];
-	snprintf(cmd, sizeof cmd, "rm -rf %s && mkdir -p %s/new %s/cur %s/tmp %s/.Sub/cur %s/.Sub/new",
-		 root, root, root, root, root, root);
-	if (system(cmd) != 0)
+	if (hm_test_rmtree(root) < 0)
 		return -1;
+	static const char *const dirs[] = {"", "/new", "/cur", "/tmp", "/.Sub", "/.Sub/cur", "/.Sub/new"};
+	for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++) {
+		char d[512];
+		snprintf(d, sizeof d, "%s%s", root, dirs[i]);
+		if (mkdir(d, 0700) < 0)
+			return -1;
+	}
 	root_fd = open(root, O_RDONLY | O_DIRECTORY);
 	/* 3 messages: two with S=, one whose size comes from stat (5 bytes) */
 	put("new/1.M1P1Q1.h,S=1000,W=1020", "x");
@@ -64,10 +70,8 @@ static int setup(void **state)
 
 static int teardown(void **state)
 {
-	char cmd[300];
 	close(root_fd);
-	snprintf(cmd, sizeof cmd, "rm -rf %s", root);
-	return system(cmd) == 0 ? 0 : -1;
+	return hm_test_rmtree(root);
 }
 
 static void rules(void **state)

@@ -4,6 +4,7 @@
  * unknown and wrong all answer alike), rehash written back, templates.
  * Guards against: a locked account let in with the right password, a
  * rehash that overwrites a hash changed meanwhile, uid-0 lines served. */
+#define _GNU_SOURCE 1   /* nftw, for hm_testutil.h */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -16,6 +17,7 @@
 #include <unistd.h>
 
 #include "authdb_core.h"
+#include "hm_testutil.h"
 
 static char dir[64], users[128], lockpath[128];
 static char lastlog[2048];
@@ -38,9 +40,7 @@ static int setup(void **state)
 
 static int teardown(void **state)
 {
-	char cmd[128];
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-	return system(cmd) == 0 ? 0 : -1;
+	return hm_test_rmtree(dir);
 }
 
 static void write_users(const char *text)
