@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "hm_maildir.h"
+#include "hm_testutil.h"
 
 #define H (60 * 60)
 
@@ -38,10 +39,8 @@ static int tmp_fd = -1;
 
 static int setup(void **state)
 {
-	char cmd[300];
 	snprintf(root, sizeof root, "/tmp/hm-tmpclean-test.%d", (int)getpid());
-	snprintf(cmd, sizeof cmd, "rm -rf %s", root);
-	if (system(cmd) != 0 || mkdir(root, 0700) < 0)
+	if (hm_test_rmtree(root) < 0 || mkdir(root, 0700) < 0)
 		return -1;
 	snprintf(tmp, sizeof tmp, "%s/tmp", root);
 	if (mkdir(tmp, 0700) < 0)
@@ -52,11 +51,9 @@ static int setup(void **state)
 
 static int teardown(void **state)
 {
-	char cmd[300];
 	close(tmp_fd);
 	tmp_fd = -1;
-	snprintf(cmd, sizeof cmd, "rm -rf %s", root);
-	return system(cmd) == 0 ? 0 : -1;
+	return hm_test_rmtree(root);
 }
 
 /* make_file - tmp/name with the given atime and mtime (ctime is now) */
