@@ -527,11 +527,13 @@ static int take_lock(int dirfd, const char *name)
 	}
 }
 
-/* read_keywords - parse dovecot-keywords of dirfd into names[26] (malloc'd).
+/* read_keywords - parse dovecot-keywords of dirfd into names[26] (malloc'd;
+ * slots the file names are replaced, the others left as they are).
  * Returns 0 (missing file = no keywords) or -1; *mtime_r = file mtime or 0. */
 static int read_keywords(int dirfd, char *names[HM_MAILDIR_MAX_KEYWORDS], time_t *mtime_r)
 {
 	char buf[8192 + 1];
+	const char *val[HM_MAILDIR_MAX_KEYWORDS] = { NULL };   /* into buf */
 	size_t len = 0;
 	struct stat st;
 	*mtime_r = 0;
@@ -559,10 +561,17 @@ static int read_keywords(int dirfd, char *names[HM_MAILDIR_MAX_KEYWORDS], time_t
 		long idx = strtol(line, &end, 10);
 		if (*end != '\0' || idx < 0 || idx >= HM_MAILDIR_MAX_KEYWORDS)
 			continue;
-		free(names[idx]);
-		names[idx] = strdup(sp + 1);
-		if (names[idx] == NULL)
+		val[idx] = sp + 1;      /* a later line for the same index wins */
+	}
+	/* copies only once the file is parsed: no allocation is lost on the way */
+	for (size_t k = 0; k < HM_MAILDIR_MAX_KEYWORDS; k++) {
+		if (val[k] == NULL)
+			continue;
+		char *v = strdup(val[k]);
+		if (v == NULL)
 			return -1;
+		free(names[k]);
+		names[k] = v;
 	}
 	return 0;
 }
