@@ -281,17 +281,6 @@ static void decode_b64(struct hm_mime *m, const char *s, size_t n)
 		emit(m, buf, o);
 }
 
-static int hexv(int c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	return -1;
-}
-
 /* decode_qp - one body line of quoted-printable (RFC 2045 §6.7): trailing
  * whitespace dropped, "=" at the end is a soft break, bad "=" kept literally */
 static void decode_qp(struct hm_mime *m, const char *s, size_t n)
@@ -310,8 +299,8 @@ static void decode_qp(struct hm_mime *m, const char *s, size_t n)
 				break;
 			}
 			int h, l;
-			if (i + 2 < n && (h = hexv((unsigned char)s[i + 1])) >= 0 &&
-			    (l = hexv((unsigned char)s[i + 2])) >= 0) {
+			if (i + 2 < n && (h = hm_hexval((unsigned char)s[i + 1])) >= 0 &&
+			    (l = hm_hexval((unsigned char)s[i + 2])) >= 0) {
 				buf[o++] = (char)(h * 16 + l);
 				i += 2;
 			} else {

@@ -16,6 +16,7 @@
 #include <strings.h>
 
 #include "hm_rfc2047.h"
+#include "hm_util.h"
 
 #define MAX_CHARSET_NAME 64
 
@@ -143,52 +144,20 @@ done:
 	return ret;
 }
 
-static int b64val(unsigned char c)
-{
-	if (c >= 'A' && c <= 'Z') return c - 'A';
-	if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-	if (c >= '0' && c <= '9') return c - '0' + 52;
-	if (c == '+') return 62;
-	if (c == '/') return 63;
-	return -1;
-}
-
-static int hexval(unsigned char c)
-{
-	if (c >= '0' && c <= '9') return c - '0';
-	if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-	if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-	return -1;
-}
-
 /* decode_text - B or Q decode p[0..n) into dst (capacity >= n); returns length */
 static size_t decode_text(char enc, const char *p, size_t n, char *dst)
 {
 	size_t o = 0;
-	if (enc == 'B' || enc == 'b') {
-		unsigned acc = 0;
-		int bits = 0;
-		for (size_t i = 0; i < n; i++) {
-			int v = b64val((unsigned char)p[i]);
-			if (v < 0)
-				continue;        /* '=' padding and junk are skipped */
-			acc = (acc << 6) | (unsigned)v;
-			bits += 6;
-			if (bits >= 8) {
-				bits -= 8;
-				dst[o++] = (char)((acc >> bits) & 0xFF);
-			}
-		}
-		return o;
-	}
+	if (enc == 'B' || enc == 'b')
+		return hm_base64_decode_lax(dst, p, n);   /* '=' and junk skipped */
 	for (size_t i = 0; i < n; i++) {
 		if (p[i] == '_') {
 			dst[o++] = ' ';
 		} else if (p[i] == '=' && i + 2 < n &&
-			   hexval((unsigned char)p[i + 1]) >= 0 &&
-			   hexval((unsigned char)p[i + 2]) >= 0) {
-			dst[o++] = (char)(hexval((unsigned char)p[i + 1]) * 16 +
-					  hexval((unsigned char)p[i + 2]));
+			   hm_hexval((unsigned char)p[i + 1]) >= 0 &&
+			   hm_hexval((unsigned char)p[i + 2]) >= 0) {
+			dst[o++] = (char)(hm_hexval((unsigned char)p[i + 1]) * 16 +
+					  hm_hexval((unsigned char)p[i + 2]));
 			i += 2;
 		} else {
 			dst[o++] = p[i];

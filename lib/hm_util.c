@@ -156,6 +156,52 @@ bool hm_strcaseeq_n(const char *a, size_t alen, const char *b)
 	return strlen(b) == alen && strncasecmp(a, b, alen) == 0;
 }
 
+int hm_hexval(unsigned char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	return -1;
+}
+
+/* b64val - value of one Base64 digit (RFC 4648 table 1), -1 for others */
+static int b64val(unsigned char c)
+{
+	if (c >= 'A' && c <= 'Z')
+		return c - 'A';
+	if (c >= 'a' && c <= 'z')
+		return c - 'a' + 26;
+	if (c >= '0' && c <= '9')
+		return c - '0' + 52;
+	if (c == '+')
+		return 62;
+	if (c == '/')
+		return 63;
+	return -1;
+}
+
+size_t hm_base64_decode_lax(char *dst, const char *src, size_t len)
+{
+	size_t o = 0;
+	unsigned acc = 0;
+	int bits = 0;
+	for (size_t i = 0; i < len; i++) {
+		int v = b64val((unsigned char)src[i]);
+		if (v < 0)
+			continue;
+		acc = ((acc << 6) | (unsigned)v) & 0xFFFFFF;   /* 4 digits at most */
+		bits += 6;
+		if (bits >= 8) {
+			bits -= 8;
+			dst[o++] = (char)((acc >> bits) & 0xFF);
+		}
+	}
+	return o;
+}
+
 char *hm_trim(char *s)
 {
 	char *e;

@@ -1,7 +1,8 @@
 /* hm_util.h — small helpers every piece of homemail uses.
  *
  * Checked size arithmetic, truncation-checked string copies, EINTR-safe full
- * reads/writes, and the cleaning of untrusted text before it reaches a log.
+ * reads/writes, the cleaning of untrusted text before it reaches a log, and
+ * the hex / Base64 digit decoding the MIME and RFC 2047 readers share.
  * Nothing here allocates except where stated; nothing calls exit() or alarm(),
  * so the helpers are safe inside Exim's and Dovecot's processes.
  */
@@ -41,6 +42,15 @@ void hm_log_clean(char *dst, size_t dstsize, const char *src, size_t srclen);
 
 /* hm_strcaseeq_n - ASCII case-insensitive compare of a[0..alen) with NUL-terminated b */
 bool hm_strcaseeq_n(const char *a, size_t alen, const char *b);
+
+/* hm_hexval - value of one hex digit (either case), -1 when c is none */
+int hm_hexval(unsigned char c);
+
+/* hm_base64_decode_lax - decode Base64 src[0..len) into dst, skipping every
+ * byte outside the alphabet ('=' padding, line ends, junk), as MIME readers
+ * do (RFC 2045 6.8) and as RFC 2047 "B" words need.  Writes at most
+ * len * 3 / 4 bytes (never more than len); returns the bytes written. */
+size_t hm_base64_decode_lax(char *dst, const char *src, size_t len);
 
 /* hm_trim - strip leading/trailing ASCII whitespace in place; returns s */
 char *hm_trim(char *s);

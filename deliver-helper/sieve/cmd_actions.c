@@ -57,7 +57,7 @@ const struct sv_def sv_def_discard = {
 static int exec_fileinto(struct sv_run *r, struct sv_node *n)
 {
 	size_t len;
-	char *folder = sv_expand(r, n, &n->pos[0]->v[0], &len);
+	char *folder = sv_expand(r, n, &sv_pos(n, 0)->v[0], &len);
 	if (!folder)
 		return SV_ERR;
 	if (strlen(folder) != len || len == 0) {
@@ -70,8 +70,8 @@ static int exec_fileinto(struct sv_run *r, struct sv_node *n)
 		free(folder);
 		return SV_ERR;
 	}
-	int rc = sv_add_store(r, n, folder, fl, nfl, n->o.has_tag[TG_CREATE],
-			      n->o.has_tag[TG_COPY]);
+	int rc = sv_add_store(r, n, folder, fl, nfl, sv_has(n->o.tags, TG_CREATE),
+			      sv_has(n->o.tags, TG_COPY));
 	sv_strv_free(fl);
 	free(folder);
 	return rc;
@@ -104,7 +104,7 @@ static char *redirect_target(const char *s, size_t len)
 
 static int validate_redirect(struct sv_comp *c, struct sv_node *n)
 {
-	const struct sv_str *s = &n->pos[0]->v[0];
+	const struct sv_str *s = &sv_pos(n, 0)->v[0];
 	if (s->var)
 		return 0;
 	char *t = redirect_target(s->s, s->len);
@@ -119,7 +119,7 @@ static int validate_redirect(struct sv_comp *c, struct sv_node *n)
 static int exec_redirect(struct sv_run *r, struct sv_node *n)
 {
 	size_t len;
-	char *s = sv_expand(r, n, &n->pos[0]->v[0], &len);
+	char *s = sv_expand(r, n, &sv_pos(n, 0)->v[0], &len);
 	if (!s)
 		return SV_ERR;
 	char *t = redirect_target(s, len);
@@ -131,7 +131,7 @@ static int exec_redirect(struct sv_run *r, struct sv_node *n)
 	free(s);
 	struct sieve_action a = { .type = SIEVE_ACT_REDIRECT, .target = t };
 	int rc = sv_add_action(r, n, &a);
-	if (rc == SV_OK && !n->o.has_tag[TG_COPY])
+	if (rc == SV_OK && !sv_has(n->o.tags, TG_COPY))
 		r->keep = false;
 	return rc;
 }

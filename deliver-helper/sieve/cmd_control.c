@@ -13,7 +13,7 @@
 /* validate_require - each string must name a supported extension */
 static int validate_require(struct sv_comp *c, struct sv_node *n)
 {
-	const struct sv_arg *a = n->pos[0];
+	const struct sv_arg *a = sv_pos(n, 0);
 	int ret = 0;
 	for (size_t i = 0; i < a->n; i++) {
 		int e = sv_ext_lookup(a->v[i].s);

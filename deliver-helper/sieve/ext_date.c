@@ -246,18 +246,18 @@ static int validate_common(struct sv_comp *c, struct sv_node *n, const struct sv
 
 static int validate_date(struct sv_comp *c, struct sv_node *n)
 {
-	return validate_common(c, n, n->pos[1]);
+	return validate_common(c, n, sv_pos(n, 1));
 }
 
 static int validate_currentdate(struct sv_comp *c, struct sv_node *n)
 {
-	return validate_common(c, n, n->pos[0]);
+	return validate_common(c, n, sv_pos(n, 0));
 }
 
 /* zone_for - the offset to show a date in: :zone, original, or local */
 static int zone_for(struct sv_run *r, struct sv_node *n, int orig, int *off)
 {
-	if (n->o.has_tag[TG_ORIGINALZONE]) {
+	if (sv_has(n->o.tags, TG_ORIGINALZONE)) {
 		*off = orig;
 		return 0;
 	}
@@ -281,10 +281,10 @@ static int zone_for(struct sv_run *r, struct sv_node *n, int orig, int *off)
 static int exec_date(struct sv_run *r, struct sv_node *n)
 {
 	size_t len;
-	char *hname = sv_expand(r, n, &n->pos[0]->v[0], &len);
+	char *hname = sv_expand(r, n, &sv_pos(n, 0)->v[0], &len);
 	if (!hname)
 		return -1;
-	char *part = sv_expand(r, n, &n->pos[1]->v[0], &len);
+	char *part = sv_expand(r, n, &sv_pos(n, 1)->v[0], &len);
 	if (!part) {
 		free(hname);
 		return -1;
@@ -304,12 +304,12 @@ static int exec_date(struct sv_run *r, struct sv_node *n)
 		if (sv_hdr_is(&r->msg, i, hname, hl))
 			idx[k++] = i;
 	size_t from = 0, to = k;
-	if (n->o.has_tag[TG_INDEX]) {
+	if (sv_has(n->o.tags, TG_INDEX)) {
 		uint64_t want = sv_tagarg(n, TG_INDEX)->num;
 		if (want == 0 || want > k) {
 			to = 0;
 		} else {
-			from = n->o.has_tag[TG_LAST] ? k - want : want - 1;
+			from = sv_has(n->o.tags, TG_LAST) ? k - want : want - 1;
 			to = from + 1;
 		}
 	}
@@ -351,7 +351,7 @@ static int exec_date(struct sv_run *r, struct sv_node *n)
 static int exec_currentdate(struct sv_run *r, struct sv_node *n)
 {
 	size_t len;
-	char *part = sv_expand(r, n, &n->pos[0]->v[0], &len);
+	char *part = sv_expand(r, n, &sv_pos(n, 0)->v[0], &len);
 	if (!part)
 		return -1;
 	struct sv_match m;

@@ -62,7 +62,7 @@ static int exec_duplicate(struct sv_run *r, struct sv_node *n)
 	free(handle);
 	free(id);
 	const struct sv_arg *sa = sv_tagarg(n, TG_DUP_SECONDS);
-	uint64_t secs = o->has_tag[TG_DUP_SECONDS] ? sa->num : DEFAULT_PERIOD;
+	uint64_t secs = sv_has(o->tags, TG_DUP_SECONDS) ? sa->num : DEFAULT_PERIOD;
 	if (secs > MAX_PERIOD)
 		secs = MAX_PERIOD;
 	int seen = 0;
@@ -71,7 +71,7 @@ static int exec_duplicate(struct sv_run *r, struct sv_node *n)
 	if (seen < 0)
 		seen = 0;
 	/* remember for the caller; with :last the period restarts on each hit */
-	if (!seen || o->has_tag[TG_DUP_LAST]) {
+	if (!seen || sv_has(o->tags, TG_DUP_LAST)) {
 		void *nv = realloc(r->res->dups, (r->res->ndups + 1) * sizeof *r->res->dups);
 		if (nv) {
 			r->res->dups = nv;

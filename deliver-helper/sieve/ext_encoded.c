@@ -12,14 +12,12 @@
 #include <string.h>
 #include <strings.h>
 
+#include "hm_util.h"
 #include "sv_int.h"
 
 static int hexv(char c)
 {
-	if (c >= '0' && c <= '9') return c - '0';
-	if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-	return -1;
+	return hm_hexval((unsigned char)c);
 }
 
 static bool blank(char c)
@@ -87,10 +85,12 @@ int sv_decode_encoded_chars(struct sv_comp *c, struct sv_str *s)
 {
 	if (!memmem(s->s, s->len, "${", 2))
 		return 0;
-	/* the result is never longer than the input */
-	char *out = malloc(s->len + 1);
-	if (!out)
+	/* the result is never longer than the input; it lives with the tree */
+	char *out = hm_arena_bytes(&c->s->arena, s->len + 1);
+	if (!out) {
+		sv_error(c, s->line, s->col, "out of memory");
 		return -1;
+	}
 	size_t o = 0, i = 0;
 	while (i < s->len) {
 		if (s->s[i] == '$' && i + 1 < s->len && s->s[i + 1] == '{') {
@@ -109,7 +109,7 @@ int sv_decode_encoded_chars(struct sv_comp *c, struct sv_str *s)
 				size_t n = (size_t)(close - (s->s + start));
 				char *tmp = malloc(n * 4 + 4);
 				if (!tmp) {
-					free(out);
+					sv_error(c, s->line, s->col, "out of memory");
 					return -1;
 				}
 				long r = decode_one(uni, s->s + start, n, tmp);
@@ -117,7 +117,6 @@ int sv_decode_encoded_chars(struct sv_comp *c, struct sv_str *s)
 					sv_error(c, s->line, s->col,
 						 "invalid unicode character in encoded-character sequence");
 					free(tmp);
-					free(out);
 					return -1;
 				}
 				size_t whole = (size_t)(close - s->s) + 1 - i;
@@ -134,7 +133,6 @@ int sv_decode_encoded_chars(struct sv_comp *c, struct sv_str *s)
 		out[o++] = s->s[i++];
 	}
 	out[o] = 0;
-	free(s->s);
 	s->s = out;
 	s->len = o;
 	return 0;

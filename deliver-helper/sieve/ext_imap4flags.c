@@ -140,8 +140,8 @@ enum flag_op { OP_SET, OP_ADD, OP_REMOVE };
 
 static int flag_cmd(struct sv_run *r, struct sv_node *n, enum flag_op op)
 {
-	const struct sv_arg *list = n->pos[n->npos - 1];
-	const char *var = n->npos == 2 ? n->pos[0]->v[0].s : NULL;
+	const struct sv_arg *list = sv_pos(n, n->npos - 1);
+	const char *var = n->npos == 2 ? sv_pos(n, 0)->v[0].s : NULL;
 	char **cur = NULL;
 	size_t ncur = 0;
 	if (var) {
@@ -222,7 +222,7 @@ static int exec_removeflag(struct sv_run *r, struct sv_node *n) { return flag_cm
 static int validate_flagcmd(struct sv_comp *c, struct sv_node *n)
 {
 	if (n->npos == 2) {
-		const struct sv_arg *a = n->pos[0];
+		const struct sv_arg *a = sv_pos(n, 0);
 		if (!c->s->ext[EXT_VARIABLES]) {
 			sv_error(c, a->line, a->col,
 				 "a variable name needs the variables extension");
@@ -259,7 +259,7 @@ static int exec_hasflag(struct sv_run *r, struct sv_node *n)
 	size_t nfl = 0;
 	int x = 0;
 	if (n->npos == 2) {
-		const struct sv_arg *vars = n->pos[0];
+		const struct sv_arg *vars = sv_pos(n, 0);
 		for (size_t i = 0; i < vars->n; i++) {
 			const struct sv_var *v = sv_var_get(r, vars->v[i].s);
 			if (v && add_words(r, n, v->val, &fl, &nfl) < 0)
@@ -282,15 +282,15 @@ static int exec_hasflag(struct sv_run *r, struct sv_node *n)
 static int validate_hasflag(struct sv_comp *c, struct sv_node *n)
 {
 	if (n->npos == 2 && !c->s->ext[EXT_VARIABLES]) {
-		sv_error(c, n->pos[0]->line, n->pos[0]->col,
+		sv_error(c, sv_pos(n, 0)->line, sv_pos(n, 0)->col,
 			 "a variable list needs the variables extension");
 		return -1;
 	}
 	if (n->npos == 2)
-		for (size_t i = 0; i < n->pos[0]->n; i++)
-			if (!sv_var_name_ok(n->pos[0]->v[i].s)) {
-				sv_error(c, n->pos[0]->v[i].line, n->pos[0]->v[i].col,
-					 "invalid variable name '%s'", n->pos[0]->v[i].s);
+		for (size_t i = 0; i < sv_pos(n, 0)->n; i++)
+			if (!sv_var_name_ok(sv_pos(n, 0)->v[i].s)) {
+				sv_error(c, sv_pos(n, 0)->v[i].line, sv_pos(n, 0)->v[i].col,
+					 "invalid variable name '%s'", sv_pos(n, 0)->v[i].s);
 				return -1;
 			}
 	return 0;

@@ -22,7 +22,7 @@
 
 static int validate_include(struct sv_comp *c, struct sv_node *n)
 {
-	const struct sv_str *name = &n->pos[0]->v[0];
+	const struct sv_str *name = &sv_pos(n, 0)->v[0];
 	if (name->var) {
 		sv_error(c, name->line, name->col, "the include name must be a constant string");
 		return -1;
@@ -34,10 +34,10 @@ static int validate_include(struct sv_comp *c, struct sv_node *n)
 	}
 	struct sieve_script *root = c->s->root;
 	const char *dir;
-	if (n->o.has_tag[TG_GLOBAL]) {
+	if (sv_has(n->o.tags, TG_GLOBAL)) {
 		dir = root->global_dir;
 		if (!dir) {
-			if (n->o.has_tag[TG_OPTIONAL])
+			if (sv_has(n->o.tags, TG_OPTIONAL))
 				return 0;
 			sv_error(c, name->line, name->col,
 				 "include: no global script location is configured");
@@ -53,23 +53,23 @@ static int validate_include(struct sv_comp *c, struct sv_node *n)
 	snprintf(path, pl, "%s/%s.sieve", dir, name->s);
 	bool missing;
 	struct sieve_script *s = sv_compile_include(c, path, name->s, name->line, name->col,
-						    n->o.has_tag[TG_OPTIONAL], &missing);
+						    sv_has(n->o.tags, TG_OPTIONAL), &missing);
 	free(path);
 	if (!s) {
-		if (missing && n->o.has_tag[TG_OPTIONAL])
+		if (missing && sv_has(n->o.tags, TG_OPTIONAL))
 			return 0;
 		return -1;
 	}
 	/* RFC 6609 3.2: a script may not include itself, directly or through
 	 * others, unless :once breaks the loop (Pigeonhole: "circular include") */
-	if (!n->o.has_tag[TG_ONCE])
+	if (!sv_has(n->o.tags, TG_ONCE))
 		for (struct sv_comp *p = c; p; p = p->parent)
 			if (p->s == s) {
 				sv_error(c, n->line, n->col, "circular include");
 				return -1;
 			}
-	n->priv = s;     /* owned by the root script, not by the node */
-	n->priv_free = NULL;
+	n->priv = s;     /* owned by the root script, not by the node; include
+			  * takes no block (checked before validate runs) */
 	return 0;
 }
 
@@ -86,7 +86,7 @@ static int exec_include(struct sv_run *r, struct sv_node *n)
 	struct sieve_script *s = n->priv;
 	if (!s)
 		return SV_OK;    /* :optional and missing */
-	if (n->o.has_tag[TG_ONCE] && in_list(r->once_done, r->nonce, s))
+	if (sv_has(n->o.tags, TG_ONCE) && in_list(r->once_done, r->nonce, s))
 		return SV_OK;
 	if (s == r->frame->s || in_list(r->inc_stack, r->ninc_stack, s))
 		return sv_rt_error(r, n, "circular include of script '%s'", s->name);
@@ -94,12 +94,12 @@ static int exec_include(struct sv_run *r, struct sv_node *n)
 		return sv_rt_error(r, n, "includes nested too deeply");
 	if (r->nonce >= 4096)
 		return sv_rt_error(r, n, "too many includes");
-	void *nv = realloc(r->inc_stack, (r->ninc_stack + 1) * sizeof *r->inc_stack);
+	void *nv = realloc(r->inc_stack, (r->ninc_stack + 1) * sizeof(struct sieve_script *));
 	if (!nv)
 		return sv_rt_error(r, n, "out of memory");
 	r->inc_stack = nv;
 	r->inc_stack[r->ninc_stack++] = r->frame->s;
-	nv = realloc(r->once_done, (r->nonce + 1) * sizeof *r->once_done);
+	nv = realloc(r->once_done, (r->nonce + 1) * sizeof(struct sieve_script *));
 	if (!nv)
 		return sv_rt_error(r, n, "out of memory");
 	r->once_done = nv;
@@ -107,7 +107,7 @@ static int exec_include(struct sv_run *r, struct sv_node *n)
 	struct sv_frame fr = { .s = s };
 	struct sv_frame *saved = r->frame;
 	r->frame = &fr;
-	int rc = sv_exec_block(r, s->cmds, s->ncmds);
+	int rc = sv_exec_block(r, s->cmds);
 	sv_varstore_free(&fr.local);
 	r->frame = saved;
 	r->ninc_stack--;
@@ -142,7 +142,7 @@ static int validate_global(struct sv_comp *c, struct sv_node *n)
 		sv_error(c, n->line, n->col, "the global command needs the variables extension");
 		return -1;
 	}
-	const struct sv_arg *a = n->pos[0];
+	const struct sv_arg *a = sv_pos(n, 0);
 	for (size_t i = 0; i < a->n; i++) {
 		if (a->v[i].var || !sv_var_name_ok(a->v[i].s) || strchr(a->v[i].s, '.')) {
 			sv_error(c, a->v[i].line, a->v[i].col, "invalid variable name '%s'",

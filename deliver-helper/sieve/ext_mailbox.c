@@ -9,7 +9,7 @@
 
 static int exec_mailboxexists(struct sv_run *r, struct sv_node *n)
 {
-	const struct sv_arg *a = n->pos[0];
+	const struct sv_arg *a = sv_pos(n, 0);
 	for (size_t i = 0; i < a->n; i++) {
 		size_t len;
 		char *name = sv_expand(r, n, &a->v[i], &len);

@@ -11,7 +11,7 @@
 static int do_reject(struct sv_run *r, struct sv_node *n, enum sieve_action_type t)
 {
 	size_t len;
-	char *reason = sv_expand(r, n, &n->pos[0]->v[0], &len);
+	char *reason = sv_expand(r, n, &sv_pos(n, 0)->v[0], &len);
 	if (!reason)
 		return SV_ERR;
 	struct sieve_action a = { .type = t, .target = reason };

@@ -181,23 +181,23 @@ static int exec_vacation(struct sv_run *r, struct sv_node *n)
 	struct sieve_action a = { .type = SIEVE_ACT_VACATION };
 	size_t len;
 	uint64_t secs = DEFAULT_PERIOD;
-	if (o->has_tag[TG_DAYS]) {
+	if (sv_has(o->tags, TG_DAYS)) {
 		uint64_t d = sv_tagarg(n, TG_DAYS)->num;
 		secs = d > MAX_PERIOD / DAY ? MAX_PERIOD : d * DAY;
 		(void)0;
-	} else if (o->has_tag[TG_SECONDS]) {
+	} else if (sv_has(o->tags, TG_SECONDS)) {
 		secs = sv_tagarg(n, TG_SECONDS)->num;
 	}
 	if (secs < MIN_PERIOD) {
-		if (o->has_tag[TG_SECONDS] || o->has_tag[TG_DAYS])
+		if (sv_has(o->tags, TG_SECONDS) || sv_has(o->tags, TG_DAYS))
 			sv_rt_warn(r, n, "specified period is under the minimum");
 		secs = MIN_PERIOD;
 	}
 	if (secs > MAX_PERIOD)
 		secs = MAX_PERIOD;
 	a.vac_seconds = secs;
-	a.vac_mime = o->has_tag[TG_MIME];
-	a.vac_reason = sv_expand(r, n, &n->pos[0]->v[0], &len);
+	a.vac_mime = sv_has(o->tags, TG_MIME);
+	a.vac_reason = sv_expand(r, n, &sv_pos(n, 0)->v[0], &len);
 	if (!a.vac_reason)
 		goto fail;
 	if (sv_tagarg(n, TG_SUBJECT)) {
@@ -256,7 +256,7 @@ static int exec_vacation(struct sv_run *r, struct sv_node *n)
 		struct hm_buf b;
 		hm_buf_init(&b, 1 << 20);
 		hm_buf_puts(&b, a.vac_reason);
-		hm_buf_puts(&b, o->has_tag[TG_SUBJECT] ? a.vac_subject : "<default-subject>");
+		hm_buf_puts(&b, sv_has(o->tags, TG_SUBJECT) ? a.vac_subject : "<default-subject>");
 		hm_buf_puts(&b, a.vac_from ? a.vac_from : "<default-from>");
 		hm_buf_puts(&b, a.vac_mime ? "<MIME>" : "<NO-MIME>");
 		a.vac_handle = hm_buf_steal(&b, NULL);

@@ -208,18 +208,30 @@ fail:
 	return NULL;
 }
 
+const char *sv_expand_ref(struct sv_run *r, const struct sv_node *n, const struct sv_str *s,
+			  size_t *len_r, char **own_r)
+{
+	*own_r = NULL;
+	if (!s->var) {
+		*len_r = s->len;
+		return s->s;
+	}
+	*own_r = sv_expand(r, n, s, len_r);
+	return *own_r;
+}
+
 /* ---- set ------------------------------------------------------------- */
 
 /* validate_set - the name must be a valid variable name (RFC 5229 4) */
 static int validate_set(struct sv_comp *c, struct sv_node *n)
 {
-	const struct sv_str *name = &n->pos[0]->v[0];
+	const struct sv_str *name = &sv_pos(n, 0)->v[0];
 	if (!sv_var_name_ok(name->s) ||
 	    (strncasecmp(name->s, "global.", 7) == 0 && !c->s->ext[EXT_INCLUDE])) {
 		sv_error(c, name->line, name->col, "invalid variable name '%s'", name->s);
 		return -1;
 	}
-	if (n->o.has_tag[TG_QUOTEREGEX] && !c->s->ext[EXT_REGEX]) {
+	if (sv_has(n->o.tags, TG_QUOTEREGEX) && !c->s->ext[EXT_REGEX]) {
 		sv_error(c, n->line, n->col, ":quoteregex needs the regex extension");
 		return -1;
 	}
@@ -238,20 +250,20 @@ static size_t utf8_len(const char *s, size_t n)
 /* apply_modifiers - RFC 5229 4.1, highest precedence first */
 static char *apply_modifiers(const struct sv_opts *o, char *v, size_t *len)
 {
-	if (o->has_tag[TG_LOWER] || o->has_tag[TG_UPPER])
+	if (sv_has(o->tags, TG_LOWER) || sv_has(o->tags, TG_UPPER))
 		for (size_t i = 0; i < *len; i++) {
 			char ch = v[i];
-			if (o->has_tag[TG_LOWER] && ch >= 'A' && ch <= 'Z')
+			if (sv_has(o->tags, TG_LOWER) && ch >= 'A' && ch <= 'Z')
 				v[i] = (char)(ch + 32);
-			if (o->has_tag[TG_UPPER] && ch >= 'a' && ch <= 'z')
+			if (sv_has(o->tags, TG_UPPER) && ch >= 'a' && ch <= 'z')
 				v[i] = (char)(ch - 32);
 		}
-	if (*len > 0 && o->has_tag[TG_LOWERFIRST] && v[0] >= 'A' && v[0] <= 'Z')
+	if (*len > 0 && sv_has(o->tags, TG_LOWERFIRST) && v[0] >= 'A' && v[0] <= 'Z')
 		v[0] = (char)(v[0] + 32);
-	if (*len > 0 && o->has_tag[TG_UPPERFIRST] && v[0] >= 'a' && v[0] <= 'z')
+	if (*len > 0 && sv_has(o->tags, TG_UPPERFIRST) && v[0] >= 'a' && v[0] <= 'z')
 		v[0] = (char)(v[0] - 32);
-	if (o->has_tag[TG_QUOTEWILDCARD] || o->has_tag[TG_QUOTEREGEX]) {
-		const char *special = o->has_tag[TG_QUOTEWILDCARD] ? "*?\\" : "\\.^$*+?(){}[]|";
+	if (sv_has(o->tags, TG_QUOTEWILDCARD) || sv_has(o->tags, TG_QUOTEREGEX)) {
+		const char *special = sv_has(o->tags, TG_QUOTEWILDCARD) ? "*?\\" : "\\.^$*+?(){}[]|";
 		size_t extra = 0;
 		for (size_t i = 0; i < *len; i++)
 			if (v[i] && strchr(special, v[i]))
@@ -272,7 +284,7 @@ static char *apply_modifiers(const struct sv_opts *o, char *v, size_t *len)
 		v = nv;
 		*len = o2;
 	}
-	if (o->has_tag[TG_LENGTH]) {
+	if (sv_has(o->tags, TG_LENGTH)) {
 		char num[32];
 		int nl = snprintf(num, sizeof num, "%zu", utf8_len(v, *len));
 		free(v);
@@ -285,13 +297,13 @@ static char *apply_modifiers(const struct sv_opts *o, char *v, size_t *len)
 static int exec_set(struct sv_run *r, struct sv_node *n)
 {
 	size_t len;
-	char *v = sv_expand(r, n, &n->pos[1]->v[0], &len);
+	char *v = sv_expand(r, n, &sv_pos(n, 1)->v[0], &len);
 	if (!v)
 		return SV_ERR;
 	v = apply_modifiers(&n->o, v, &len);
 	if (!v)
 		return sv_rt_error(r, n, "out of memory");
-	int rc = sv_var_set(r, n, n->pos[0]->v[0].s, v, len);
+	int rc = sv_var_set(r, n, sv_pos(n, 0)->v[0].s, v, len);
 	free(v);
 	return rc;
 }
@@ -313,9 +325,9 @@ const struct sv_def sv_def_set = {
 static int exec_string(struct sv_run *r, struct sv_node *n)
 {
 	struct sv_match m;
-	if (sv_match_begin(&m, r, n, n->pos[1]) < 0)
+	if (sv_match_begin(&m, r, n, sv_pos(n, 1)) < 0)
 		return -1;
-	const struct sv_arg *src = n->pos[0];
+	const struct sv_arg *src = sv_pos(n, 0);
 	for (size_t i = 0; i < src->n; i++) {
 		size_t len;
 		char *v = sv_expand(r, n, &src->v[i], &len);

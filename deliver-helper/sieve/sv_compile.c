@@ -30,11 +30,17 @@ void sieve_limits_default(struct sieve_limits *l)
 	l->max_body = 1024 * 1024;
 }
 
+/* The tree of a script takes about 6 bytes of arena per byte of Roundcube-
+ * style text; the densest scripts ("a;a;a;...", "anyof(b,b,b,...)": a
+ * 96-byte node per 2 bytes) about 50.  The cap, twice that, is a backstop
+ * that no script within max_script_size reaches. */
+#define SV_ARENA_MAX(len) ((len) * 96 + 256 * 1024)
+
 static void script_free_one(struct sieve_script *s)
 {
 	if (!s)
 		return;
-	sv_nodes_free(s->cmds, s->ncmds);
+	hm_arena_free(&s->arena);
 	for (size_t i = 0; i < s->nglobals; i++)
 		free(s->globals[i]);
 	free(s->globals);
@@ -99,6 +105,7 @@ static struct sieve_script *new_script(const char *name, const char *dir,
 	struct sieve_script *s = calloc(1, sizeof *s);
 	if (!s)
 		return NULL;
+	hm_arena_init(&s->arena, 0);
 	s->name = strdup(name);
 	s->dir = strdup(dir ? dir : ".");
 	if (env && env->limits)
@@ -117,12 +124,17 @@ static struct sieve_script *new_script(const char *name, const char *dir,
 	return s;
 }
 
-/* compile_text - parse and validate s (text already set) */
+/* compile_text - parse and validate s (text already set; a NUL in it is
+ * reported by the lexer with its position) */
 static int compile_text(struct sv_comp *c)
 {
-	if (memchr(c->s->text, 0, c->s->len)) {
-		/* let the lexer report the position */
+	/* string lengths in the tree are 32-bit (struct sv_str), lines and
+	 * columns int: far above any max_script_size a site would set */
+	if (c->s->len > INT32_MAX) {
+		sv_error(c, 1, 1, "script too large (%zu bytes)", c->s->len);
+		return -1;
 	}
+	hm_arena_init(&c->s->arena, SV_ARENA_MAX(c->s->len));
 	if (sv_parse(c) < 0)
 		return -1;
 	return sv_validate(c);
@@ -218,6 +230,7 @@ struct sieve_script *sv_compile_include(struct sv_comp *c, const char *path,
 	struct sieve_script *s = calloc(1, sizeof *s);
 	if (!s)
 		return NULL;
+	hm_arena_init(&s->arena, 0);
 	s->name = strdup(path);
 	char *tmp = strdup(path);
 	s->dir = tmp ? strdup(dirname(tmp)) : NULL;
@@ -244,7 +257,7 @@ struct sieve_script *sv_compile_include(struct sv_comp *c, const char *path,
 		return NULL;
 	}
 	/* register before compiling so that recursive includes find it */
-	void *nv = realloc(root->incs, (root->nincs + 1) * sizeof *root->incs);
+	void *nv = realloc(root->incs, (root->nincs + 1) * sizeof(struct sieve_script *));
 	if (!nv) {
 		script_free_one(s);
 		return NULL;

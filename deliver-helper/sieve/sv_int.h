@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "hm_arena.h"
 #include "hm_buf.h"
 #include "sieve.h"
 
@@ -30,10 +31,16 @@ enum sv_ext {
 extern const char *const sv_ext_names[EXT_COUNT];
 int sv_ext_lookup(const char *name);
 
-/* ---- syntax tree ------------------------------------------------------ */
+/* ---- syntax tree ------------------------------------------------------
+ * Every node, argument and string of a script lives in the script's arena
+ * (struct sieve_script.arena) and is freed with it at once; the structures
+ * are kept small because a 1,000-rule script has ~5,000 nodes and the
+ * pages they touch are a good part of a fresh process's cost. */
 struct sv_str {
-	char *s;          /* NUL-terminated; may contain NULs via encodings */
-	size_t len;
+	char *s;          /* NUL-terminated; may contain NULs via encodings;
+			   * in the script text itself or in the arena */
+	uint32_t len;     /* <= script length + 1; scripts are below 2 GB
+			   * (compile_text in sv_compile.c) */
 	int line, col;
 	bool var;         /* contains "${" and variables is required */
 };
@@ -41,12 +48,15 @@ struct sv_str {
 enum sv_arg_type { SV_ARG_NUM, SV_ARG_STR, SV_ARG_LIST, SV_ARG_TAG };
 
 struct sv_arg {
-	enum sv_arg_type type;
+	uint8_t type;         /* enum sv_arg_type */
+	uint8_t tagid;        /* TAG: enum sv_tag, set by the validator */
 	int line, col;
-	uint64_t num;
-	struct sv_str *v;     /* STR: one, LIST: n */
-	size_t n;
-	char *tag;            /* TAG: name without ':' */
+	uint32_t n;           /* STR: 1, LIST: count, else 0 */
+	union {
+		uint64_t num;     /* NUM */
+		struct sv_str *v; /* STR: one, LIST: n */
+		char *tag;        /* TAG: name without ':' */
+	};
 };
 
 /* Tags (tagged arguments), one id per meaning. */
@@ -62,6 +72,7 @@ enum sv_tag {
 	TG_QUOTEREGEX, TG_LENGTH,
 	TG_COUNT_ALL
 };
+_Static_assert(TG_COUNT_ALL <= 64, "the tags given to a node are a 64-bit set");
 
 enum sv_tagarg { TA_NONE, TA_NUM, TA_STR, TA_LIST };
 
@@ -84,41 +95,46 @@ struct sv_script_int;
 
 /* Options resolved from tags by the validator. */
 struct sv_opts {
-	enum sv_mt mt;
-	enum sv_cmp cmp;
-	enum sv_rel rel;
-	enum sv_ap ap;
-	bool has_tag[TG_COUNT_ALL];
-	/* index+1 into the node's args of the argument of each tag (0: none)
-	 * and of the tag itself: small, so that big scripts stay small */
-	uint8_t tagarg_i[TG_COUNT_ALL];
-	uint8_t lastpos_i;        /* the :last tag (for its error position) */
-	int64_t index;        /* :index (0 none) */
+	uint64_t tags;        /* bit (1 << id) for each tag given */
+	uint8_t mt;           /* enum sv_mt */
+	uint8_t cmp;          /* enum sv_cmp */
+	uint8_t rel;          /* enum sv_rel */
+	uint8_t ap;           /* enum sv_ap */
 };
+/* sv_has - tag id is in the set */
+#define sv_has(set, id) ((((set) >> (id)) & 1u) != 0)
 
 struct sv_node {
-	char *name;
-	int line, col;
+	const char *name;         /* as written (a definition's name when it is
+				   * spelt the same, else in the arena) */
+	const struct sv_def *def; /* the parser's guess by name (any kind);
+				   * checked and kept by the validator */
 	struct sv_arg *args;
-	size_t nargs;
-	struct sv_node *tests;    /* test or test-list */
-	size_t ntests;
-	bool test_list;           /* tests came as "( ... )" */
+	struct sv_node *tests;    /* first test (then ->next): test or test-list */
+	union {
+		struct sv_node *block;  /* first command of the block (then ->next) */
+		void *priv;       /* a command without block (has_block false):
+				   * its data, not owned by the node (include:
+				   * the compiled script), set by its validate */
+	};
+	struct sv_node *next;     /* next command of the block / test of the list */
+	int line, col;
 	int end_line, end_col;    /* the token after the arguments and tests */
-	struct sv_node *block;
-	size_t nblock;
+	uint32_t nargs, ntests;
+	bool test_list;           /* tests came as "( ... )" */
 	bool has_block;
 	/* filled by the validator */
-	const struct sv_def *def;
+	uint8_t npos;
+	uint8_t pos_i[4];         /* indexes into args of the positional ones */
 	struct sv_opts o;
-	struct sv_arg *pos[4];
-	size_t npos;
-	void *priv;               /* command-specific data (regex, include) */
-	void (*priv_free)(void *);
 };
 
-/* sv_tagarg / sv_tagpos - the argument of tag id / the tag, or NULL */
-#define sv_tagarg(n, id) ((n)->o.tagarg_i[id] ? &(n)->args[(n)->o.tagarg_i[id] - 1] : NULL)
+/* sv_pos - positional argument i (i < npos) */
+#define sv_pos(n, i) (&(n)->args[(n)->pos_i[i]])
+/* sv_tagarg - the argument of tag id, or NULL (tag absent or takes none) */
+const struct sv_arg *sv_tagarg(const struct sv_node *n, enum sv_tag id);
+/* sv_tagpos - the tag id itself (for error positions), or NULL */
+const struct sv_arg *sv_tagpos(const struct sv_node *n, enum sv_tag id);
 #define SV_MAX_ARGS 250          /* arguments of one command (indexes are bytes) */
 
 /* ---- command / test definitions ------------------------------------ */
@@ -148,7 +164,8 @@ struct sv_def {
 };
 
 extern const struct sv_def *const sv_defs[];
-const struct sv_def *sv_def_lookup(const char *name, bool is_test);
+/* sv_def_find - the command or test called name[0..len) (any case), or NULL */
+const struct sv_def *sv_def_find(const char *name, size_t len);
 
 /* command families (one file each) */
 extern const struct sv_def sv_def_require, sv_def_if, sv_def_elsif, sv_def_else,
@@ -168,8 +185,8 @@ struct sieve_script {
 	char *dir;                /* directory of the file (personal includes) */
 	char *text;
 	size_t len;
-	struct sv_node *cmds;
-	size_t ncmds;
+	struct hm_arena arena;    /* the tree: nodes, arguments, strings */
+	struct sv_node *cmds;     /* first command (then ->next) */
 	bool ext[EXT_COUNT];
 	struct sieve_limits lim;
 	char *personal_dir, *global_dir;
@@ -198,7 +215,6 @@ void sv_error(struct sv_comp *c, int line, int col, const char *fmt, ...)
 
 /* lexer + parser: fill s->cmds; returns 0, -1 with error recorded */
 int sv_parse(struct sv_comp *c);
-void sv_nodes_free(struct sv_node *n, size_t count);
 /* validator: returns 0, -1 with errors recorded */
 int sv_validate(struct sv_comp *c);
 /* sv_validate_index - :index N (N >= 1) and :last only with :index */
@@ -214,6 +230,7 @@ int sv_decode_encoded_chars(struct sv_comp *c, struct sv_str *s);
 
 /* ---- message access (sv_message.c) -------------------------------- */
 struct hm_header;
+struct hm_addr_list;
 struct sv_bodypart {
 	char *ctype;          /* lower-case "type/subtype" ("multipart/x" for the
 			       * preamble and epilogue of a multipart) */
@@ -228,6 +245,7 @@ struct sv_msg {
 	char **unf;           /* Pigeonhole-style unfolded value of folded fields */
 	size_t *unflen;
 	size_t *declen;
+	struct hm_addr_list **addrs; /* parsed address list per field, on demand */
 	const char *body;
 	size_t blen;
 	struct sv_bodypart *parts;
@@ -244,6 +262,10 @@ bool sv_hdr_is(const struct sv_msg *mm, size_t i, const char *name, size_t nlen)
 const char *sv_hdr_value(struct sv_msg *mm, size_t i, size_t *len_r);
 /* sv_hdr_uvalue - unfolded, trimmed, undecoded value (for addresses) */
 const char *sv_hdr_uvalue(struct sv_msg *mm, size_t i, size_t *len_r);
+/* sv_hdr_addresses - the addresses of field i (parsed once, at most
+ * SV_MAX_ADDRS_PER_FIELD); NULL on ENOMEM */
+#define SV_MAX_ADDRS_PER_FIELD 1000
+const struct hm_addr_list *sv_hdr_addresses(struct sv_msg *mm, size_t i);
 /* sv_msg_header1 - decoded value of the first field called name, or NULL */
 const char *sv_msg_header1(struct sv_msg *mm, const char *name, size_t *len_r);
 /* sv_msg_parts - split the body into MIME parts (once); -1 on ENOMEM */
@@ -301,13 +323,19 @@ void sv_rt_warn(struct sv_run *r, const struct sv_node *n, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 /* sv_step - charge CPU steps; -1 (error set) when over budget */
 int sv_step(struct sv_run *r, const struct sv_node *n, uint64_t cost);
-int sv_exec_block(struct sv_run *r, struct sv_node *cmds, size_t n);
+/* sv_exec_block - run the commands from cmds on (->next) */
+int sv_exec_block(struct sv_run *r, struct sv_node *cmds);
 int sv_exec_test(struct sv_run *r, struct sv_node *t);
 
 /* sv_expand - string with variables expanded (malloc'd, always NUL-ended);
  * returns NULL on error (reported) */
 char *sv_expand(struct sv_run *r, const struct sv_node *n, const struct sv_str *s,
 		size_t *len_r);
+/* sv_expand_ref - the same without a copy when s has no variables: returns
+ * s->s itself (*own_r = NULL) or the malloc'd expansion (*own_r, which the
+ * caller frees); NULL on error (reported) */
+const char *sv_expand_ref(struct sv_run *r, const struct sv_node *n, const struct sv_str *s,
+			  size_t *len_r, char **own_r);
 /* variables */
 int sv_var_set(struct sv_run *r, const struct sv_node *n, const char *name,
 	       const char *val, size_t len);
@@ -330,17 +358,23 @@ int sv_flags_from_list(struct sv_run *r, const struct sv_node *n, const struct s
 int sv_flags_current(struct sv_run *r, char ***out, size_t *nout);
 
 /* ---- matching (sv_match.c) -------------------------------------------- */
+#define SV_MATCH_INLINE_KEYS 8  /* keys held without a malloc */
 struct sv_match {
 	struct sv_run *r;
 	const struct sv_node *n;
-	char **keys;
+	const char **keys;    /* the script's strings, or expansions (own) */
 	size_t *klen;
+	char **own;           /* per key: malloc'd expansion to free, or NULL */
 	size_t nkeys;
 	regex_t *rx;          /* per key, MT_REGEX */
 	bool *rx_ok;
 	uint64_t count;
 	int result;           /* 1 matched */
 	bool no_vars;         /* this test sets no match variables (body) */
+	struct hm_buf part;   /* work space for the address part being matched */
+	const char *keys_in[SV_MATCH_INLINE_KEYS];
+	size_t klen_in[SV_MATCH_INLINE_KEYS];
+	char *own_in[SV_MATCH_INLINE_KEYS];
 };
 /* sv_match_begin - expand the keys of arg (and compile regexes); -1 error */
 int sv_match_begin(struct sv_match *m, struct sv_run *r, const struct sv_node *n,
@@ -360,7 +394,11 @@ int sv_glob(const char *p, size_t pl, const char *v, size_t vl, bool icase,
 	    char **caps, size_t *caplens, size_t maxcaps, size_t *ncaps, uint64_t *steps);
 
 /* address helpers (tst_header.c) */
-char *sv_addr_part(enum sv_ap ap, const char *local, const char *domain, size_t *len_r);
+/* sv_addr_part - the address part ap of local@domain: *v_r points into
+ * local/domain or, for :all, into b (reset first); returns 1, 0 when the
+ * part does not exist (:detail without "+"), -1 on ENOMEM */
+int sv_addr_part(enum sv_ap ap, const char *local, const char *domain, struct hm_buf *b,
+		 const char **v_r, size_t *len_r);
 
 /* misc */
 char *sv_strndup(const char *s, size_t n);

@@ -76,17 +76,16 @@ int sv_exec_test(struct sv_run *r, struct sv_node *t)
 	return v;
 }
 
-int sv_exec_block(struct sv_run *r, struct sv_node *cmds, size_t n)
+int sv_exec_block(struct sv_run *r, struct sv_node *cmds)
 {
 	bool taken = false;   /* a branch of the current if/elsif/else chain ran */
-	for (size_t i = 0; i < n; i++) {
-		struct sv_node *c = &cmds[i];
+	for (struct sv_node *c = cmds; c; c = c->next) {
 		if (sv_step(r, c, 1) < 0)
 			return SV_ERR;
 		const struct sv_def *d = c->def;
 		bool run = false;
 		if (d == &sv_def_if || (d == &sv_def_elsif && !taken)) {
-			int t = sv_exec_test(r, &c->tests[0]);
+			int t = sv_exec_test(r, c->tests);
 			if (t < 0)
 				return SV_ERR;
 			taken = t == 1;
@@ -104,7 +103,7 @@ int sv_exec_block(struct sv_run *r, struct sv_node *cmds, size_t n)
 			continue;
 		}
 		if (run) {
-			int rc = sv_exec_block(r, c->block, c->nblock);
+			int rc = sv_exec_block(r, c->block);
 			if (rc != SV_OK)
 				return rc;
 		}
@@ -158,7 +157,7 @@ struct sieve_result *sieve_execute(struct sieve_script *const *scripts, size_t n
 			r.mlens[k] = 0;
 		}
 		r.inc_stack = NULL;
-		int rc = sv_exec_block(&r, scripts[i]->cmds, scripts[i]->ncmds);
+		int rc = sv_exec_block(&r, scripts[i]->cmds);
 		sv_varstore_free(&fr.local);
 		r.frame = NULL;
 		free(r.inc_stack);

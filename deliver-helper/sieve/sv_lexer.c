@@ -2,7 +2,14 @@
  *
  * What for: turns script text into tokens with line:column positions, so
  * every error names the exact place.  Accepts CRLF and bare LF line ends.
- * Relies on: hm_buf for string literals (bounded by the script size).
+ * Relies on: its own copy of the script text, which it writes into: a
+ * quoted string whose value is not longer than its text (no bare LF to
+ * turn into CRLF) is decoded in place and ended with a NUL over its closing
+ * quote, so most strings cost no copy and no memory; the others are
+ * measured in one pass and written into the script's arena in a second;
+ * hm_buf for multi-line strings.  A string value is bounded by
+ * the script size + 1 (a bare LF becoming CRLF can only grow it that far
+ * before "string too long").
  * How it fails: reports "unexpected character", unterminated strings and
  * comments, numbers that overflow 64 bits, NUL bytes, and returns TK_ERROR.
  */
@@ -20,20 +27,22 @@ const char *sv_tok_name(enum sv_tok t)
 	return names[t];
 }
 
-void sv_lex_init(struct sv_lexer *lx, struct sv_comp *c, const char *p, size_t len)
+void sv_lex_init(struct sv_lexer *lx, struct sv_comp *c, struct hm_arena *ar,
+		 char *p, size_t len)
 {
 	memset(lx, 0, sizeof *lx);
 	lx->c = c;
+	lx->ar = ar;
 	lx->p = p;
 	lx->len = len;
 	lx->line = 1;
 	lx->col = 1;
-	hm_buf_init(&lx->str, len + 1);
+	hm_buf_init(&lx->ml, len + 1);
 }
 
 void sv_lex_free(struct sv_lexer *lx)
 {
-	hm_buf_free(&lx->str);
+	hm_buf_free(&lx->ml);
 }
 
 static int cur(const struct sv_lexer *lx)
@@ -58,9 +67,21 @@ static void adv(struct sv_lexer *lx)
 	}
 }
 
+/* Character classes: bit 1 ALPHA / "_", bit 2 DIGIT (RFC 5228 8.1) */
+#define C_ALPHA 1
+#define C_DIGIT 2
+#define A4(x) x, x, x, x
+#define A8(x) A4(x), A4(x)
+static const unsigned char cclass[256] = {
+	['0'] = A8(C_DIGIT), C_DIGIT, C_DIGIT,
+	['A'] = A8(C_ALPHA), A8(C_ALPHA), A8(C_ALPHA), C_ALPHA, C_ALPHA,
+	['_'] = C_ALPHA,
+	['a'] = A8(C_ALPHA), A8(C_ALPHA), A8(C_ALPHA), C_ALPHA, C_ALPHA,
+};
+
 static bool is_alpha(int ch)
 {
-	return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || ch == '_';
+	return ch >= 0 && (cclass[ch] & C_ALPHA);
 }
 
 static bool is_digit(int ch)
@@ -75,12 +96,31 @@ static bool is_digit(int ch)
 static int skip_ws(struct sv_lexer *lx)
 {
 	for (;;) {
+		/* the common case, blanks and line ends, in one tight loop */
+		size_t i = lx->pos;
+		int line = lx->line, col = lx->col;
+		while (i < lx->len) {
+			char ch = lx->p[i];
+			if (ch == ' ' || ch == '\t' || ch == '\r') {
+				col++;
+			} else if (ch == '\n') {
+				line++;
+				col = 1;
+			} else {
+				break;
+			}
+			i++;
+		}
+		lx->pos = i;
+		lx->line = line;
+		lx->col = col;
 		int ch = cur(lx);
-		if (ch == ' ' || ch == '\t' || ch == '\n' || ch == '\r') {
-			adv(lx);
-		} else if (ch == '#') {
-			while (cur(lx) != -1 && cur(lx) != '\n')
-				adv(lx);
+		if (ch == '#') {
+			/* to the line end (or the end); columns count bytes */
+			const char *nl = memchr(lx->p + lx->pos, '\n', lx->len - lx->pos);
+			size_t end = nl ? (size_t)(nl - lx->p) : lx->len;
+			lx->col += (int)(end - lx->pos);
+			lx->pos = end;
 		} else if (ch == '/' && peek(lx, 1) == '*') {
 			int l = lx->line, c = lx->col;
 			adv(lx);
@@ -105,39 +145,78 @@ static int skip_ws(struct sv_lexer *lx)
 
 /* lex_quoted - quoted-string = DQUOTE quoted-text DQUOTE
  * quoted-text = *(quoted-safe / quoted-special / quoted-other)
- * "\" followed by any character stands for that character (RFC 5228 2.4.2). */
+ * "\" followed by any character stands for that character (RFC 5228 2.4.2);
+ * a bare LF stands for CRLF, as in Pigeonhole.  Pass 1 finds the end and
+ * the length of the value, pass 2 writes it: in place when no CR is added
+ * (each byte written then comes from at or after where it goes), else into
+ * the arena.  Nothing reads the text between the quotes again. */
 static enum sv_tok lex_quoted(struct sv_lexer *lx)
 {
-	adv(lx);
-	hm_buf_reset(&lx->str);
+	char *p = lx->p;
+	size_t n = lx->len, i = lx->pos + 1, olen = 0, max = lx->len + 1;
+	int line = lx->line, col = lx->col + 1, last = -1;
+	bool plain = true;        /* no escape, no LF: the value is the text */
+	bool grows = false;       /* a CR is added before a bare LF */
 	for (;;) {
-		int ch = cur(lx);
-		if (ch == -1) {
+		if (i >= n) {
 			sv_error(lx->c, lx->tline, lx->tcol, "unterminated string");
 			return lx->t = TK_ERROR;
 		}
-		if (ch == '"') {
-			adv(lx);
+		unsigned char ch = (unsigned char)p[i];
+		if (ch == '"')
 			break;
-		}
 		if (ch == '\\') {
-			adv(lx);
-			ch = cur(lx);
-			if (ch == -1)
+			plain = false;
+			i++;
+			col++;
+			if (i >= n)
 				continue;
+			ch = (unsigned char)p[i];
 		}
-		/* a bare LF in a string stands for CRLF, as in Pigeonhole */
-		if (ch == '\n' && (lx->str.len == 0 || lx->str.data[lx->str.len - 1] != '\r') &&
-		    hm_buf_putc(&lx->str, '\r') < 0) {
+		if (ch == '\n') {
+			plain = false;
+			if (last != '\r') {
+				olen++;
+				grows = true;
+			}
+			line++;
+			col = 1;
+		} else {
+			col++;
+		}
+		olen++;
+		last = ch;
+		i++;
+		if (olen > max) {
 			sv_error(lx->c, lx->tline, lx->tcol, "string too long");
 			return lx->t = TK_ERROR;
 		}
-		if (hm_buf_putc(&lx->str, (char)ch) < 0) {
-			sv_error(lx->c, lx->tline, lx->tcol, "string too long");
-			return lx->t = TK_ERROR;
-		}
-		adv(lx);
 	}
+	size_t start = lx->pos + 1, end = i;
+	char *out = grows ? hm_arena_bytes(lx->ar, olen + 1) : p + start;
+	if (!out) {
+		sv_error(lx->c, lx->tline, lx->tcol, "out of memory");
+		return lx->t = TK_ERROR;
+	}
+	if (!plain) {
+		size_t o = 0;
+		last = -1;
+		for (size_t k = start; k < end; k++) {
+			unsigned char ch = (unsigned char)p[k];
+			if (ch == '\\')
+				ch = (unsigned char)p[++k];   /* k < end: pass 1 saw it */
+			if (ch == '\n' && last != '\r')
+				out[o++] = '\r';
+			out[o++] = (char)ch;
+			last = ch;
+		}
+	}
+	out[olen] = 0;            /* in place: at or before the closing quote */
+	lx->s = out;
+	lx->slen = olen;
+	lx->pos = end + 1;        /* after the closing quote */
+	lx->line = line;
+	lx->col = col + 1;
 	return lx->t = TK_STR;
 }
 
@@ -162,7 +241,7 @@ static enum sv_tok lex_multiline(struct sv_lexer *lx)
 		return lx->t = TK_ERROR;
 	}
 	adv(lx);
-	hm_buf_reset(&lx->str);
+	hm_buf_reset(&lx->ml);
 	for (;;) {
 		if (cur(lx) == -1) {
 			sv_error(lx->c, lx->tline, lx->tcol, "unterminated multi-line string");
@@ -183,18 +262,24 @@ static enum sv_tok lex_multiline(struct sv_lexer *lx)
 				adv(lx);
 		}
 		while (cur(lx) != -1 && cur(lx) != '\n') {
-			if (hm_buf_putc(&lx->str, (char)cur(lx)) < 0)
+			if (hm_buf_putc(&lx->ml, (char)cur(lx)) < 0)
 				goto toolong;
 			adv(lx);
 		}
 		if (cur(lx) == '\n') {
-			if ((lx->str.len == 0 || lx->str.data[lx->str.len - 1] != '\r') &&
-			    hm_buf_putc(&lx->str, '\r') < 0)
+			if ((lx->ml.len == 0 || lx->ml.data[lx->ml.len - 1] != '\r') &&
+			    hm_buf_putc(&lx->ml, '\r') < 0)
 				goto toolong;
-			if (hm_buf_putc(&lx->str, '\n') < 0)
+			if (hm_buf_putc(&lx->ml, '\n') < 0)
 				goto toolong;
 			adv(lx);
 		}
+	}
+	lx->slen = lx->ml.len;
+	lx->s = hm_arena_strndup(lx->ar, hm_buf_cstr(&lx->ml), lx->ml.len);
+	if (!lx->s) {
+		sv_error(lx->c, lx->tline, lx->tcol, "out of memory");
+		return lx->t = TK_ERROR;
 	}
 	return lx->t = TK_STR;
 toolong:
@@ -238,19 +323,22 @@ static enum sv_tok lex_number(struct sv_lexer *lx)
 	return lx->t = TK_NUM;
 }
 
-/* lex_ident - identifier = (ALPHA / "_") *(ALPHA / DIGIT / "_") */
+/* lex_ident - identifier = (ALPHA / "_") *(ALPHA / DIGIT / "_"); sets id
+ * and idlen to the name in the text */
 static int lex_ident(struct sv_lexer *lx)
 {
-	size_t n = 0;
-	while (is_alpha(cur(lx)) || is_digit(cur(lx))) {
-		if (n >= SV_MAX_IDENT) {
+	size_t start = lx->pos, i = start;
+	while (i < lx->len && cclass[(unsigned char)lx->p[i]]) {
+		if (i - start >= SV_MAX_IDENT) {
 			sv_error(lx->c, lx->tline, lx->tcol, "identifier too long");
 			return -1;
 		}
-		lx->ident[n++] = (char)cur(lx);
-		adv(lx);
+		i++;
 	}
-	lx->ident[n] = 0;
+	lx->id = lx->p + start;
+	lx->idlen = i - start;
+	lx->col += (int)(i - start);   /* identifiers hold no line end */
+	lx->pos = i;
 	return 0;
 }
 

@@ -158,10 +158,6 @@ int sv_glob(const char *p, size_t pl, const char *v, size_t vl, bool icase,
 	 * RFC 5229 3.2 require */
 	size_t pi = 0, vi = 0, star_p = (size_t)-1, star_v = 0;
 	uint64_t st = 0;
-	/* star start positions for captures */
-	size_t sstart[64];
-	size_t nstars_seen = 0;
-	(void)nstars_seen;
 	while (vi < vl || pi < np) {
 		if (++st > cap) {
 			*steps = st / 8 + 1;
@@ -260,7 +256,6 @@ int sv_glob(const char *p, size_t pl, const char *v, size_t vl, bool icase,
 		free(wlen);
 		free(widx);
 	}
-	(void)sstart;
 out:
 	if (kind != stackk)
 		free(kind);
@@ -272,7 +267,7 @@ out:
 /* keys_arg - the key list of a matching test: its last positional argument */
 static const struct sv_arg *keys_arg(const struct sv_node *n)
 {
-	return n->npos ? n->pos[n->npos - 1] : NULL;
+	return n->npos ? sv_pos(n, n->npos - 1) : NULL;
 }
 
 int sv_match_validate(struct sv_comp *c, struct sv_node *n, const struct sv_arg *keys)
@@ -297,10 +292,12 @@ int sv_match_validate(struct sv_comp *c, struct sv_node *n, const struct sv_arg 
 	}
 	if (o->mt == MT_VALUE || o->mt == MT_COUNT) {
 		const struct sv_str *s = &sv_tagarg(n, o->mt == MT_VALUE ? TG_VALUE : TG_COUNT)->v[0];
-		if (sv_rel_parse(s->s, &o->rel) < 0) {
+		enum sv_rel rel;
+		if (sv_rel_parse(s->s, &rel) < 0) {
 			sv_error(c, s->line, s->col, "invalid relational match type '%s'", s->s);
 			return -1;
 		}
+		o->rel = (uint8_t)rel;
 	}
 	if (o->cmp == CMP_NUMERIC &&
 	    (o->mt == MT_CONTAINS || o->mt == MT_MATCHES || o->mt == MT_REGEX)) {
@@ -338,35 +335,60 @@ int sv_match_validate(struct sv_comp *c, struct sv_node *n, const struct sv_arg 
 void sv_match_abort(struct sv_match *m)
 {
 	for (size_t i = 0; i < m->nkeys; i++) {
-		free(m->keys ? m->keys[i] : NULL);
+		if (m->own)
+			free(m->own[i]);
 		if (m->rx_ok && m->rx_ok[i])
 			regfree(&m->rx[i]);
 	}
-	free(m->keys);
-	free(m->klen);
+	if (m->keys != m->keys_in) {
+		free(m->keys);
+		free(m->klen);
+		free(m->own);
+	}
 	free(m->rx);
 	free(m->rx_ok);
-	memset(m, 0, sizeof *m);
+	hm_buf_free(&m->part);
+	m->keys = NULL;
+	m->klen = NULL;
+	m->own = NULL;
+	m->nkeys = 0;
+	m->rx = NULL;
+	m->rx_ok = NULL;
 }
 
 int sv_match_begin(struct sv_match *m, struct sv_run *r, const struct sv_node *n,
 		   const struct sv_arg *keys)
 {
-	memset(m, 0, sizeof *m);
 	m->r = r;
 	m->n = n;
+	m->nkeys = 0;
+	m->rx = NULL;
+	m->rx_ok = NULL;
+	m->count = 0;
+	m->result = 0;
+	m->no_vars = false;
+	/* an address part is at most twice its field (quoting) and a field at
+	 * most the 1 MiB header block hm_header parses */
+	hm_buf_init(&m->part, 4u * 1024 * 1024);
 	if (!keys)
 		keys = keys_arg(n);
 	size_t nk = keys ? keys->n : 0;
-	m->keys = calloc(nk + 1, sizeof *m->keys);
-	m->klen = calloc(nk + 1, sizeof *m->klen);
-	if (!m->keys || !m->klen) {
-		sv_match_abort(m);
-		return sv_rt_error(r, n, "out of memory");
+	if (nk <= SV_MATCH_INLINE_KEYS) {
+		m->keys = m->keys_in;
+		m->klen = m->klen_in;
+		m->own = m->own_in;
+	} else {
+		m->keys = calloc(nk, sizeof *m->keys);
+		m->klen = calloc(nk, sizeof *m->klen);
+		m->own = calloc(nk, sizeof *m->own);
+		if (!m->keys || !m->klen || !m->own) {
+			sv_match_abort(m);
+			return sv_rt_error(r, n, "out of memory");
+		}
 	}
-	m->nkeys = nk;
 	for (size_t i = 0; i < nk; i++) {
-		m->keys[i] = sv_expand(r, n, &keys->v[i], &m->klen[i]);
+		m->keys[i] = sv_expand_ref(r, n, &keys->v[i], &m->klen[i], &m->own[i]);
+		m->nkeys = i + 1;
 		if (!m->keys[i]) {
 			sv_match_abort(m);
 			return SV_ERR;

@@ -5,7 +5,8 @@
  * matches against, the way Pigeonhole does: header values unfolded and
  * trimmed, encoded-words decoded to UTF-8; body parts decoded from their
  * Content-Transfer-Encoding and converted from their charset to UTF-8.
- * Relies on: lib/hm_header (the one header parser), hm_rfc2047.
+ * Relies on: lib/hm_header (the one header parser), hm_rfc2047, hm_address
+ * (address lists, parsed once per field and run however many tests ask).
  * How it fails: never on hostile input (garbage is matched as it is); the
  * MIME walk is depth-limited (10) and the decoded body bytes are bounded by
  * limits.max_body; only ENOMEM is an error.
@@ -15,8 +16,10 @@
 #include <string.h>
 #include <strings.h>
 
+#include "hm_address.h"
 #include "hm_header.h"
 #include "hm_rfc2047.h"
+#include "hm_util.h"
 #include "sv_int.h"
 
 #define MAX_MIME_DEPTH 10
@@ -34,7 +37,8 @@ int sv_msg_init(struct sv_msg *mm, const struct sieve_message *m)
 	mm->declen = calloc(mm->hdr->count + 1, sizeof *mm->declen);
 	mm->unf = calloc(mm->hdr->count + 1, sizeof *mm->unf);
 	mm->unflen = calloc(mm->hdr->count + 1, sizeof *mm->unflen);
-	if (!mm->dec || !mm->declen || !mm->unf || !mm->unflen)
+	mm->addrs = calloc(mm->hdr->count + 1, sizeof(struct hm_addr_list *));
+	if (!mm->dec || !mm->declen || !mm->unf || !mm->unflen || !mm->addrs)
 		return -1;
 	size_t off = mm->hdr->block_len;
 	if (off > m->len)
@@ -46,11 +50,16 @@ int sv_msg_init(struct sv_msg *mm, const struct sieve_message *m)
 
 void sv_msg_free(struct sv_msg *mm)
 {
-	if (mm->hdr && mm->dec && mm->unf)
+	if (mm->hdr && mm->dec && mm->unf && mm->addrs)
 		for (size_t i = 0; i < mm->hdr->count; i++) {
 			free(mm->dec[i]);
 			free(mm->unf[i]);
+			if (mm->addrs[i]) {
+				hm_address_list_free(mm->addrs[i]);
+				free(mm->addrs[i]);
+			}
 		}
+	free(mm->addrs);
 	free(mm->dec);
 	free(mm->unf);
 	free(mm->unflen);
@@ -154,6 +163,23 @@ const char *sv_hdr_value(struct sv_msg *mm, size_t i, size_t *len_r)
 	return mm->dec[i];
 }
 
+const struct hm_addr_list *sv_hdr_addresses(struct sv_msg *mm, size_t i)
+{
+	if (!mm->addrs[i]) {
+		size_t len;
+		const char *v = sv_hdr_uvalue(mm, i, &len);
+		struct hm_addr_list *l = calloc(1, sizeof *l);
+		if (!l)
+			return NULL;
+		if (hm_address_parse(v, len, SV_MAX_ADDRS_PER_FIELD, l) < 0) {
+			free(l);
+			return NULL;
+		}
+		mm->addrs[i] = l;
+	}
+	return mm->addrs[i];
+}
+
 const char *sv_msg_header1(struct sv_msg *mm, const char *name, size_t *len_r)
 {
 	size_t nl = strlen(name);
@@ -219,54 +245,22 @@ static char *ctype_of(const char *v)
 	return s;
 }
 
-static int b64v(unsigned char c)
-{
-	if (c >= 'A' && c <= 'Z') return c - 'A';
-	if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-	if (c >= '0' && c <= '9') return c - '0' + 52;
-	if (c == '+') return 62;
-	if (c == '/') return 63;
-	return -1;
-}
-
-static int hexv(unsigned char c)
-{
-	if (c >= '0' && c <= '9') return c - '0';
-	if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-	if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-	return -1;
-}
-
 /* decode_cte - decode base64 / quoted-printable into out (len <= in len) */
 static size_t decode_cte(const char *cte, const char *in, size_t len, char *out)
 {
 	size_t o = 0;
-	if (cte && strcasecmp(cte, "base64") == 0) {
-		unsigned acc = 0;
-		int bits = 0;
-		for (size_t i = 0; i < len; i++) {
-			int v = b64v((unsigned char)in[i]);
-			if (v < 0)
-				continue;
-			acc = (acc << 6) | (unsigned)v;
-			bits += 6;
-			if (bits >= 8) {
-				bits -= 8;
-				out[o++] = (char)((acc >> bits) & 0xFF);
-			}
-		}
-		return o;
-	}
+	if (cte && strcasecmp(cte, "base64") == 0)
+		return hm_base64_decode_lax(out, in, len);
 	if (cte && strcasecmp(cte, "quoted-printable") == 0) {
 		for (size_t i = 0; i < len; i++) {
 			if (in[i] != '=') {
 				out[o++] = in[i];
 				continue;
 			}
-			if (i + 2 < len + 0 && hexv((unsigned char)in[i + 1]) >= 0 &&
-			    i + 2 < len && hexv((unsigned char)in[i + 2]) >= 0) {
-				out[o++] = (char)(hexv((unsigned char)in[i + 1]) * 16 +
-						  hexv((unsigned char)in[i + 2]));
+			int hi, lo;
+			if (i + 2 < len && (hi = hm_hexval((unsigned char)in[i + 1])) >= 0 &&
+			    (lo = hm_hexval((unsigned char)in[i + 2])) >= 0) {
+				out[o++] = (char)(hi * 16 + lo);
 				i += 2;
 				continue;
 			}
@@ -381,9 +375,8 @@ static int walk(struct sv_msg *mm, const char *d, size_t len, const char *defcty
 		int depth, size_t *budget, bool top)
 {
 	struct hm_header *h = NULL;
-	const char *body = d;
-	size_t blen = len;
-	const char *ctv = NULL, *ctev = NULL;
+	const char *body, *ctv, *ctev;
+	size_t blen;
 	if (top) {
 		h = mm->hdr;
 		body = mm->body;

@@ -95,23 +95,77 @@ const struct sv_tagdef *sv_tagdef(enum sv_tag id)
 	return &tagdefs[id];
 }
 
+/* Sorted by name (lower case, strcmp order) for sv_def_find's binary
+ * search; test_sieve_compile checks the order and that every entry is found. */
 const struct sv_def *const sv_defs[] = {
-	&sv_def_require, &sv_def_if, &sv_def_elsif, &sv_def_else, &sv_def_stop,
-	&sv_def_keep, &sv_def_discard, &sv_def_redirect, &sv_def_fileinto,
-	&sv_def_true, &sv_def_false, &sv_def_not, &sv_def_allof, &sv_def_anyof,
-	&sv_def_exists, &sv_def_size, &sv_def_header, &sv_def_address,
-	&sv_def_envelope, &sv_def_body, &sv_def_set, &sv_def_string,
-	&sv_def_setflag, &sv_def_addflag, &sv_def_removeflag, &sv_def_hasflag,
-	&sv_def_vacation, &sv_def_reject, &sv_def_ereject, &sv_def_include,
-	&sv_def_return, &sv_def_global, &sv_def_duplicate, &sv_def_date,
-	&sv_def_currentdate, &sv_def_mailboxexists, NULL
+	&sv_def_addflag, &sv_def_address, &sv_def_allof, &sv_def_anyof,
+	&sv_def_body, &sv_def_currentdate, &sv_def_date, &sv_def_discard,
+	&sv_def_duplicate, &sv_def_else, &sv_def_elsif, &sv_def_envelope,
+	&sv_def_ereject, &sv_def_exists, &sv_def_false, &sv_def_fileinto,
+	&sv_def_global, &sv_def_hasflag, &sv_def_header, &sv_def_if,
+	&sv_def_include, &sv_def_keep, &sv_def_mailboxexists, &sv_def_not,
+	&sv_def_redirect, &sv_def_reject, &sv_def_removeflag, &sv_def_require,
+	&sv_def_return, &sv_def_set, &sv_def_setflag, &sv_def_size,
+	&sv_def_stop, &sv_def_string, &sv_def_true, &sv_def_vacation, NULL
 };
 
-const struct sv_def *sv_def_lookup(const char *name, bool is_test)
+static int lc(int ch)
 {
-	for (size_t i = 0; sv_defs[i]; i++)
-		if (sv_defs[i]->is_test == is_test && strcasecmp(sv_defs[i]->name, name) == 0)
-			return sv_defs[i];
+	return ch >= 'A' && ch <= 'Z' ? ch + 32 : ch;
+}
+
+/* cmp_lower - strcmp of ASCII-lower-cased a[0..alen) (no NUL in it: an
+ * identifier) against the string b (already lower case) */
+static int cmp_lower(const char *a, size_t alen, const char *b)
+{
+	for (size_t i = 0; i < alen; i++) {
+		int x = (unsigned char)a[i], y = (unsigned char)b[i];
+		x += (unsigned)(x - 'A') < 26u ? 32 : 0;
+		if (x != y)
+			return x - y;     /* also when b ends first (y == 0 < x) */
+	}
+	return -(int)(unsigned char)b[alen];   /* 0 when b ends too */
+}
+
+/* sv_def_find - binary search in sv_defs (identifiers hold no NUL) */
+const struct sv_def *sv_def_find(const char *name, size_t len)
+{
+	size_t lo = 0, hi = HM_ARRAY_SIZE(sv_defs) - 1;   /* without the NULL */
+	if (len == 0)
+		return NULL;
+	int first = lc((unsigned char)name[0]);
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		/* the first letter decides most steps without a call */
+		int c = first - (unsigned char)sv_defs[mid]->name[0];
+		if (c == 0)
+			c = cmp_lower(name + 1, len - 1, sv_defs[mid]->name + 1);
+		if (c == 0)
+			return sv_defs[mid];
+		if (c < 0)
+			hi = mid;
+		else
+			lo = mid + 1;
+	}
+	return NULL;
+}
+
+const struct sv_arg *sv_tagarg(const struct sv_node *n, enum sv_tag id)
+{
+	if (!sv_has(n->o.tags, id) || tagdefs[id].arg == TA_NONE)
+		return NULL;
+	const struct sv_arg *a = sv_tagpos(n, id);
+	/* the validator checked that the argument follows the tag */
+	return a && a + 1 < n->args + n->nargs ? a + 1 : NULL;
+}
+
+const struct sv_arg *sv_tagpos(const struct sv_node *n, enum sv_tag id)
+{
+	if (!sv_has(n->o.tags, id))
+		return NULL;
+	for (uint32_t i = 0; i < n->nargs; i++)
+		if (n->args[i].type == SV_ARG_TAG && n->args[i].tagid == id)
+			return &n->args[i];
 	return NULL;
 }
 
@@ -161,7 +215,8 @@ static const struct sv_tagdef *find_tag(const struct sv_def *def, const char *na
 		if (!lists[l])
 			continue;
 		for (const enum sv_tag *t = lists[l]; *t != TG_COUNT_ALL; t++)
-			if (strcasecmp(tagdefs[*t].name, name) == 0)
+			if (lc((unsigned char)name[0]) == tagdefs[*t].name[0] &&
+			    cmp_lower(name, strlen(name), tagdefs[*t].name) == 0)
 				return &tagdefs[*t];
 	}
 	return NULL;
@@ -185,17 +240,17 @@ static int prepare_strings(struct sv_comp *c, struct sv_node *n)
 	return 0;
 }
 
-static int validate_block(struct sv_comp *c, struct sv_node *cmds, size_t n, bool top);
+static int validate_block(struct sv_comp *c, struct sv_node *cmds, bool top);
 
 int sv_validate_index(struct sv_comp *c, struct sv_node *n)
 {
 	const struct sv_opts *o = &n->o;
-	if (o->has_tag[TG_LAST] && !o->has_tag[TG_INDEX]) {
-		sv_error(c, n->args[o->lastpos_i - 1].line, n->args[o->lastpos_i - 1].col,
-			 ":last needs :index");
+	if (sv_has(o->tags, TG_LAST) && !sv_has(o->tags, TG_INDEX)) {
+		const struct sv_arg *last = sv_tagpos(n, TG_LAST);
+		sv_error(c, last->line, last->col, ":last needs :index");
 		return -1;
 	}
-	if (o->has_tag[TG_INDEX] && sv_tagarg(n, TG_INDEX)->num == 0) {
+	if (sv_has(o->tags, TG_INDEX) && sv_tagarg(n, TG_INDEX)->num == 0) {
 		sv_error(c, sv_tagarg(n, TG_INDEX)->line, sv_tagarg(n, TG_INDEX)->col,
 			 ":index must be a positive number (1 is the first field)");
 		return -1;
@@ -203,11 +258,12 @@ int sv_validate_index(struct sv_comp *c, struct sv_node *n)
 	return 0;
 }
 
-int sv_validate_node(struct sv_comp *c, struct sv_node *n, bool is_test)
+/* validate_node - sv_validate_node with n->def checked to be of the kind */
+static int validate_node(struct sv_comp *c, struct sv_node *n, bool is_test)
 {
-	const struct sv_def *def = sv_def_lookup(n->name, is_test);
+	const struct sv_def *def = n->def && n->def->is_test == is_test ? n->def : NULL;
 	if (!def || (def->ext != EXT_NONE && !c->s->ext[def->ext])) {
-		const struct sv_def *other = sv_def_lookup(n->name, !is_test);
+		const struct sv_def *other = n->def && n->def->is_test != is_test ? n->def : NULL;
 		if (def)
 			sv_error(c, n->line, n->col,
 				 "unknown %s '%s' (the \"%s\" extension is not required)",
@@ -251,23 +307,25 @@ int sv_validate_node(struct sv_comp *c, struct sv_node *n, bool is_test)
 					 a->tag, def->name, what(n, is_test));
 				return -1;
 			}
-			if (o->has_tag[td->id]) {
+			if (sv_has(o->tags, td->id)) {
 				sv_error(c, a->line, a->col, "tagged argument ':%s' given twice",
 					 a->tag);
 				return -1;
 			}
 			if (td->group) {
-				for (int t = 0; t < TG_COUNT_ALL; t++)
-					if (o->has_tag[t] && tagdefs[t].group == td->group) {
+				/* the tags given so far, lowest id first */
+				for (uint64_t set = o->tags; set; set &= set - 1) {
+					int t = __builtin_ctzll(set);
+					if (tagdefs[t].group == td->group) {
 						sv_error(c, a->line, a->col,
 							 "tagged argument ':%s' conflicts with ':%s'",
 							 a->tag, tagdefs[t].name);
 						return -1;
 					}
+				}
 			}
-			o->has_tag[td->id] = true;
-			if (td->id == TG_LAST)
-				o->lastpos_i = (uint8_t)(i + 1);
+			o->tags |= 1ull << td->id;
+			a->tagid = (uint8_t)td->id;
 			if (td->arg != TA_NONE) {
 				if (i + 1 >= n->nargs) {
 					sv_error(c, a->line, a->col,
@@ -286,7 +344,6 @@ int sv_validate_node(struct sv_comp *c, struct sv_node *n, bool is_test)
 						 td->arg == TA_STR ? "string" : "string-list");
 					return -1;
 				}
-				o->tagarg_i[td->id] = (uint8_t)(i + 1);
 			}
 			switch (td->id) {
 			case TG_IS: o->mt = MT_IS; break;
@@ -320,7 +377,7 @@ int sv_validate_node(struct sv_comp *c, struct sv_node *n, bool is_test)
 			  (want == 'n' && a->type == SV_ARG_NUM);
 		if (!ok) {
 			sv_error(c, a->line, a->col,
-				 "the %s %s expects a %s as argument %zu but found a %s",
+				 "the %s %s expects a %s as argument %d but found a %s",
 				 def->name, what(n, is_test),
 				 want == 's' ? "string" : want == 'l' ? "string list" : "number",
 				 n->npos + 1,
@@ -329,7 +386,7 @@ int sv_validate_node(struct sv_comp *c, struct sv_node *n, bool is_test)
 			return -1;
 		}
 		if (n->npos < 4)
-			n->pos[n->npos++] = a;
+			n->pos_i[n->npos++] = (uint8_t)i;   /* i < SV_MAX_ARGS */
 	}
 	while (*pos == '?') {
 		optional = true;
@@ -344,13 +401,13 @@ int sv_validate_node(struct sv_comp *c, struct sv_node *n, bool is_test)
 	if (def->subtests == 0 && n->ntests > 0) {
 		/* almost always a missing ';' (command) or '{' (test of an if) */
 		if (is_test)
-			sv_error(c, n->tests[0].line, n->tests[0].col,
+			sv_error(c, n->tests->line, n->tests->col,
 				 "unexpected '%s' after the %s test: expected '{' (a block) "
-				 "or ',' or ')'", n->tests[0].name, def->name);
+				 "or ',' or ')'", n->tests->name, def->name);
 		else
-			sv_error(c, n->tests[0].line, n->tests[0].col,
+			sv_error(c, n->tests->line, n->tests->col,
 				 "expected ';' after the %s command but found '%s'", def->name,
-				 n->tests[0].name);
+				 n->tests->name);
 		return -1;
 	}
 	if (def->subtests == 1 && (n->ntests != 1 || n->test_list)) {
@@ -367,8 +424,8 @@ int sv_validate_node(struct sv_comp *c, struct sv_node *n, bool is_test)
 		sv_error(c, n->line, n->col, "nesting too deep");
 		return -1;
 	}
-	for (size_t t = 0; t < n->ntests; t++)
-		if (sv_validate_node(c, &n->tests[t], true) < 0)
+	for (struct sv_node *t = n->tests; t; t = t->next)
+		if (sv_validate_node(c, t, true) < 0)
 			return -1;
 	c->depth--;
 	if (!is_test) {
@@ -387,7 +444,7 @@ int sv_validate_node(struct sv_comp *c, struct sv_node *n, bool is_test)
 		return -1;
 	if (n->has_block) {
 		c->depth++;
-		int r = validate_block(c, n->block, n->nblock, false);
+		int r = validate_block(c, n->block, false);
 		c->depth--;
 		if (r < 0)
 			return -1;
@@ -395,17 +452,23 @@ int sv_validate_node(struct sv_comp *c, struct sv_node *n, bool is_test)
 	return 0;
 }
 
+int sv_validate_node(struct sv_comp *c, struct sv_node *n, bool is_test)
+{
+	/* the parser looked the name up (sv_def_find) */
+	return validate_node(c, n, is_test);
+}
+
 /* validate_block - each command, plus the if/elsif/else order and the
  * placement of require (RFC 5228 3.2: before any other command) */
-static int validate_block(struct sv_comp *c, struct sv_node *cmds, size_t n, bool top)
+static int validate_block(struct sv_comp *c, struct sv_node *cmds, bool top)
 {
 	int ret = 0;
 	bool prev_if = false;
-	for (size_t i = 0; i < n; i++) {
-		struct sv_node *cmd = &cmds[i];
-		bool is_require = strcasecmp(cmd->name, "require") == 0;
-		bool is_chain = strcasecmp(cmd->name, "elsif") == 0 ||
-				strcasecmp(cmd->name, "else") == 0;
+	for (struct sv_node *cmd = cmds; cmd; cmd = cmd->next) {
+		/* by name, whether or not an extension makes it usable */
+		const struct sv_def *d = cmd->def && !cmd->def->is_test ? cmd->def : NULL;
+		bool is_require = d == &sv_def_require;
+		bool is_chain = d == &sv_def_elsif || d == &sv_def_else;
 		if (is_require && (!top || !c->require_allowed)) {
 			sv_error(c, cmd->line, cmd->col,
 				 "require must come before any other command");
@@ -420,13 +483,12 @@ static int validate_block(struct sv_comp *c, struct sv_node *cmds, size_t n, boo
 			ret = -1;
 			continue;
 		}
-		if (sv_validate_node(c, cmd, false) < 0) {
+		if (validate_node(c, cmd, false) < 0) {
 			ret = -1;
 			if (c->nerr >= MAX_ERRORS)
 				return -1;
 		}
-		prev_if = strcasecmp(cmd->name, "if") == 0 ||
-			  strcasecmp(cmd->name, "elsif") == 0;
+		prev_if = d == &sv_def_if || d == &sv_def_elsif;
 	}
 	return ret;
 }
@@ -434,5 +496,5 @@ static int validate_block(struct sv_comp *c, struct sv_node *cmds, size_t n, boo
 int sv_validate(struct sv_comp *c)
 {
 	c->require_allowed = true;
-	return validate_block(c, c->s->cmds, c->s->ncmds, true);
+	return validate_block(c, c->s->cmds, true);
 }

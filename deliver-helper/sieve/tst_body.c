@@ -122,7 +122,7 @@ static int exec_body(struct sv_run *r, struct sv_node *n)
 		return -1;
 	m.no_vars = true;     /* Pigeonhole: body sets no match variables */
 	int x = 0;
-	if (n->o.has_tag[TG_RAW]) {
+	if (sv_has(n->o.tags, TG_RAW)) {
 		size_t len = r->msg.blen;
 		if (len > r->lim.max_body)
 			len = r->lim.max_body;

@@ -16,7 +16,7 @@ const struct sv_def sv_def_false = { .name = "false", .is_test = true, .pos = ""
 
 static int exec_not(struct sv_run *r, struct sv_node *n)
 {
-	int v = sv_exec_test(r, &n->tests[0]);
+	int v = sv_exec_test(r, n->tests);
 	return v < 0 ? -1 : !v;
 }
 
@@ -26,8 +26,8 @@ const struct sv_def sv_def_not = {
 
 static int exec_allof(struct sv_run *r, struct sv_node *n)
 {
-	for (size_t i = 0; i < n->ntests; i++) {
-		int v = sv_exec_test(r, &n->tests[i]);
+	for (struct sv_node *t = n->tests; t; t = t->next) {
+		int v = sv_exec_test(r, t);
 		if (v <= 0)
 			return v;
 	}
@@ -36,8 +36,8 @@ static int exec_allof(struct sv_run *r, struct sv_node *n)
 
 static int exec_anyof(struct sv_run *r, struct sv_node *n)
 {
-	for (size_t i = 0; i < n->ntests; i++) {
-		int v = sv_exec_test(r, &n->tests[i]);
+	for (struct sv_node *t = n->tests; t; t = t->next) {
+		int v = sv_exec_test(r, t);
 		if (v != 0)
 			return v;
 	}
@@ -75,7 +75,7 @@ static int validate_exists(struct sv_comp *c, struct sv_node *n)
 
 static int exec_exists(struct sv_run *r, struct sv_node *n)
 {
-	const struct sv_arg *a = n->pos[0];
+	const struct sv_arg *a = sv_pos(n, 0);
 	for (size_t i = 0; i < a->n; i++) {
 		size_t len;
 		char *name = sv_expand(r, n, &a->v[i], &len);
@@ -101,12 +101,12 @@ const struct sv_def sv_def_exists = {
 
 static int validate_size(struct sv_comp *c, struct sv_node *n)
 {
-	if (!n->o.has_tag[TG_OVER] && !n->o.has_tag[TG_UNDER]) {
+	if (!sv_has(n->o.tags, TG_OVER) && !sv_has(n->o.tags, TG_UNDER)) {
 		sv_error(c, n->line, n->col, "the size test needs :over or :under");
 		return -1;
 	}
 	if (n->npos > 0) {
-		sv_error(c, n->pos[0]->line, n->pos[0]->col,
+		sv_error(c, sv_pos(n, 0)->line, sv_pos(n, 0)->col,
 			 "the size test takes its limit after :over or :under");
 		return -1;
 	}
@@ -116,9 +116,13 @@ static int validate_size(struct sv_comp *c, struct sv_node *n)
 static int exec_size(struct sv_run *r, struct sv_node *n)
 {
 	uint64_t size = r->m->size ? r->m->size : r->m->len;
-	if (n->o.has_tag[TG_OVER])
-		return size > sv_tagarg(n, TG_OVER)->num;
-	return size < sv_tagarg(n, TG_UNDER)->num;
+	/* validate_size saw :over or :under with its number */
+	const struct sv_arg *over = sv_tagarg(n, TG_OVER), *under = sv_tagarg(n, TG_UNDER);
+	if (over)
+		return size > over->num;
+	if (under)
+		return size < under->num;
+	return sv_rt_error(r, n, "size test without :over or :under");
 }
 
 static const enum sv_tag size_tags[] = { TG_OVER, TG_UNDER, TG_COUNT_ALL };

@@ -15,9 +15,8 @@
 #include <strings.h>
 
 #include "hm_address.h"
+#include "hm_util.h"
 #include "sv_int.h"
-
-#define MAX_ADDRS_PER_FIELD 1000
 
 static bool is_atext(unsigned char c)
 {
@@ -41,57 +40,57 @@ static bool dot_atom(const char *s)
 	return true;
 }
 
-/* sv_addr_part - the address part of local@domain (malloc'd), NULL when
- * the part does not exist (:detail without "+") */
-char *sv_addr_part(enum sv_ap ap, const char *local, const char *domain, size_t *len_r)
+int sv_addr_part(enum sv_ap ap, const char *local, const char *domain, struct hm_buf *b,
+		 const char **v_r, size_t *len_r)
 {
-	char *out = NULL;
+	const char *plus;
 	switch (ap) {
 	case AP_ALL: {
-		struct hm_buf b;
-		hm_buf_init(&b, strlen(local) * 2 + (domain ? strlen(domain) : 0) + 8);
+		hm_buf_reset(b);
+		int r = 0;
 		if (local[0] && !dot_atom(local)) {
-			hm_buf_putc(&b, '"');
+			r |= hm_buf_putc(b, '"');
 			for (const char *p = local; *p; p++) {
 				if (*p == '"' || *p == '\\')
-					hm_buf_putc(&b, '\\');
-				hm_buf_putc(&b, *p);
+					r |= hm_buf_putc(b, '\\');
+				r |= hm_buf_putc(b, *p);
 			}
-			hm_buf_putc(&b, '"');
+			r |= hm_buf_putc(b, '"');
 		} else {
-			hm_buf_puts(&b, local);
+			r |= hm_buf_puts(b, local);
 		}
 		if (domain) {
-			hm_buf_putc(&b, '@');
-			hm_buf_puts(&b, domain);
+			r |= hm_buf_putc(b, '@');
+			r |= hm_buf_puts(b, domain);
 		}
-		*len_r = b.len;
-		out = hm_buf_steal(&b, NULL);
-		hm_buf_free(&b);
-		return out;
+		if (r < 0)
+			return -1;
+		*v_r = hm_buf_cstr(b);
+		*len_r = b->len;
+		return 1;
 	}
 	case AP_LOCALPART:
-		out = strdup(local);
-		break;
+		*v_r = local;
+		*len_r = strlen(local);
+		return 1;
 	case AP_DOMAIN:
-		out = strdup(domain ? domain : "");
-		break;
-	case AP_USER: {
-		const char *plus = strchr(local, '+');
-		out = plus ? sv_strndup(local, (size_t)(plus - local)) : strdup(local);
-		break;
-	}
-	case AP_DETAIL: {
-		const char *plus = strchr(local, '+');
+		*v_r = domain ? domain : "";
+		*len_r = strlen(*v_r);
+		return 1;
+	case AP_USER:
+		plus = strchr(local, '+');
+		*v_r = local;
+		*len_r = plus ? (size_t)(plus - local) : strlen(local);
+		return 1;
+	case AP_DETAIL:
+		plus = strchr(local, '+');
 		if (!plus)
-			return NULL;
-		out = strdup(plus + 1);
-		break;
+			return 0;
+		*v_r = plus + 1;
+		*len_r = strlen(plus + 1);
+		return 1;
 	}
-	}
-	if (out)
-		*len_r = strlen(out);
-	return out;
+	return 0;
 }
 
 /* fields_named - indices of the fields called name, honouring :index/:last.
@@ -103,11 +102,11 @@ static size_t fields_named(struct sv_run *r, const struct sv_node *n, const char
 	for (size_t i = 0; i < nf && k < cap; i++)
 		if (sv_hdr_is(&r->msg, i, name, nlen))
 			idx[k++] = i;
-	if (n->o.has_tag[TG_INDEX]) {
+	if (sv_has(n->o.tags, TG_INDEX)) {
 		uint64_t want = sv_tagarg(n, TG_INDEX)->num;
 		if (want == 0 || want > k)
 			return 0;
-		idx[0] = n->o.has_tag[TG_LAST] ? idx[k - want] : idx[want - 1];
+		idx[0] = sv_has(n->o.tags, TG_LAST) ? idx[k - want] : idx[want - 1];
 		return 1;
 	}
 	return k;
@@ -120,19 +119,21 @@ static int for_each_field(struct sv_run *r, struct sv_node *n, const struct sv_a
 			  struct sv_match *m, field_fn fn)
 {
 	size_t nf = sv_msg_nfields(&r->msg);
-	size_t *idx = calloc(nf + 1, sizeof *idx);
+	size_t idx_in[64];        /* most messages have fewer fields */
+	size_t *idx = nf <= HM_ARRAY_SIZE(idx_in) ? idx_in : calloc(nf + 1, sizeof *idx);
 	if (!idx)
 		return sv_rt_error(r, n, "out of memory");
 	int res = 0;
 	for (size_t i = 0; i < names->n && res == 0; i++) {
 		size_t len;
-		char *name = sv_expand(r, n, &names->v[i], &len);
+		char *own;
+		const char *name = sv_expand_ref(r, n, &names->v[i], &len, &own);
 		if (!name) {
 			res = -1;
 			break;
 		}
 		size_t k = fields_named(r, n, name, len, idx, nf);
-		free(name);
+		free(own);
 		if (sv_step(r, n, nf / 16 + 1) < 0) {
 			res = -1;
 			break;
@@ -140,7 +141,8 @@ static int for_each_field(struct sv_run *r, struct sv_node *n, const struct sv_a
 		for (size_t j = 0; j < k && res == 0; j++)
 			res = fn(r, m, idx[j]);
 	}
-	free(idx);
+	if (idx != idx_in)
+		free(idx);
 	return res;
 }
 
@@ -202,7 +204,7 @@ static int validate_header(struct sv_comp *c, struct sv_node *n)
 {
 	if (sv_validate_index(c, n) < 0)
 		return -1;
-	return check_names(c, n->pos[0], false, "header");
+	return check_names(c, sv_pos(n, 0), false, "header");
 }
 
 /* header [:index n [:last]] [COMPARATOR] [MATCH-TYPE] <names> <keys> */
@@ -211,7 +213,7 @@ static int exec_header(struct sv_run *r, struct sv_node *n)
 	struct sv_match m;
 	if (sv_match_begin(&m, r, n, NULL) < 0)
 		return -1;
-	if (for_each_field(r, n, n->pos[0], &m, header_value) < 0) {
+	if (for_each_field(r, n, sv_pos(n, 0), &m, header_value) < 0) {
 		sv_match_abort(&m);
 		return -1;
 	}
@@ -226,13 +228,12 @@ const struct sv_def sv_def_header = {
 /* match_address - feed the part of one address to the matcher */
 static int match_address(struct sv_match *m, const char *local, const char *domain)
 {
+	const char *v;
 	size_t len;
-	char *v = sv_addr_part(m->n->o.ap, local, domain, &len);
-	if (!v)
-		return 0;
-	int x = sv_match_value(m, v, len);
-	free(v);
-	return x;
+	int x = sv_addr_part(m->n->o.ap, local, domain, &m->part, &v, &len);
+	if (x < 0)
+		return sv_rt_error(m->r, m->n, "out of memory");
+	return x ? sv_match_value(m, v, len) : 0;
 }
 
 static bool has_8bit(const char *s)
@@ -247,22 +248,21 @@ static int address_value(struct sv_run *r, struct sv_match *m, size_t field)
 {
 	size_t len;
 	const char *v = sv_hdr_uvalue(&r->msg, field, &len);
-	struct hm_addr_list l;
-	if (hm_address_parse(v, len, MAX_ADDRS_PER_FIELD, &l) < 0)
+	const struct hm_addr_list *l = sv_hdr_addresses(&r->msg, field);
+	if (!l)
 		return sv_rt_error(r, m->n, "out of memory");
 	int res = 0;
 	size_t valid = 0;
-	for (size_t i = 0; i < l.n && res == 0; i++) {
-		if (!l.v[i].domain || l.v[i].invalid || has_8bit(l.v[i].local))
+	for (size_t i = 0; i < l->n && res == 0; i++) {
+		if (!l->v[i].domain || l->v[i].invalid || has_8bit(l->v[i].local))
 			continue;       /* Pigeonhole: an 8-bit local part is invalid */
 		valid++;
-		res = match_address(m, l.v[i].local, l.v[i].domain);
+		res = match_address(m, l->v[i].local, l->v[i].domain);
 	}
 	/* Pigeonhole: a field with no valid address is matched as it is, for
 	 * :all only (an empty field is the empty string) */
 	if (res == 0 && valid == 0 && m->n->o.ap == AP_ALL)
 		res = sv_match_value(m, v, len);
-	hm_address_list_free(&l);
 	if (res == 0 && sv_step(r, m->n, 1 + len / 64) < 0)
 		return -1;
 	return res;
@@ -272,7 +272,7 @@ static int validate_address(struct sv_comp *c, struct sv_node *n)
 {
 	if (sv_validate_index(c, n) < 0)
 		return -1;
-	return check_names(c, n->pos[0], true, "address");
+	return check_names(c, sv_pos(n, 0), true, "address");
 }
 
 static int exec_address(struct sv_run *r, struct sv_node *n)
@@ -280,7 +280,7 @@ static int exec_address(struct sv_run *r, struct sv_node *n)
 	struct sv_match m;
 	if (sv_match_begin(&m, r, n, NULL) < 0)
 		return -1;
-	if (for_each_field(r, n, n->pos[0], &m, address_value) < 0) {
+	if (for_each_field(r, n, sv_pos(n, 0), &m, address_value) < 0) {
 		sv_match_abort(&m);
 		return -1;
 	}
@@ -297,12 +297,13 @@ const struct sv_def sv_def_address = {
 
 static int validate_envelope(struct sv_comp *c, struct sv_node *n)
 {
-	const struct sv_arg *a = n->pos[0];
+	const struct sv_arg *a = sv_pos(n, 0);
 	for (size_t i = 0; i < a->n; i++) {
 		const char *p = a->v[i].s;
 		if (a->v[i].var)
 			continue;
-		if (strcasecmp(p, "from") && strcasecmp(p, "to") && strcasecmp(p, "auth")) {
+		if (strcasecmp(p, "from") != 0 && strcasecmp(p, "to") != 0 &&
+		    strcasecmp(p, "auth") != 0) {
 			sv_error(c, a->v[i].line, a->v[i].col,
 				 "specified envelope part '%s' is not supported by the envelope test",
 				 p);
@@ -346,7 +347,7 @@ static int exec_envelope(struct sv_run *r, struct sv_node *n)
 	struct sv_match m;
 	if (sv_match_begin(&m, r, n, NULL) < 0)
 		return -1;
-	const struct sv_arg *a = n->pos[0];
+	const struct sv_arg *a = sv_pos(n, 0);
 	int res = 0;
 	for (size_t i = 0; i < a->n && res == 0; i++) {
 		size_t len;

@@ -1,16 +1,19 @@
 /* test_sieve_compile.c — unit tests for the Sieve lexer, parser and
  * validator: exact LINE:COL of errors (the broken-script corpus relies on
  * them), unknown capabilities named, limits on nesting and script size,
- * text: strings with dot-stuffing, encoded-character. */
+ * text: strings with dot-stuffing, encoded-character; the command table's
+ * order (sv_def_find searches it by halves). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "sieve.h"
+#include "sv_int.h"
 
 /* compile_err - compile text; returns the error text (malloc'd) or NULL */
 static char *compile_err(const char *text)
@@ -25,9 +28,17 @@ static char *compile_err(const char *text)
 	return err;
 }
 
+/* expect_err - compiling text fails with an error starting with prefix;
+ * prefix NULL: it compiles */
 static void expect_err(const char *text, const char *prefix)
 {
 	char *e = compile_err(text);
+	if (!prefix) {
+		if (e)
+			fail_msg("error for: %s: %s", text, e);
+		free(e);
+		return;
+	}
 	if (!e) {
 		fail_msg("no error for: %s", text);
 		return;         /* fail_msg does not return; the analyzer is not told */
@@ -105,6 +116,42 @@ static void nul_and_garbage(void **st)
 	expect_err("\xff", "t:1:1: error: unexpected character 0xff");
 }
 
+/* definitions_table - sv_defs is sorted (a name added out of order would
+ * be unreachable by the binary search), every entry is found whatever the
+ * case, and nothing else is */
+static void definitions_table(void **st)
+{
+	size_t n = 0;
+	for (; sv_defs[n]; n++) {
+		const char *name = sv_defs[n]->name;
+		if (n > 0 && strcmp(sv_defs[n - 1]->name, name) >= 0)
+			fail_msg("sv_defs out of order: '%s' before '%s'", sv_defs[n - 1]->name, name);
+		for (const char *p = name; *p; p++)
+			if (*p >= 'A' && *p <= 'Z')
+				fail_msg("'%s' is not lower case", name);
+		assert_ptr_equal(sv_def_find(name, strlen(name)), sv_defs[n]);
+		char up[64];
+		size_t l = strlen(name);
+		assert_true(l < sizeof up);
+		for (size_t i = 0; i <= l; i++)
+			up[i] = (char)((name[i] >= 'a' && name[i] <= 'z') ? name[i] - 32 : name[i]);
+		assert_ptr_equal(sv_def_find(up, l), sv_defs[n]);
+		/* a prefix or an extension of a name is another name or none */
+		const struct sv_def *d = sv_def_find(name, l - 1);
+		assert_true(d == NULL || strlen(d->name) == l - 1);
+		char longer[70];
+		snprintf(longer, sizeof longer, "%sx", name);
+		assert_null(sv_def_find(longer, l + 1));
+	}
+	assert_int_equal(n, 36);
+	assert_null(sv_def_find("", 0));
+	assert_null(sv_def_find("aaa", 3));
+	assert_null(sv_def_find("zzz", 3));
+	/* a command where a test is wanted names both (validator) */
+	expect_err("if keep { }", "t:1:4: error: 'keep' is a command, not a test");
+	expect_err("IF TRUE { KEEP; }", NULL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -112,6 +159,7 @@ int main(void)
 		cmocka_unit_test(error_positions),
 		cmocka_unit_test(limits),
 		cmocka_unit_test(nul_and_garbage),
+		cmocka_unit_test(definitions_table),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

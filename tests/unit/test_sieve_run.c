@@ -2,7 +2,9 @@
  * action merging, reject conflicts, imap4flags, variables and match
  * variables, vacation suppression (RFC 3834), and the limits that guard a
  * delivery (redirect cap, action cap, CPU budget against a pathological
- * :matches pattern), each ending in implicit keep. */
+ * :matches pattern), each ending in implicit keep; string values decoded in
+ * place or copied (escapes, bare LF -> CRLF, adjacent tokens) and the order
+ * of thousands of sibling commands and tests. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -175,6 +177,41 @@ static void limits_end_in_keep(void **st)
 	free(big);
 }
 
+/* strings_and_siblings - quoted strings reach the actions exactly, whether
+ * the lexer ended them in place or copied them; long chains of siblings
+ * run in script order */
+static void strings_and_siblings(void **st)
+{
+	expect("require \"fileinto\";fileinto\"a\\\"b\";fileinto \"c\\\\d\";"
+	       "fileinto \"e\\f\";",
+	       "store a\"b;store c\\d;store ef");
+	/* an empty string right before the next token */
+	expect("if header :is \"x-none\"\"\"{discard;}if not exists\"x-none\"{keep;}", "store INBOX");
+	expect("require \"reject\"; reject \"one\ntwo\";", "reject one\r\ntwo");
+	expect("require \"reject\"; reject \"one\r\ntwo\\\nthree\";", "reject one\r\ntwo\r\nthree");
+	expect("if header :is [\"x-none\",\"subject\"][\"nope\",\"caf\u00e9 report\"] { discard; }",
+	       "discard");
+	expect("if anyof(false,false,header :contains\"to\"\"home\") { discard; }", "discard");
+	/* 3,000 rules: only the last matches (order and count of siblings) */
+	size_t cap = 3000 * 80 + 100, len = 0;
+	char *big = malloc(cap);
+	assert_non_null(big);
+	len += (size_t)snprintf(big + len, cap - len, "require \"fileinto\";\n");
+	for (int i = 0; i < 3000; i++)
+		len += (size_t)snprintf(big + len, cap - len,
+					"if header :is \"x-spam-score\" \"%d\" { fileinto \"F%d\"; }\n",
+					i == 2999 ? 7 : 100000 + i, i);
+	expect(big, "store F2999");
+	/* a test list of 2,000: anyof stops at the first true one */
+	len = (size_t)snprintf(big, cap, "require \"fileinto\"; if anyof (");
+	for (int i = 0; i < 2000; i++)
+		len += (size_t)snprintf(big + len, cap - len, "%sheader :is \"x-spam-score\" \"%d\"",
+					i ? "," : "", i == 1500 ? 7 : 1000 + i);
+	snprintf(big + len, cap - len, ") { fileinto \"Hit\"; stop; }");
+	expect(big, "store Hit");
+	free(big);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -183,6 +220,7 @@ int main(void)
 		cmocka_unit_test(conflicts_end_in_keep),
 		cmocka_unit_test(vacation_rules),
 		cmocka_unit_test(limits_end_in_keep),
+		cmocka_unit_test(strings_and_siblings),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

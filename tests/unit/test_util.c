@@ -1,5 +1,5 @@
 /* test_util.c — unit tests for lib/hm_buf and lib/hm_util: bounds, truncation
- * reporting and log cleaning of hostile bytes. */
+ * reporting, log cleaning of hostile bytes, the shared hex / Base64 decoders. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -67,6 +67,38 @@ static void checked_arith(void **state)
 	assert_false(hm_mul_ok((size_t)-1 / 2 + 1, 2, &r));
 }
 
+static void hex_and_base64_digits(void **state)
+{
+	assert_int_equal(hm_hexval('0'), 0);
+	assert_int_equal(hm_hexval('9'), 9);
+	assert_int_equal(hm_hexval('a'), 10);
+	assert_int_equal(hm_hexval('F'), 15);
+	assert_int_equal(hm_hexval('g'), -1);
+	assert_int_equal(hm_hexval('/'), -1);
+	assert_int_equal(hm_hexval(0xff), -1);
+	/* RFC 4648 section 10 vectors, then padding, line breaks and junk */
+	static const char *const vec[][2] = {
+		{ "", "" }, { "Zg==", "f" }, { "Zm8=", "fo" }, { "Zm9v", "foo" },
+		{ "Zm9vYg==", "foob" }, { "Zm9vYmE=", "fooba" }, { "Zm9vYmFy", "foobar" },
+		{ "Zm9v\r\nYmFy", "foobar" }, { "Zm 9v*Ym!Fy", "foobar" }, { "+/+/", "\xfb\xff\xbf" },
+	};
+	for (size_t i = 0; i < sizeof vec / sizeof vec[0]; i++) {
+		char out[16] = { 0 };
+		size_t n = hm_base64_decode_lax(out, vec[i][0], strlen(vec[i][0]));
+		assert_true(n <= strlen(vec[i][0]));
+		assert_int_equal(n, strlen(vec[i][1]));
+		assert_memory_equal(out, vec[i][1], n);
+	}
+	/* a long run: the accumulator never loses bits (no overflow) */
+	char in[4000], out[3000];
+	for (size_t i = 0; i < sizeof in; i++)
+		in[i] = "QUJD"[i % 4];
+	size_t n = hm_base64_decode_lax(out, in, sizeof in);
+	assert_int_equal(n, 3000);
+	for (size_t i = 0; i < n; i++)
+		assert_int_equal(out[i], "ABC"[i % 3]);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -75,6 +107,7 @@ int main(void)
 		cmocka_unit_test(strlcpy_reports_truncation),
 		cmocka_unit_test(log_clean_hostile),
 		cmocka_unit_test(checked_arith),
+		cmocka_unit_test(hex_and_base64_digits),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
