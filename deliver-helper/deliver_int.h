@@ -32,6 +32,11 @@ int deliver_user_become(const struct deliver_user *u, char *err, size_t errsize)
 
 void deliver_user_free(struct deliver_user *u);
 
+/* deliver_clean_tmp - remove stale files from the tmp/ directory tmp_fd of
+ * folder dir ("." for INBOX) in maildir (hm_maildir_tmp_clean); logs what
+ * it removed, never fails the delivery. */
+void deliver_clean_tmp(int tmp_fd, const char *maildir, const char *dir);
+
 struct deliver_priv {
 	struct hm_maildir md;
 	struct hm_spool spool;

@@ -200,18 +200,24 @@ static char *maildir_from_location(const char *loc, const char *user, const char
 	return x;
 }
 
-/* spool_message - write prefix + header + body into the spool; fsync */
-static int spool_message(struct deliver_priv *pv, struct hm_msgin *m, const char *hdr,
+/* spool_message - write m's header with add inserted at offset ins, then
+ * the body, into the spool; fsync */
+static int spool_message(struct deliver_priv *pv, struct hm_msgin *m,
 			 size_t ins, const char *add, size_t addlen, unsigned long long *lf_extra)
 {
 	struct hm_spool *sp = &pv->spool;
+	const char *hdr = m->header;
 	char buf[65536];
 	unsigned long long lfs = 0;
 	for (size_t i = 0; i < addlen; i++)
 		if (add[i] == '\n')
 			lfs++;
+	/* the rest of the header and the body bytes already read go out in one
+	 * write, straight from the reader's buffer (a small message is done) */
+	size_t held;
+	(void)hm_msgin_take_buffered(m, &held);
 	if (hm_write_full(sp->fd, hdr, ins) < 0 || hm_write_full(sp->fd, add, addlen) < 0 ||
-	    hm_write_full(sp->fd, hdr + ins, m->header_len - ins) < 0)
+	    hm_write_full(sp->fd, hdr + ins, m->header_len - ins + held) < 0)
 		return -1;
 	for (;;) {
 		ssize_t n = hm_msgin_read(m, buf, sizeof buf);
@@ -245,7 +251,7 @@ static int run(const struct opts *op, struct outcome *o, struct deliver_ctx *ctx
 
 	memset(&u, 0, sizeof u);
 	memset(&pv, 0, sizeof pv);
-	pv.md.root_fd = pv.md.tmp_fd = pv.spool.fd = -1;
+	pv.md.root_fd = pv.md.tmp_fd = pv.md.new_fd = pv.md.cur_fd = pv.spool.fd = -1;
 	hm_msgin_init(&m, -1, 0);
 	hm_buf_init(&hb, 0);
 	ctx->msg_fd = -1;
@@ -355,6 +361,7 @@ static int run(const struct opts *op, struct outcome *o, struct deliver_ctx *ctx
 		rc = fail(o, DELIVER_EX_TEMPFAIL, "Maildir %s: %s", maildir, strerror(errno));
 		goto out;
 	}
+	deliver_clean_tmp(pv.md.tmp_fd, maildir, ".");
 
 	/* read and inspect the header */
 	hm_msgin_init(&m, in_fd, conf.max_header);
@@ -411,7 +418,7 @@ static int run(const struct opts *op, struct outcome *o, struct deliver_ctx *ctx
 		goto out;
 	}
 	unsigned long long lf_extra;
-	if (spool_message(&pv, &m, m.header, ins, hm_buf_cstr(&add), add.len, &lf_extra) < 0) {
+	if (spool_message(&pv, &m, ins, hm_buf_cstr(&add), add.len, &lf_extra) < 0) {
 		hm_buf_free(&add);
 		rc = fail(o, DELIVER_EX_TEMPFAIL, "writing %s/tmp/%s: %s", maildir, pv.spool.name,
 			  strerror(errno));

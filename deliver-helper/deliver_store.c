@@ -2,7 +2,8 @@
  *
  * What for: the only way a filter (implicit keep, Sieve, junk lists) files
  *   the spooled message; see the seam description in deliver.h.
- * Relies on: hm_maildir (link-based stores), hm_quota (maildirsize).
+ * Relies on: hm_maildir (link-based stores, stale tmp/ cleaning),
+ *   hm_quota (maildirsize).
  * How it fails: returns DELIVER_EFOLDER / DELIVER_EQUOTA / DELIVER_ETEMP
  *   and logs the reason to syslog; the message itself stays spooled, so the
  *   caller can still fall back to INBOX or defer.
@@ -13,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <syslog.h>
+#include <time.h>
 
 #include "deliver_int.h"
 #include "hm_util.h"
@@ -24,6 +26,24 @@ void deliver_log(int prio, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsyslog(prio, fmt, ap);
 	va_end(ap);
+}
+
+/* deliver_clean_tmp - see deliver_int.h */
+void deliver_clean_tmp(int tmp_fd, const char *maildir, const char *dir)
+{
+	struct hm_tmpclean tc;
+	const char *sep = "/";
+	if (strcmp(dir, ".") == 0)
+		sep = dir = "";
+	if (hm_maildir_tmp_clean(tmp_fd, time(NULL), &tc) < 0) {
+		deliver_log(LOG_WARNING, "checking %s%s%s/tmp for stale files: %s", maildir, sep, dir,
+			    strerror(errno));
+		return;
+	}
+	if (tc.removed > 0 || tc.failed > 0)
+		deliver_log(LOG_NOTICE, "removed %u stale file(s) from %s%s%s/tmp (%u could not be "
+			    "removed, %u entries examined%s)", tc.removed, maildir, sep, dir, tc.failed,
+			    tc.examined, tc.complete ? "" : ", more next time");
 }
 
 /* deliver_discard - see deliver.h */
@@ -119,6 +139,8 @@ int deliver_store(struct deliver_ctx *ctx, const char *folder,
 		errno = e;
 		return e == EINVAL ? DELIVER_EFOLDER : DELIVER_ETEMP;
 	}
+	if (!f.is_inbox)
+		deliver_clean_tmp(f.tmp_fd, ctx->maildir, f.dir);
 	if (nkw > 0) {
 		if (hm_maildir_keywords(&f, kws, nkw, kwletters, sizeof kwletters, &dropped) < 0) {
 			deliver_log(LOG_WARNING, "keywords for \"%s\": %s (stored without them)",

@@ -9,8 +9,10 @@
  */
 #define _GNU_SOURCE 1
 #include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -107,7 +109,7 @@ int hm_maildir_open(struct hm_maildir *md, const char *path, bool create)
 {
 	static const char *const sub[] = { "cur", "new", "tmp" };
 	memset(md, 0, sizeof *md);
-	md->root_fd = md->tmp_fd = -1;
+	md->root_fd = md->tmp_fd = md->new_fd = md->cur_fd = -1;
 	if (path == NULL || *path == '\0') {
 		errno = EINVAL;
 		return -1;
@@ -122,15 +124,11 @@ int hm_maildir_open(struct hm_maildir *md, const char *path, bool create)
 	}
 	if (md->root_fd < 0)
 		goto fail;
-	for (size_t i = 0; i < HM_ARRAY_SIZE(sub); i++) {
-		int fd = open_subdir(md->root_fd, sub[i], create, NULL);
-		if (fd < 0)
+	/* kept open: INBOX stores go through them (no second openat each) */
+	int *const fds[] = { &md->cur_fd, &md->new_fd, &md->tmp_fd };
+	for (size_t i = 0; i < HM_ARRAY_SIZE(sub); i++)
+		if ((*fds[i] = open_subdir(md->root_fd, sub[i], create, NULL)) < 0)
 			goto fail;
-		if (i == 2)
-			md->tmp_fd = fd;
-		else
-			close(fd);
-	}
 	escape_host(md->host, sizeof md->host);
 	md->pid = (long)getpid();
 	return 0;
@@ -144,6 +142,8 @@ void hm_maildir_close(struct hm_maildir *md)
 {
 	close_fd(&md->root_fd);
 	close_fd(&md->tmp_fd);
+	close_fd(&md->new_fd);
+	close_fd(&md->cur_fd);
 	free(md->root);
 	md->root = NULL;
 }
@@ -189,9 +189,13 @@ int hm_maildir_folder_dir(const char *folder, char *dir, size_t size)
 	return rc;
 }
 
-/* hm_maildir_folder_close - see hm_maildir.h */
+/* hm_maildir_folder_close - see hm_maildir.h (INBOX's fds are md's) */
 void hm_maildir_folder_close(struct hm_mfolder *f)
 {
+	if (f->is_inbox) {
+		f->fd = f->tmp_fd = f->new_fd = f->cur_fd = -1;
+		return;
+	}
 	close_fd(&f->fd);
 	close_fd(&f->tmp_fd);
 	close_fd(&f->new_fd);
@@ -207,12 +211,20 @@ int hm_maildir_folder_open(struct hm_maildir *md, const char *folder, bool creat
 	f->fd = f->tmp_fd = f->new_fd = f->cur_fd = -1;
 	if (hm_maildir_folder_dir(folder, f->dir, sizeof f->dir) < 0)
 		return -1;
-	f->is_inbox = strcmp(f->dir, ".") == 0;
-	if (f->is_inbox) {
-		f->fd = fcntl(md->root_fd, F_DUPFD_CLOEXEC, 0);
-	} else {
-		f->fd = open_subdir(md->root_fd, f->dir, create, &created);
+	if (strcmp(f->dir, ".") == 0) {
+		/* INBOX is the root, whose directories hm_maildir_open opened */
+		if (md->root_fd < 0 || md->tmp_fd < 0 || md->new_fd < 0 || md->cur_fd < 0) {
+			errno = EBADF;
+			return -1;
+		}
+		f->is_inbox = true;
+		f->fd = md->root_fd;
+		f->tmp_fd = md->tmp_fd;
+		f->new_fd = md->new_fd;
+		f->cur_fd = md->cur_fd;
+		return 0;
 	}
+	f->fd = open_subdir(md->root_fd, f->dir, create, &created);
 	if (f->fd < 0)
 		goto fail;
 	bool any = created;
@@ -225,7 +237,7 @@ int hm_maildir_folder_open(struct hm_maildir *md, const char *folder, bool creat
 	if ((f->cur_fd = open_subdir(f->fd, "cur", create, &c2)) < 0)
 		goto fail;
 	any |= c2;
-	if (!f->is_inbox && create) {
+	if (create) {
 		int mf = openat(f->fd, "maildirfolder", O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
 		if (mf < 0)
 			goto fail;
@@ -274,6 +286,91 @@ void hm_maildir_spool_discard(struct hm_maildir *md, struct hm_spool *sp)
 		errno = e;
 		sp->name[0] = '\0';
 	}
+}
+
+/* is_stale - a tmp/ entry a dead writer left: a regular file of ours with
+ * atime, mtime and ctime all before limit */
+static bool is_stale(const struct stat *st, time_t limit)
+{
+	return S_ISREG(st->st_mode) && st->st_uid == geteuid() &&
+	       st->st_atime < limit && st->st_mtime < limit && st->st_ctime < limit;
+}
+
+/* hm_maildir_tmp_clean - see hm_maildir.h */
+int hm_maildir_tmp_clean(int tmp_fd, time_t now, struct hm_tmpclean *st_r)
+{
+	struct hm_tmpclean dummy = { 0 }, *st = st_r ? st_r : &dummy;
+	/* getdents64 wants an 8-byte aligned buffer; 8 KiB holds ~100 names */
+	union { struct dirent64 d; char b[8192]; } buf;
+	struct stat ds, fs;
+	const time_t limit = now - HM_MAILDIR_TMP_STALE_SECS;
+
+	memset(st, 0, sizeof *st);
+	if (fstat(tmp_fd, &ds) < 0)
+		return -1;
+	if (!S_ISDIR(ds.st_mode)) {
+		errno = ENOTDIR;
+		return -1;
+	}
+	/* the stamp: tmp/'s atime is when it was last listed (by us, by Dovecot,
+	 * by anyone); a tmp/ listed within 8 hours is not read again */
+	if (ds.st_atime >= now - HM_MAILDIR_TMP_SCAN_SECS)
+		return 0;
+	if (lseek(tmp_fd, 0, SEEK_SET) < 0)
+		return -1;
+	st->scanned = true;
+	for (;;) {
+		ssize_t n = getdents64(tmp_fd, buf.b, sizeof buf.b);
+		if (n < 0)
+			return -1;
+		if (n == 0) {
+			st->complete = true;
+			break;
+		}
+		for (size_t off = 0; off < (size_t)n;) {
+			const struct dirent64 *d = (const struct dirent64 *)(const void *)(buf.b + off);
+			off += d->d_reclen;
+			if (d->d_reclen == 0)
+				break;          /* never from the kernel; do not loop on it */
+			const char *name = d->d_name;
+			if (name[0] == '.' && (name[1] == '\0' || (name[1] == '.' && name[2] == '\0')))
+				continue;
+			if (st->examined >= HM_MAILDIR_TMP_SCAN_MAX ||
+			    st->removed >= HM_MAILDIR_TMP_REMOVE_MAX)
+				goto cut;
+			st->examined++;
+			/* d_type saves the fstatat for directories, symlinks, fifos */
+			if (d->d_type != DT_REG && d->d_type != DT_UNKNOWN)
+				continue;
+			if (fstatat(tmp_fd, name, &fs, AT_SYMLINK_NOFOLLOW) < 0 || !is_stale(&fs, limit))
+				continue;
+			/* by name, as Dovecot and qmail do: Maildir writers create tmp/
+			 * names with O_EXCL, unique by time and pid, and never reuse
+			 * one, so a name found stale still names that stale file */
+			if (unlinkat(tmp_fd, name, 0) == 0)
+				st->removed++;
+			else if (errno != ENOENT)
+				st->failed++;
+		}
+	}
+cut:
+	/* Set the stamp when the mount did not (noatime), so the next scan is 8
+	 * hours away -- unless a cut-short scan was making progress: then keep
+	 * the old atime so the next delivery goes on with the rest. */
+	{
+		bool again = !st->complete && st->removed > 0;
+		struct stat as;
+		if (fstat(tmp_fd, &as) == 0) {
+			if (again && as.st_atime != ds.st_atime) {
+				struct timespec ts[2] = { ds.st_atim, { .tv_nsec = UTIME_OMIT } };
+				(void)futimens(tmp_fd, ts);
+			} else if (!again && as.st_atime < now - HM_MAILDIR_TMP_SCAN_SECS) {
+				struct timespec ts[2] = { { .tv_nsec = UTIME_NOW }, { .tv_nsec = UTIME_OMIT } };
+				(void)futimens(tmp_fd, ts);
+			}
+		}
+	}
+	return 0;
 }
 
 /* sort_flags - ASCII-sorted, de-duplicated copy of the valid letters of in */
@@ -430,11 +527,13 @@ static int take_lock(int dirfd, const char *name)
 	}
 }
 
-/* read_keywords - parse dovecot-keywords of dirfd into names[26] (malloc'd).
+/* read_keywords - parse dovecot-keywords of dirfd into names[26] (malloc'd;
+ * slots the file names are replaced, the others left as they are).
  * Returns 0 (missing file = no keywords) or -1; *mtime_r = file mtime or 0. */
 static int read_keywords(int dirfd, char *names[HM_MAILDIR_MAX_KEYWORDS], time_t *mtime_r)
 {
 	char buf[8192 + 1];
+	const char *val[HM_MAILDIR_MAX_KEYWORDS] = { NULL };   /* into buf */
 	size_t len = 0;
 	struct stat st;
 	*mtime_r = 0;
@@ -462,10 +561,17 @@ static int read_keywords(int dirfd, char *names[HM_MAILDIR_MAX_KEYWORDS], time_t
 		long idx = strtol(line, &end, 10);
 		if (*end != '\0' || idx < 0 || idx >= HM_MAILDIR_MAX_KEYWORDS)
 			continue;
-		free(names[idx]);
-		names[idx] = strdup(sp + 1);
-		if (names[idx] == NULL)
+		val[idx] = sp + 1;      /* a later line for the same index wins */
+	}
+	/* copies only once the file is parsed: no allocation is lost on the way */
+	for (size_t k = 0; k < HM_MAILDIR_MAX_KEYWORDS; k++) {
+		if (val[k] == NULL)
+			continue;
+		char *v = strdup(val[k]);
+		if (v == NULL)
 			return -1;
+		free(names[k]);
+		names[k] = v;
 	}
 	return 0;
 }

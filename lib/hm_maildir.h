@@ -38,6 +38,9 @@
  *   the Maildir is never followed (the root path itself may be a symlink).
  *   Nothing becomes visible in new/ or cur/ before it is complete.
  *
+ *   Stale tmp/ files: hm_maildir_tmp_clean, called by the LDA for every
+ *   tmp/ it opens, removes what a killed writer left (see below).
+ *
  *   Keywords: `dovecot-keywords` in the folder ("<idx> <name>" lines,
  *   idx 0..25 = letters a..z), updated under Dovecot's own dotlocks
  *   (dovecot-uidlist.lock, then dovecot-keywords.lock renamed over the file).
@@ -52,6 +55,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
+#include <time.h>
 
 #define HM_MAILDIR_NAME_MAX 256
 #define HM_MAILDIR_MAX_KEYWORDS 26
@@ -59,6 +63,7 @@
 struct hm_maildir {
 	int root_fd;
 	int tmp_fd;                 /* root tmp/ */
+	int new_fd, cur_fd;         /* root new/ cur/ (INBOX borrows all four) */
 	char *root;                 /* path, for error messages */
 	char host[128];             /* escaped host name */
 	unsigned seq;               /* Q<n> */
@@ -66,9 +71,9 @@ struct hm_maildir {
 };
 
 struct hm_mfolder {
-	int fd;                     /* folder dir (== a dup of root for INBOX) */
+	int fd;                     /* folder dir (INBOX: the root's, borrowed) */
 	int tmp_fd, new_fd, cur_fd;
-	bool is_inbox;
+	bool is_inbox;              /* fds borrowed from struct hm_maildir */
 	char dir[HM_MAILDIR_NAME_MAX]; /* "." or ".A.B" (modified UTF-7) */
 };
 
@@ -80,7 +85,8 @@ struct hm_spool {
 };
 
 /* hm_maildir_open - open (create: mkdir the root 0700 if missing, parent must
- * exist) and make sure tmp/ new/ cur/ exist. */
+ * exist) and make sure tmp/ new/ cur/ exist.  md needs no set-up before;
+ * hm_maildir_close is safe after a failed open. */
 int hm_maildir_open(struct hm_maildir *md, const char *path, bool create);
 void hm_maildir_close(struct hm_maildir *md);
 
@@ -94,7 +100,8 @@ int hm_maildir_unique(struct hm_maildir *md, char *buf, size_t size);
 int hm_maildir_folder_dir(const char *folder_utf8, char *dir, size_t size);
 
 /* hm_maildir_folder_open - open a folder (by UTF-8 name), creating it (dir,
- * tmp/ new/ cur/, maildirfolder) when create is set. ENOENT when missing. */
+ * tmp/ new/ cur/, maildirfolder) when create is set. ENOENT when missing.
+ * INBOX borrows md's open directories: f is valid while md is open. */
 int hm_maildir_folder_open(struct hm_maildir *md, const char *folder_utf8, bool create,
 			   struct hm_mfolder *f);
 void hm_maildir_folder_close(struct hm_mfolder *f);
@@ -111,6 +118,40 @@ void hm_maildir_spool_discard(struct hm_maildir *md, struct hm_spool *sp);
  * file name goes to name_r.  Durable when it returns 0. */
 int hm_maildir_store(struct hm_maildir *md, struct hm_mfolder *f, const struct hm_spool *sp,
 		     const char *flags, char *name_r, size_t name_size);
+
+/* Stale files in tmp/ (maildir(5): "not accessed for 36 hours"; Dovecot's
+ * rule, the same numbers: scan tmp/ when its atime is 8 hours old, set the
+ * atime afterwards when the mount did not). */
+#define HM_MAILDIR_TMP_STALE_SECS (36 * 60 * 60)
+#define HM_MAILDIR_TMP_SCAN_SECS (8 * 60 * 60)
+#define HM_MAILDIR_TMP_SCAN_MAX 1000      /* entries examined per call */
+#define HM_MAILDIR_TMP_REMOVE_MAX 100     /* files unlinked per call */
+
+struct hm_tmpclean {
+	bool scanned;               /* the stamp said it was time, tmp/ was read */
+	bool complete;              /* every entry was examined */
+	unsigned examined;          /* entries looked at (. and .. not counted) */
+	unsigned removed;           /* stale files unlinked */
+	unsigned failed;            /* stale files whose unlink failed */
+};
+
+/* hm_maildir_tmp_clean - remove stale files from the tmp/ directory tmp_fd:
+ * regular files owned by the effective uid whose atime, mtime and ctime are
+ * all older than now - HM_MAILDIR_TMP_STALE_SECS (a file a delivery is still
+ * writing has a fresh mtime and ctime; ctime cannot be set back, so
+ * touch/utime cannot make a live file look stale).  Cheap when there is
+ * nothing to do: one fstat(2) of tmp/, and a scan only when tmp/'s atime
+ * (the "last scanned" stamp Dovecot shares) is HM_MAILDIR_TMP_SCAN_SECS old.
+ * Bounded: at most HM_MAILDIR_TMP_SCAN_MAX entries examined (one fstatat
+ * each) and HM_MAILDIR_TMP_REMOVE_MAX files unlinked (an unlink of a synced
+ * file on ext4 costs up to ~1 ms under load); a scan cut short that removed
+ * something leaves the stamp old so the next call goes on.  Never follows a symlink: fstatat/unlinkat relative to tmp_fd with
+ * AT_SYMLINK_NOFOLLOW, and only S_ISREG entries are unlinked.  now is a
+ * parameter so that tests can age files.  st may be NULL.
+ * Returns 0 (also when it was not time to scan), or -1 and errno when tmp/
+ * could not be examined at all; a file that cannot be removed is counted
+ * in st->failed and skipped. */
+int hm_maildir_tmp_clean(int tmp_fd, time_t now, struct hm_tmpclean *st);
 
 /* hm_maildir_flag_letter - Maildir letter for an IMAP system flag
  * (\Seen S, \Answered R, \Flagged F, \Deleted T, \Draft D; case-insensitive);

@@ -2,7 +2,8 @@
  *
  * Relies on: read(2) on any fd (pipe, file).  How it fails: -1 with errno
  * from read(2) or ENOMEM; EINTR is retried.  Memory: one 64 KiB raw buffer
- * plus the header block (bounded by max_header + 64 KiB).
+ * plus the header block, which grows from 16 KiB by doubling and is
+ * bounded by max_header + 64 KiB.
  */
 #define _GNU_SOURCE 1  /* memrchr */
 #include <errno.h>
@@ -119,11 +120,49 @@ static ssize_t norm_read(struct hm_msgin *m, char *out, size_t n)
 		o += take;
 		m->rpos += take;
 	}
-	for (size_t i = 0; i < o; i++)
-		if (out[i] == '\n')
-			m->lf_count++;
+	for (const char *p = out, *e = out + o; (p = memchr(p, '\n', (size_t)(e - p))) != NULL; p++)
+		m->lf_count++;
 	m->bytes += o;
 	return (ssize_t)o;
+}
+
+/* grow_header - make room for more header bytes: the buffer starts at
+ * HM_MSGIN_HDR_START and doubles up to cap (max_header + HM_MSGIN_RAW), so a
+ * 4 KB message costs a small heap block, not a 1 MiB mmap.  Returns 0, or -1
+ * (ENOMEM). */
+static int grow_header(struct hm_msgin *m, size_t cap)
+{
+	size_t want = m->hbuf_cap ? m->hbuf_cap : HM_MSGIN_HDR_START;
+	while (want <= m->hbuf_len && want < cap)
+		want = want > cap / 2 ? cap : want * 2;
+	if (want > cap)
+		want = cap;
+	if (want == m->hbuf_cap && m->header != NULL)
+		return 0;
+	char *n = realloc(m->header, want + 1);       /* +1: the closing NUL */
+	if (n == NULL)
+		return -1;
+	m->header = n;
+	m->hbuf_cap = want;
+	return 0;
+}
+
+/* header_end - length of the header block in header[0..hbuf_len) when it
+ * is complete ("\n" as the first byte, or up to and including "\n\n"),
+ * else 0; from is where the previous search stopped. */
+static size_t header_end(const char *h, size_t len, size_t from)
+{
+	if (len > 0 && h[0] == '\n')
+		return 1;
+	for (size_t i = from ? from - 1 : 0; i + 1 < len; i++) {
+		const char *lf = memchr(h + i, '\n', len - 1 - i);
+		if (lf == NULL)
+			break;
+		i = (size_t)(lf - h);
+		if (h[i + 1] == '\n')
+			return i + 2;
+	}
+	return 0;
 }
 
 /* hm_msgin_read_header - read the header block (see hm_msgin.h) */
@@ -132,23 +171,12 @@ int hm_msgin_read_header(struct hm_msgin *m)
 	size_t cap = m->max_header + HM_MSGIN_RAW;
 	size_t scan = 0;
 
-	if (m->header == NULL && (m->header = malloc(cap + 1)) == NULL)
+	if (grow_header(m, cap) < 0)
 		return -1;
 	for (;;) {
-		/* look for the end of the header: "\n\n", or "\n" as the first byte */
-		if (m->hbuf_len > 0 && m->header[0] == '\n') {
-			m->header_len = 1;
-			break;
-		}
-		char *end = NULL;
-		for (size_t i = scan ? scan - 1 : 0; i + 1 < m->hbuf_len; i++) {
-			if (m->header[i] == '\n' && m->header[i + 1] == '\n') {
-				end = m->header + i + 2;
-				break;
-			}
-		}
-		if (end != NULL) {
-			m->header_len = (size_t)(end - m->header);
+		size_t end = header_end(m->header, m->hbuf_len, scan);
+		if (end > 0) {
+			m->header_len = end;
 			break;
 		}
 		scan = m->hbuf_len;
@@ -158,7 +186,9 @@ int hm_msgin_read_header(struct hm_msgin *m)
 			m->header_len = lf ? (size_t)(lf - m->header) + 1 : m->max_header;
 			break;
 		}
-		ssize_t r = norm_read(m, m->header + m->hbuf_len, cap - m->hbuf_len);
+		if (m->hbuf_len == m->hbuf_cap && grow_header(m, cap) < 0)
+			return -1;
+		ssize_t r = norm_read(m, m->header + m->hbuf_len, m->hbuf_cap - m->hbuf_len);
 		if (r < 0)
 			return -1;
 		if (r == 0) {
@@ -170,6 +200,15 @@ int hm_msgin_read_header(struct hm_msgin *m)
 	m->header[m->hbuf_len] = '\0';
 	m->hbuf_pos = m->header_len;
 	return 0;
+}
+
+/* hm_msgin_take_buffered - see hm_msgin.h */
+const char *hm_msgin_take_buffered(struct hm_msgin *m, size_t *len_r)
+{
+	const char *p = m->header != NULL ? m->header + m->hbuf_pos : "";
+	*len_r = m->hbuf_len - m->hbuf_pos;
+	m->hbuf_pos = m->hbuf_len;
+	return p;
 }
 
 /* hm_msgin_read - body bytes after the header block (see hm_msgin.h) */

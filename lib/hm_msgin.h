@@ -9,6 +9,7 @@
  *   hm_msgin_init(&m, 0, 256 * 1024);
  *   if (hm_msgin_read_header(&m) < 0) -> errno
  *   m.header / m.header_len : the header block (incl. the empty line)
+ *   p = hm_msgin_take_buffered(&m, &n)  (optional) body bytes already read
  *   while ((n = hm_msgin_read(&m, buf, sizeof buf)) > 0) ... body bytes
  *   hm_msgin_free(&m);
  *
@@ -35,6 +36,7 @@
 #include <sys/types.h>
 
 #define HM_MSGIN_RAW 65536
+#define HM_MSGIN_HDR_START 16384   /* first size of the header buffer */
 
 struct hm_msgin {
 	int fd;
@@ -46,6 +48,7 @@ struct hm_msgin {
 	char *header;              /* normalised header block (+ maybe body start) */
 	size_t header_len;         /* bytes of header block incl. the empty line */
 	size_t hbuf_len;           /* bytes in header[] (>= header_len) */
+	size_t hbuf_cap;           /* bytes header[] can hold (+1 for a NUL) */
 	size_t hbuf_pos;           /* body bytes already served from header[] */
 	bool from_dropped;         /* a leading "From " line was removed */
 	unsigned long long lf_count;   /* LFs in the bytes handed out */
@@ -56,5 +59,11 @@ void hm_msgin_init(struct hm_msgin *m, int fd, size_t max_header);
 int hm_msgin_read_header(struct hm_msgin *m);
 ssize_t hm_msgin_read(struct hm_msgin *m, void *buf, size_t n);
 void hm_msgin_free(struct hm_msgin *m);
+
+/* hm_msgin_take_buffered - the body bytes hm_msgin_read_header already
+ * holds after the header block, without a copy: a pointer into m->header
+ * (valid until hm_msgin_free) and their count in *len_r (may be 0).  They
+ * count as handed out: the next hm_msgin_read continues after them. */
+const char *hm_msgin_take_buffered(struct hm_msgin *m, size_t *len_r);
 
 #endif

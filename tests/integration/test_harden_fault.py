@@ -13,10 +13,12 @@ and a retry without faults delivers it.  A message is "complete" when its
 body ends with the trailer line "X-END <sha256 of the body> <length>" and the
 file name's ,S= equals the file size.
 
-Then 1,000 deliveries each killed with SIGKILL at a random moment; stale
-tmp/ files are then aged past 36 hours and must be gone after the next
-delivery (Maildir rule), while a fresh tmp/ file (a delivery in progress)
-stays.
+Then 1,000 deliveries each killed with SIGKILL at a random moment; the
+tmp/ files they leave must be gone after the next delivery 37 hours later
+(Maildir rule), while files with a fresh atime, mtime or ctime (a delivery
+in progress), symlinks, directories and other users' files stay.  "Later" is
+homemail-deliver's clock moved ahead with libfaketime: a ctime cannot be set
+back.
 """
 import hashlib
 import os
@@ -40,6 +42,7 @@ ERRNOS = ["EIO", "ENOSPC", "EDQUOT", "EINTR", "SHORT", "KILL"]
 # within its time budget on a loaded 2-core CI machine
 KILL_RUNS = int(os.environ.get("HM_FAULT_KILL_RUNS", "300"))
 SUMMARY = os.path.join(hmtest.BUILD, "harden-fault-summary.txt")
+FAKETIME_LIB = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"
 
 needs_deliver = pytest.mark.skipif(not os.path.exists(DELIVER),
                                    reason="build/homemail-deliver not built yet")
@@ -153,11 +156,6 @@ def lda():
     u.maildir = os.path.join(d, "Maildir")
     yield Lda(u)
     shutil.rmtree(d, ignore_errors=True)
-
-
-def _known_open(bug):
-    p = os.path.join(hmtest.TOP, "tests", "fault", "OPEN")
-    return os.path.exists(p) and any(l.split()[:1] == [bug] for l in open(p))
 
 
 def _summary(line):
@@ -324,8 +322,9 @@ def test_kill9_during_deliveries(lda):
     # how long a delivery takes, to aim the kills inside one
     durs = []
     for i in range(10):
-        t = time.monotonic()
-        r = lda.run(make_message(f"warm-{i}", 64 * 1024))
+        msg = make_message(f"warm-{i}", 64 * 1024)    # built outside the timing:
+        t = time.monotonic()                          # it takes longer than a delivery
+        r = lda.run(msg)
         durs.append(time.monotonic() - t)
         assert r.returncode == 0, r.stderr
     med = statistics.median(durs)
@@ -359,21 +358,62 @@ def test_kill9_during_deliveries(lda):
         sorted(set(outcome.values()))
     tmpdir = os.path.join(lda.md, "tmp")
     stale = os.listdir(tmpdir)
+    # the Maildir rule: the next delivery 36 hours later removes what the
+    # killed ones left (at most 100 files a delivery: a few may be needed)
+    cleaned_by = 0
+    if os.path.exists(FAKETIME_LIB):
+        _age_stamp(tmpdir, time.time() - 9 * 3600)
+        while os.listdir(tmpdir) and cleaned_by < 1 + len(stale) // 100:
+            cleaned_by += 1
+            r = _run_later(lda, make_message(f"after-kills-{cleaned_by}"), 37)
+            assert r.returncode == 0, r.stderr
+        left = os.listdir(tmpdir)
+        assert not left, f"{len(left)} of {len(stale)} stale tmp/ files left after " \
+                         f"{cleaned_by} deliveries 37 hours later"
+        found, bad = scan_maildir(lda.md)
+        assert not bad
     _summary(f"kill -9: {KILL_RUNS} deliveries (median {med * 1000:.1f} ms), "
              f"{len(outcome) - len(killed)} completed, {len(killed)} killed "
              f"({len(killed_visible)} of them already visible, complete), 0 corrupt, "
-             f"{len(stale)} stale tmp files left")
+             f"{len(stale)} stale tmp files left, "
+             + (f"removed by {cleaned_by} delivery(ies) 37 hours later"
+                if os.path.exists(FAKETIME_LIB) else "not checked (no libfaketime)"))
 
+
+
+def _run_later(lda, msg, hours):
+    """Deliver with homemail-deliver's clock `hours` ahead (libfaketime; the
+    files keep their real times: NO_FAKE_STAT).  A file's ctime cannot be set
+    back, so this is how a test sees a tmp/ file 36 hours later."""
+    env = _env({"LD_PRELOAD": FAKETIME_LIB, "FAKETIME": f"+{hours}h", "NO_FAKE_STAT": "1"})
+    argv = [DELIVER, "--maildir", lda.md, "--no-sieve", "-f", "sender@example.org"]
+    return subprocess.run(argv, input=msg, capture_output=True, timeout=60, env=env,
+                          user=lda.user.uid, group=lda.user.gid, extra_groups=[],
+                          cwd=lda.user.home)
+
+
+def _age_stamp(tmpdir, t):
+    """Set tmp/'s atime (the "last scanned" stamp the LDA shares with Dovecot)."""
+    os.utime(tmpdir, (t, os.stat(tmpdir).st_mtime))
+
+
+needs_faketime = pytest.mark.skipif(not os.path.exists(FAKETIME_LIB),
+                                    reason=f"{FAKETIME_LIB} missing (package libfaketime)")
 
 
 @needs_deliver
+@needs_faketime
 def test_stale_tmp_cleaned(lda):
-    """Maildir rule: tmp/ files untouched for 36 hours are removed by the next
-    delivery; a fresh one (a delivery in progress) stays."""
+    """Maildir rule (maildir(5); Dovecot does the same): tmp/ files untouched
+    for 36 hours are removed by the next delivery; a file with any of atime,
+    mtime, ctime fresh (a delivery in progress) stays, and so do symlinks,
+    directories and other users' files."""
     r = lda.run(make_message("first"))
     assert r.returncode == 0, r.stderr
     tmpdir = os.path.join(lda.md, "tmp")
-    old = time.time() - 37 * 3600
+    real = time.time()
+    old = real - 3600                 # atime/mtime: 37 h + 1 h before "37 h later"
+    later = real + 37 * 3600
     stale = []
     for i in range(3):
         p = os.path.join(tmpdir, f"{int(old)}.M{i}P99999Q1.killed-delivery")
@@ -382,17 +422,76 @@ def test_stale_tmp_cleaned(lda):
         os.chown(p, lda.user.uid, lda.user.gid)
         os.utime(p, (old, old))
         stale.append(os.path.basename(p))
-    fresh = os.path.join(tmpdir, f"{int(time.time())}.M1P1Q2.in-progress")
-    with open(fresh, "wb") as f:
-        f.write(b"in progress")
-    os.chown(fresh, lda.user.uid, lda.user.gid)
+    keep = []
+    for name, at, mt in (("in-progress.mtime", old, later - 60),    # being written
+                         ("in-progress.atime", later - 60, old)):   # being read
+        p = os.path.join(tmpdir, name)
+        with open(p, "wb") as f:
+            f.write(b"in progress")
+        os.chown(p, lda.user.uid, lda.user.gid)
+        os.utime(p, (at, mt))
+        keep.append(name)
+    victim = os.path.join(os.path.dirname(lda.md), "victim")
+    with open(victim, "wb") as f:
+        f.write(b"not mail")
+    os.utime(victim, (old, old))
+    os.symlink(victim, os.path.join(tmpdir, "link"))
+    os.utime(os.path.join(tmpdir, "link"), (old, old), follow_symlinks=False)
+    os.mkdir(os.path.join(tmpdir, "olddir"))
+    os.utime(os.path.join(tmpdir, "olddir"), (old, old))
+    rootfile = os.path.join(tmpdir, "root-owned")
+    with open(rootfile, "wb") as f:
+        f.write(b"x")
+    os.utime(rootfile, (old, old))
+    keep += ["link", "olddir", "root-owned"]
+
+    # now: tmp/ was listed moments ago and the files' ctime is fresh
     r = lda.run(make_message("second"))
+    assert r.returncode == 0, r.stderr
+    assert set(stale + keep) <= set(os.listdir(tmpdir)), "removed files that are not stale"
+    # 35 hours later: atime/mtime are old, ctime is not: everything stays
+    r = _run_later(lda, make_message("third"), 35)
+    assert r.returncode == 0, r.stderr
+    assert set(stale + keep) <= set(os.listdir(tmpdir)), \
+        "removed a file whose ctime is 35 hours old"
+    # 37 hours later (tmp/ last listed 9 hours before that): the stale ones go
+    _age_stamp(tmpdir, real - 9 * 3600)
+    r = _run_later(lda, make_message("fourth"), 37)
     assert r.returncode == 0, r.stderr
     left = sorted(os.listdir(tmpdir))
     found, bad = scan_maildir(lda.md)
-    assert found.get("second") == [True] and not bad
-    assert os.path.basename(fresh) in left, "a fresh tmp/ file (delivery in progress) was removed"
-    if any(n in left for n in stale):
-        if _known_open("deliver-tmp-clean"):
-            pytest.xfail("known open bug deliver-tmp-clean (tests/fault/OPEN)")
-        pytest.fail(f"stale tmp/ files not cleaned: {[n for n in stale if n in left]}")
+    assert not bad and all(found.get(t) == [True] for t in ("second", "third", "fourth"))
+    assert sorted(keep) == left, f"tmp/ after the cleaning delivery: {left}"
+    assert open(victim, "rb").read() == b"not mail"
+
+
+@needs_deliver
+@needs_faketime
+def test_stale_tmp_cleaned_in_folders(lda):
+    """A Maildir++ folder's tmp/ (used by stores that cannot hard-link) is
+    cleaned when a delivery opens that folder."""
+    argv_folder = ["-m", "Archive"]
+    env = _env()
+    r = subprocess.run([DELIVER, "--maildir", lda.md, "--no-sieve", "-f", "sender@example.org"]
+                       + argv_folder, input=make_message("in-archive"), capture_output=True,
+                       timeout=60, env=env, user=lda.user.uid, group=lda.user.gid,
+                       extra_groups=[], cwd=lda.user.home)
+    assert r.returncode == 0, r.stderr
+    ftmp = os.path.join(lda.md, ".Archive", "tmp")
+    real = time.time()
+    old = real - 3600
+    p = os.path.join(ftmp, f"{int(old)}.M1P99999Q1.killed-copy")
+    with open(p, "wb") as f:
+        f.write(b"partial copy")
+    os.chown(p, lda.user.uid, lda.user.gid)
+    os.utime(p, (old, old))
+    _age_stamp(ftmp, real - 9 * 3600)
+    env = _env({"LD_PRELOAD": FAKETIME_LIB, "FAKETIME": "+37h", "NO_FAKE_STAT": "1"})
+    r = subprocess.run([DELIVER, "--maildir", lda.md, "--no-sieve", "-f", "sender@example.org"]
+                       + argv_folder, input=make_message("in-archive-2"), capture_output=True,
+                       timeout=60, env=env, user=lda.user.uid, group=lda.user.gid,
+                       extra_groups=[], cwd=lda.user.home)
+    assert r.returncode == 0, r.stderr
+    assert os.listdir(ftmp) == []
+    found, bad = scan_maildir(lda.md)
+    assert not bad and found.get("in-archive-2") == [True]
