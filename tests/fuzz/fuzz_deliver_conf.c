@@ -21,9 +21,7 @@
 #include <unistd.h>
 
 #include "deliver.h"
-#include "hm_util.h"
-
-static char path[64];
+#include "fuzz_file.h"
 
 /* check_expand - expand template t for a fixed user and home; abort on a broken promise */
 static void check_expand(const char *t)
@@ -46,16 +44,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct deliver_conf c;
 	char err[512];
 
-	if (!path[0])
-		snprintf(path, sizeof path, "/tmp/hm-fuzz-deliverconf.%d", (int)getpid());
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW, 0600);
-	if (fd < 0)
+	const char *path = fuzz_input_file("deliverconf", data, size);
+	if (path == NULL)
 		return 0;
-	if (hm_write_full(fd, data, size) < 0) {
-		close(fd);
-		return 0;
-	}
-	close(fd);
 	err[0] = '\0';
 	if (deliver_conf_load(&c, path, true, err, sizeof err) < 0) {
 		/* "PATH:LINE: ..." on one line, nothing left to free */

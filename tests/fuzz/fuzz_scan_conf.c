@@ -15,28 +15,18 @@
 #include <fcntl.h>
 #include <unistd.h>
 
-#include "hm_util.h"
+#include "fuzz_file.h"
 #include "scan.h"
-
-static char path[64];
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct scan_conf c;
 	char err[512];
-	int fd, r;
+	int r;
+	const char *path = fuzz_input_file("scanconf", data, size);
 
-	if (!path[0]) {
-		snprintf(path, sizeof path, "/tmp/hm-fuzz-scanconf.%d", (int)getpid());
-	}
-	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-	if (fd < 0)
+	if (path == NULL)
 		return 0;
-	if (hm_write_full(fd, data, size) < 0) {
-		close(fd);
-		return 0;
-	}
-	close(fd);
 	if (scan_conf_defaults(&c) < 0)
 		return 0;
 	err[0] = '\0';
