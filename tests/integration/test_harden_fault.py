@@ -17,8 +17,8 @@ Then 1,000 deliveries each killed with SIGKILL at a random moment; the
 tmp/ files they leave must be gone after the next delivery 37 hours later
 (Maildir rule), while files with a fresh atime, mtime or ctime (a delivery
 in progress), symlinks, directories and other users' files stay.  "Later" is
-homemail-deliver's clock moved ahead with libfaketime: a ctime cannot be set
-back.
+homemail-deliver's clock moved ahead with libfaketime (a declared test
+dependency, tools/deps.d): a ctime cannot be set back.
 """
 import hashlib
 import os
@@ -34,6 +34,7 @@ import time
 import pytest
 
 import hmtest
+from sievediff import FAKETIME_LIB
 
 DELIVER = os.path.join(hmtest.BUILD, "homemail-deliver")
 SHIM = os.path.join(hmtest.BUILD, "libhm_fault.so")
@@ -41,7 +42,6 @@ ERRNOS = ["EIO", "ENOSPC", "EDQUOT", "EINTR", "SHORT", "KILL"]
 # issue 8's 1,000 deliveries (about 25 s here); HM_FAULT_KILL_RUNS sets another count
 KILL_RUNS = int(os.environ.get("HM_FAULT_KILL_RUNS", "1000"))
 SUMMARY = os.path.join(hmtest.BUILD, "harden-fault-summary.txt")
-FAKETIME_LIB = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"
 
 needs_deliver = pytest.mark.skipif(not os.path.exists(DELIVER),
                                    reason="build/homemail-deliver not built yet")
@@ -128,12 +128,26 @@ class Lda:
         self.user = user
         self.md = user.maildir
 
-    def run(self, msg, faults=None, timeout=60, popen=False):
+    def run(self, msg, faults=None, timeout=60, popen=False, args=(), later_hours=None):
+        """One delivery of msg; args are extra LDA arguments.  later_hours:
+        homemail-deliver's clock that many hours ahead (libfaketime; the
+        files keep their real times: NO_FAKE_STAT).  A file's ctime cannot
+        be set back, so this is how a test sees a tmp/ file 37 hours later.
+        libfaketime also fakes futimens(UTIME_NOW): the "last scanned" stamp
+        such a run sets on tmp/ is in the faked time (see _age_stamp)."""
         env = _env()
+        preload = []
         if faults is not None:
-            env["LD_PRELOAD"] = SHIM
+            preload.append(SHIM)
             env.update(faults)
-        argv = [DELIVER, "--maildir", self.md, "--no-sieve", "-f", "sender@example.org"]
+        if later_hours is not None:
+            assert os.path.exists(FAKETIME_LIB), \
+                f"{FAKETIME_LIB} missing (package libfaketime: tools/install-deps check)"
+            preload.append(FAKETIME_LIB)
+            env.update(FAKETIME=f"+{later_hours}h", NO_FAKE_STAT="1")
+        if preload:
+            env["LD_PRELOAD"] = ":".join(preload)
+        argv = [DELIVER, "--maildir", self.md, "--no-sieve", "-f", "sender@example.org", *args]
         kw = dict(env=env, user=self.user.uid, group=self.user.gid, extra_groups=[],
                   cwd=self.user.home)
         if popen:
@@ -365,38 +379,26 @@ def test_kill9_during_deliveries(lda):
         sorted(set(outcome.values()))
     tmpdir = os.path.join(lda.md, "tmp")
     stale = os.listdir(tmpdir)
-    # the Maildir rule: the next delivery 36 hours later removes what the
-    # killed ones left (at most 100 files a delivery: a few may be needed)
+    # the Maildir rule: the next delivery 37 hours later removes what the
+    # killed ones left (at most 100 files a delivery: a few may be needed).
+    # tmp/'s "last scanned" stamp (its atime) is real time here (every run
+    # so far had the real clock; a scan cut short puts the old stamp back),
+    # so 37 hours ahead it is more than 8 hours old: each of these scans.
     cleaned_by = 0
-    if os.path.exists(FAKETIME_LIB):
-        _age_stamp(tmpdir, time.time() - 9 * 3600)
-        while os.listdir(tmpdir) and cleaned_by < 1 + len(stale) // 100:
-            cleaned_by += 1
-            r = _run_later(lda, make_message(f"after-kills-{cleaned_by}"), 37)
-            assert r.returncode == 0, r.stderr
-        left = os.listdir(tmpdir)
-        assert not left, f"{len(left)} of {len(stale)} stale tmp/ files left after " \
-                         f"{cleaned_by} deliveries 37 hours later"
-        found, bad = scan_maildir(lda.md)
-        assert not bad
+    while os.listdir(tmpdir) and cleaned_by < 1 + len(stale) // 100:
+        cleaned_by += 1
+        r = lda.run(make_message(f"after-kills-{cleaned_by}"), later_hours=37)
+        assert r.returncode == 0, r.stderr
+    left = os.listdir(tmpdir)
+    assert not left, f"{len(left)} of {len(stale)} stale tmp/ files left after " \
+                     f"{cleaned_by} deliveries 37 hours later"
+    found, bad = scan_maildir(lda.md)
+    assert not bad
     _summary(f"kill -9: {KILL_RUNS} deliveries (median {med * 1000:.1f} ms), "
              f"{len(outcome) - len(killed)} completed, {len(killed)} killed "
              f"({len(killed_visible)} of them already visible, complete), 0 corrupt, "
              f"{len(stale)} stale tmp files left, "
-             + (f"removed by {cleaned_by} delivery(ies) 37 hours later"
-                if os.path.exists(FAKETIME_LIB) else "not checked (no libfaketime)"))
-
-
-
-def _run_later(lda, msg, hours):
-    """Deliver with homemail-deliver's clock `hours` ahead (libfaketime; the
-    files keep their real times: NO_FAKE_STAT).  A file's ctime cannot be set
-    back, so this is how a test sees a tmp/ file 36 hours later."""
-    env = _env({"LD_PRELOAD": FAKETIME_LIB, "FAKETIME": f"+{hours}h", "NO_FAKE_STAT": "1"})
-    argv = [DELIVER, "--maildir", lda.md, "--no-sieve", "-f", "sender@example.org"]
-    return subprocess.run(argv, input=msg, capture_output=True, timeout=60, env=env,
-                          user=lda.user.uid, group=lda.user.gid, extra_groups=[],
-                          cwd=lda.user.home)
+             f"removed by {cleaned_by} delivery(ies) 37 hours later")
 
 
 def _age_stamp(tmpdir, t):
@@ -456,14 +458,17 @@ def test_stale_tmp_cleaned(lda):
     r = lda.run(make_message("second"))
     assert r.returncode == 0, r.stderr
     assert set(stale + keep) <= set(os.listdir(tmpdir)), "removed files that are not stale"
-    # 35 hours later: atime/mtime are old, ctime is not: everything stays
-    r = _run_later(lda, make_message("third"), 35)
+    # 35 hours later (tmp/'s real-time stamp is then over 8 hours old: it is
+    # scanned): atime/mtime are old, ctime is not: everything stays
+    r = lda.run(make_message("third"), later_hours=35)
     assert r.returncode == 0, r.stderr
     assert set(stale + keep) <= set(os.listdir(tmpdir)), \
         "removed a file whose ctime is 35 hours old"
-    # 37 hours later (tmp/ last listed 9 hours before that): the stale ones go
+    # 37 hours later: the stale ones go.  The 35-hours run stamped tmp/ as
+    # scanned at its faked clock (real + 35 h, within 8 hours of real + 37 h,
+    # so this run would not scan): set the stamp back to long before
     _age_stamp(tmpdir, real - 9 * 3600)
-    r = _run_later(lda, make_message("fourth"), 37)
+    r = lda.run(make_message("fourth"), later_hours=37)
     assert r.returncode == 0, r.stderr
     left = sorted(os.listdir(tmpdir))
     found, bad = scan_maildir(lda.md)
@@ -478,11 +483,7 @@ def test_stale_tmp_cleaned_in_folders(lda):
     """A Maildir++ folder's tmp/ (used by stores that cannot hard-link) is
     cleaned when a delivery opens that folder."""
     argv_folder = ["-m", "Archive"]
-    env = _env()
-    r = subprocess.run([DELIVER, "--maildir", lda.md, "--no-sieve", "-f", "sender@example.org"]
-                       + argv_folder, input=make_message("in-archive"), capture_output=True,
-                       timeout=60, env=env, user=lda.user.uid, group=lda.user.gid,
-                       extra_groups=[], cwd=lda.user.home)
+    r = lda.run(make_message("in-archive"), args=argv_folder)
     assert r.returncode == 0, r.stderr
     ftmp = os.path.join(lda.md, ".Archive", "tmp")
     real = time.time()
@@ -492,12 +493,7 @@ def test_stale_tmp_cleaned_in_folders(lda):
         f.write(b"partial copy")
     os.chown(p, lda.user.uid, lda.user.gid)
     os.utime(p, (old, old))
-    _age_stamp(ftmp, real - 9 * 3600)
-    env = _env({"LD_PRELOAD": FAKETIME_LIB, "FAKETIME": "+37h", "NO_FAKE_STAT": "1"})
-    r = subprocess.run([DELIVER, "--maildir", lda.md, "--no-sieve", "-f", "sender@example.org"]
-                       + argv_folder, input=make_message("in-archive-2"), capture_output=True,
-                       timeout=60, env=env, user=lda.user.uid, group=lda.user.gid,
-                       extra_groups=[], cwd=lda.user.home)
+    r = lda.run(make_message("in-archive-2"), args=argv_folder, later_hours=37)
     assert r.returncode == 0, r.stderr
     assert os.listdir(ftmp) == []
     found, bad = scan_maildir(lda.md)
