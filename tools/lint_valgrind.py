@@ -63,6 +63,7 @@ VG_RC = 99
 NOBODY_LOGS = None     # scratch dir for the logs of runs as nobody (set by main)
 TIMEOUT = 300          # one run; a hang is a finding, not a stuck lint
 BATCH = 24             # files per `check` / scan process
+NOBODY = pwd.getpwnam("nobody")     # runs with as_nobody, and their scratch dirs
 
 
 class Run:
@@ -73,13 +74,12 @@ class Run:
         self.cli = cli            # homemail-deliver | -sieve | -scan | -user
         self.label = label        # the input, as a person names it
         self.argv = argv
-        self.stdin = stdin        # path or None
+        self.stdin = stdin        # path, bytes (the input itself) or None
         self.ok_rc = ok_rc        # exit codes that mean "did what was asked"
         self.as_nobody = as_nobody
-        nob = pwd.getpwnam("nobody")
-        self.uid, self.gid = nob.pw_uid, nob.pw_gid
+        self.uid, self.gid = NOBODY.pw_uid, NOBODY.pw_gid
         self.env = env
-        self.check = check        # f(run, stdout) -> None | "what is wrong"
+        self.check = check        # f(run, stdout, stderr) -> None | "what is wrong"
         self.files = files        # inputs of a batch run (split on failure)
         self.log = None
 
@@ -120,8 +120,7 @@ class Plan:
         self.b = build
         self.work = work
         self.runs = []
-        nob = pwd.getpwnam("nobody")
-        self.uid, self.gid = nob.pw_uid, nob.pw_gid
+        self.uid, self.gid = NOBODY.pw_uid, NOBODY.pw_gid
         self.n = 0
 
     def mkdir(self, *parts, nobody=False):
@@ -164,34 +163,39 @@ class Plan:
         return None if n >= want else f"{n} verdicts for {want} files"
 
     # ---- homemail-sieve --------------------------------------------------
-    def sieve(self):
-        exe = os.path.join(self.b, "homemail-sieve")
-        cases = sievediff.load_cases()
-        groups = {}
-        for c in cases:
-            groups.setdefault(c.id.rsplit("/", 1)[0], []).append(c)
-        good, bad = [], []
+    def sieve_cases(self):
+        """One scratch dir per differential group (its script and files, and
+        each case's message as mNNN.eml): self.groups, self.case_dirs.  The
+        deliver runs with Sieve use them too."""
+        self.groups = {}
+        for c in sievediff.load_cases():
+            self.groups.setdefault(c.id.rsplit("/", 1)[0], []).append(c)
         self.case_dirs = {}
-        for gid, cs in groups.items():
+        for gid, cs in self.groups.items():
             d = self.mkdir("sieve", f"g{len(self.case_dirs):04d}")
             self.write(os.path.join(d, "script.sieve"), cs[0].script)
             for name, text in cs[0].files.items():
                 self.write(os.path.join(d, name), text)
+            for i, c in enumerate(cs):
+                self.write(os.path.join(d, f"m{i:03d}.eml"), c.message)
             self.case_dirs[gid] = d
+
+    def sieve(self):
+        """The homemail-sieve runs (after sieve_cases)."""
+        exe = os.path.join(self.b, "homemail-sieve")
+        good, bad = [], []
+        for gid, cs in self.groups.items():
+            d = self.case_dirs[gid]
             if cs[0].fails:
                 bad.append(os.path.join(d, "script.sieve"))
             elif not re.search(r"\binclude\b", cs[0].script):
                 # include needs --global-dir, which only `test` has
                 good.append(os.path.join(d, "script.sieve"))
             for i, c in enumerate(cs):
-                mp = self.write(os.path.join(d, f"m{i:03d}.eml"), c.message)
-                argv = [exe, "test", os.path.join(d, "script.sieve"), mp,
-                        "-f", c.env["from"], "-r", c.env["to"], "-a", c.env["orig"],
-                        "--now", sievediff.NOW_ISO, "--global-dir", d]
+                argv = sievediff.hm_cmd(d, c, exe, message=os.path.join(d, f"m{i:03d}.eml"))
                 self.runs.append(Run("homemail-sieve", f"test {c.id} ({c.src})", argv,
                                      ok_rc=(1,) if c.fails else (0,),
                                      env=dict(os.environ, TZ="UTC")))
-        self.groups = groups
         for part in chunks(good, BATCH):
             self.runs.append(Run("homemail-sieve", "check (differential scripts)", [exe, "check"],
                                  ok_rc=(0,), files=part))
@@ -280,7 +284,8 @@ class Plan:
     @staticmethod
     def stored_check(md):
         def check(run, out, err):
-            return None if files_in(md) == 1 else f"{files_in(md)} files stored, want 1"
+            n = files_in(md)
+            return None if n == 1 else f"{n} files stored, want 1"
         return check
 
     # ---- homemail-user ---------------------------------------------------
@@ -326,7 +331,7 @@ class Plan:
 
 
 def execute(run, logdir, seq):
-    """Run one program under memcheck; returns (run, problems list)."""
+    """Run one program under memcheck; returns (run, problems list, memcheck log text)."""
     run.log = os.path.join(logdir, f"{run.cli}.{seq:04d}.log")
     vglog = run.log
     if run.as_nobody:
@@ -406,9 +411,9 @@ def main(argv=None):
         plan = Plan(build, work)
         # the deliver runs with Sieve use the differential case dirs
         if "sieve" in want or "deliver" in want:
+            plan.sieve_cases()
+        if "sieve" in want:
             plan.sieve()
-            if "sieve" not in want:
-                plan.runs = []
         if "deliver" in want:
             plan.deliver()
         if "scan" in want:

@@ -564,8 +564,11 @@ def run_reference(ws, d, case):
 
 # ---------------------------------------------------------------------
 # homemail-sieve
-def hm_cmd(d, case, binary=HM_SIEVE):
-    return [binary, "test", os.path.join(d, "script.sieve"), os.path.join(d, "message.eml"),
+def hm_cmd(d, case, binary=HM_SIEVE, message=None):
+    """argv of `homemail-sieve test` on the case dir d (script.sieve, and
+    message.eml unless message names another file)."""
+    return [binary, "test", os.path.join(d, "script.sieve"),
+            message or os.path.join(d, "message.eml"),
             "-f", case.env["from"], "-r", case.env["to"], "-a", case.env["orig"],
             "--now", NOW_ISO, "--global-dir", d]
 
