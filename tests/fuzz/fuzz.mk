@@ -6,6 +6,8 @@
 #                                        corpus + regressions (CI, make check)
 #   make -f tests/fuzz/fuzz.mk run-NAME  fuzz one harness (fuzz_NAME.c)
 #   make -f tests/fuzz/fuzz.mk FUZZ_ONLY="header mime" ...  a subset
+#   make -s -f tests/fuzz/fuzz.mk print-cflags  the harnesses' compile flags
+#                                        (tools/lint's compile database)
 #
 # Each harness tests/fuzz/fuzz_<name>.c is built with clang
 # -fsanitize=fuzzer,address,undefined from the project's own sources: all of
@@ -167,10 +169,13 @@ replay-open: build
 list:
 	@echo $(FUZZ_LIST)
 
+print-cflags:
+	@echo $(FUZZ_CFLAGS)
+
 clean:
 	rm -rf $(FZ)
 
-.PHONY: all build fuzz-run replay replay-open list clean
+.PHONY: all build fuzz-run replay replay-open list print-cflags clean
 .SECONDARY:
 
 -include $(shell find $(FZ)/obj -name '*.d' 2>/dev/null)
