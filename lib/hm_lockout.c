@@ -348,15 +348,14 @@ int hm_lockout_get(struct hm_lockout *lo, enum hm_lockout_kind kind,
 	return ret;
 }
 
-/* check_locked - verdict for user and ip at now; lock held */
+/* check_locked - verdict for user and ip at now; lock held, *verdict_r
+ * (ALLOW) and *status_r (zero) preset by the caller */
 static int check_locked(struct hm_lockout *lo, const char *user, const char *ip,
 			time_t now, enum hm_lockout_verdict *verdict_r,
 			struct hm_lockout_status *status_r)
 {
 	struct hm_lockout_status st;
 
-	*verdict_r = HM_LOCKOUT_ALLOW;
-	memset(status_r, 0, sizeof(*status_r));
 	if (ip != NULL && ip[0] != '\0' && lo->policy.ip_max_failures > 0) {
 		if (get_locked(lo, HM_LOCKOUT_IP, ip, now, &st) < 0)
 			return -1;
