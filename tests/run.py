@@ -22,11 +22,13 @@ TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def run_unit(pattern):
-    """Run each cmocka binary with TAP output; return (passed, failed)."""
-    passed = failed = 0
+    """Run each cmocka binary with TAP output; return (passed, failed, skipped).
+    cmocka reports a skip() as "not ok N # SKIP": a skip, neither a pass nor
+    a failure."""
+    passed = failed = skipped = 0
     tdir = os.path.join(TOP, "build", "tests")
     if not os.path.isdir(tdir):
-        return 0, 0
+        return 0, 0, 0
     env = dict(os.environ, CMOCKA_MESSAGE_OUTPUT="TAP")
     for name in sorted(os.listdir(tdir)):
         path = os.path.join(tdir, name)
@@ -41,16 +43,19 @@ def run_unit(pattern):
         except subprocess.TimeoutExpired:
             out, rc = "timeout after 600 s\n", -1
         ok = len(re.findall(r"^ok \d+", out, re.M))
-        bad = len(re.findall(r"^not ok \d+", out, re.M))
+        skip = len(re.findall(r"^not ok \d+ # SKIP", out, re.M))
+        bad = len(re.findall(r"^not ok \d+", out, re.M)) - skip
         if rc != 0 and bad == 0:
             bad = 1          # crashed, or failed before any test reported
         passed += ok
         failed += bad
+        skipped += skip
         status = "ok" if bad == 0 else "FAILED"
-        print(f"unit {name}: {ok} passed, {bad} failed [{status}]", flush=True)
+        skipped_txt = f", {skip} skipped" if skip else ""
+        print(f"unit {name}: {ok} passed, {bad} failed{skipped_txt} [{status}]", flush=True)
         if bad:
             sys.stdout.write(out[-4000:])
-    return passed, failed
+    return passed, failed, skipped
 
 
 def run_integration(pattern, extra):
@@ -87,11 +92,12 @@ def main():
     ap.add_argument("--only", default="")
     ap.add_argument("pytest_args", nargs="*")
     a = ap.parse_args()
-    up, uf = run_unit(a.only)
+    up, uf, usk = run_unit(a.only)
     ip, if_, isk = run_integration(a.only, a.pytest_args)
-    passed, failed = up + ip, uf + if_
-    print(f"unit: {up} passed, {uf} failed; integration: {ip} passed, {if_} failed, {isk} skipped")
-    tail = f", {isk} skipped" if isk else ""
+    passed, failed, skipped = up + ip, uf + if_, usk + isk
+    print(f"unit: {up} passed, {uf} failed, {usk} skipped; "
+          f"integration: {ip} passed, {if_} failed, {isk} skipped")
+    tail = f", {skipped} skipped" if skipped else ""
     print(f"{passed} passed, {failed} failed{tail}")
     if failed or passed == 0:
         sys.exit(1)
