@@ -213,7 +213,8 @@ static int spool_message(struct deliver_priv *pv, struct hm_msgin *m,
 		if (add[i] == '\n')
 			lfs++;
 	/* the rest of the header and the body bytes already read go out in one
-	 * write, straight from the reader's buffer (a small message is done) */
+	 * write, straight from the reader's buffer (a small message is done):
+	 * the first take after hm_msgin_read_header starts at header_len */
 	size_t held;
 	(void)hm_msgin_take_buffered(m, &held);
 	if (hm_write_full(sp->fd, hdr, ins) < 0 || hm_write_full(sp->fd, add, addlen) < 0 ||

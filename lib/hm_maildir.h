@@ -145,8 +145,9 @@ struct hm_tmpclean {
  * Bounded: at most HM_MAILDIR_TMP_SCAN_MAX entries examined (one fstatat
  * each) and HM_MAILDIR_TMP_REMOVE_MAX files unlinked (an unlink of a synced
  * file on ext4 costs up to ~1 ms under load); a scan cut short that removed
- * something leaves the stamp old so the next call goes on.  Never follows a symlink: fstatat/unlinkat relative to tmp_fd with
- * AT_SYMLINK_NOFOLLOW, and only S_ISREG entries are unlinked.  now is a
+ * something leaves the stamp old so the next call goes on.  Never follows
+ * a symlink: fstatat/unlinkat relative to tmp_fd with AT_SYMLINK_NOFOLLOW,
+ * and only S_ISREG entries are unlinked.  now is a
  * parameter so that tests can age files.  st may be NULL.
  * Returns 0 (also when it was not time to scan), or -1 and errno when tmp/
  * could not be examined at all; a file that cannot be removed is counted

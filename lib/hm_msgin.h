@@ -62,8 +62,9 @@ void hm_msgin_free(struct hm_msgin *m);
 
 /* hm_msgin_take_buffered - the body bytes hm_msgin_read_header already
  * holds after the header block, without a copy: a pointer into m->header
- * (valid until hm_msgin_free) and their count in *len_r (may be 0).  They
- * count as handed out: the next hm_msgin_read continues after them. */
+ * (valid until hm_msgin_free; the first call after hm_msgin_read_header
+ * returns m->header + m->header_len) and their count in *len_r (may be 0).
+ * They count as handed out: the next hm_msgin_read continues after them. */
 const char *hm_msgin_take_buffered(struct hm_msgin *m, size_t *len_r);
 
 #endif

@@ -151,13 +151,13 @@ static size_t decode_text(char enc, const char *p, size_t n, char *dst)
 	if (enc == 'B' || enc == 'b')
 		return hm_base64_decode_lax(dst, p, n);   /* '=' and junk skipped */
 	for (size_t i = 0; i < n; i++) {
+		int hi, lo;
 		if (p[i] == '_') {
 			dst[o++] = ' ';
 		} else if (p[i] == '=' && i + 2 < n &&
-			   hm_hexval((unsigned char)p[i + 1]) >= 0 &&
-			   hm_hexval((unsigned char)p[i + 2]) >= 0) {
-			dst[o++] = (char)(hm_hexval((unsigned char)p[i + 1]) * 16 +
-					  hm_hexval((unsigned char)p[i + 2]));
+			   (hi = hm_hexval((unsigned char)p[i + 1])) >= 0 &&
+			   (lo = hm_hexval((unsigned char)p[i + 2])) >= 0) {
+			dst[o++] = (char)(hi * 16 + lo);
 			i += 2;
 		} else {
 			dst[o++] = p[i];

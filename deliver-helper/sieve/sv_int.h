@@ -219,6 +219,7 @@ int sv_parse(struct sv_comp *c);
 int sv_validate(struct sv_comp *c);
 /* sv_validate_index - :index N (N >= 1) and :last only with :index */
 int sv_validate_index(struct sv_comp *c, struct sv_node *n);
+/* sv_validate_node - one command (is_test false) or test and what it holds */
 int sv_validate_node(struct sv_comp *c, struct sv_node *n, bool is_test);
 /* sv_compile_include - compile (or find) an included script */
 struct sieve_script *sv_compile_include(struct sv_comp *c, const char *path,

@@ -258,8 +258,9 @@ int sv_validate_index(struct sv_comp *c, struct sv_node *n)
 	return 0;
 }
 
-/* validate_node - sv_validate_node with n->def checked to be of the kind */
-static int validate_node(struct sv_comp *c, struct sv_node *n, bool is_test)
+/* sv_validate_node - see sv_int.h; n->def is the parser's lookup by name
+ * (sv_def_find), checked here to be of the kind wanted */
+int sv_validate_node(struct sv_comp *c, struct sv_node *n, bool is_test)
 {
 	const struct sv_def *def = n->def && n->def->is_test == is_test ? n->def : NULL;
 	if (!def || (def->ext != EXT_NONE && !c->s->ext[def->ext])) {
@@ -452,12 +453,6 @@ static int validate_node(struct sv_comp *c, struct sv_node *n, bool is_test)
 	return 0;
 }
 
-int sv_validate_node(struct sv_comp *c, struct sv_node *n, bool is_test)
-{
-	/* the parser looked the name up (sv_def_find) */
-	return validate_node(c, n, is_test);
-}
-
 /* validate_block - each command, plus the if/elsif/else order and the
  * placement of require (RFC 5228 3.2: before any other command) */
 static int validate_block(struct sv_comp *c, struct sv_node *cmds, bool top)
@@ -483,7 +478,7 @@ static int validate_block(struct sv_comp *c, struct sv_node *cmds, bool top)
 			ret = -1;
 			continue;
 		}
-		if (validate_node(c, cmd, false) < 0) {
+		if (sv_validate_node(c, cmd, false) < 0) {
 			ret = -1;
 			if (c->nerr >= MAX_ERRORS)
 				return -1;
