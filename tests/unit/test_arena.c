@@ -57,6 +57,8 @@ static void max_is_hard(void **state)
 	assert_null(hm_arena_alloc(&a, 1 << 20));
 	assert_int_equal(errno, EMSGSIZE);
 	/* a failed request leaves the arena usable for one that fits */
+	assert_non_null(hm_arena_strndup(&a, "x", 1));
+	/* and a freed arena can be used again */
 	hm_arena_free(&a);
 	assert_non_null(hm_arena_strndup(&a, "x", 1));
 	hm_arena_free(&a);

@@ -2,6 +2,7 @@
  * boundaries (a CR at the end of one read() and its LF in the next), bare CR
  * and NUL kept, leading "From " dropped, missing final newline kept, header
  * split at the empty line, oversized header streamed on as body, LF counts. */
+#define _GNU_SOURCE 1  /* nftw in hm_testutil.h */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -14,6 +15,7 @@
 #include <unistd.h>
 
 #include "hm_msgin.h"
+#include "hm_testutil.h"
 
 struct result {
 	char *hdr; size_t hlen;
@@ -124,9 +126,7 @@ static void oversized_header_streams_on(void **state)
 	for (size_t i = 0; i < n; i++)
 		in[i] = (i % 50 == 49) ? '\n' : 'x';
 	/* a field name at the start of a byte buffer (no NUL: it is not a string) */
-	static const char pfx[] = "X-Big: ";
-	for (size_t i = 0; i + 1 < sizeof pfx; i++)
-		in[i] = pfx[i];
+	hm_test_put_bytes(in, "X-Big: ", 7);
 	struct result r = run(in, n, 4096, 1000);
 	assert_true(r.hlen <= 1000);
 	assert_int_equal(r.hlen % 50, 0);     /* cut after a complete line */

@@ -1,6 +1,7 @@
 /* test_header.c — unit tests for lib/hm_header: field splitting, unfolding,
  * raw values, case-insensitive lookup, limits and hostile bytes (NUL, 8-bit,
  * bare CR, lines without colon).  Each case names what it guards. */
+#define _GNU_SOURCE 1  /* nftw in hm_testutil.h */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -11,6 +12,7 @@
 #include <stdlib.h>
 
 #include "hm_header.h"
+#include "hm_testutil.h"
 
 static struct hm_header *parse(const char *s, size_t len, size_t max_block, size_t max_fields)
 {
@@ -142,9 +144,7 @@ static void limits(void **state)
 	char *b = malloc(big);
 	assert_non_null(b);
 	/* a field name at the start of a byte buffer (no NUL: it is not a string) */
-	static const char pfx[] = "X: ";
-	for (size_t i = 0; i + 1 < sizeof pfx; i++)
-		b[i] = pfx[i];
+	hm_test_put_bytes(b, "X: ", 3);
 	for (size_t i = 3; i < big; i++)
 		b[i] = (i % 100 == 0) ? '\n' : (i % 100 == 1 ? ' ' : 'a');
 	h = parse(b, big, 4096, 0);

@@ -2,6 +2,7 @@
  * tolerant parsing of damaged files, ageing out of the oldest entries,
  * atomic update through the lock, and concurrent writers (forked) that must
  * leave a well-formed file holding every change. */
+#define _GNU_SOURCE 1  /* nftw in hm_testutil.h */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -18,15 +19,9 @@
 #include <unistd.h>
 
 #include "hm_junklist.h"
+#include "hm_testutil.h"
 
 /* mkdir_tmp - a fresh directory for one test */
-/* put_bytes - copy n bytes of text into a length-delimited test buffer,
- * deliberately without a NUL (the parsers under test take a length) */
-static void put_bytes(char *dst, const char *src, size_t n)
-{
-	memcpy(dst, src, n);
-}
-
 static char *mkdir_tmp(void)
 {
 	char *d = strdup("/tmp/test_junklist.XXXXXX");
@@ -103,10 +98,10 @@ static void normalize_rejects(void **state)
 	/* length limit: 254 ok, 255 refused */
 	char big[300];
 	memset(big, 'a', sizeof big);
-	put_bytes(big + 250, "@b.c", 4);
+	hm_test_put_bytes(big + 250, "@b.c", 4);
 	assert_int_equal(hm_junk_addr_normalize(big, 254, 0, d, sizeof d), 0);
 	big[251] = 'a';
-	put_bytes(big + 251, "@b.c", 4);
+	hm_test_put_bytes(big + 251, "@b.c", 4);
 	assert_int_equal(hm_junk_addr_normalize(big, 255, 0, d, sizeof d), -1);
 	/* embedded NUL counts as a control byte */
 	assert_int_equal(hm_junk_addr_normalize("a\0b@c", 5, 0, d, sizeof d), -1);
@@ -172,8 +167,8 @@ static void parse_binary_garbage(void **state)
 		s = s * 1103515245 + 12345;
 		data[i] = (char)(s >> 16);
 	}
-	put_bytes(data + 5000, "\nB 1 ok@example.org\n", 20);
-	put_bytes(data + 6000, "\nB 1 nul\0@example.org\n", 22);
+	hm_test_put_bytes(data + 5000, "\nB 1 ok@example.org\n", 20);
+	hm_test_put_bytes(data + 6000, "\nB 1 nul\0@example.org\n", 22);
 	struct hm_junklist l;
 	hm_junklist_init(&l);
 	assert_int_equal(hm_junklist_parse(&l, data, len), 0);

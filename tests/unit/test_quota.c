@@ -20,6 +20,7 @@
 
 #include "hm_quota.h"
 #include "hm_testutil.h"
+#include "hm_util.h"
 
 static char root[256];
 static int root_fd = -1;
@@ -54,7 +55,7 @@ static int setup(void **state)
 	if (hm_test_rmtree(root) < 0)
 		return -1;
 	static const char *const dirs[] = {"", "/new", "/cur", "/tmp", "/.Sub", "/.Sub/cur", "/.Sub/new"};
-	for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++) {
+	for (size_t i = 0; i < HM_ARRAY_SIZE(dirs); i++) {
 		char d[512];
 		snprintf(d, sizeof d, "%s%s", root, dirs[i]);
 		if (mkdir(d, 0700) < 0)

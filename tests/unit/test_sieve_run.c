@@ -192,7 +192,8 @@ static void strings_and_siblings(void **st)
 	expect("if header :is [\"x-none\",\"subject\"][\"nope\",\"caf\u00e9 report\"] { discard; }",
 	       "discard");
 	expect("if anyof(false,false,header :contains\"to\"\"home\") { discard; }", "discard");
-	/* 3,000 rules: only the last matches (order and count of siblings) */
+	/* 3,000 rules: the first and the last match, in that order (order and
+	 * count of siblings) */
 	size_t cap = 3000 * 80 + 100, len = 0;
 	char *big = malloc(cap);
 	assert_non_null(big);
@@ -200,9 +201,9 @@ static void strings_and_siblings(void **st)
 	for (int i = 0; i < 3000; i++)
 		len += (size_t)snprintf(big + len, cap - len,
 					"if header :is \"x-spam-score\" \"%d\" { fileinto \"F%d\"; }\n",
-					i == 2999 ? 7 : 100000 + i, i);
-	expect(big, "store F2999");
-	/* a test list of 2,000: anyof stops at the first true one */
+					i == 0 || i == 2999 ? 7 : 100000 + i, i);
+	expect(big, "store F0;store F2999");
+	/* a test list of 2,000 is evaluated, the one true test among them found */
 	len = (size_t)snprintf(big, cap, "require \"fileinto\"; if anyof (");
 	for (int i = 0; i < 2000; i++)
 		len += (size_t)snprintf(big + len, cap - len, "%sheader :is \"x-spam-score\" \"%d\"",

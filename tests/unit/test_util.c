@@ -82,10 +82,9 @@ static void hex_and_base64_digits(void **state)
 		{ "Zm9vYg==", "foob" }, { "Zm9vYmE=", "fooba" }, { "Zm9vYmFy", "foobar" },
 		{ "Zm9v\r\nYmFy", "foobar" }, { "Zm 9v*Ym!Fy", "foobar" }, { "+/+/", "\xfb\xff\xbf" },
 	};
-	for (size_t i = 0; i < sizeof vec / sizeof vec[0]; i++) {
+	for (size_t i = 0; i < HM_ARRAY_SIZE(vec); i++) {
 		char out[16] = { 0 };
 		size_t n = hm_base64_decode_lax(out, vec[i][0], strlen(vec[i][0]));
-		assert_true(n <= strlen(vec[i][0]));
 		assert_int_equal(n, strlen(vec[i][1]));
 		assert_memory_equal(out, vec[i][1], n);
 	}
