@@ -1,0 +1,660 @@
+"""deliverdiff — the delivery-level differential runner (issue 13), used by
+test_deliver_diff.py and from the command line.
+
+Every case (all accepted cases of tests/sieve-diff/, read with sievediff's
+case reader, plus the action cases in tests/deliver-diff/*.cases) is
+delivered twice, as a non-root test user, with the same message, envelope
+(-f, -r, -a), script and frozen time (libfaketime, 2026-03-15 12:00 UTC):
+
+  lda  /usr/lib/dovecot/dovecot-lda -e with Pigeonhole 0.5.19, a private
+       minimal config (LDA_CONF: maildir, lda_mailbox_autocreate = yes for
+       README deviation #1, postmaster_address, sendmail_path = the case's
+       stand-in), the script as `sieve = file:DIR;active=DIR/script.sieve`
+       (ereject -> reject, deviation #2, as sievediff's N8);
+  hm   build/homemail-deliver -e --maildir DIR --sieve FILE, with
+       HOMEMAIL_SENDMAIL = the case's stand-in, sieve_dir and
+       HOMEMAIL_SIEVE_GLOBAL_BASE pointing at the case's scripts.
+
+Each side has its own fresh Maildir, home and sendmail stand-in (a shell
+script that records argv and stdin of each call).  Both Maildirs are read
+back by `doveadm mailbox list` and `doveadm fetch` on a private config
+(READ_CONF), as the same user.  The outcome of a side is a list of lines:
+
+  exit N                      75 / 77 / 0 ...; with 77 the reason line
+  reject "REASON"             (dovecot-lda -e and homemail-deliver -e both
+                               print it on stderr; control chars -> '?')
+  folder "NAME"               every folder `mailbox list` shows
+  msg "FOLDER" flags="..." body=SHA len=N
+                              every message: flags and keywords as Dovecot
+                              reports them (\\Recent dropped: the reader
+                              sets it), bytes below the leading trace fields
+                              each agent adds (Return-Path, Delivered-To,
+                              X-Sieve, X-Sieve-Redirected-From)
+  send redirect from=<S> to=<R,..> body=SHA len=N
+  send vacation from=<S> to=<R> | To: .. | From: .. | Subject: (decoded) |
+       Auto-Submitted | In-Reply-To | References | mime=STRUCTURE |
+       text=SHA (decoded text parts, trailing blanks cut)
+  send report ...             a DSN/MDN (multipart/report): type and text
+  send other ...              anything else handed to sendmail
+
+Lines are sorted within their kind, so the order of sendmail calls and of
+folders does not count.  A case agrees when both lists are equal.
+
+tests/deliver-diff/KNOWN lists today's disagreements (id + reason) and
+tests/deliver-diff/DEVIATIONS the deliberate ones (id + README deviation
+row); see classify().
+"""
+import concurrent.futures
+import email
+import email.header
+import email.policy
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import sievediff  # noqa: E402
+
+TOP = sievediff.TOP
+CASE_DIR = os.path.join(TOP, "tests", "deliver-diff")
+HM_DELIVER = os.environ.get("HM_DELIVER") or os.path.join(TOP, "build", "homemail-deliver")
+LDA = "/usr/lib/dovecot/dovecot-lda"
+DOVEADM = "/usr/bin/doveadm"
+README = os.path.join(TOP, "README.md")
+
+COMMON_CONF = """\
+# private config of the delivery differential suite (deliverdiff.py)
+base_dir = {ws}/run
+state_dir = {ws}/state
+log_path = /dev/stderr
+stats_writer_socket_path =
+mail_location = maildir:{ws}/none
+import_environment = TZ LD_PRELOAD FAKETIME FAKETIME_DISABLE_SHM
+postmaster_address = postmaster@home.com.bo
+hostname = mail.home.com.bo
+namespace inbox {{
+  inbox = yes
+  separator = .
+}}
+"""
+LDA_CONF = COMMON_CONF + """\
+mail_plugins = sieve
+lda_mailbox_autocreate = yes
+sendmail_path = /bin/false
+plugin {{
+  sieve_extensions = {ext}
+}}
+"""
+READ_CONF = COMMON_CONF
+
+STANDIN = """\
+#!/bin/sh
+# sendmail stand-in (deliverdiff.py): one directory per call, argv + stdin
+d=$(/usr/bin/mktemp -d {out}/call.XXXXXX) || exit 75
+for a in "$@"; do printf '%s\\0' "$a"; done > "$d/argv"
+/bin/cat > "$d/stdin"
+"""
+
+PRECREATE = "precreate.folders"   # a case file: folders that exist before delivery
+TRACE_FIELDS = ("return-path", "delivered-to", "x-sieve", "x-sieve-redirected-from")
+
+
+# ---------------------------------------------------------------------
+# Cases
+def load_cases(sieve_dir=sievediff.CASE_DIR, own_dir=CASE_DIR):
+    """(sieve-diff cases both engines accept, new cases): lists of Case.
+    A case marked `fails: both` is refused by both engines: there is no
+    delivery outcome to compare beyond "kept", so it is not run."""
+    old = [c for c in sievediff.load_cases(sieve_dir) if not c.fails]
+    new = sievediff.load_cases(own_dir)
+    ids = {c.id for c in old}
+    for c in new:
+        if c.id in ids:
+            raise ValueError(f"case id {c.id} used twice")
+    return old, new
+
+
+def group_of(case):
+    """The summary group: the case file's stem."""
+    return case.id.split("/", 1)[0]
+
+
+def read_list(path, what):
+    """KNOWN / DEVIATIONS: `ID  TEXT` lines, '#' comments.  -> {id: text}"""
+    out = {}
+    if not os.path.exists(path):
+        return out
+    with open(path, encoding="utf-8") as f:
+        for no, line in enumerate(f, 1):
+            line = line.strip()
+            if not line or line.startswith("#"):
+                continue
+            cid, _, rest = line.partition(" ")
+            rest = rest.strip()
+            if not rest:
+                raise ValueError(f"{path}:{no}: {what} needs a text after the id")
+            if cid in out:
+                raise ValueError(f"{path}:{no}: {cid} listed twice")
+            out[cid] = rest
+    return out
+
+
+def deviation_rows():
+    """Row numbers of README's deviation table."""
+    rows = set()
+    with open(README, encoding="utf-8") as f:
+        text = f.read()
+    sec = text.split("## Sieve: deliberate differences from Pigeonhole", 1)[1]
+    sec = sec.split("\n## ", 1)[0]
+    for m in re.finditer(r"(?m)^\| (\d+) \|", sec):
+        rows.add(int(m.group(1)))
+    return rows
+
+
+# ---------------------------------------------------------------------
+# Workspace
+def _doveconf_env(conf):
+    """The settings of conf as doveconf hands them to a program it execs:
+    read once, so each dovecot-lda/doveadm run skips the doveconf exec."""
+    p = subprocess.run(["doveconf", "-c", conf, "-e", "/usr/bin/env", "-0"],
+                       capture_output=True, env={"PATH": "/usr/bin:/bin"}, check=True)
+    env = {}
+    for item in p.stdout.split(b"\0"):
+        if b"=" in item:
+            k, v = item.split(b"=", 1)
+            env[k.decode()] = v.decode()
+    if env.get("DOVECONF_ENV") != "1":
+        raise RuntimeError("doveconf -e did not hand over its settings")
+    for k in ("PATH", "PWD", "SHLVL", "_"):
+        env.pop(k, None)
+    return env
+
+
+class Workspace:
+    """A temp tree the test user can use: the two configs, a copy of
+    homemail-deliver (the checkout may sit where the user cannot enter),
+    one directory per case.  Removed by close()."""
+
+    def __init__(self, user, hm_binary=HM_DELIVER):
+        self.user = user
+        self.root = tempfile.mkdtemp(prefix="hm-deliverdiff-", dir="/var/tmp")
+        os.chmod(self.root, 0o755)
+        for sub in ("run", "state", "none"):
+            os.mkdir(os.path.join(self.root, sub))
+            os.chown(os.path.join(self.root, sub), user.uid, user.gid)
+        self.lda_conf = self._write("lda.conf", LDA_CONF.format(ws=self.root,
+                                                                ext=sievediff.EXTENSIONS))
+        self.read_conf = self._write("read.conf", READ_CONF.format(ws=self.root))
+        self.lda_env = _doveconf_env(self.lda_conf)
+        self.read_env = _doveconf_env(self.read_conf)
+        self.hm = self.install(hm_binary, "homemail-deliver")
+        self.n = 0
+
+    def _write(self, name, text, mode=0o644):
+        p = os.path.join(self.root, name)
+        with open(p, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.chmod(p, mode)
+        return p
+
+    def install(self, binary, name):
+        """A copy of an executable inside the workspace."""
+        os.makedirs(os.path.join(self.root, "bin"), exist_ok=True)
+        p = os.path.join(self.root, "bin", name)
+        shutil.copy(binary, p)
+        os.chmod(p, 0o755)
+        return p
+
+    def case_dir(self, case):
+        """A fresh directory for one run of a case, owned by the user:
+        ref/ (Pigeonhole's scripts), hm/ (homemail's), gb/global/ (homemail's
+        :global), lda/ and hmd/ (home, Maildir, stand-in, out/ per side)."""
+        self.n += 1
+        d = os.path.join(self.root, f"c{self.n:04d}")
+        os.mkdir(d)
+        for sub in ("ref", "hm", "gb", "gb/global", "lda", "lda/out", "hmd", "hmd/out"):
+            os.mkdir(os.path.join(d, sub))
+        scripts = dict(case.files)
+        scripts["script.sieve"] = case.script
+        for name, text in scripts.items():
+            for where, t in (("ref", re.sub(r"\bereject\b", "reject", text)),
+                             ("hm", text), ("gb/global", text)):
+                with open(os.path.join(d, where, name), "w", encoding="utf-8") as f:
+                    f.write(t)
+        with open(os.path.join(d, "message.eml"), "wb") as f:
+            f.write(case.message)
+        with open(os.path.join(d, "hm.conf"), "w") as f:
+            f.write(f"sieve_dir = {d}/hm\n")
+        for side in ("lda", "hmd"):
+            with open(os.path.join(d, side, "sendmail"), "w") as f:
+                f.write(STANDIN.format(out=os.path.join(d, side, "out")))
+            os.chmod(os.path.join(d, side, "sendmail"), 0o755)
+        for base, dirs, files in os.walk(d):
+            for n in [base] + [os.path.join(base, x) for x in files]:
+                os.chown(n, self.user.uid, self.user.gid)
+        return d
+
+    def close(self):
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+# ---------------------------------------------------------------------
+# Running
+def _time_env():
+    return {"TZ": "UTC", "LD_PRELOAD": sievediff.FAKETIME_LIB, "FAKETIME_DISABLE_SHM": "1",
+            "FAKETIME": sievediff.NOW_FAKETIME}
+
+
+def _as_user(ws, argv, env, stdin=None, timeout=60):
+    """Run argv as the test user (what hmtest.as_user does, without its
+    setpriv exec: libfaketime must be preloaded into the program only)."""
+    try:
+        p = subprocess.run(argv, input=stdin, capture_output=True, env=env, timeout=timeout,
+                           user=ws.user.uid, group=ws.user.gid, extra_groups=[ws.user.gid])
+    except subprocess.TimeoutExpired:
+        return -1, b"", b"TIMEOUT"
+    return p.returncode, p.stdout, p.stderr
+
+
+def _sender(case):
+    """-f: the null sender is an empty argument, as Exim's pipe transport
+    gives `$sender_address` for a bounce."""
+    return "" if case.env["from"] in ("<>", "") else case.env["from"]
+
+
+def run_lda(ws, d, case):
+    home = os.path.join(d, "lda")
+    env = dict(ws.lda_env, HOME=home, USER=ws.user.name, PATH="/usr/bin:/bin", **_time_env())
+    argv = [LDA, "-e",
+            "-o", f"mail_location=maildir:{home}/Maildir",
+            "-o", f"plugin/sieve=file:{d}/ref;active={d}/ref/script.sieve",
+            "-o", f"plugin/sieve_global={d}/ref",
+            "-o", f"sendmail_path={home}/sendmail",
+            "-o", f"log_path={home}/log", "-o", f"info_log_path={home}/log",
+            "-f", _sender(case), "-r", case.env["to"], "-a", case.env["orig"]]
+    return _as_user(ws, argv, env, case.message)
+
+
+def run_hm(ws, d, case, binary=None, script=None):
+    home = os.path.join(d, "hmd")
+    env = dict(HOME=home, USER=ws.user.name, PATH="/usr/bin:/bin",
+               HOMEMAIL_SENDMAIL=f"{home}/sendmail",
+               HOMEMAIL_SIEVE_GLOBAL_BASE=f"{d}/gb", **_time_env())
+    argv = [binary or ws.hm, "-e", "--config", f"{d}/hm.conf",
+            "--maildir", f"{home}/Maildir", "--sieve", script or f"{d}/hm/script.sieve",
+            "-f", _sender(case), "-r", case.env["to"], "-a", case.env["orig"]]
+    return _as_user(ws, argv, env, case.message)
+
+
+def read_maildir(ws, home):
+    """(folders, messages) of home/Maildir as Dovecot reports them;
+    messages = [(folder, flags, bytes)]."""
+    env = dict(ws.read_env, HOME=home, USER=ws.user.name, PATH="/usr/bin:/bin")
+    base = [DOVEADM, "-o", f"mail_location=maildir:{home}/Maildir"]
+    rc, out, err = _as_user(ws, base + ["mailbox", "list"], env)
+    if rc != 0:
+        raise RuntimeError(f"doveadm mailbox list: {err.decode(errors='replace')}")
+    folders = sorted(x for x in out.decode("utf-8", "replace").split("\n") if x)
+    rc, out, err = _as_user(ws, base + ["-f", "pager", "fetch", "mailbox flags text", "ALL"], env)
+    msgs = []
+    if rc != 0:
+        # a folder Dovecot cannot open is part of the outcome (what a user
+        # would see), said without the side's paths and user name
+        e = err.decode("utf-8", "replace").replace(ws.user.name, "USER").replace(home, "HOME")
+        e = re.sub(r"^doveadm\(USER\): ", "", e.strip().split("\n")[0])
+        msgs.append(("DOVEADM-ERROR", [e[:200]], b""))
+    if out.strip():
+        for rec in re.split(rb"\f\n(?=mailbox: )", out):
+            m = re.match(rb"mailbox: (.*)\nflags: ?(.*)\ntext:\n", rec)
+            if not m:
+                raise RuntimeError(f"doveadm fetch: cannot parse {rec[:200]!r}")
+            flags = [f for f in m.group(2).decode("utf-8", "replace").split()
+                     if f.lower() != "\\recent"]
+            msgs.append((m.group(1).decode("utf-8", "replace"), flags, rec[m.end():]))
+    return folders, msgs
+
+
+def precreate(ws, home, folders):
+    """The case's existing folders, made by Dovecot in home/Maildir."""
+    env = dict(ws.read_env, HOME=home, USER=ws.user.name, PATH="/usr/bin:/bin")
+    rc, out, err = _as_user(ws, [DOVEADM, "-o", f"mail_location=maildir:{home}/Maildir",
+                                 "mailbox", "create", "--"] + folders, env)
+    if rc != 0:
+        raise RuntimeError(f"doveadm mailbox create: {err.decode(errors='replace')}")
+
+
+def strip_trace(raw):
+    """The message below the leading trace fields an agent adds."""
+    pos = 0
+    while True:
+        m = re.match(rb"([!-9;-~]+):[^\n]*\n(?:[ \t][^\n]*\n)*", raw[pos:])
+        if not m or m.group(1).decode().lower() not in TRACE_FIELDS:
+            return raw[pos:]
+        pos += m.end()
+
+
+def _sha(b):
+    return hashlib.sha256(b).hexdigest()[:12]
+
+
+def _q(s):
+    return sievediff._q(s)
+
+
+def _hval(msg, name):
+    v = msg.get_all(name)
+    if not v:
+        return "-"
+    return " / ".join(re.sub(r"\s+", " ", str(x)).strip() for x in v)
+
+
+def _addrs(msg, name):
+    """An address field as `Name <addr>` items: `<a>` and `a` are one form;
+    a display name (RFC 2047 decoded) counts."""
+    v = msg.get_all(name)
+    if not v:
+        return "-"
+    import email.utils
+    out = []
+    for disp, addr in email.utils.getaddresses([str(x) for x in v]):
+        disp = sievediff._decode_subject(disp) if disp else ""
+        out.append((f"{disp!r} " if disp else "") + f"<{addr}>")
+    return ", ".join(out)
+
+
+def _decoded(msg, name):
+    v = msg.get_all(name)
+    if v is None:
+        return "-"
+    return " / ".join(re.sub(r"\s+", " ", sievediff._decode_subject(
+        re.sub(r"\r?\n[ \t]", " ", str(x)))).strip() for x in v)
+
+
+def _mime(part):
+    """A part's structure: type, charset, and the children."""
+    ct = part.get_content_type()
+    cs = part.get_param("charset")
+    s = ct + (f";charset={cs.lower()}" if cs else "")
+    if part.is_multipart():
+        s += "(" + ",".join(_mime(p) for p in part.get_payload()) + ")"
+    return s
+
+
+def _texts(msg):
+    """The decoded text of every text/* leaf, trailing blanks cut."""
+    out = []
+    for p in msg.walk():
+        if p.is_multipart() or p.get_content_maintype() != "text":
+            continue
+        b = p.get_payload(decode=True) or b""
+        t = b.decode(p.get_content_charset() or "utf-8", "replace")
+        out.append("\n".join(x.rstrip() for x in t.replace("\r\n", "\n").split("\n")).strip())
+    return out
+
+
+def _reason(r):
+    """A reject reason in one form (sievediff's N7), line ends at its end cut
+    (the MDN's text part ends where homemail's stderr line shows '??')."""
+    return sievediff.norm_reason(r.strip()).rstrip("?").strip()
+
+
+def parse_call(argv, data):
+    """One recorded sendmail call -> an outcome line."""
+    sender, rcpts, opts_done = None, [], False
+    i = 0
+    while i < len(argv):
+        a = argv[i]
+        if not opts_done and a == "--":
+            opts_done = True
+        elif not opts_done and a == "-f" and i + 1 < len(argv):
+            sender = argv[i + 1]
+            i += 1
+        elif not opts_done and a.startswith("-f") and len(a) > 2:
+            sender = a[2:]
+        elif not opts_done and a.startswith("-"):
+            pass
+        else:
+            rcpts.append(a)
+        i += 1
+    if sender in ("", "<>"):
+        sender = ""
+    env = f"from=<{sender}> to=<{','.join(rcpts)}>" if sender is not None else \
+        f"from=NONE to=<{','.join(rcpts)}>"
+    msg = email.message_from_bytes(data, policy=email.policy.compat32)
+    auto = _hval(msg, "Auto-Submitted")
+    ct = msg.get_content_type()
+    if ct == "multipart/report" and auto.lower().startswith("auto-replied (rejected)"):
+        # Pigeonhole's rejection MDN (RFC 5429 2.2.1): the reason is the
+        # first text part after its "... was automatically rejected:" line
+        t = (_texts(msg) or [""])[0]
+        m = re.match(r"[^\n]*rejected:[ \t]*(?:\n|$)", t)
+        reason = t[m.end():] if m else t
+        return (f"send reject-mdn {env} | To: {_addrs(msg, 'To')} "
+                f"| mime={_mime(msg)} | reason={_q(_reason(reason))}")
+    if auto.lower().startswith("auto-replied"):
+        text = "\n--\n".join(_texts(msg))
+        return ("send vacation " + env +
+                f" | To: {_addrs(msg, 'To')} | From: {_addrs(msg, 'From')}"
+                f" | Subject: {_decoded(msg, 'Subject')} | Auto-Submitted: {auto}"
+                f" | In-Reply-To: {_hval(msg, 'In-Reply-To')}"
+                f" | References: {_hval(msg, 'References')}"
+                f" | mime={_mime(msg)} | text={_sha(text.encode())} {text[:60]!r}")
+    if ct == "multipart/report":
+        return (f"send report {env} type={msg.get_param('report-type')} "
+                f"| To: {_addrs(msg, 'To')} | Subject: {_decoded(msg, 'Subject')} "
+                f"| mime={_mime(msg)} | text={_texts(msg)[:1]!r}")
+    body = strip_trace(data.replace(b"\r\n", b"\n"))
+    return f"send redirect {env} body={_sha(body)} len={len(body)}"
+
+
+def read_calls(out):
+    calls = []
+    for name in sorted(os.listdir(out)):
+        p = os.path.join(out, name)
+        try:
+            with open(os.path.join(p, "argv"), "rb") as f:
+                argv = [a.decode("utf-8", "replace") for a in f.read().split(b"\0")[:-1]]
+            with open(os.path.join(p, "stdin"), "rb") as f:
+                data = f.read()
+        except OSError as e:
+            calls.append(f"send BROKEN {e}")
+            continue
+        calls.append(parse_call(argv, data))
+    return calls
+
+
+def side_outcome(ws, home, rc, err):
+    """The canonical lines of one side (see the module doc)."""
+    lines = [f"exit {rc}"]
+    if rc == 77:
+        reason = err.decode("utf-8", "replace").strip()
+        reason = re.sub(r"^homemail-deliver: ", "", reason)
+        lines.append(f"reject {_q(_reason(reason))}")
+    folders, msgs = read_maildir(ws, home)
+    lines += sorted(f"folder {_q(f)}" for f in folders)
+    ml = []
+    for folder, flags, raw in msgs:
+        body = strip_trace(raw)
+        fl = " ".join(sievediff.norm_flags(flags))
+        ml.append(f"msg {_q(folder)} flags={_q(fl)} body={_sha(body)} len={len(body)}")
+    lines += sorted(ml)
+    lines += sorted(read_calls(os.path.join(home, "out")))
+    return lines
+
+
+# Normalisations that a README deviation row explains; a case listed in
+# DEVIATIONS with that row is compared after them (so the rest of the
+# outcome must still be equal).  Rows without an entry here accept the
+# difference as it is.
+def _dev_reject(lines):
+    """Row 9: Pigeonhole's lda sends the rejection itself (an MDN to the
+    sender, exit 0); homemail-deliver -e exits 77 with the reason and Exim
+    bounces.  Both become `exit rejected` + `reject "REASON"`."""
+    out = []
+    mdn = [x for x in lines if x.startswith("send reject-mdn ")]
+    for x in lines:
+        if x in ("exit 77",) or (x == "exit 0" and mdn):
+            out.append("exit rejected")
+        elif x.startswith("send reject-mdn "):
+            out.append("reject " + x.split(" | reason=", 1)[1])
+        else:
+            out.append(x)
+    return sorted(out[:1]) + sorted(out[1:])
+
+
+DEVIATION_NORMALISE = {9: _dev_reject}
+
+
+class Result:
+    def __init__(self, case, lda, hm, raw):
+        self.case = case
+        self.lda = lda          # canonical lines
+        self.hm = hm
+        self.raw = raw          # stderr / logs of both, for -v
+        # an exit no delivery agent gives (1: the harness broke, a signal)
+        # is never an agreement
+        self.error = [x for x in lda[:1] + hm[:1]
+                      if not re.fullmatch(r"exit (0|75|77)", x)]
+        self.agree = lda == hm and not self.error
+
+    def diff(self):
+        import difflib
+        return "\n".join(difflib.unified_diff(self.lda, self.hm, "dovecot-lda", "homemail-deliver",
+                                              n=0, lineterm=""))
+
+
+def run_case(ws, case, hm_binary=None, hm_script=None):
+    """Deliver one case both ways; returns a Result."""
+    d = ws.case_dir(case)
+    if hm_script is not None:
+        p = os.path.join(d, "hm", "script-alt.sieve")
+        with open(p, "w", encoding="utf-8") as f:
+            f.write(hm_script)
+        os.chown(p, ws.user.uid, ws.user.gid)
+        hm_script = p
+    pre = [x.strip() for x in case.files.get(PRECREATE, "").split("\n") if x.strip()]
+    for side in ("lda", "hmd"):
+        if pre:
+            precreate(ws, os.path.join(d, side), pre)
+    rc1, _, e1 = run_lda(ws, d, case)
+    rc2, _, e2 = run_hm(ws, d, case, hm_binary, hm_script)
+    try:
+        lda = side_outcome(ws, os.path.join(d, "lda"), rc1, e1)
+        hm = side_outcome(ws, os.path.join(d, "hmd"), rc2, e2)
+    except (RuntimeError, OSError) as e:
+        lda, hm = [f"ERROR {e}"], ["(not read)"]
+    log = ""
+    try:
+        with open(os.path.join(d, "lda", "log"), errors="replace") as f:
+            log = f.read()[-3000:]
+    except OSError:
+        pass
+    raw = (f"--- dovecot-lda stderr:\n{e1.decode(errors='replace')}\n--- its log:\n{log}"
+           f"\n--- homemail-deliver stderr:\n{e2.decode(errors='replace')}\n--- dir {d}")
+    return Result(case, lda, hm, raw)
+
+
+def run_all(ws, cases, workers=3, **kw):
+    """Every case, in parallel: {id: Result}."""
+    res = {}
+    with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as ex:
+        futs = {ex.submit(run_case, ws, c, **kw): c for c in cases}
+        for f in concurrent.futures.as_completed(futs):
+            res[futs[f].id] = f.result()
+    return res
+
+
+# ---------------------------------------------------------------------
+# Verdicts
+def classify(results, known, deviations):
+    """{id: status}: agree | deviation (listed, differs) | known (listed,
+    differs) | UNEXPECTED (differs, not listed) | STALE-KNOWN /
+    STALE-DEVIATION (listed, but agrees now: take it out of the list)."""
+    st = {}
+    for cid, r in results.items():
+        row = deviations.get(cid)
+        norm = DEVIATION_NORMALISE.get(int(row.split()[0])) if row else None
+        if norm and not r.error:
+            r.dev_agree = norm(r.lda) == norm(r.hm)
+            st[cid] = "deviation" if r.dev_agree else (
+                "known" if cid in known else "UNEXPECTED")
+            continue
+        if r.agree:
+            st[cid] = ("STALE-KNOWN" if cid in known else
+                       "STALE-DEVIATION" if cid in deviations else "agree")
+        else:
+            st[cid] = ("deviation" if cid in deviations else
+                       "known" if cid in known else "UNEXPECTED")
+    return st
+
+
+def summary(cases, results, status, known, deviations):
+    """The printed report: per group and in total `agree N/M`, then one
+    short diff per disagreeing case."""
+    groups = {}
+    for c in cases:
+        groups.setdefault(group_of(c), []).append(c)
+    out = []
+    for g, cs in groups.items():
+        n = sum(1 for c in cs if status[c.id] == "agree")
+        extra = {}
+        for c in cs:
+            if status[c.id] != "agree":
+                extra[status[c.id]] = extra.get(status[c.id], 0) + 1
+        tail = (" (" + ", ".join(f"{v} {k}" for k, v in sorted(extra.items())) + ")") if extra else ""
+        out.append(f"  {g}: agree {n}/{len(cs)}{tail}")
+    n = sum(1 for c in cases if status[c.id] == "agree")
+    counts = {}
+    for c in cases:
+        counts[status[c.id]] = counts.get(status[c.id], 0) + 1
+    out.insert(0, f"deliver-diff: agree {n}/{len(cases)} "
+               + ", ".join(f"{v} {k}" for k, v in sorted(counts.items()) if k != "agree"))
+    for c in cases:
+        s = status[c.id]
+        if s == "agree":
+            continue
+        why = known.get(c.id) or (f"deviation #{deviations[c.id]}" if c.id in deviations else "")
+        out.append(f"{s} {c.id} ({c.src}) {why}")
+        if s in ("known", "UNEXPECTED"):
+            out.extend("    " + x for x in results[c.id].diff().split("\n")[2:])
+    return "\n".join(out)
+
+
+def main(argv=None):
+    """`deliverdiff.py [-v] [PATTERN]`: run the cases (as a fresh test
+    user) and print the summary."""
+    import argparse
+    import hmtest
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("-v", action="store_true", help="raw output of disagreeing cases")
+    ap.add_argument("-j", type=int, default=3)
+    ap.add_argument("pattern", nargs="?", default="")
+    a = ap.parse_args(argv)
+    old, new = load_cases()
+    cases = [c for c in old + new if a.pattern in c.id]
+    known = read_list(os.path.join(CASE_DIR, "KNOWN"), "KNOWN")
+    devs = read_list(os.path.join(CASE_DIR, "DEVIATIONS"), "DEVIATIONS")
+    user = hmtest.make_user(prefix="hmdd")
+    ws = Workspace(user)
+    try:
+        t0 = time.monotonic()
+        res = run_all(ws, cases, workers=a.j)
+        el = time.monotonic() - t0
+        st = classify(res, known, devs)
+        print(summary(cases, res, st, known, devs))
+        if a.v:
+            for c in cases:
+                if not res[c.id].agree:
+                    print(f"=== {c.id}\n{c.script}\n{res[c.id].raw}")
+        print(f"{len(cases)} cases in {el:.1f} s")
+    finally:
+        ws.close()
+
+
+if __name__ == "__main__":
+    main()
