@@ -522,6 +522,14 @@ class Result:
                       if not re.fullmatch(r"exit (0|75|77)", x)]
         self.agree = lda == hm and not self.error
 
+    def fingerprint(self):
+        """A short hash of what differs (both sides' lines that the other
+        lacks): a KNOWN entry records it, so a known case that starts to
+        differ in another way as well is caught."""
+        a, b = set(self.lda), set(self.hm)
+        d = sorted("-" + x for x in a - b) + sorted("+" + x for x in b - a)
+        return _sha("\n".join(d).encode())
+
     def diff(self):
         import difflib
         return "\n".join(difflib.unified_diff(self.lda, self.hm, "dovecot-lda", "homemail-deliver",
@@ -573,7 +581,9 @@ def run_all(ws, cases, workers=3, **kw):
 # Verdicts
 def classify(results, known, deviations):
     """{id: status}: agree | deviation (listed, differs) | known (listed,
-    differs) | UNEXPECTED (differs, not listed) | STALE-KNOWN /
+    differs as recorded: a KNOWN reason may start with `diff=FINGERPRINT`)
+    | UNEXPECTED (differs, not listed) | CHANGED-KNOWN (listed, but differs
+    in another way now: a fix landed in part, or a new bug) | STALE-KNOWN /
     STALE-DEVIATION (listed, but agrees now: take it out of the list)."""
     st = {}
     for cid, r in results.items():
@@ -581,15 +591,19 @@ def classify(results, known, deviations):
         norm = DEVIATION_NORMALISE.get(int(row.split()[0])) if row else None
         if norm and not r.error:
             r.dev_agree = norm(r.lda) == norm(r.hm)
-            st[cid] = "deviation" if r.dev_agree else (
-                "known" if cid in known else "UNEXPECTED")
-            continue
+            if r.dev_agree:
+                st[cid] = "deviation"
+                continue
         if r.agree:
             st[cid] = ("STALE-KNOWN" if cid in known else
                        "STALE-DEVIATION" if cid in deviations else "agree")
+        elif cid in deviations and cid not in known:
+            st[cid] = "deviation"
+        elif cid in known:
+            m = re.match(r"diff=([0-9a-f]{12})\s", known[cid])
+            st[cid] = "known" if not m or m.group(1) == r.fingerprint() else "CHANGED-KNOWN"
         else:
-            st[cid] = ("deviation" if cid in deviations else
-                       "known" if cid in known else "UNEXPECTED")
+            st[cid] = "UNEXPECTED"
     return st
 
 
@@ -620,9 +634,25 @@ def summary(cases, results, status, known, deviations):
             continue
         why = known.get(c.id) or (f"deviation #{deviations[c.id]}" if c.id in deviations else "")
         out.append(f"{s} {c.id} ({c.src}) {why}")
-        if s in ("known", "UNEXPECTED"):
+        if s in ("known", "UNEXPECTED", "CHANGED-KNOWN"):
             out.extend("    " + x for x in results[c.id].diff().split("\n")[2:])
     return "\n".join(out)
+
+
+def refresh_known(path, results):
+    """Put the current diff fingerprint in front of each KNOWN reason."""
+    out = []
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            cid, _, rest = line.rstrip("\n").partition(" ")
+            if line.startswith("#") or not line.strip() or cid not in results \
+                    or results[cid].agree:
+                out.append(line.rstrip("\n"))
+                continue
+            rest = re.sub(r"^\s*diff=[0-9a-f]{12}\s+", "", rest.strip())
+            out.append(f"{cid}  diff={results[cid].fingerprint()}  {rest}")
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("\n".join(out) + "\n")
 
 
 def main(argv=None):
@@ -633,6 +663,8 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("-v", action="store_true", help="raw output of disagreeing cases")
     ap.add_argument("-j", type=int, default=3)
+    ap.add_argument("--refresh-known", action="store_true",
+                    help="rewrite the diff= fingerprints in KNOWN (reasons and comments stay)")
     ap.add_argument("pattern", nargs="?", default="")
     a = ap.parse_args(argv)
     old, new = load_cases()
@@ -652,6 +684,8 @@ def main(argv=None):
                 if not res[c.id].agree:
                     print(f"=== {c.id}\n{c.script}\n{res[c.id].raw}")
         print(f"{len(cases)} cases in {el:.1f} s")
+        if a.refresh_known:
+            refresh_known(os.path.join(CASE_DIR, "KNOWN"), res)
     finally:
         ws.close()
 
