@@ -46,7 +46,6 @@ row); see classify().
 """
 import concurrent.futures
 import email
-import email.header
 import email.policy
 import hashlib
 import os
@@ -567,11 +566,23 @@ def run_case(ws, case, hm_binary=None, hm_script=None):
     return Result(case, lda, hm, raw)
 
 
+def _run_case_safe(ws, case, **kw):
+    """run_case; a harness failure (doveadm, a timeout) is the case's
+    failure, never the whole run's."""
+    try:
+        return run_case(ws, case, **kw)
+    except Exception as e:  # noqa: BLE001 - reported as the case's outcome
+        r = Result(case, [f"HARNESS ERROR {type(e).__name__}: {e}"], ["(not run)"], "")
+        r.error = r.lda
+        r.agree = False
+        return r
+
+
 def run_all(ws, cases, workers=3, **kw):
     """Every case, in parallel: {id: Result}."""
     res = {}
     with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as ex:
-        futs = {ex.submit(run_case, ws, c, **kw): c for c in cases}
+        futs = {ex.submit(_run_case_safe, ws, c, **kw): c for c in cases}
         for f in concurrent.futures.as_completed(futs):
             res[futs[f].id] = f.result()
     return res

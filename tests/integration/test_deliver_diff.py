@@ -87,7 +87,7 @@ def test_deliver_diff(case, outcome):
 
 # ---------------------------------------------------------------------------
 # The suite can fail: a broken homemail-deliver and a changed :from are caught.
-def test_detects_always_keep(ws, outcome, tmp_path):
+def test_detects_always_keep(ws, outcome):
     """A homemail-deliver that ignores the script (always keeps) must
     disagree on most cases that agree today."""
     wrap = os.path.join(ws.root, "bin", "always-keep")
