@@ -48,6 +48,7 @@ import concurrent.futures
 import email
 import email.policy
 import hashlib
+import itertools
 import os
 import re
 import shutil
@@ -192,7 +193,7 @@ class Workspace:
         self.lda_env = _doveconf_env(self.lda_conf)
         self.read_env = _doveconf_env(self.read_conf)
         self.hm = self.install(hm_binary, "homemail-deliver")
-        self.n = 0
+        self.n = itertools.count(1)
 
     def _write(self, name, text, mode=0o644):
         p = os.path.join(self.root, name)
@@ -213,8 +214,7 @@ class Workspace:
         """A fresh directory for one run of a case, owned by the user:
         ref/ (Pigeonhole's scripts), hm/ (homemail's), gb/global/ (homemail's
         :global), lda/ and hmd/ (home, Maildir, stand-in, out/ per side)."""
-        self.n += 1
-        d = os.path.join(self.root, f"c{self.n:04d}")
+        d = os.path.join(self.root, f"c{next(self.n):04d}")   # threads: count() is atomic
         os.mkdir(d)
         for sub in ("ref", "hm", "gb", "gb/global", "lda", "lda/out", "hmd", "hmd/out"):
             os.mkdir(os.path.join(d, sub))
@@ -515,10 +515,10 @@ class Result:
         self.lda = lda          # canonical lines
         self.hm = hm
         self.raw = raw          # stderr / logs of both, for -v
-        # an exit no delivery agent gives (1: the harness broke, a signal)
-        # is never an agreement
-        self.error = [x for x in lda[:1] + hm[:1]
-                      if not re.fullmatch(r"exit (0|75|77)", x)]
+        # only stored/discarded (0) and rejected (77) are outcomes here: an
+        # exit 75 (deferred), 1 (the harness broke) or a signal on both
+        # sides is never an agreement
+        self.error = [x for x in lda[:1] + hm[:1] if not re.fullmatch(r"exit (0|77)", x)]
         self.agree = lda == hm and not self.error
 
     def fingerprint(self):
@@ -608,8 +608,8 @@ def classify(results, known, deviations):
         if r.agree:
             st[cid] = ("STALE-KNOWN" if cid in known else
                        "STALE-DEVIATION" if cid in deviations else "agree")
-        elif cid in deviations and cid not in known:
-            st[cid] = "deviation"
+        elif cid in deviations and cid not in known and not norm and not r.error:
+            st[cid] = "deviation"      # a row without a normalisation
         elif cid in known:
             m = re.match(r"diff=([0-9a-f]{12})\s", known[cid])
             st[cid] = "known" if not m or m.group(1) == r.fingerprint() else "CHANGED-KNOWN"
