@@ -56,6 +56,11 @@ LIB_OBJS := $(patsubst %.c,$(B)/obj/%.o,$(LIB_SRCS))
 LIBHM    := $(B)/libhomemail.a
 LDLIBS_ALL += -lnettle
 
+# The package version for --version (lib/hm_cli.c), from debian/changelog.
+HM_VERSION := $(shell sed -n '1s/^[^(]*(\([^)]*\)).*/\1/p' debian/changelog)
+$(B)/obj/lib/hm_cli.o: CFLAGS += -DHM_VERSION='"$(HM_VERSION)"'
+$(B)/obj/lib/hm_cli.o: debian/changelog
+
 $(LIBHM): $(LIB_OBJS)
 	@rm -f $@
 	$(AR) rcs $@ $^

@@ -44,6 +44,7 @@
 
 #include "deliver_int.h"
 #include "hm_buf.h"
+#include "hm_cli.h"
 #include "hm_header.h"
 #include "hm_msgin.h"
 #include "hm_util.h"
@@ -74,11 +75,15 @@ static int fail(struct outcome *o, int code, const char *fmt, ...)
 	return code;
 }
 
+static const char USAGE[] =
+	"usage: homemail-deliver [-d USER] [-f SENDER] [-a ORIGINAL_RECIPIENT] [-r RECIPIENT]\n"
+	"         [-m MAILBOX] [-e] [-p FILE] [--maildir DIR] [--sieve FILE | --no-sieve]\n"
+	"         [--config FILE] [--flags \"\\Seen $Keyword ...\"] < message\n"
+	"       homemail-deliver --help | --version\n";
+
 static void usage(void)
 {
-	fputs("usage: homemail-deliver [-d USER] [-f SENDER] [-a ORIGINAL_RECIPIENT] [-r RECIPIENT]\n"
-	      "         [-m MAILBOX] [-e] [-p FILE] [--maildir DIR] [--sieve FILE | --no-sieve]\n"
-	      "         [--config FILE] [--flags \"\\Seen $Keyword ...\"] < message\n", stderr);
+	fputs(USAGE, stderr);
 }
 
 /* parse_opts - command line into o; returns 0 or DELIVER_EX_USAGE */
@@ -111,7 +116,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 		case 'N': o->no_sieve = true; break;
 		case 'C': o->conf = optarg; break;
 		case 'F': o->flags = optarg; break;
-		case 'h': usage(); exit(0);
+		case 'h': fputs(USAGE, stdout); exit(0);
 		default:
 			fprintf(stderr, "homemail-deliver: unknown option or missing argument\n");
 			usage();
@@ -568,6 +573,7 @@ int main(int argc, char **argv)
 	struct outcome o;
 	struct deliver_ctx ctx;
 
+	hm_cli_std_options(argc, argv, "homemail-deliver", USAGE);
 	umask(077);
 	signal(SIGPIPE, SIG_IGN);
 	openlog("homemail-deliver", LOG_PID, LOG_MAIL);

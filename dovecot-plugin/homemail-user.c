@@ -33,6 +33,7 @@
  * to change /etc/homemail/users and create homes for other users.
  */
 #define _GNU_SOURCE 1   /* nftw */
+#include "hm_cli.h"
 #include "hm_lockout.h"
 #include "hm_users.h"
 #include "hm_util.h"
@@ -81,16 +82,20 @@ static void __attribute__((noreturn, format(printf, 2, 3))) die(int code, const 
 	exit(code);
 }
 
+static const char USAGE[] =
+	"usage: homemail-user [--users FILE] [--lockout FILE] COMMAND ...\n"
+	"  add ADDRESS [--owner USER | --uid N --gid N] [--home DIR] [--quota SIZE]\n"
+	"              [--scheme yescrypt|bcrypt|sha512-crypt|sha256-crypt] [--password-stdin]\n"
+	"  del ADDRESS [--remove-home]\n"
+	"  passwd ADDRESS [--scheme S] [--password-stdin]\n"
+	"  list [--hashes]\n"
+	"  lock ADDRESS | unlock ADDRESS | unlock --ip IPADDRESS\n"
+	"  show ADDRESS [--hash]\n"
+	"       homemail-user --help | --version\n";
+
 static void usage(void)
 {
-	fputs("usage: homemail-user [--users FILE] [--lockout FILE] COMMAND ...\n"
-	      "  add ADDRESS [--owner USER | --uid N --gid N] [--home DIR] [--quota SIZE]\n"
-	      "              [--scheme yescrypt|bcrypt|sha512-crypt|sha256-crypt] [--password-stdin]\n"
-	      "  del ADDRESS [--remove-home]\n"
-	      "  passwd ADDRESS [--scheme S] [--password-stdin]\n"
-	      "  list [--hashes]\n"
-	      "  lock ADDRESS | unlock ADDRESS | unlock --ip IPADDRESS\n"
-	      "  show ADDRESS [--hash]\n", stderr);
+	fputs(USAGE, stderr);
 	exit(EX_USAGE);
 }
 
@@ -626,6 +631,7 @@ int main(int argc, char **argv)
 	const char *cmd, *arg = NULL;
 	int c;
 
+	hm_cli_std_options(argc, argv, "homemail-user", USAGE);
 	umask(077);
 	/* options may come before or after the command (GNU permutation) */
 	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {

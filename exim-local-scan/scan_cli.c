@@ -21,12 +21,17 @@
 #include <sysexits.h>
 #include <unistd.h>
 
+#include "hm_cli.h"
 #include "hm_util.h"
 #include "scan.h"
 
+static const char USAGE[] =
+	"usage: homemail-scan [-c CONF] [-u] [-l] FILE...   (FILE - = stdin)\n"
+	"       homemail-scan --help | --version\n";
+
 static void usage(void)
 {
-	fprintf(stderr, "usage: homemail-scan [-c CONF] [-u] [-l] FILE...\n");
+	fputs(USAGE, stderr);
 }
 
 /* scan_fd - one message; returns the verdict action or -1 (errno) */
@@ -85,6 +90,7 @@ int main(int argc, char **argv)
 	bool log = false;
 	struct scan_opts o = {.smtputf8 = false};
 	int ch;
+	hm_cli_std_options(argc, argv, "homemail-scan", USAGE);
 	while ((ch = getopt(argc, argv, "c:ulh")) != -1) {
 		switch (ch) {
 		case 'c':
@@ -97,7 +103,7 @@ int main(int argc, char **argv)
 			log = true;
 			break;
 		case 'h':
-			usage();
+			fputs(USAGE, stdout);
 			return 0;
 		default:
 			usage();

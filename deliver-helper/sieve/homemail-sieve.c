@@ -25,17 +25,22 @@
 #include <unistd.h>
 
 #include "hm_buf.h"
+#include "hm_cli.h"
 #include "hm_util.h"
 #include "sieve.h"
 
 #define MAX_MESSAGE (64u * 1024 * 1024)
 
+static const char USAGE[] =
+	"usage: homemail-sieve check FILE...\n"
+	"       homemail-sieve test SCRIPT MESSAGE [-f SENDER] [-r RECIPIENT]\n"
+	"                      [-a ORIGINAL_RECIPIENT] [--now TIME] [--global-dir DIR]\n"
+	"       homemail-sieve capabilities\n"
+	"       homemail-sieve --help | --version\n";
+
 static void usage(void)
 {
-	fprintf(stderr,
-		"usage: homemail-sieve check FILE...\n"
-		"       homemail-sieve test SCRIPT MESSAGE [-f SENDER] [-r RECIPIENT]\n"
-		"                      [-a ORIGINAL_RECIPIENT] [--now TIME] [--global-dir DIR]\n");
+	fputs(USAGE, stderr);
 }
 
 /* print_quoted - "text" with \" \\ \n \r \t and \xHH for other controls */
@@ -273,6 +278,7 @@ static int cmd_test(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
+	hm_cli_std_options(argc, argv, "homemail-sieve", USAGE);
 	if (argc < 2) {
 		usage();
 		return 2;
