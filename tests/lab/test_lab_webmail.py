@@ -175,6 +175,11 @@ def test_dovecot_trusts_exactly_the_webmail_host():
     got = subprocess.run(["doveconf", "-h", "login_trusted_networks"], capture_output=True,
                          text=True, timeout=60, check=True).stdout.split()
     assert got in ([_mail_address()], [_mail_address() + "/32"]), got
+    # What the webmail host still sends as itself (SMTP AUTH, ManageSieve of a
+    # logged-in session) can never IP-lock it (docs/auth.md, "Webmail").
+    with open(AUTHDB_CONF, encoding="ascii") as f:
+        m = re.search(r"\bip_exempt=(\S+)", f.read())
+    assert m and _mail_address() in m.group(1).split(","), m
 
 
 def test_webmail_logins_count_per_browser_address():
