@@ -6,7 +6,25 @@ and Dovecot's mail processes run as the test users), listening on 127.0.0.1
 on free high ports.  Nothing here touches the system daemons or the standard
 ports, and every process is stopped by its own pid.
 
-Verified facts this relies on are in ../shared/design.md ("Field notes"):
+What the daemons' users load or run (homemail's modules and programs) is
+staged: copied out of the checkout into this process's /var/tmp/hmtest tree,
+because a checkout may sit where those users cannot enter (a 0700
+`mktemp -d`, anything under /root).  BUILD names the staged copies,
+BUILD_TREE the checkout's build/ (for reports).
+
+Two kinds of private Exim/Dovecot: Exim and Dovecot run the harness's own
+small templates (for tests of a module or program); PackageExim and
+PackageDovecot run the configuration the package installs (Debian's stock
+exim4 conf.d with homemail's conf.d snippets laid over it, assembled by
+update-exim4.conf; homemail's dovecot conf.d snippet), with only ports,
+paths and sockets pointed at the private instance.  Probes of configuration
+behaviour use the latter.
+
+Every Exim is checked with one probe message right after it starts: a
+daemon that cannot load its module or accept mail fails the test at once
+with Exim's own log lines.
+
+Verified facts this relies on are in docs/design.md ("Field notes"):
   * `exim4 -C FILE` keeps root only when FILE is listed in
     /etc/exim4/trusted_configs and FILE and its directory are root-owned and
     not writable by others: we keep a pool of such slots in /var/lib/hmtest-exim.
@@ -38,7 +56,7 @@ with warnings.catch_warnings():
     import crypt  # Debian's python3.11 still has it; SHA512-CRYPT for passwd-file
 
 TOP = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-BUILD = os.path.join(TOP, "build")
+BUILD_TREE = os.path.join(TOP, "build")
 BASE = "/var/tmp/hmtest"
 SLOTS = "/var/lib/hmtest-exim"
 # Exim reads only the first 32 lines of trusted_configs (a fixed array in
@@ -52,6 +70,10 @@ MAIL_DOMAIN = "home.com.bo"
 
 _users = []
 _cleanups = []
+# What the harness writes is read by the daemons' users: whatever the
+# caller's umask (077 is common for root), files and directories are
+# created group/world-readable; modes that must be narrower are set explicitly.
+os.umask(0o022)
 
 
 def _mkdir(path, mode=0o755, owner=None):
@@ -70,6 +92,49 @@ def _workdir(tag):
     if not os.environ.get("HM_KEEP"):
         _cleanups.append(lambda: shutil.rmtree(d, ignore_errors=True))
     return d
+
+
+# --------------------------------------------------------------------------
+# Staging: homemail's build outputs where the daemons' users can read them.
+def _stage_build():
+    """Copy every program and module of build/ (top level: executables and
+    *.so) into a fresh directory under BASE; return its path.  The copies
+    are 0755 (programs) or 0644 (modules) whatever the checkout's modes."""
+    d = _workdir("build")
+    if os.path.isdir(BUILD_TREE):
+        for n in sorted(os.listdir(BUILD_TREE)):
+            src = os.path.join(BUILD_TREE, n)
+            if not os.path.isfile(src) or n.startswith("."):
+                continue
+            if n.endswith(".so"):
+                mode = 0o644
+            elif os.access(src, os.X_OK) and not n.endswith(".a"):
+                mode = 0o755
+            else:
+                continue
+            shutil.copyfile(src, os.path.join(d, n))
+            os.chmod(os.path.join(d, n), mode)
+    return d
+
+
+def check_staging():
+    """None when an unprivileged user can read and run the staged build
+    outputs, else one line saying why not and what to do (called once at the
+    start of a run, so a run that cannot work stops in its first second)."""
+    probe = next((os.path.join(BUILD, n) for n in sorted(os.listdir(BUILD))
+                  if n.endswith(".so")), None)
+    if probe is None:
+        return f"no modules built in {BUILD_TREE}: run make first"
+    r = subprocess.run(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups",
+                        "--", "test", "-r", probe], capture_output=True)
+    if r.returncode != 0:
+        return (f"user nobody cannot read {probe}: the private daemons could not load "
+                f"homemail's modules; make {BASE} and its parents readable and "
+                f"traversable by all (chmod o+rx)")
+    return None
+
+
+BUILD = _stage_build()
 
 
 @atexit.register
@@ -395,13 +460,25 @@ class Dovecot:
         self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
                                      stdout=open(os.path.join(self.w, "stdout"), "w"),
                                      stderr=subprocess.STDOUT, env=env)
+        def up():
+            if self.proc.poll() is not None:      # a config error ends it at once
+                raise RuntimeError(f"dovecot exited with {self.proc.returncode} at start:\n"
+                                   + self.log())
+            if not os.path.exists(self.auth_master_socket):
+                return False
+            try:
+                with socket.create_connection(("127.0.0.1", self.imap_port), timeout=0.5):
+                    return True
+            except OSError:
+                return False
         try:
-            wait_port(self.imap_port)
-            wait_for(lambda: os.path.exists(self.auth_master_socket), 10,
-                     what="dovecot auth sockets")
-        except TimeoutError:
+            wait_for(up, 20, what="dovecot's IMAP listener and auth sockets")
+        except RuntimeError:
             self.stop()
-            raise RuntimeError("dovecot did not start:\n" + self.log())
+            raise
+        except TimeoutError as ex:
+            self.stop()
+            raise RuntimeError(f"dovecot did not start: {ex}\n" + self.log()) from None
         return self
 
     def stop(self):
@@ -519,6 +596,9 @@ begin acl
 
 acl_check_rcpt:
   accept  hosts = :
+  # the harness's start-up probe (its local part is random per instance)
+  accept  local_parts = {probe_local}
+          domains = +local_domains
   deny    message = Restricted characters in address
           local_parts = ^[.] : ^.*[@%!/|]
 {rcpt_acl}
@@ -532,6 +612,12 @@ acl_check_data:
   accept
 
 begin routers
+
+hmtest_probe:
+  driver = redirect
+  domains = +local_domains
+  local_parts = {probe_local}
+  data = :blackhole:
 
 {routers}
 
@@ -611,15 +697,10 @@ class Exim:
     def __init__(self, tmp_path=None, transport_command=None, local_scan=None,
                  rcpt_acl="", auth_client_socket=None, extra_main="", tls=True,
                  verify_recipient=False, data_acl="", routers="", transports="",
-                 transport_extra="", message_size_limit="100M", env=None):
-        self.w = _workdir("exim")
-        self.slot_dir, self._slot_lock = _claim_slot()
-        self.conf_path = os.path.join(self.slot_dir, "exim.conf")
-        self.smtp_port = free_port()
-        exim_ids = (pwd.getpwnam("Debian-exim").pw_uid, grp.getgrnam("Debian-exim").gr_gid)
-        for sub in ("spool", "log"):
-            _mkdir(os.path.join(self.w, sub), 0o750, exim_ids)
-        self.outbox = _mkdir(os.path.join(self.w, "outbox"), 0o755, exim_ids)
+                 transport_extra="", message_size_limit="100M", env=None, probe=True):
+        """probe=False: no start-up probe message (for a test whose Exim is
+        meant to refuse or defer every message)."""
+        self._setup_dirs()
         if transport_command is None:
             transport_command = os.path.join(BUILD, "homemail-deliver")
         tls_conf = ""
@@ -633,7 +714,10 @@ class Exim:
         if auth_client_socket:
             auth = EXIM_AUTH.format(sock=auth_client_socket, adv=adv)
         self.env = env or {}
+        self.probe = probe
+        self.probe_rcpt = f"hmtest-probe-{secrets.token_hex(6)}@{MAIL_DOMAIN}"
         conf = EXIM_CONF.format(
+            probe_local=self.probe_rcpt.split("@")[0],
             w=self.w, port=self.smtp_port, tls=tls_conf,
             local_scan=f"local_scan_path = {local_scan}" if local_scan else "",
             extra_main=extra_main, rcpt_acl=rcpt_acl, data_acl=data_acl,
@@ -647,6 +731,17 @@ class Exim:
         self.proc = None
         ref = weakref.ref(self)
         _cleanups.append(lambda: ref() is not None and ref().stop())
+
+    def _setup_dirs(self):
+        """Work dir, trusted-config slot, port, spool/log/outbox (owned by Exim's user)."""
+        self.w = _workdir("exim")
+        self.slot_dir, self._slot_lock = _claim_slot()
+        self.conf_path = os.path.join(self.slot_dir, "exim.conf")
+        self.smtp_port = free_port()
+        exim_ids = (pwd.getpwnam("Debian-exim").pw_uid, grp.getgrnam("Debian-exim").gr_gid)
+        for sub in ("spool", "log"):
+            _mkdir(os.path.join(self.w, sub), 0o750, exim_ids)
+        self.outbox = _mkdir(os.path.join(self.w, "outbox"), 0o755, exim_ids)
 
     def __del__(self):
         # The slot (its config file) is reused only after the daemon is gone.
@@ -674,12 +769,53 @@ class Exim:
                                      stdout=open(os.path.join(self.w, "stdout"), "w"),
                                      stderr=subprocess.STDOUT,
                                      env=dict(os.environ, **self.env))
+        self.await_ready()
+        return self
+
+    def await_ready(self):
+        """Wait for the listener (failing at once if the daemon exits), then
+        send the start-up probe: one small message that must be accepted.
+        On failure the daemon is stopped and the error carries Exim's own
+        log lines (a module that does not load answers 451 to every message)."""
+        def up():
+            if self.proc is not None and self.proc.poll() is not None:
+                raise RuntimeError(f"exim exited with {self.proc.returncode} at start:\n"
+                                   + self.log_tail())
+            try:
+                with socket.create_connection(("127.0.0.1", self.smtp_port), timeout=0.5):
+                    return True
+            except OSError:
+                return False
         try:
-            wait_port(self.smtp_port)
+            wait_for(up, 20, what=f"exim on port {self.smtp_port}")
         except TimeoutError:
             self.stop()
-            raise RuntimeError("exim did not start:\n" + self.paniclog() + self.mainlog())
-        return self
+            raise RuntimeError("exim did not start:\n" + self.log_tail())
+        if not self.probe:
+            return
+        m = (f"From: <hmtest@probe.invalid>\r\nTo: <{self.probe_rcpt}>\r\n"
+             f"Subject: hmtest start-up probe\r\nMessage-ID: <{secrets.token_hex(8)}"
+             f"@probe.invalid>\r\n\r\nprobe\r\n").encode()
+        try:
+            send(self.smtp_port, "hmtest@probe.invalid", [self.probe_rcpt], m)
+        except (smtplib.SMTPException, OSError) as ex:
+            time.sleep(0.3)          # Exim writes its log lines after the reply
+            tail = self.log_tail()
+            self.stop()
+            raise RuntimeError(f"exim on port {self.smtp_port} does not accept mail "
+                               f"(start-up probe to {self.probe_rcpt}): {ex}\n{tail}")
+
+    def log_tail(self, n=15):
+        """Exim's panic log, then the last n lines of its main and reject logs."""
+        out = ""
+        for name in ("paniclog", "mainlog", "rejectlog"):
+            text = self._log(name)
+            if text:
+                lines = text.splitlines()
+                if name == "rejectlog":   # its header dumps are noise here
+                    lines = [ln for ln in lines if ln[:2] == "20"]
+                out += f"--- {name}\n" + "\n".join(lines if name == "paniclog" else lines[-n:]) + "\n"
+        return out
 
     def stop(self):
         if self.proc and self.proc.poll() is None:

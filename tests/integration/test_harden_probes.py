@@ -414,7 +414,7 @@ def test_lockout_holds_under_parallel_attempts():
         assert re.search(rf"{name} now user locked out for \d+ s", log), log[-2000:]
         st = os.stat(lockout)
         assert stat.S_IMODE(st.st_mode) == 0o600 and st.st_uid == 0, oct(st.st_mode)
-        with open(os.path.join(hmtest.BUILD, "harden-probes-summary.txt"), "a") as f:
+        with open(os.path.join(hmtest.BUILD_TREE, "harden-probes-summary.txt"), "a") as f:
             f.write(f"lockout: {n} parallel wrong passwords, {checks} real password checks "
                     f"(max_failures={max_failures}), {refused} refused by the lock, right "
                     f"password refused after\n")
@@ -468,9 +468,10 @@ def test_file_and_socket_modes(tmp_path):
     else:
         pytest.fail(f"homemail-user add failed: {r.stdout}{r.stderr}")
 
-    # the built artefacts: no set-id bits, nothing group/world-writable
-    for n in os.listdir(hmtest.BUILD):
-        p = os.path.join(hmtest.BUILD, n)
+    # the built artefacts (the checkout's, not the harness's staged copies):
+    # no set-id bits, nothing group/world-writable
+    for n in os.listdir(hmtest.BUILD_TREE):
+        p = os.path.join(hmtest.BUILD_TREE, n)
         if os.path.isfile(p) and (n.endswith(".so") or n.startswith("homemail-")):
             m = _mode(p)
             assert not m & (stat.S_ISUID | stat.S_ISGID | 0o022), f"{p}: {oct(m)}"

@@ -33,7 +33,7 @@ N_MESSAGES = int(os.environ.get("HM_SOAK_MESSAGES", "1000"))
 N_USERS = int(os.environ.get("HM_SOAK_USERS", "50"))
 N_CLIENTS = 8
 N_READERS = 3
-SUMMARY = os.path.join(hmtest.BUILD, "harden-soak-summary.txt")
+SUMMARY = os.path.join(hmtest.BUILD_TREE, "harden-soak-summary.txt")
 
 
 def rss_kb(pid):
