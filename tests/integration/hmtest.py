@@ -421,7 +421,7 @@ class Dovecot:
         for sub in ("run", "state"):
             _mkdir(os.path.join(self.w, sub), 0o755)
         with open(self.conf_path, "w") as f:
-            f.write(DOVECOT_CONF.format(
+            f.write(self._conf_text(
                 w=self.w, tag=self.tag, protocols=protocols, cert=self.cert, key=self.key,
                 auth_failure_delay=auth_failure_delay,
                 imap_port=self.imap_port, imaps_port=self.imaps_port,
@@ -433,6 +433,10 @@ class Dovecot:
         self.auth_userdb_socket = os.path.join(self.base_dir, "auth-userdb")
         self.auth_master_socket = os.path.join(self.base_dir, "auth-master")
         self.proc = None
+
+    def _conf_text(self, **fields):
+        """dovecot.conf of this instance: the harness's template."""
+        return DOVECOT_CONF.format(**fields)
 
     def _write_passwd(self):
         with open(self.passwd_file, "w") as f:
@@ -716,6 +720,7 @@ class Exim:
         self.env = env or {}
         self.probe = probe
         self.probe_rcpt = f"hmtest-probe-{secrets.token_hex(6)}@{MAIL_DOMAIN}"
+        self.probe_sender = "hmtest@probe.invalid"
         conf = EXIM_CONF.format(
             probe_local=self.probe_rcpt.split("@")[0],
             w=self.w, port=self.smtp_port, tls=tls_conf,
@@ -793,11 +798,12 @@ class Exim:
             raise RuntimeError("exim did not start:\n" + self.log_tail())
         if not self.probe:
             return
-        m = (f"From: <hmtest@probe.invalid>\r\nTo: <{self.probe_rcpt}>\r\n"
-             f"Subject: hmtest start-up probe\r\nMessage-ID: <{secrets.token_hex(8)}"
+        m = (f"From: <{self.probe_sender}>\r\nTo: <{self.probe_rcpt}>\r\n"
+             f"Subject: hmtest start-up probe\r\nDate: {time.strftime('%a, %d %b %Y %H:%M:%S +0000', time.gmtime())}\r\n"
+             f"Message-ID: <{secrets.token_hex(8)}"
              f"@probe.invalid>\r\n\r\nprobe\r\n").encode()
         try:
-            send(self.smtp_port, "hmtest@probe.invalid", [self.probe_rcpt], m)
+            send(self.smtp_port, self.probe_sender, [self.probe_rcpt], m)
         except (smtplib.SMTPException, OSError) as ex:
             time.sleep(0.3)          # Exim writes its log lines after the reply
             tail = self.log_tail()
@@ -904,3 +910,230 @@ def make_message(subject="test", body="hello\n", sender="alice@example.org",
            f"Date: {time.strftime('%a, %d %b %Y %H:%M:%S +0000', time.gmtime())}\r\n"
            f"Message-ID: {mid}\r\n{extra_headers}")
     return (hdr + "\r\n" + body.replace("\r\n", "\n").replace("\n", "\r\n")).encode()
+
+
+# --------------------------------------------------------------------------
+# The configuration the package installs, run privately.
+CONF_SRC = os.path.join(TOP, "conf")
+STOCK_EXIM_PKG = "exim4-config"
+# Where the package's snippets name an installed file: what stands in for it here.
+PKG_SHARE = "/usr/share/homemail"
+
+
+def _stock_exim_confd():
+    """Debian's own conf.d files (those the exim4-config package installs),
+    as {relative path: absolute path}: the host's conf.d may also hold an
+    installed homemail and a site's 000_localmacros, which must not leak in."""
+    r = subprocess.run(["dpkg-query", "-L", STOCK_EXIM_PKG], capture_output=True, text=True,
+                       check=True)
+    root = "/etc/exim4/conf.d/"
+    return {p[len(root):]: p for p in r.stdout.splitlines()
+            if p.startswith(root) and os.path.isfile(p)}
+
+
+def _substitute(text, paths):
+    for a, b in paths.items():
+        text = text.replace(a, b)
+    return text
+
+
+PKG_EXIM_OUTBOX = """\
+### router/050_hmtest_outbox  (hmtest: not part of the package)
+# Mail for other domains is captured in a Maildir instead of leaving the host.
+hmtest_outbox:
+  driver = accept
+  domains = ! +local_domains
+  transport = hmtest_outbox
+  no_more
+
+hmtest_probe:
+  driver = redirect
+  domains = +local_domains
+  local_parts = postmaster
+  senders = {probe_sender}
+  data = :blackhole:
+"""
+
+PKG_EXIM_OUTBOX_T = """\
+### transport/05_hmtest_outbox  (hmtest: not part of the package)
+hmtest_outbox:
+  driver = appendfile
+  directory = {outbox}
+  maildir_format
+  user = Debian-exim
+  group = Debian-exim
+  envelope_to_add
+  return_path_add
+"""
+
+
+class PackageExim(Exim):
+    """A private exim4 running the configuration the package installs.
+
+    Assembled as on a Debian host with the package: the stock conf.d of
+    exim4-config, homemail's conf/exim4/conf.d laid over it (the package's
+    files win where names clash), a site main/000_localmacros, then
+    Debian's own update-exim4.conf (-d private confdir, -o the trusted slot).
+    The site macros point the package's documented knobs (ports, TLS files,
+    HOMEMAIL_* paths and sockets) at this instance; the only other additions
+    are a router capturing non-local mail in outbox/ and the start-up probe's
+    router (postmaster from a random sender goes to :blackhole:).
+
+    dovecot: a started Dovecot/PackageDovecot whose auth-exim and
+    auth-exim-master sockets Exim uses (None: AUTH and the userdb check point
+    at missing sockets); local_scan: load homemail_scan.so; user_check: let
+    the RCPT ACL's homemail_user_exists check run (it needs the auth module).
+    confd: a different conf.d tree for homemail's snippets (None: conf/exim4/conf.d).
+    """
+
+    def __init__(self, dovecot=None, local_scan=True, user_check=True, macros="", env=None,
+                 probe=True, confd=None):
+        self._setup_dirs()
+        self.env = env or {}
+        self.probe = probe
+        self.probe_sender = f"hmtest-probe-{secrets.token_hex(6)}@probe.invalid"
+        self.probe_rcpt = f"postmaster@{MAIL_DOMAIN}"
+        confd = confd or os.path.join(CONF_SRC, "exim4", "conf.d")
+        cd = _mkdir(os.path.join(self.w, "confdir"), 0o755)
+        share = _mkdir(os.path.join(self.w, "share"), 0o755)
+        missing = os.path.join(self.w, "not-installed")
+        paths = {f"{PKG_SHARE}/exim4/": share + "/"}
+        files = {rel: open(src).read() for rel, src in _stock_exim_confd().items()}
+        for d, _, names in os.walk(confd):
+            for n in names:
+                rel = os.path.relpath(os.path.join(d, n), confd)
+                files[rel] = _substitute(open(os.path.join(d, n)).read(), paths)
+        crt, key = test_cert()
+        base = dovecot.base_dir if dovecot else missing
+        files["main/000_localmacros"] = "\n".join([
+            "# site macros of a private test instance (hmtest.py)",
+            f"CONFDIR = {cd}",
+            f"SPOOLDIR = {self.w}/spool",
+            f"log_file_path = {self.w}/log/%slog",
+            f"pid_file_path = {self.w}/exim.pid",
+            f"HOMEMAIL_SMTP_PORTS = {self.smtp_port}",
+            "MAIN_LOCAL_INTERFACES = 127.0.0.1",
+            "MAIN_HARDCODE_PRIMARY_HOSTNAME = mail.home.com.bo",
+            f"MAIN_QUALIFY_DOMAIN = {MAIL_DOMAIN}",
+            "MAIN_HOST_LOOKUP =",
+            f"MAIN_TLS_CERTIFICATE = {crt}",
+            f"MAIN_TLS_PRIVATEKEY = {key}",
+            f"HOMEMAIL_DELIVER = {os.path.join(BUILD, 'homemail-deliver')}",
+            f"HOMEMAIL_SCAN_SO = {os.path.join(BUILD, 'homemail_scan.so')}",
+            "HOMEMAIL_AUTHDB_SO = " + (os.path.join(BUILD, "libauthdb_homemail.so")
+                                       if user_check else missing),
+            f"HOMEMAIL_AUTH_CLIENT_SOCKET = {base}/auth-exim",
+            f"HOMEMAIL_AUTH_MASTER_SOCKET = {base}/auth-exim-master",
+            macros, ""])
+        files["router/050_hmtest_outbox"] = PKG_EXIM_OUTBOX.format(probe_sender=self.probe_sender)
+        files["transport/05_hmtest_outbox"] = PKG_EXIM_OUTBOX_T.format(outbox=self.outbox)
+        for rel, text in files.items():
+            p = os.path.join(cd, "conf.d", rel)
+            os.makedirs(os.path.dirname(p), exist_ok=True)
+            with open(p, "w") as f:
+                f.write(text)
+        if local_scan:
+            with open(os.path.join(share, "local_scan.conf"), "w") as f:
+                f.write(_substitute(open(os.path.join(CONF_SRC, "share", "exim4",
+                                                      "local_scan.conf")).read(),
+                                    {"/usr/lib/exim4/local_scan/homemail_scan.so":
+                                     os.path.join(BUILD, "homemail_scan.so")}))
+        with open(os.path.join(cd, "update-exim4.conf.conf"), "w") as f:
+            f.write("dc_eximconfig_configtype='internet'\n"
+                    f"dc_other_hostnames='{MAIL_DOMAIN}'\ndc_local_interfaces='127.0.0.1'\n"
+                    "dc_readhost=''\ndc_relay_domains=''\ndc_minimaldns='false'\n"
+                    "dc_relay_nets=''\ndc_smarthost=''\nCFILEMODE='644'\n"
+                    "dc_use_split_config='true'\ndc_hide_mailname=''\n"
+                    "dc_mailname_in_oh='true'\ndc_localdelivery='maildir_home'\n")
+        r = subprocess.run(["update-exim4.conf", "-d", cd, "-o", self.conf_path],
+                           capture_output=True, text=True)
+        if r.returncode != 0:
+            raise RuntimeError("update-exim4.conf failed:\n" + r.stdout + r.stderr)
+        os.chmod(self.conf_path, 0o644)
+        self.proc = None
+        ref = weakref.ref(self)
+        _cleanups.append(lambda: ref() is not None and ref().stop())
+
+
+
+PKG_DOVECOT_CONF = """\
+# private dovecot running the package's conf.d snippet (generated by hmtest.py)
+base_dir = {w}/run
+state_dir = {w}/state
+instance_name = hmtest-{tag}
+log_path = {w}/dovecot.log
+auth_failure_delay = {auth_failure_delay}
+!include {w}/conf.d/90-homemail.conf
+
+# The private instance's plumbing, after the package's settings (later wins):
+# loopback and high ports instead of the standard ones, the test users.
+listen = 127.0.0.1
+first_valid_uid = 1000
+postmaster_address = postmaster@home.com.bo
+service imap-login {{
+  inet_listener imap {{
+    address = 127.0.0.1
+    port = {imap_port}
+  }}
+  inet_listener imaps {{
+    address = 127.0.0.1
+    port = {imaps_port}
+  }}
+}}
+service pop3-login {{
+  inet_listener pop3 {{
+    address = 127.0.0.1
+    port = {pop3_port}
+  }}
+  inet_listener pop3s {{
+    address = 127.0.0.1
+    port = {pop3s_port}
+  }}
+}}
+service managesieve-login {{
+  inet_listener sieve {{
+    address = 127.0.0.1
+    port = {sieve_port}
+  }}
+}}
+service auth {{
+  unix_listener auth-master {{
+    mode = 0600
+    user = root
+  }}
+}}
+protocol lda {{
+  log_path = /dev/stderr
+  info_log_path = /dev/stderr
+}}
+{passdb}
+{userdb}
+{extra}
+"""
+
+
+class PackageDovecot(Dovecot):
+    """A private dovecot running homemail's conf/dovecot/conf.d/90-homemail.conf
+    (TLS, plaintext refusal, the auth listeners Exim uses, Sieve and quota
+    settings) with its installed paths pointed at this instance: the test
+    certificate, and no homemail junk plugin unless the test adds it.  Only
+    the listeners' addresses and ports, the directories and the user
+    database (the test users, passwd-file) are the harness's.
+    snippet: a different 90-homemail.conf (None: the checkout's)."""
+
+    def __init__(self, tmp_path=None, users=(), snippet=None, **kw):
+        self._snippet = snippet or os.path.join(CONF_SRC, "dovecot", "conf.d", "90-homemail.conf")
+        super().__init__(tmp_path, users=users, managesieve=False, **kw)
+
+    def _conf_text(self, **fields):
+        w = fields["w"]
+        d = _mkdir(os.path.join(w, "conf.d"), 0o755)
+        text = ""
+        if os.path.exists(self._snippet):
+            text = _substitute(open(self._snippet).read(), {
+                "/etc/homemail/tls/cert.pem": fields["cert"],
+                "/etc/homemail/tls/private/key.pem": fields["key"],
+                f"{PKG_SHARE}/dovecot/": os.path.join(w, "share") + "/"})
+        with open(os.path.join(d, "90-homemail.conf"), "w") as f:
+            f.write(text)
+        return PKG_DOVECOT_CONF.format(**fields)

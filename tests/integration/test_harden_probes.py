@@ -3,8 +3,12 @@
 Each probe attacks the built component itself (homemail-deliver, the Sieve
 engine inside it, a private exim4 with homemail_scan.so's recipient check, a
 private dovecot with libauthdb_homemail.so) from an "outside" loopback
-address (127.0.0.2: Debian's stock configs trust 127.0.0.1, see the design's
-field notes):
+address (127.0.0.2: Debian's stock configs trust 127.0.0.1, see
+docs/design.md's field notes).  The probes of configuration behaviour (AUTH
+before TLS, plaintext login, relaying) run the configuration the package
+installs (hmtest.PackageExim / PackageDovecot: Debian's exim4 conf.d with
+conf/exim4/conf.d laid over it, conf/dovecot/conf.d/90-homemail.conf), so
+they fail when homemail's snippets are missing or wrong:
 
   * the LDA refuses to run as root, and refuses symlinked Maildir components;
   * `fileinto` (and -m) cannot leave the Maildir, whatever the folder name;
@@ -218,9 +222,12 @@ def _ehlo(port, source, starttls=False):
 
 
 def test_no_auth_without_tls():
+    """Against the configuration the package installs (Debian's exim4 conf.d
+    with homemail's snippets, homemail's dovecot snippet): without them
+    there is no AUTH after STARTTLS either, and this fails."""
     u = hmtest.make_user(prefix="hma")
-    d = hmtest.Dovecot(None, users=[u]).start()
-    e = hmtest.Exim(None, transport_command=DELIVER, auth_client_socket=d.auth_client_socket)
+    d = hmtest.PackageDovecot(None, users=[u]).start()
+    e = hmtest.PackageExim(d, user_check=False)
     try:
         e.start()
         for src in (OUTSIDE, "127.0.0.1"):
@@ -234,6 +241,10 @@ def test_no_auth_without_tls():
                 assert code >= 500, code
         feats = _ehlo(e.smtp_port, OUTSIDE, starttls=True)
         assert "PLAIN" in feats.get("auth", ""), feats
+        # and it is the package's authenticator, answered by Dovecot
+        with smtplib.SMTP("127.0.0.1", e.smtp_port, source_address=(OUTSIDE, 0), timeout=30) as s:
+            s.starttls(context=hmtest.client_tls_context())
+            s.login(u.name, u.password)
         # dovecot: no plaintext login before TLS from an outside address
         c = imaplib.IMAP4("127.0.0.1", d.imap_port)
         c.sock.close()
@@ -278,8 +289,11 @@ RELAY_TRICKS = [
 
 
 def test_no_open_relay():
+    """Against the configuration the package installs (see above); the
+    userdb check at RCPT is off (it needs homemail's auth backend), so the
+    package's routing check refuses unknown users."""
     u = hmtest.make_user(prefix="hmo")
-    e = hmtest.Exim(None, transport_command=DELIVER)
+    e = hmtest.PackageExim(None, user_check=False)
     try:
         e.start()
         accepted = []
@@ -303,6 +317,10 @@ def test_no_open_relay():
         # a local user is reachable from outside (the probe itself is sound)
         hmtest.send(e.smtp_port, "a@outside.example", [u.address], msg("ok-local"),
                     source=OUTSIDE)
+        # ... and delivered by the package's transport (homemail-deliver)
+        hmtest.wait_for(lambda: stored(u.maildir, "ok-local"), 30, 0.1,
+                        "the local message in the user's Maildir")
+        assert re.search(r" T=homemail$", e.mainlog(), re.M), e.log_tail()
     finally:
         e.stop()
 
@@ -320,7 +338,11 @@ service auth {
 
 def test_unknown_recipient_refused_at_rcpt():
     u = hmtest.make_user(prefix="hmu")
-    d = hmtest.Dovecot(None, users=[u], extra_conf=DOVECOT_MASTER).start()
+    users = os.path.join(hmtest._workdir("userdb"), "users")
+    with open(users, "w") as f:        # the mail users only, like homemail's users file
+        f.write(f"{u.name}::{u.uid}:{u.gid}::{u.home}::\n")
+    d = hmtest.Dovecot(None, users=[u], extra_conf=DOVECOT_MASTER,
+                       userdb_conf=f"userdb {{\n  driver = passwd-file\n  args = {users}\n}}").start()
     sock = os.path.join(os.path.dirname(d.auth_master_socket), "auth-exim-master")
     acl = ("  deny    domains = +local_domains\n"
            f"          !condition = ${{dlfunc{{{SCAN_SO}}}{{homemail_user_exists}}"
@@ -336,11 +358,17 @@ def test_unknown_recipient_refused_at_rcpt():
             s.ehlo("outside.example")
             s.mail("a@outside.example")
             for r in (u.address, "nosuchuser7@home.com.bo", "root@home.com.bo",
-                      "NoSuchUser7@HOME.COM.BO", f"{u.name}+x@home.com.bo" if False else u.address):
+                      "NoSuchUser7@HOME.COM.BO", f"{u.name}+x@home.com.bo"):
                 codes[r] = s.rcpt(r)[0]
         assert codes[u.address] == 250, codes
         assert codes["nosuchuser7@home.com.bo"] == 550, codes
         assert codes["NoSuchUser7@HOME.COM.BO"] == 550, codes
+        # root is no mail account (the user database lists only the users, as
+        # homemail's users file does; uid 0 never gets a delivery): refused
+        # now, not accepted and bounced later
+        assert codes["root@home.com.bo"] == 550, codes
+        # no recipient delimiter is configured: user+x is not a user
+        assert codes[f"{u.name}+x@home.com.bo"] == 550, codes
         # nothing was queued, so no bounce can ever be generated
         assert e.queue_count() == 0
         assert not e.outbox_messages()
