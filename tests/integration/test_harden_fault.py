@@ -85,7 +85,7 @@ def check_file(path):
     """(tag, complete) for one delivered file; tag None when unreadable."""
     data = open(path, "rb").read()
     m = re.search(rb",S=(\d+)", os.path.basename(path).encode())
-    size_ok = m is None or int(m.group(1)) == len(data)
+    size_ok = m is not None and int(m.group(1)) == len(data)   # homemail-deliver always names ,S=
     sep = data.find(b"\n\n")
     if sep < 0:
         return None, False

@@ -104,8 +104,10 @@ def test_lda_refuses_root(tmp_path):
     # started as root with -d USER it switches to that user: nothing it
     # creates in the user's home belongs to root
     u = hmtest.make_user(prefix="hmr")
-    subprocess.run([DELIVER, "--no-sieve", "-d", u.name], input=msg("root2"),
-                   capture_output=True, env=_env(), timeout=60)
+    r = subprocess.run([DELIVER, "--no-sieve", "-d", u.name], input=msg("root2"),
+                       capture_output=True, env=_env(), timeout=60)
+    assert r.returncode == 0, (r.returncode, r.stderr)
+    assert len(stored(u.maildir, "root2")) == 1, "exit 0 but the message is not in the Maildir"
     for p in tree(u.home):
         st = os.lstat(os.path.join(u.home, p))
         assert st.st_uid != 0, f"{p} in the user's home is owned by root"
