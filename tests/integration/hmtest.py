@@ -394,7 +394,10 @@ class Dovecot:
 
     def __init__(self, tmp_path=None, users=(), extra_conf="", protocols="imap pop3",
                  passdb_conf=None, userdb_conf=None, auth_module_dir=None,
-                 managesieve=None, auth_failure_delay="2 secs", env=None):
+                 managesieve=None, auth_failure_delay="2 secs", env=None, probe=True):
+        """probe=False: no start-up userdb lookup (for a test whose auth
+        process is meant to fail)."""
+        self.probe = probe
         self.w = _workdir("dovecot")
         self.tag = os.path.basename(self.w)
         self.users = list(users)
@@ -483,7 +486,25 @@ class Dovecot:
         except TimeoutError as ex:
             self.stop()
             raise RuntimeError(f"dovecot did not start: {ex}\n" + self.log()) from None
+        if self.probe:
+            self._probe_auth()
         return self
+
+    def _probe_auth(self):
+        """Start-up probe: one userdb lookup of a name nobody has.  "not
+        found" (67) or found (0) means the auth process and its modules
+        loaded; anything else stops the test with Dovecot's own errors (an
+        auth module that does not load makes every login hang and fail)."""
+        name = f"hmtest-probe-{secrets.token_hex(4)}"
+        r = self.doveadm("user", "-u", name)
+        if r.returncode in (0, 67):
+            return
+        time.sleep(0.3)          # the log process writes asynchronously
+        errors = [ln for ln in self.log().splitlines()
+                  if "Fatal:" in ln or "Error:" in ln or "Panic:" in ln]
+        self.stop()
+        raise RuntimeError(f"dovecot's auth does not answer (start-up lookup of {name}: exit "
+                           f"{r.returncode}: {r.stderr.strip()})\n" + "\n".join(errors[-15:]))
 
     def stop(self):
         if self.proc and self.proc.poll() is None:
