@@ -1010,7 +1010,8 @@ class PackageExim(Exim):
     def __init__(self, dovecot=None, local_scan=True, user_check=True, macros="", env=None,
                  probe=True, confd=None):
         self._setup_dirs()
-        self.env = env or {}
+        # SANITIZE=1: homemail_scan.so needs the sanitizer runtimes preloaded
+        self.env = env if env is not None else (sanitizer_env() if local_scan else {})
         self.probe = probe
         self.probe_sender = f"hmtest-probe-{secrets.token_hex(6)}@probe.invalid"
         self.probe_rcpt = f"postmaster@{MAIL_DOMAIN}"
