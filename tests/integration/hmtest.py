@@ -1085,6 +1085,7 @@ state_dir = {w}/state
 instance_name = hmtest-{tag}
 log_path = {w}/dovecot.log
 auth_failure_delay = {auth_failure_delay}
+{auth_include}
 !include {w}/conf.d/90-homemail.conf
 
 # The private instance's plumbing, after the package's settings (later wins):
@@ -1141,15 +1142,52 @@ class PackageDovecot(Dovecot):
     certificate, and no homemail junk plugin unless the test adds it.  Only
     the listeners' addresses and ports, the directories and the user
     database (the test users, passwd-file) are the harness's.
-    snippet: a different 90-homemail.conf (None: the checkout's)."""
+    snippet: a different 90-homemail.conf (None: the checkout's).
 
-    def __init__(self, tmp_path=None, users=(), snippet=None, **kw):
+    auth_backend=True: the account database is the package's too:
+    05-homemail-auth.conf and auth-homemail.conf.ext with the staged
+    libauthdb_homemail.so, serving the system accounts of group `users`
+    (the test users) as name@home.com.bo; the site's dovecot-authdb.conf
+    points users file and lockout state at this instance."""
+
+    def __init__(self, tmp_path=None, users=(), snippet=None, auth_backend=False, **kw):
         self._snippet = snippet or os.path.join(CONF_SRC, "dovecot", "conf.d", "90-homemail.conf")
+        self._auth_backend = auth_backend
+        if auth_backend:
+            mod = _workdir("authmod")
+            shutil.copyfile(os.path.join(BUILD, "libauthdb_homemail.so"),
+                            os.path.join(mod, "libauthdb_homemail.so"))
+            kw.update(auth_module_dir=mod, passdb_conf="", userdb_conf="")
+            if SANITIZE:
+                kw.setdefault("env", sanitizer_env())
+                kw["extra_conf"] = kw.get("extra_conf", "") + sanitizer_dovecot_conf()
         super().__init__(tmp_path, users=users, managesieve=False, **kw)
+
+    def _render_auth(self, w):
+        """The package's auth include and .ext, pointed at this instance."""
+        share = _mkdir(os.path.join(w, "share", "dovecot"), 0o755)
+        users = os.path.join(w, "homemail-users")
+        open(users, "a").close()
+        os.chmod(users, 0o600)
+        site = os.path.join(w, "dovecot-authdb.conf")
+        with open(site, "w") as f:
+            f.write(f"args = users={users} group=users domains={MAIL_DOMAIN} "
+                    f"lockout={w}/state/lockout.db\n")
+        paths = {f"{PKG_SHARE}/dovecot/": share + "/", "/etc/homemail/users": users,
+                 "/etc/homemail/dovecot-authdb.conf": site}
+        with open(os.path.join(share, "auth-homemail.conf.ext"), "w") as f:
+            f.write(_substitute(open(os.path.join(CONF_SRC, "share", "dovecot",
+                                                  "auth-homemail.conf.ext")).read(), paths))
+        inc = os.path.join(w, "conf.d", "05-homemail-auth.conf")
+        with open(inc, "w") as f:
+            f.write(_substitute(open(os.path.join(CONF_SRC, "dovecot", "conf.d",
+                                                  "05-homemail-auth.conf")).read(), paths))
+        return f"!include {inc}"
 
     def _conf_text(self, **fields):
         w = fields["w"]
         d = _mkdir(os.path.join(w, "conf.d"), 0o755)
+        fields["auth_include"] = self._render_auth(w) if self._auth_backend else ""
         text = ""
         if os.path.exists(self._snippet):
             text = _substitute(open(self._snippet).read(), {

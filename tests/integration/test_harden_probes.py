@@ -5,10 +5,11 @@ engine inside it, a private exim4 with homemail_scan.so's recipient check, a
 private dovecot with libauthdb_homemail.so) from an "outside" loopback
 address (127.0.0.2: Debian's stock configs trust 127.0.0.1, see
 docs/design.md's field notes).  The probes of configuration behaviour (AUTH
-before TLS, plaintext login, relaying) run the configuration the package
-installs (hmtest.PackageExim / PackageDovecot: Debian's exim4 conf.d with
-conf/exim4/conf.d laid over it, conf/dovecot/conf.d/90-homemail.conf), so
-they fail when homemail's snippets are missing or wrong:
+before TLS, plaintext login, relaying, unknown recipients) run the
+configuration the package installs (hmtest.PackageExim / PackageDovecot:
+Debian's exim4 conf.d with conf/exim4/conf.d laid over it, homemail's
+dovecot snippets and auth backend), so they fail when homemail's snippets
+are missing or wrong:
 
   * the LDA refuses to run as root, and refuses symlinked Maildir components;
   * `fileinto` (and -m) cannot leave the Maildir, whatever the folder name;
@@ -19,11 +20,8 @@ they fail when homemail's snippets are missing or wrong:
   * files and sockets have the modes the design names.
 """
 import concurrent.futures
-import crypt
 import imaplib
 import os
-import poplib
-import pwd
 import re
 import shutil
 import smtplib
@@ -229,7 +227,7 @@ def test_no_auth_without_tls():
     there is no AUTH after STARTTLS either, and this fails."""
     u = hmtest.make_user(prefix="hma")
     d = hmtest.PackageDovecot(None, users=[u]).start()
-    e = hmtest.PackageExim(d, user_check=False)
+    e = hmtest.PackageExim(d, user_check=True)
     try:
         e.start()
         for src in (OUTSIDE, "127.0.0.1"):
@@ -327,31 +325,16 @@ def test_no_open_relay():
         e.stop()
 
 
-DOVECOT_MASTER = """
-auth_username_format = %Ln
-service auth {
-  unix_listener auth-exim-master {
-    mode = 0600
-    user = Debian-exim
-  }
-}
-"""
-
-
 def test_unknown_recipient_refused_at_rcpt():
+    """The package's whole RCPT path: its ACL asks homemail_scan.so's
+    homemail_user_exists over Dovecot's auth-exim-master socket, answered by
+    the package's auth backend (libauthdb_homemail.so: system accounts of
+    group users as name@domain), then routing.  root@ tells the two apart:
+    routing alone finds root (and the delivery would fail and bounce), the
+    auth backend never serves uid 0."""
     u = hmtest.make_user(prefix="hmu")
-    users = os.path.join(hmtest._workdir("userdb"), "users")
-    with open(users, "w") as f:        # the mail users only, like homemail's users file
-        f.write(f"{u.name}::{u.uid}:{u.gid}::{u.home}::\n")
-    d = hmtest.Dovecot(None, users=[u], extra_conf=DOVECOT_MASTER,
-                       userdb_conf=f"userdb {{\n  driver = passwd-file\n  args = {users}\n}}").start()
-    sock = os.path.join(os.path.dirname(d.auth_master_socket), "auth-exim-master")
-    acl = ("  deny    domains = +local_domains\n"
-           f"          !condition = ${{dlfunc{{{SCAN_SO}}}{{homemail_user_exists}}"
-           f"{{$local_part@$domain}}{{{sock}}}}}\n"
-           "          message = unknown user\n")
-    san = hmtest.sanitizer_env()
-    e = hmtest.Exim(None, transport_command=DELIVER, rcpt_acl=acl, env=san)
+    d = hmtest.PackageDovecot(None, users=[u], auth_backend=True).start()
+    e = hmtest.PackageExim(d, user_check=True)
     try:
         e.start()
         codes = {}
@@ -365,16 +348,14 @@ def test_unknown_recipient_refused_at_rcpt():
         assert codes[u.address] == 250, codes
         assert codes["nosuchuser7@home.com.bo"] == 550, codes
         assert codes["NoSuchUser7@HOME.COM.BO"] == 550, codes
-        # root is no mail account (the user database lists only the users, as
-        # homemail's users file does; uid 0 never gets a delivery): refused
-        # now, not accepted and bounced later
+        # root is no mail account: refused now, not accepted and bounced later
         assert codes["root@home.com.bo"] == 550, codes
         # no recipient delimiter is configured: user+x is not a user
         assert codes[f"{u.name}+x@home.com.bo"] == 550, codes
         # nothing was queued, so no bounce can ever be generated
         assert e.queue_count() == 0
         assert not e.outbox_messages()
-        assert not hmtest.sanitizer_reports(san), hmtest.sanitizer_reports(san)
+        assert not hmtest.sanitizer_reports(e.env), hmtest.sanitizer_reports(e.env)
     finally:
         e.stop()
         d.stop()
