@@ -2,7 +2,7 @@
 #
 # Each piece keeps its own rules in <dir>/module.mk; this file holds the
 # flags, the shared static library of lib/, the unit-test and check wiring.
-# Every output lands in build/ under the names fixed in ../shared/design.md.
+# Every output lands in build/ under the names fixed in docs/design.md.
 #
 #   make                 build everything
 #   make check           install test deps (apt), build, run unit + integration tests

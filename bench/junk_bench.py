@@ -153,7 +153,7 @@ def bench_list():
     src, exe = os.path.join(w, "b.c"), os.path.join(w, "b")
     open(src, "w").write(LIST_BENCH)
     subprocess.run(["cc", "-O2", "-I", os.path.join(TOP, "lib"), "-o", exe, src,
-                    os.path.join(hmtest.BUILD, "libhomemail.a")], check=True)
+                    os.path.join(hmtest.BUILD_TREE, "libhomemail.a")], check=True)
     for size in (0, 5000, 50000):
         d = os.path.join(w, f"d{size}")
         os.mkdir(d)

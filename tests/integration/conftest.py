@@ -27,3 +27,11 @@ def dovecot_for(request):
     yield make
     for d in started:
         d.stop()
+
+
+def pytest_sessionstart(session):
+    """Stop at once, with one line, when the daemons' users could not read
+    what the harness staged for them (instead of minutes of 451s)."""
+    why = hmtest.check_staging()
+    if why:
+        pytest.exit("hmtest: " + why, returncode=3)

@@ -6,7 +6,25 @@ and Dovecot's mail processes run as the test users), listening on 127.0.0.1
 on free high ports.  Nothing here touches the system daemons or the standard
 ports, and every process is stopped by its own pid.
 
-Verified facts this relies on are in ../shared/design.md ("Field notes"):
+What the daemons' users load or run (homemail's modules and programs) is
+staged: copied out of the checkout into this process's /var/tmp/hmtest tree,
+because a checkout may sit where those users cannot enter (a 0700
+`mktemp -d`, anything under /root).  BUILD names the staged copies,
+BUILD_TREE the checkout's build/ (for reports).
+
+Two kinds of private Exim/Dovecot: Exim and Dovecot run the harness's own
+small templates (for tests of a module or program); PackageExim and
+PackageDovecot run the configuration the package installs (Debian's stock
+exim4 conf.d with homemail's conf.d snippets laid over it, assembled by
+update-exim4.conf; homemail's dovecot conf.d snippet), with only ports,
+paths and sockets pointed at the private instance.  Probes of configuration
+behaviour use the latter.
+
+Every Exim is checked with one probe message right after it starts: a
+daemon that cannot load its module or accept mail fails the test at once
+with Exim's own log lines.
+
+Verified facts this relies on are in docs/design.md ("Field notes"):
   * `exim4 -C FILE` keeps root only when FILE is listed in
     /etc/exim4/trusted_configs and FILE and its directory are root-owned and
     not writable by others: we keep a pool of such slots in /var/lib/hmtest-exim.
@@ -38,7 +56,7 @@ with warnings.catch_warnings():
     import crypt  # Debian's python3.11 still has it; SHA512-CRYPT for passwd-file
 
 TOP = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-BUILD = os.path.join(TOP, "build")
+BUILD_TREE = os.path.join(TOP, "build")
 BASE = "/var/tmp/hmtest"
 SLOTS = "/var/lib/hmtest-exim"
 # Exim reads only the first 32 lines of trusted_configs (a fixed array in
@@ -52,6 +70,10 @@ MAIL_DOMAIN = "home.com.bo"
 
 _users = []
 _cleanups = []
+# What the harness writes is read by the daemons' users: whatever the
+# caller's umask (077 is common for root), files and directories are
+# created group/world-readable; modes that must be narrower are set explicitly.
+os.umask(0o022)
 
 
 def _mkdir(path, mode=0o755, owner=None):
@@ -70,6 +92,49 @@ def _workdir(tag):
     if not os.environ.get("HM_KEEP"):
         _cleanups.append(lambda: shutil.rmtree(d, ignore_errors=True))
     return d
+
+
+# --------------------------------------------------------------------------
+# Staging: homemail's build outputs where the daemons' users can read them.
+def _stage_build():
+    """Copy every program and module of build/ (top level: executables and
+    *.so) into a fresh directory under BASE; return its path.  The copies
+    are 0755 (programs) or 0644 (modules) whatever the checkout's modes."""
+    d = _workdir("build")
+    if os.path.isdir(BUILD_TREE):
+        for n in sorted(os.listdir(BUILD_TREE)):
+            src = os.path.join(BUILD_TREE, n)
+            if not os.path.isfile(src) or n.startswith("."):
+                continue
+            if n.endswith(".so"):
+                mode = 0o644
+            elif os.access(src, os.X_OK) and not n.endswith(".a"):
+                mode = 0o755
+            else:
+                continue
+            shutil.copyfile(src, os.path.join(d, n))
+            os.chmod(os.path.join(d, n), mode)
+    return d
+
+
+def check_staging():
+    """None when an unprivileged user can read and run the staged build
+    outputs, else one line saying why not and what to do (called once at the
+    start of a run, so a run that cannot work stops in its first second)."""
+    probe = next((os.path.join(BUILD, n) for n in sorted(os.listdir(BUILD))
+                  if n.endswith(".so")), None)
+    if probe is None:
+        return f"no modules built in {BUILD_TREE}: run make first"
+    r = subprocess.run(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups",
+                        "--", "test", "-r", probe], capture_output=True)
+    if r.returncode != 0:
+        return (f"user nobody cannot read {probe}: the private daemons could not load "
+                f"homemail's modules; make {BASE} and its parents readable and "
+                f"traversable by all (chmod o+rx)")
+    return None
+
+
+BUILD = _stage_build()
 
 
 @atexit.register
@@ -329,7 +394,10 @@ class Dovecot:
 
     def __init__(self, tmp_path=None, users=(), extra_conf="", protocols="imap pop3",
                  passdb_conf=None, userdb_conf=None, auth_module_dir=None,
-                 managesieve=None, auth_failure_delay="2 secs", env=None):
+                 managesieve=None, auth_failure_delay="2 secs", env=None, probe=True):
+        """probe=False: no start-up userdb lookup (for a test whose auth
+        process is meant to fail)."""
+        self.probe = probe
         self.w = _workdir("dovecot")
         self.tag = os.path.basename(self.w)
         self.users = list(users)
@@ -356,7 +424,7 @@ class Dovecot:
         for sub in ("run", "state"):
             _mkdir(os.path.join(self.w, sub), 0o755)
         with open(self.conf_path, "w") as f:
-            f.write(DOVECOT_CONF.format(
+            f.write(self._conf_text(
                 w=self.w, tag=self.tag, protocols=protocols, cert=self.cert, key=self.key,
                 auth_failure_delay=auth_failure_delay,
                 imap_port=self.imap_port, imaps_port=self.imaps_port,
@@ -368,6 +436,10 @@ class Dovecot:
         self.auth_userdb_socket = os.path.join(self.base_dir, "auth-userdb")
         self.auth_master_socket = os.path.join(self.base_dir, "auth-master")
         self.proc = None
+
+    def _conf_text(self, **fields):
+        """dovecot.conf of this instance: the harness's template."""
+        return DOVECOT_CONF.format(**fields)
 
     def _write_passwd(self):
         with open(self.passwd_file, "w") as f:
@@ -395,14 +467,44 @@ class Dovecot:
         self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
                                      stdout=open(os.path.join(self.w, "stdout"), "w"),
                                      stderr=subprocess.STDOUT, env=env)
+        def up():
+            if self.proc.poll() is not None:      # a config error ends it at once
+                raise RuntimeError(f"dovecot exited with {self.proc.returncode} at start:\n"
+                                   + self.log())
+            if not os.path.exists(self.auth_master_socket):
+                return False
+            try:
+                with socket.create_connection(("127.0.0.1", self.imap_port), timeout=0.5):
+                    return True
+            except OSError:
+                return False
         try:
-            wait_port(self.imap_port)
-            wait_for(lambda: os.path.exists(self.auth_master_socket), 10,
-                     what="dovecot auth sockets")
-        except TimeoutError:
+            wait_for(up, 20, what="dovecot's IMAP listener and auth sockets")
+        except RuntimeError:
             self.stop()
-            raise RuntimeError("dovecot did not start:\n" + self.log())
+            raise
+        except TimeoutError as ex:
+            self.stop()
+            raise RuntimeError(f"dovecot did not start: {ex}\n" + self.log()) from None
+        if self.probe:
+            self._probe_auth()
         return self
+
+    def _probe_auth(self):
+        """Start-up probe: one userdb lookup of a name nobody has.  "not
+        found" (67) or found (0) means the auth process and its modules
+        loaded; anything else stops the test with Dovecot's own errors (an
+        auth module that does not load makes every login hang and fail)."""
+        name = f"hmtest-probe-{secrets.token_hex(4)}"
+        r = self.doveadm("user", "-u", name)
+        if r.returncode in (0, 67):
+            return
+        time.sleep(0.3)          # the log process writes asynchronously
+        errors = [ln for ln in self.log().splitlines()
+                  if "Fatal:" in ln or "Error:" in ln or "Panic:" in ln]
+        self.stop()
+        raise RuntimeError(f"dovecot's auth does not answer (start-up lookup of {name}: exit "
+                           f"{r.returncode}: {r.stderr.strip()})\n" + "\n".join(errors[-15:]))
 
     def stop(self):
         if self.proc and self.proc.poll() is None:
@@ -519,6 +621,9 @@ begin acl
 
 acl_check_rcpt:
   accept  hosts = :
+  # the harness's start-up probe (its local part is random per instance)
+  accept  local_parts = {probe_local}
+          domains = +local_domains
   deny    message = Restricted characters in address
           local_parts = ^[.] : ^.*[@%!/|]
 {rcpt_acl}
@@ -532,6 +637,12 @@ acl_check_data:
   accept
 
 begin routers
+
+hmtest_probe:
+  driver = redirect
+  domains = +local_domains
+  local_parts = {probe_local}
+  data = :blackhole:
 
 {routers}
 
@@ -611,15 +722,10 @@ class Exim:
     def __init__(self, tmp_path=None, transport_command=None, local_scan=None,
                  rcpt_acl="", auth_client_socket=None, extra_main="", tls=True,
                  verify_recipient=False, data_acl="", routers="", transports="",
-                 transport_extra="", message_size_limit="100M", env=None):
-        self.w = _workdir("exim")
-        self.slot_dir, self._slot_lock = _claim_slot()
-        self.conf_path = os.path.join(self.slot_dir, "exim.conf")
-        self.smtp_port = free_port()
-        exim_ids = (pwd.getpwnam("Debian-exim").pw_uid, grp.getgrnam("Debian-exim").gr_gid)
-        for sub in ("spool", "log"):
-            _mkdir(os.path.join(self.w, sub), 0o750, exim_ids)
-        self.outbox = _mkdir(os.path.join(self.w, "outbox"), 0o755, exim_ids)
+                 transport_extra="", message_size_limit="100M", env=None, probe=True):
+        """probe=False: no start-up probe message (for a test whose Exim is
+        meant to refuse or defer every message)."""
+        self._setup_dirs()
         if transport_command is None:
             transport_command = os.path.join(BUILD, "homemail-deliver")
         tls_conf = ""
@@ -633,7 +739,11 @@ class Exim:
         if auth_client_socket:
             auth = EXIM_AUTH.format(sock=auth_client_socket, adv=adv)
         self.env = env or {}
+        self.probe = probe
+        self.probe_rcpt = f"hmtest-probe-{secrets.token_hex(6)}@{MAIL_DOMAIN}"
+        self.probe_sender = "hmtest@probe.invalid"
         conf = EXIM_CONF.format(
+            probe_local=self.probe_rcpt.split("@")[0],
             w=self.w, port=self.smtp_port, tls=tls_conf,
             local_scan=f"local_scan_path = {local_scan}" if local_scan else "",
             extra_main=extra_main, rcpt_acl=rcpt_acl, data_acl=data_acl,
@@ -647,6 +757,17 @@ class Exim:
         self.proc = None
         ref = weakref.ref(self)
         _cleanups.append(lambda: ref() is not None and ref().stop())
+
+    def _setup_dirs(self):
+        """Work dir, trusted-config slot, port, spool/log/outbox (owned by Exim's user)."""
+        self.w = _workdir("exim")
+        self.slot_dir, self._slot_lock = _claim_slot()
+        self.conf_path = os.path.join(self.slot_dir, "exim.conf")
+        self.smtp_port = free_port()
+        exim_ids = (pwd.getpwnam("Debian-exim").pw_uid, grp.getgrnam("Debian-exim").gr_gid)
+        for sub in ("spool", "log"):
+            _mkdir(os.path.join(self.w, sub), 0o750, exim_ids)
+        self.outbox = _mkdir(os.path.join(self.w, "outbox"), 0o755, exim_ids)
 
     def __del__(self):
         # The slot (its config file) is reused only after the daemon is gone.
@@ -674,12 +795,54 @@ class Exim:
                                      stdout=open(os.path.join(self.w, "stdout"), "w"),
                                      stderr=subprocess.STDOUT,
                                      env=dict(os.environ, **self.env))
+        self.await_ready()
+        return self
+
+    def await_ready(self):
+        """Wait for the listener (failing at once if the daemon exits), then
+        send the start-up probe: one small message that must be accepted.
+        On failure the daemon is stopped and the error carries Exim's own
+        log lines (a module that does not load answers 451 to every message)."""
+        def up():
+            if self.proc is not None and self.proc.poll() is not None:
+                raise RuntimeError(f"exim exited with {self.proc.returncode} at start:\n"
+                                   + self.log_tail())
+            try:
+                with socket.create_connection(("127.0.0.1", self.smtp_port), timeout=0.5):
+                    return True
+            except OSError:
+                return False
         try:
-            wait_port(self.smtp_port)
+            wait_for(up, 20, what=f"exim on port {self.smtp_port}")
         except TimeoutError:
             self.stop()
-            raise RuntimeError("exim did not start:\n" + self.paniclog() + self.mainlog())
-        return self
+            raise RuntimeError("exim did not start:\n" + self.log_tail())
+        if not self.probe:
+            return
+        m = (f"From: <{self.probe_sender}>\r\nTo: <{self.probe_rcpt}>\r\n"
+             f"Subject: hmtest start-up probe\r\nDate: {time.strftime('%a, %d %b %Y %H:%M:%S +0000', time.gmtime())}\r\n"
+             f"Message-ID: <{secrets.token_hex(8)}"
+             f"@probe.invalid>\r\n\r\nprobe\r\n").encode()
+        try:
+            send(self.smtp_port, self.probe_sender, [self.probe_rcpt], m)
+        except (smtplib.SMTPException, OSError) as ex:
+            time.sleep(0.3)          # Exim writes its log lines after the reply
+            tail = self.log_tail()
+            self.stop()
+            raise RuntimeError(f"exim on port {self.smtp_port} does not accept mail "
+                               f"(start-up probe to {self.probe_rcpt}): {ex}\n{tail}")
+
+    def log_tail(self, n=15):
+        """Exim's panic log, then the last n lines of its main and reject logs."""
+        out = ""
+        for name in ("paniclog", "mainlog", "rejectlog"):
+            text = self._log(name)
+            if text:
+                lines = text.splitlines()
+                if name == "rejectlog":   # its header dumps are noise here
+                    lines = [ln for ln in lines if ln[:2] == "20"]
+                out += f"--- {name}\n" + "\n".join(lines if name == "paniclog" else lines[-n:]) + "\n"
+        return out
 
     def stop(self):
         if self.proc and self.proc.poll() is None:
@@ -768,3 +931,269 @@ def make_message(subject="test", body="hello\n", sender="alice@example.org",
            f"Date: {time.strftime('%a, %d %b %Y %H:%M:%S +0000', time.gmtime())}\r\n"
            f"Message-ID: {mid}\r\n{extra_headers}")
     return (hdr + "\r\n" + body.replace("\r\n", "\n").replace("\n", "\r\n")).encode()
+
+
+# --------------------------------------------------------------------------
+# The configuration the package installs, run privately.
+CONF_SRC = os.path.join(TOP, "conf")
+STOCK_EXIM_PKG = "exim4-config"
+# Where the package's snippets name an installed file: what stands in for it here.
+PKG_SHARE = "/usr/share/homemail"
+
+
+def _stock_exim_confd():
+    """Debian's own conf.d files (those the exim4-config package installs),
+    as {relative path: absolute path}: the host's conf.d may also hold an
+    installed homemail and a site's 000_localmacros, which must not leak in."""
+    r = subprocess.run(["dpkg-query", "-L", STOCK_EXIM_PKG], capture_output=True, text=True,
+                       check=True)
+    root = "/etc/exim4/conf.d/"
+    return {p[len(root):]: p for p in r.stdout.splitlines()
+            if p.startswith(root) and os.path.isfile(p)}
+
+
+def _substitute(text, paths):
+    for a, b in paths.items():
+        text = text.replace(a, b)
+    return text
+
+
+PKG_EXIM_OUTBOX = """\
+### router/050_hmtest_outbox  (hmtest: not part of the package)
+# Mail for other domains is captured in a Maildir instead of leaving the host.
+hmtest_outbox:
+  driver = accept
+  domains = ! +local_domains
+  transport = hmtest_outbox
+  no_more
+
+hmtest_probe:
+  driver = redirect
+  domains = +local_domains
+  local_parts = postmaster
+  senders = {probe_sender}
+  data = :blackhole:
+"""
+
+PKG_EXIM_OUTBOX_T = """\
+### transport/05_hmtest_outbox  (hmtest: not part of the package)
+hmtest_outbox:
+  driver = appendfile
+  directory = {outbox}
+  maildir_format
+  user = Debian-exim
+  group = Debian-exim
+  envelope_to_add
+  return_path_add
+"""
+
+
+class PackageExim(Exim):
+    """A private exim4 running the configuration the package installs.
+
+    Assembled as on a Debian host with the package: the stock conf.d of
+    exim4-config, homemail's conf/exim4/conf.d laid over it (the package's
+    files win where names clash), a site main/000_localmacros, then
+    Debian's own update-exim4.conf (-d private confdir, -o the trusted slot).
+    The site macros point the package's documented knobs (ports, TLS files,
+    HOMEMAIL_* paths and sockets) at this instance; the only other additions
+    are a router capturing non-local mail in outbox/ and the start-up probe's
+    router (postmaster from a random sender goes to :blackhole:).
+
+    dovecot: a started Dovecot/PackageDovecot whose auth-exim and
+    auth-exim-master sockets Exim uses (None: AUTH and the userdb check point
+    at missing sockets); local_scan: load homemail_scan.so; user_check: let
+    the RCPT ACL's homemail_user_exists check run (it needs the auth module).
+    confd: a different conf.d tree for homemail's snippets (None: conf/exim4/conf.d).
+    """
+
+    def __init__(self, dovecot=None, local_scan=True, user_check=True, macros="", env=None,
+                 probe=True, confd=None):
+        self._setup_dirs()
+        # SANITIZE=1: homemail_scan.so needs the sanitizer runtimes preloaded
+        self.env = env if env is not None else (sanitizer_env() if local_scan else {})
+        self.probe = probe
+        self.probe_sender = f"hmtest-probe-{secrets.token_hex(6)}@probe.invalid"
+        self.probe_rcpt = f"postmaster@{MAIL_DOMAIN}"
+        confd = confd or os.path.join(CONF_SRC, "exim4", "conf.d")
+        cd = _mkdir(os.path.join(self.w, "confdir"), 0o755)
+        share = _mkdir(os.path.join(self.w, "share"), 0o755)
+        missing = os.path.join(self.w, "not-installed")
+        paths = {f"{PKG_SHARE}/exim4/": share + "/"}
+        files = {rel: open(src).read() for rel, src in _stock_exim_confd().items()}
+        for d, _, names in os.walk(confd):
+            for n in names:
+                rel = os.path.relpath(os.path.join(d, n), confd)
+                files[rel] = _substitute(open(os.path.join(d, n)).read(), paths)
+        crt, key = test_cert()
+        base = dovecot.base_dir if dovecot else missing
+        files["main/000_localmacros"] = "\n".join([
+            "# site macros of a private test instance (hmtest.py)",
+            f"CONFDIR = {cd}",
+            f"SPOOLDIR = {self.w}/spool",
+            f"log_file_path = {self.w}/log/%slog",
+            f"pid_file_path = {self.w}/exim.pid",
+            f"HOMEMAIL_SMTP_PORTS = {self.smtp_port}",
+            "MAIN_LOCAL_INTERFACES = 127.0.0.1",
+            "MAIN_HARDCODE_PRIMARY_HOSTNAME = mail.home.com.bo",
+            f"MAIN_QUALIFY_DOMAIN = {MAIL_DOMAIN}",
+            "MAIN_HOST_LOOKUP =",
+            f"MAIN_TLS_CERTIFICATE = {crt}",
+            f"MAIN_TLS_PRIVATEKEY = {key}",
+            f"HOMEMAIL_DELIVER = {os.path.join(BUILD, 'homemail-deliver')}",
+            f"HOMEMAIL_SCAN_SO = {os.path.join(BUILD, 'homemail_scan.so')}",
+            "HOMEMAIL_AUTHDB_SO = " + (os.path.join(BUILD, "libauthdb_homemail.so")
+                                       if user_check else missing),
+            f"HOMEMAIL_AUTH_CLIENT_SOCKET = {base}/auth-exim",
+            f"HOMEMAIL_AUTH_MASTER_SOCKET = {base}/auth-exim-master",
+            macros, ""])
+        files["router/050_hmtest_outbox"] = PKG_EXIM_OUTBOX.format(probe_sender=self.probe_sender)
+        files["transport/05_hmtest_outbox"] = PKG_EXIM_OUTBOX_T.format(outbox=self.outbox)
+        for rel, text in files.items():
+            p = os.path.join(cd, "conf.d", rel)
+            os.makedirs(os.path.dirname(p), exist_ok=True)
+            with open(p, "w") as f:
+                f.write(text)
+        if local_scan:
+            with open(os.path.join(share, "local_scan.conf"), "w") as f:
+                f.write(_substitute(open(os.path.join(CONF_SRC, "share", "exim4",
+                                                      "local_scan.conf")).read(),
+                                    {"/usr/lib/exim4/local_scan/homemail_scan.so":
+                                     os.path.join(BUILD, "homemail_scan.so")}))
+        with open(os.path.join(cd, "update-exim4.conf.conf"), "w") as f:
+            f.write("dc_eximconfig_configtype='internet'\n"
+                    f"dc_other_hostnames='{MAIL_DOMAIN}'\ndc_local_interfaces='127.0.0.1'\n"
+                    "dc_readhost=''\ndc_relay_domains=''\ndc_minimaldns='false'\n"
+                    "dc_relay_nets=''\ndc_smarthost=''\nCFILEMODE='644'\n"
+                    "dc_use_split_config='true'\ndc_hide_mailname=''\n"
+                    "dc_mailname_in_oh='true'\ndc_localdelivery='maildir_home'\n")
+        r = subprocess.run(["update-exim4.conf", "-d", cd, "-o", self.conf_path],
+                           capture_output=True, text=True)
+        if r.returncode != 0:
+            raise RuntimeError("update-exim4.conf failed:\n" + r.stdout + r.stderr)
+        os.chmod(self.conf_path, 0o644)
+        self.proc = None
+        ref = weakref.ref(self)
+        _cleanups.append(lambda: ref() is not None and ref().stop())
+
+
+
+PKG_DOVECOT_CONF = """\
+# private dovecot running the package's conf.d snippet (generated by hmtest.py)
+base_dir = {w}/run
+state_dir = {w}/state
+instance_name = hmtest-{tag}
+log_path = {w}/dovecot.log
+auth_failure_delay = {auth_failure_delay}
+{auth_include}
+!include {w}/conf.d/90-homemail.conf
+
+# The private instance's plumbing, after the package's settings (later wins):
+# loopback and high ports instead of the standard ones, the test users.
+listen = 127.0.0.1
+first_valid_uid = 1000
+postmaster_address = postmaster@home.com.bo
+service imap-login {{
+  inet_listener imap {{
+    address = 127.0.0.1
+    port = {imap_port}
+  }}
+  inet_listener imaps {{
+    address = 127.0.0.1
+    port = {imaps_port}
+  }}
+}}
+service pop3-login {{
+  inet_listener pop3 {{
+    address = 127.0.0.1
+    port = {pop3_port}
+  }}
+  inet_listener pop3s {{
+    address = 127.0.0.1
+    port = {pop3s_port}
+  }}
+}}
+service managesieve-login {{
+  inet_listener sieve {{
+    address = 127.0.0.1
+    port = {sieve_port}
+  }}
+}}
+service auth {{
+  unix_listener auth-master {{
+    mode = 0600
+    user = root
+  }}
+}}
+protocol lda {{
+  log_path = /dev/stderr
+  info_log_path = /dev/stderr
+}}
+{passdb}
+{userdb}
+{extra}
+"""
+
+
+class PackageDovecot(Dovecot):
+    """A private dovecot running homemail's conf/dovecot/conf.d/90-homemail.conf
+    (TLS, plaintext refusal, the auth listeners Exim uses, Sieve and quota
+    settings) with its installed paths pointed at this instance: the test
+    certificate, and no homemail junk plugin unless the test adds it.  Only
+    the listeners' addresses and ports, the directories and the user
+    database (the test users, passwd-file) are the harness's.
+    snippet: a different 90-homemail.conf (None: the checkout's).
+
+    auth_backend=True: the account database is the package's too:
+    05-homemail-auth.conf and auth-homemail.conf.ext with the staged
+    libauthdb_homemail.so, serving the system accounts of group `users`
+    (the test users) as name@home.com.bo; the site's dovecot-authdb.conf
+    points users file and lockout state at this instance."""
+
+    def __init__(self, tmp_path=None, users=(), snippet=None, auth_backend=False, **kw):
+        self._snippet = snippet or os.path.join(CONF_SRC, "dovecot", "conf.d", "90-homemail.conf")
+        self._auth_backend = auth_backend
+        if auth_backend:
+            mod = _workdir("authmod")
+            shutil.copyfile(os.path.join(BUILD, "libauthdb_homemail.so"),
+                            os.path.join(mod, "libauthdb_homemail.so"))
+            kw.update(auth_module_dir=mod, passdb_conf="", userdb_conf="")
+            if SANITIZE:
+                kw.setdefault("env", sanitizer_env())
+                kw["extra_conf"] = kw.get("extra_conf", "") + sanitizer_dovecot_conf()
+        super().__init__(tmp_path, users=users, managesieve=False, **kw)
+
+    def _render_auth(self, w):
+        """The package's auth include and .ext, pointed at this instance."""
+        share = _mkdir(os.path.join(w, "share", "dovecot"), 0o755)
+        users = os.path.join(w, "homemail-users")
+        open(users, "a").close()
+        os.chmod(users, 0o600)
+        site = os.path.join(w, "dovecot-authdb.conf")
+        with open(site, "w") as f:
+            f.write(f"args = users={users} group=users domains={MAIL_DOMAIN} "
+                    f"lockout={w}/state/lockout.db\n")
+        paths = {f"{PKG_SHARE}/dovecot/": share + "/", "/etc/homemail/users": users,
+                 "/etc/homemail/dovecot-authdb.conf": site}
+        with open(os.path.join(share, "auth-homemail.conf.ext"), "w") as f:
+            f.write(_substitute(open(os.path.join(CONF_SRC, "share", "dovecot",
+                                                  "auth-homemail.conf.ext")).read(), paths))
+        inc = os.path.join(w, "conf.d", "05-homemail-auth.conf")
+        with open(inc, "w") as f:
+            f.write(_substitute(open(os.path.join(CONF_SRC, "dovecot", "conf.d",
+                                                  "05-homemail-auth.conf")).read(), paths))
+        return f"!include {inc}"
+
+    def _conf_text(self, **fields):
+        w = fields["w"]
+        d = _mkdir(os.path.join(w, "conf.d"), 0o755)
+        fields["auth_include"] = self._render_auth(w) if self._auth_backend else ""
+        text = ""
+        if os.path.exists(self._snippet):
+            text = _substitute(open(self._snippet).read(), {
+                "/etc/homemail/tls/cert.pem": fields["cert"],
+                "/etc/homemail/tls/private/key.pem": fields["key"],
+                f"{PKG_SHARE}/dovecot/": os.path.join(w, "share") + "/"})
+        with open(os.path.join(d, "90-homemail.conf"), "w") as f:
+            f.write(text)
+        return PKG_DOVECOT_CONF.format(**fields)

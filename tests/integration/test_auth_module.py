@@ -375,8 +375,8 @@ def test_lockout_across_imap_and_smtp(sysuser):
         r = subprocess.run([HMUSER, "--lockout", env.lockout_path, "show", sysuser.name],
                            capture_output=True, text=True)
         assert "locked: yes" in r.stdout, r.stdout + r.stderr
-        # ... and ends after lock_time
-        assert time.monotonic() - locked_at < 20, "too slow to observe the lock"
+        # ... and ends after lock_time (on a machine so slow that the checks
+        # above outlasted it, they fail: a late lock cannot pass them)
         time.sleep(max(0.0, 20.5 - (time.monotonic() - locked_at)))
         assert imap_login(env, sysuser.name, sysuser.password)[0]
         assert smtp_auth(e.smtp_port, sysuser.name, sysuser.password)[0]

@@ -41,7 +41,7 @@ SHIM = os.path.join(hmtest.BUILD, "libhm_fault.so")
 ERRNOS = ["EIO", "ENOSPC", "EDQUOT", "EINTR", "SHORT", "KILL"]
 # issue 8's 1,000 deliveries (about 25 s here); HM_FAULT_KILL_RUNS sets another count
 KILL_RUNS = int(os.environ.get("HM_FAULT_KILL_RUNS", "1000"))
-SUMMARY = os.path.join(hmtest.BUILD, "harden-fault-summary.txt")
+SUMMARY = os.path.join(hmtest.BUILD_TREE, "harden-fault-summary.txt")
 
 needs_deliver = pytest.mark.skipif(not os.path.exists(DELIVER),
                                    reason="build/homemail-deliver not built yet")
@@ -85,7 +85,7 @@ def check_file(path):
     """(tag, complete) for one delivered file; tag None when unreadable."""
     data = open(path, "rb").read()
     m = re.search(rb",S=(\d+)", os.path.basename(path).encode())
-    size_ok = m is None or int(m.group(1)) == len(data)
+    size_ok = m is not None and int(m.group(1)) == len(data)   # homemail-deliver always names ,S=
     sep = data.find(b"\n\n")
     if sep < 0:
         return None, False

@@ -3,8 +3,13 @@
 Each probe attacks the built component itself (homemail-deliver, the Sieve
 engine inside it, a private exim4 with homemail_scan.so's recipient check, a
 private dovecot with libauthdb_homemail.so) from an "outside" loopback
-address (127.0.0.2: Debian's stock configs trust 127.0.0.1, see the design's
-field notes):
+address (127.0.0.2: Debian's stock configs trust 127.0.0.1, see
+docs/design.md's field notes).  The probes of configuration behaviour (AUTH
+before TLS, plaintext login, relaying, unknown recipients) run the
+configuration the package installs (hmtest.PackageExim / PackageDovecot:
+Debian's exim4 conf.d with conf/exim4/conf.d laid over it, homemail's
+dovecot snippets and auth backend), so they fail when homemail's snippets
+are missing or wrong:
 
   * the LDA refuses to run as root, and refuses symlinked Maildir components;
   * `fileinto` (and -m) cannot leave the Maildir, whatever the folder name;
@@ -15,11 +20,8 @@ field notes):
   * files and sockets have the modes the design names.
 """
 import concurrent.futures
-import crypt
 import imaplib
 import os
-import poplib
-import pwd
 import re
 import shutil
 import smtplib
@@ -100,8 +102,10 @@ def test_lda_refuses_root(tmp_path):
     # started as root with -d USER it switches to that user: nothing it
     # creates in the user's home belongs to root
     u = hmtest.make_user(prefix="hmr")
-    subprocess.run([DELIVER, "--no-sieve", "-d", u.name], input=msg("root2"),
-                   capture_output=True, env=_env(), timeout=60)
+    r = subprocess.run([DELIVER, "--no-sieve", "-d", u.name], input=msg("root2"),
+                       capture_output=True, env=_env(), timeout=60)
+    assert r.returncode == 0, (r.returncode, r.stderr)
+    assert len(stored(u.maildir, "root2")) == 1, "exit 0 but the message is not in the Maildir"
     for p in tree(u.home):
         st = os.lstat(os.path.join(u.home, p))
         assert st.st_uid != 0, f"{p} in the user's home is owned by root"
@@ -218,9 +222,12 @@ def _ehlo(port, source, starttls=False):
 
 
 def test_no_auth_without_tls():
+    """Against the configuration the package installs (Debian's exim4 conf.d
+    with homemail's snippets, homemail's dovecot snippet): without them
+    there is no AUTH after STARTTLS either, and this fails."""
     u = hmtest.make_user(prefix="hma")
-    d = hmtest.Dovecot(None, users=[u]).start()
-    e = hmtest.Exim(None, transport_command=DELIVER, auth_client_socket=d.auth_client_socket)
+    d = hmtest.PackageDovecot(None, users=[u]).start()
+    e = hmtest.PackageExim(d, user_check=True)
     try:
         e.start()
         for src in (OUTSIDE, "127.0.0.1"):
@@ -234,6 +241,10 @@ def test_no_auth_without_tls():
                 assert code >= 500, code
         feats = _ehlo(e.smtp_port, OUTSIDE, starttls=True)
         assert "PLAIN" in feats.get("auth", ""), feats
+        # and it is the package's authenticator, answered by Dovecot
+        with smtplib.SMTP("127.0.0.1", e.smtp_port, source_address=(OUTSIDE, 0), timeout=30) as s:
+            s.starttls(context=hmtest.client_tls_context())
+            s.login(u.name, u.password)
         # dovecot: no plaintext login before TLS from an outside address
         c = imaplib.IMAP4("127.0.0.1", d.imap_port)
         c.sock.close()
@@ -278,8 +289,11 @@ RELAY_TRICKS = [
 
 
 def test_no_open_relay():
+    """Against the configuration the package installs (see above); the
+    userdb check at RCPT is off (it needs homemail's auth backend), so the
+    package's routing check refuses unknown users."""
     u = hmtest.make_user(prefix="hmo")
-    e = hmtest.Exim(None, transport_command=DELIVER)
+    e = hmtest.PackageExim(None, user_check=False)
     try:
         e.start()
         accepted = []
@@ -303,31 +317,24 @@ def test_no_open_relay():
         # a local user is reachable from outside (the probe itself is sound)
         hmtest.send(e.smtp_port, "a@outside.example", [u.address], msg("ok-local"),
                     source=OUTSIDE)
+        # ... and delivered by the package's transport (homemail-deliver)
+        hmtest.wait_for(lambda: stored(u.maildir, "ok-local"), 30, 0.1,
+                        "the local message in the user's Maildir")
+        assert re.search(r" T=homemail$", e.mainlog(), re.M), e.log_tail()
     finally:
         e.stop()
 
 
-DOVECOT_MASTER = """
-auth_username_format = %Ln
-service auth {
-  unix_listener auth-exim-master {
-    mode = 0600
-    user = Debian-exim
-  }
-}
-"""
-
-
 def test_unknown_recipient_refused_at_rcpt():
+    """The package's whole RCPT path: its ACL asks homemail_scan.so's
+    homemail_user_exists over Dovecot's auth-exim-master socket, answered by
+    the package's auth backend (libauthdb_homemail.so: system accounts of
+    group users as name@domain), then routing.  root@ tells the two apart:
+    routing alone finds root (and the delivery would fail and bounce), the
+    auth backend never serves uid 0."""
     u = hmtest.make_user(prefix="hmu")
-    d = hmtest.Dovecot(None, users=[u], extra_conf=DOVECOT_MASTER).start()
-    sock = os.path.join(os.path.dirname(d.auth_master_socket), "auth-exim-master")
-    acl = ("  deny    domains = +local_domains\n"
-           f"          !condition = ${{dlfunc{{{SCAN_SO}}}{{homemail_user_exists}}"
-           f"{{$local_part@$domain}}{{{sock}}}}}\n"
-           "          message = unknown user\n")
-    san = hmtest.sanitizer_env()
-    e = hmtest.Exim(None, transport_command=DELIVER, rcpt_acl=acl, env=san)
+    d = hmtest.PackageDovecot(None, users=[u], auth_backend=True).start()
+    e = hmtest.PackageExim(d, user_check=True)
     try:
         e.start()
         codes = {}
@@ -336,15 +343,19 @@ def test_unknown_recipient_refused_at_rcpt():
             s.ehlo("outside.example")
             s.mail("a@outside.example")
             for r in (u.address, "nosuchuser7@home.com.bo", "root@home.com.bo",
-                      "NoSuchUser7@HOME.COM.BO", f"{u.name}+x@home.com.bo" if False else u.address):
+                      "NoSuchUser7@HOME.COM.BO", f"{u.name}+x@home.com.bo"):
                 codes[r] = s.rcpt(r)[0]
         assert codes[u.address] == 250, codes
         assert codes["nosuchuser7@home.com.bo"] == 550, codes
         assert codes["NoSuchUser7@HOME.COM.BO"] == 550, codes
+        # root is no mail account: refused now, not accepted and bounced later
+        assert codes["root@home.com.bo"] == 550, codes
+        # no recipient delimiter is configured: user+x is not a user
+        assert codes[f"{u.name}+x@home.com.bo"] == 550, codes
         # nothing was queued, so no bounce can ever be generated
         assert e.queue_count() == 0
         assert not e.outbox_messages()
-        assert not hmtest.sanitizer_reports(san), hmtest.sanitizer_reports(san)
+        assert not hmtest.sanitizer_reports(e.env), hmtest.sanitizer_reports(e.env)
     finally:
         e.stop()
         d.stop()
@@ -414,7 +425,7 @@ def test_lockout_holds_under_parallel_attempts():
         assert re.search(rf"{name} now user locked out for \d+ s", log), log[-2000:]
         st = os.stat(lockout)
         assert stat.S_IMODE(st.st_mode) == 0o600 and st.st_uid == 0, oct(st.st_mode)
-        with open(os.path.join(hmtest.BUILD, "harden-probes-summary.txt"), "a") as f:
+        with open(os.path.join(hmtest.BUILD_TREE, "harden-probes-summary.txt"), "a") as f:
             f.write(f"lockout: {n} parallel wrong passwords, {checks} real password checks "
                     f"(max_failures={max_failures}), {refused} refused by the lock, right "
                     f"password refused after\n")
@@ -468,9 +479,10 @@ def test_file_and_socket_modes(tmp_path):
     else:
         pytest.fail(f"homemail-user add failed: {r.stdout}{r.stderr}")
 
-    # the built artefacts: no set-id bits, nothing group/world-writable
-    for n in os.listdir(hmtest.BUILD):
-        p = os.path.join(hmtest.BUILD, n)
+    # the built artefacts (the checkout's, not the harness's staged copies):
+    # no set-id bits, nothing group/world-writable
+    for n in os.listdir(hmtest.BUILD_TREE):
+        p = os.path.join(hmtest.BUILD_TREE, n)
         if os.path.isfile(p) and (n.endswith(".so") or n.startswith("homemail-")):
             m = _mode(p)
             assert not m & (stat.S_ISUID | stat.S_ISGID | 0o022), f"{p}: {oct(m)}"

@@ -16,6 +16,7 @@ The SMTP client here is a raw socket client: smtplib rewrites bare CR to
 CRLF, which would hide the bare-CR case from Exim.
 """
 import os
+import re
 import socket
 import subprocess
 import time
@@ -224,7 +225,7 @@ def test_exim_verdict(exim_sink, path, verdict, rule, exim):
         assert code == 0 or 500 <= code < 600, text
     elif exim == "reject":
         assert 500 <= code < 600, text
-        assert "/" not in text.split(" ", 1)[-1] or "homemail" not in text, "no paths in replies"
+        assert not re.search(r"(^|[\s<(\[\"'=:])/[\w.-]", text), f"a path in the reply: {text}"
     elif exim == "tempreject":
         assert 400 <= code < 500, text
     else:
@@ -261,7 +262,10 @@ def test_exim_survived(exim_sink):
     assert e.paniclog() == ""
     log = e.mainlog()
     assert "crashed" not in log
-    assert "local_scan() function" not in log or "rejected by local_scan" in log
+    # Exim's own words when local_scan overran local_scan_timeout, died or
+    # did not load
+    bad = re.findall(r".*local_scan\(\) (?:function (?:timed out|crashed)|library).*", log)
+    assert not bad, bad[:5]
     # every message that reached local_scan logged exactly one verdict line
     ids_scanned = [ln.split()[2] for ln in log.splitlines() if " homemail-scan: " in ln]
     assert len(ids_scanned) == len(set(ids_scanned))

@@ -169,11 +169,7 @@ class SendmailExim(hmtest.Exim):
              self.conf_path, target],
             stdin=subprocess.DEVNULL, stdout=open(os.path.join(self.w, "stdout"), "w"),
             stderr=subprocess.STDOUT, env=dict(os.environ, **self.env))
-        try:
-            hmtest.wait_port(self.smtp_port)
-        except TimeoutError:
-            self.stop()
-            raise RuntimeError("exim did not start:\n" + self.paniclog() + self.mainlog())
+        self.await_ready()      # listener up and the start-up probe accepted
         return self
 
 
