@@ -199,12 +199,13 @@ static int create_secret(const char *path)
 	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY, 0600);
 	if (fd < 0)
 		return -1;
-	if (hm_random_bytes(secret, sizeof(secret)) == 0 &&
-	    write(fd, secret, sizeof(secret)) == (ssize_t)sizeof(secret) &&
-	    fsync(fd) == 0)
-		ret = 0;
-	else if (errno == 0)
-		errno = EIO;
+	if (hm_random_bytes(secret, sizeof(secret)) == 0) {
+		ssize_t w = write(fd, secret, sizeof(secret));
+		if (w >= 0 && w != (ssize_t)sizeof(secret))
+			errno = EIO;            /* short write: no errno of its own */
+		else if (w >= 0 && fsync(fd) == 0)
+			ret = 0;
+	}
 	explicit_bzero(secret, sizeof(secret));
 	if (close(fd) < 0 && ret == 0)
 		ret = -1;

@@ -800,6 +800,54 @@ static void secret_created_once_and_guarded(void **state)
 	hm_lockout_close(&b);
 }
 
+/* Processes that start at once on a fresh directory agree on one secret
+ * (created with O_EXCL and link, the loser reads the winner's): every
+ * failure lands in one table, none is lost to a reset under another secret. */
+static void secret_created_once_by_racing_openers(void **state)
+{
+	struct hm_lockout_policy p;
+	struct hm_lockout *lo;
+	struct hm_lockout_status st;
+	enum { PROCS = 8 };
+	int go[2];
+
+	hm_lockout_policy_default(&p);
+	p.max_failures = 1000;
+	p.backoff_after = 0;
+	p.slots = 64;
+	snprintf(path, sizeof(path), "%s/secretrace/lockout.db", tmpdir);
+	assert_int_equal(pipe(go), 0);
+	for (int i = 0; i < PROCS; i++) {
+		pid_t pid = fork();
+		assert_true(pid >= 0);
+		if (pid == 0) {
+			struct hm_lockout *c;
+			char b;
+			close(go[1]);
+			if (read(go[0], &b, 1) != 0)   /* the start line: EOF */
+				_exit(3);
+			if (hm_lockout_open(path, &p, &c) < 0)
+				_exit(1);
+			if (hm_lockout_record(c, "alice", NULL, false, 100) < 0)
+				_exit(2);
+			hm_lockout_close(&c);
+			_exit(0);
+		}
+	}
+	close(go[0]);
+	close(go[1]);
+	for (int i = 0; i < PROCS; i++) {
+		int status;
+		assert_true(wait(&status) > 0);
+		assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	}
+	assert_int_equal(hm_lockout_open(path, &p, &lo), 0);
+	assert_null(hm_lockout_open_note(lo));
+	assert_int_equal(hm_lockout_get(lo, HM_LOCKOUT_USER, "alice", 101, &st), 0);
+	assert_int_equal(st.failures, PROCS);
+	hm_lockout_close(&lo);
+}
+
 /* A file of the previous format (unkeyed slots) holding a live lock is
  * reset with a note: its records cannot be re-keyed (no names in it), and
  * reading them as format 2 would be wrong. */
@@ -917,6 +965,7 @@ int main(void)
 		cmocka_unit_test(slots_depend_on_the_secret),
 		cmocka_unit_test(forced_collisions_never_evict_a_lock),
 		cmocka_unit_test(secret_created_once_and_guarded),
+		cmocka_unit_test(secret_created_once_by_racing_openers),
 		cmocka_unit_test(old_format_reset_with_note),
 		cmocka_unit_test(ipv6_counted_per_prefix),
 	};
