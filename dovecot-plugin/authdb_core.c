@@ -10,8 +10,11 @@
  * (temporary) failure, logged; a lockout state file that cannot be opened
  * is logged (retried once a minute) and logins go on without lockout rather than
  * locking everybody out; a malformed users line is logged with its number
- * and skipped.  Every refused login costs one crypt of the same class
- * (unknown, locked, disabled, wrong password) and gets the same answer.
+ * and skipped.  Every refused login costs one crypt and gets the same
+ * answer: a wrong password or a locked/disabled account the crypt of its own
+ * hash, and whatever has no hash to verify (unknown user, `!`/`*`/missing
+ * hash, unusable or refused weak hash) one dummy hash of the configured
+ * (rehash) scheme, logged at debug level so that tests can see it.
  * A login is counted as a failure before its password is verified (see
  * hm_lockout_reserve), so a worker killed in between leaves one failure
  * counted, never a free guess.
@@ -250,8 +253,11 @@ int hm_authdb_parse_args(const char *args, struct hm_authdb_set *set, char *err,
 			bad = parse_uint(v, 1, 86400, &n) < 0;
 			set->policy.backoff_max = (unsigned int)n;
 		} else if (strcmp(tok, "lockout_slots") == 0) {
-			bad = parse_uint(v, HM_LOCKOUT_PROBE, HM_LOCKOUT_MAX_SLOTS, &n) < 0;
+			bad = parse_uint(v, HM_LOCKOUT_MIN_SLOTS, HM_LOCKOUT_MAX_SLOTS, &n) < 0;
 			set->policy.slots = (unsigned int)n;
+		} else if (strcmp(tok, "ipv6_prefix") == 0) {
+			bad = parse_uint(v, 1, 128, &n) < 0;
+			set->policy.ipv6_prefix = (unsigned int)n;
 		} else if (strcmp(tok, "mail") == 0)
 			bad = hm_strlcpy(set->mail, strcmp(v, "no") == 0 ? "" : v, sizeof(set->mail)) < 0;
 		else if (strcmp(tok, "sieve") == 0)
@@ -594,6 +600,9 @@ static struct hm_lockout *lockout_handle(struct hm_authdb *db)
 		db->lockout_failed = now;
 		db->lockout = NULL;
 	} else {
+		const char *note = hm_lockout_open_note(db->lockout);
+		if (note != NULL)
+			dblog(db, HM_AUTHDB_WARNING, "lockout state %s: %s", db->set.lockout_path, note);
 		db->lockout_failed = 0;
 	}
 	return db->lockout;
@@ -644,7 +653,21 @@ static void maybe_rehash(struct hm_authdb *db, const struct hm_authdb_account *a
 	explicit_bzero(newh, sizeof(newh));
 }
 
-/* check_password - 1 match, 0 mismatch, -1 error (reason set) */
+/* dummy_crypt - one hash of the configured scheme for a refusal with no
+ * hash of its own to verify, so that it takes as long as a wrong password;
+ * the debug line lets a test see that it ran */
+static void dummy_crypt(struct hm_authdb *db, const char *password, const char *name,
+			const char *why)
+{
+	enum hm_pw_scheme s = db->set.rehash != HM_PW_UNKNOWN ? db->set.rehash : HM_PW_YESCRYPT;
+
+	hm_pw_dummy(password, s);
+	dblog(db, HM_AUTHDB_DEBUG, "login %s: dummy %s hash verified (%s)", name,
+	     hm_pw_scheme_name(s), why);
+}
+
+/* check_password - 1 match, 0 mismatch (reason set when it is no plain
+ * wrong password), -1 error (reason set) */
 static int check_password(struct hm_authdb *db, const struct hm_authdb_account *acct,
 			  const char *password, struct hm_pw_info *info,
 			  char *reason, size_t rsize)
@@ -654,12 +677,19 @@ static int check_password(struct hm_authdb *db, const struct hm_authdb_account *
 	int r;
 
 	if (bare == NULL || hm_pw_identify(scheme, bare, info) < 0) {
-		hm_pw_dummy(password, HM_PW_YESCRYPT);
+		dummy_crypt(db, password, acct->name, "unusable hash");
 		(void)hm_snprintf(reason, rsize, "unusable password hash");
 		return -1;
 	}
+	if (info->scheme == HM_PW_NOLOGIN) {
+		/* "!", "!<hash>" (passwd -l), "*", or no shadow entry: nothing
+		 * can match, but the answer must take as long as a crypt */
+		dummy_crypt(db, password, acct->name, "no usable password");
+		(void)hm_snprintf(reason, rsize, "account has no usable password");
+		return 0;
+	}
 	if (info->weak && !db->set.allow_weak) {
-		hm_pw_dummy(password, HM_PW_YESCRYPT);
+		dummy_crypt(db, password, acct->name, "weak scheme refused");
 		(void)hm_snprintf(reason, rsize, "weak password scheme %s refused (allow_weak=no)",
 				  info->name);
 		return -1;
@@ -692,6 +722,9 @@ static void settle_attempt(struct hm_authdb *db, struct hm_lockout *lo,
 			dblog(db, HM_AUTHDB_ERROR, "lockout update failed: %s", strerror(errno));
 		return;
 	}
+	if (resv->ip_unrecorded)
+		dblog(db, HM_AUTHDB_WARNING, "lockout table full around %s: attempt not counted "
+		     "against the address (login %s)", rip, lg);
 	if (resv->ip.locked_until != 0)
 		dblog(db, HM_AUTHDB_WARNING, "%s now %s for %ld s (after login %s%s)",
 		     rip,
@@ -749,7 +782,8 @@ enum hm_authdb_result hm_authdb_verify(struct hm_authdb *db, const char *login,
 	 * worker that dies before settling it leaves one failure counted. */
 	memset(&resv, 0, sizeof(resv));
 	lo = lockout_handle(db);
-	if (lo != NULL && hm_lockout_reserve(lo, key, lock_ip, now, &verdict, &lst, &resv) < 0) {
+	if (lo != NULL && hm_lockout_reserve(lo, found ? HM_LOCKOUT_USER : HM_LOCKOUT_UNKNOWN,
+					     key, lock_ip, now, &verdict, &lst, &resv) < 0) {
 		dblog(db, HM_AUTHDB_ERROR, "lockout check failed: %s", strerror(errno));
 		verdict = HM_LOCKOUT_ALLOW;
 	}
@@ -758,7 +792,7 @@ enum hm_authdb_result hm_authdb_verify(struct hm_authdb *db, const char *login,
 	if (found)
 		pw = check_password(db, &acct, password, &info, reason, sizeof(reason));
 	else
-		hm_pw_dummy(password, db->set.rehash != HM_PW_UNKNOWN ? db->set.rehash : HM_PW_YESCRYPT);
+		dummy_crypt(db, password, lg, "unknown user");
 
 	if (verdict != HM_LOCKOUT_ALLOW) {
 		long left = (long)(lst.retry_after - now);
@@ -778,7 +812,8 @@ enum hm_authdb_result hm_authdb_verify(struct hm_authdb *db, const char *login,
 		     "login %s%s refused: %s%s", lg, from, reason, where);
 		res = HM_AUTHDB_MISMATCH;
 	} else if (pw == 0) {
-		dblog(db, HM_AUTHDB_INFO, "login %s%s refused: password mismatch", lg, from);
+		dblog(db, HM_AUTHDB_INFO, "login %s%s refused: %s", lg, from,
+		     reason[0] != '\0' ? reason : "password mismatch");
 		res = HM_AUTHDB_MISMATCH;
 	} else if (acct.login_disabled) {
 		dblog(db, HM_AUTHDB_INFO, "login %s%s refused: %s", lg, from, acct.disabled_why);

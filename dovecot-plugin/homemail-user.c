@@ -328,11 +328,15 @@ static struct hm_lockout *open_lockout(const struct opts *o)
 	if (stat(o->lockout, &st) < 0)
 		return NULL;    /* no state yet: nothing locked */
 	hm_lockout_policy_default(&p);
+	p.ipv6_prefix = 0;      /* count addresses as the auth module does */
 	if (hm_lockout_open(o->lockout, &p, &lo) < 0) {
 		fprintf(stderr, "homemail-user: warning: lockout state %s: %s\n",
 			o->lockout, strerror(errno));
 		return NULL;
 	}
+	if (hm_lockout_open_note(lo) != NULL)
+		fprintf(stderr, "homemail-user: warning: lockout state %s: %s\n",
+			o->lockout, hm_lockout_open_note(lo));
 	return lo;
 }
 

@@ -8,6 +8,7 @@
 #include <sys/random.h>
 
 #include <nettle/base64.h>
+#include <nettle/hmac.h>
 #include <nettle/sha2.h>
 
 #include "hm_digest.h"
@@ -22,6 +23,18 @@ void hm_sha256(const void *a, size_t alen, const void *b, size_t blen,
 	if (blen > 0)
 		sha256_update(&ctx, blen, b);
 	sha256_digest(&ctx, HM_SHA256_SIZE, out);
+}
+
+void hm_hmac_sha256(const void *key, size_t keylen, const void *a, size_t alen,
+		    const void *b, size_t blen, uint8_t out[HM_SHA256_SIZE])
+{
+	struct hmac_sha256_ctx ctx;
+
+	hmac_sha256_set_key(&ctx, keylen, key);
+	hmac_sha256_update(&ctx, alen, a);
+	if (blen > 0)
+		hmac_sha256_update(&ctx, blen, b);
+	hmac_sha256_digest(&ctx, HM_SHA256_SIZE, out);
 }
 
 int hm_base64_encode(char *dst, size_t dstsize, const void *src, size_t len)

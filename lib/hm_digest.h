@@ -19,6 +19,11 @@
 void hm_sha256(const void *a, size_t alen, const void *b, size_t blen,
 	       uint8_t out[HM_SHA256_SIZE]);
 
+/* hm_hmac_sha256 - out = HMAC-SHA-256 (RFC 2104) under key of the
+ * concatenation of a (alen bytes) and b (blen bytes, may be 0) */
+void hm_hmac_sha256(const void *key, size_t keylen, const void *a, size_t alen,
+		    const void *b, size_t blen, uint8_t out[HM_SHA256_SIZE]);
+
 /* hm_base64_size - bytes hm_base64_encode writes for len input bytes, NUL included */
 #define HM_BASE64_SIZE(len) (((len) + 2) / 3 * 4 + 1)
 

@@ -1,6 +1,6 @@
 /* test_digest.c — unit tests for lib/hm_digest: SHA-256 against the FIPS
- * 180-2 vectors (also split across the two input parts, as the lockout keys
- * are hashed), Base64 against RFC 4648 section 10, the too-small buffer, and
+ * 180-2 vectors (also split across the two input parts), HMAC-SHA-256
+ * against RFC 4231 (the lockout's keyed slots), Base64 against RFC 4648 section 10, the too-small buffer, and
  * random bytes that are not all equal. */
 #include <stdarg.h>
 #include <stddef.h>
@@ -36,6 +36,21 @@ static void sha256_vectors(void **state)
 	assert_string_equal(h, "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
 }
 
+static void hmac_vectors(void **state)
+{
+	uint8_t md[HM_SHA256_SIZE], key[20];
+	char h[65];
+	/* RFC 4231 4.3 (test case 2), the data split in two parts */
+	hm_hmac_sha256("Jefe", 4, "what do ya want ", 16, "for nothing?", 12, md);
+	hex(md, h);
+	assert_string_equal(h, "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+	/* RFC 4231 4.2 (test case 1) */
+	memset(key, 0x0b, sizeof(key));
+	hm_hmac_sha256(key, sizeof(key), "Hi There", 8, NULL, 0, md);
+	hex(md, h);
+	assert_string_equal(h, "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7");
+}
+
 static void base64_vectors(void **state)
 {
 	static const char *const in[] = { "", "f", "fo", "foo", "foob", "fooba", "foobar" };
@@ -69,6 +84,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(sha256_vectors),
+		cmocka_unit_test(hmac_vectors),
 		cmocka_unit_test(base64_vectors),
 		cmocka_unit_test(random_bytes_vary),
 	};

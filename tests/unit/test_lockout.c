@@ -6,7 +6,13 @@
  * bound under processes racing on one file: exactly max_failures (per user)
  * or ip_max_failures (per address) attempts get through, never more.
  * Guards against: the check/verify/record race of issue 8 (40 parallel
- * wrong passwords got 9-11 password checks with max_failures=5).
+ * wrong passwords got 9-11 password checks with max_failures=5); the
+ * eviction attack of issue 14 (16 made-up names precomputed to share
+ * alice's slot under the unkeyed SHA-256 of format 1 evicted her lock:
+ * "locked" became "allowed, 0 failures"), so slots are keyed with a
+ * per-installation secret, a lock or back-off is never evicted, accounts
+ * have their own region; IPv6 counted per /64; a format-1 file is reset
+ * with a note, never misread.
  * Time is passed in explicitly, so no test sleeps. */
 #define _GNU_SOURCE 1   /* nftw, for hm_testutil.h */
 #include <stdarg.h>
@@ -23,6 +29,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "hm_digest.h"
 #include "hm_lockout.h"
 #include "hm_testutil.h"
 
@@ -275,7 +282,7 @@ static enum hm_lockout_verdict reserve(struct hm_lockout *lo, const char *u, con
 {
 	enum hm_lockout_verdict v;
 	struct hm_lockout_status st;
-	assert_int_equal(hm_lockout_reserve(lo, u, ip, now, &v, &st, r), 0);
+	assert_int_equal(hm_lockout_reserve(lo, HM_LOCKOUT_USER, u, ip, now, &v, &st, r), 0);
 	if (v != HM_LOCKOUT_ALLOW) {
 		assert_int_equal(r->user.kind, 0);      /* refused: nothing counted */
 		assert_int_equal(r->ip.kind, 0);
@@ -446,7 +453,7 @@ static void reserve_crash_counts(void **state)
 		enum hm_lockout_verdict v;
 		struct hm_lockout_status st;
 		if (hm_lockout_open(path, &p, &c) < 0 ||
-		    hm_lockout_reserve(c, "crash", "198.51.100.9", 7300000, &v, &st, &r) < 0 ||
+		    hm_lockout_reserve(c, HM_LOCKOUT_USER, "crash", "198.51.100.9", 7300000, &v, &st, &r) < 0 ||
 		    v != HM_LOCKOUT_ALLOW)
 			_exit(1);
 		abort();                /* dies with the attempt unsettled */
@@ -497,7 +504,7 @@ static int race(const char *name, const struct hm_lockout_policy *p, bool by_ip)
 				struct hm_lockout_status st;
 				char user[32];
 				snprintf(user, sizeof(user), by_ip ? "spray%d.%d" : "target", i, j);
-				if (hm_lockout_reserve(c, user, "203.0.113.5", 7400000, &v, &st, &r) < 0)
+				if (hm_lockout_reserve(c, HM_LOCKOUT_USER, user, "203.0.113.5", 7400000, &v, &st, &r) < 0)
 					_exit(1);
 				if (v == HM_LOCKOUT_ALLOW)
 					allowed++;      /* "password wrong": the reservation stands */
@@ -549,6 +556,396 @@ static void reserve_bound_under_parallel_processes(void **state)
 	hm_lockout_close(&lo);
 }
 
+/* unkeyed_home - the slot format 1 (today's main before issue 14) gave a
+ * user key: SHA-256(kind byte, name), first 4 bytes, modulo the table */
+static unsigned int unkeyed_home(const char *name, unsigned int slots)
+{
+	uint8_t md[HM_SHA256_SIZE], k = HM_LOCKOUT_USER;
+	uint32_t h;
+
+	hm_sha256(&k, 1, name, strlen(name), md);
+	memcpy(&h, md, sizeof(h));
+	return (unsigned int)(h % slots);
+}
+
+/* lock_user - max_failures failures of user at t */
+static void lock_user(struct hm_lockout *lo, const struct hm_lockout_policy *p,
+		      const char *user, time_t t)
+{
+	for (unsigned int i = 0; i < p->max_failures; i++)
+		assert_int_equal(hm_lockout_record(lo, user, NULL, false, t), 0);
+	assert_int_equal(verdict(lo, user, NULL, t), HM_LOCKOUT_USER_LOCKED);
+}
+
+/* The attack of issue 14 as the reviewer ran it: names precomputed offline
+ * to share alice's slot under the unkeyed hash, one failure each.  On the
+ * format-1 code the 16th evicts alice's lock (this test fails there). */
+static void eviction_attack_precomputed_names(void **state)
+{
+	struct hm_lockout_policy p;
+	struct hm_lockout *lo;
+	struct hm_lockout_status st;
+	char names[HM_LOCKOUT_PROBE][32];
+	unsigned int target, n = 0, same_keyed = 0;
+	time_t t = 9000000;
+
+	hm_lockout_policy_default(&p);          /* 16384 slots, max 10 */
+	lo = open_fresh("evict", &p);
+	target = unkeyed_home("alice", p.slots);
+	for (unsigned long i = 0; n < HM_LOCKOUT_PROBE; i++) {
+		char name[32];
+		snprintf(name, sizeof(name), "x%lu", i);
+		if (unkeyed_home(name, p.slots) == target)
+			strcpy(names[n++], name);
+	}
+	lock_user(lo, &p, "alice", t);
+	for (unsigned int i = 0; i < HM_LOCKOUT_PROBE; i++) {
+		assert_int_equal(hm_lockout_record(lo, names[i], NULL, false, t + 1), 0);
+		if (hm_lockout_home_slot(lo, HM_LOCKOUT_USER, names[i]) ==
+		    hm_lockout_home_slot(lo, HM_LOCKOUT_USER, "alice"))
+			same_keyed++;
+	}
+	assert_int_equal(hm_lockout_get(lo, HM_LOCKOUT_USER, "alice", t + 2, &st), 0);
+	assert_true(st.locked);
+	assert_int_equal(verdict(lo, "alice", NULL, t + 2), HM_LOCKOUT_USER_LOCKED);
+	/* the precomputation does not carry over to the keyed slots (all 16
+	 * landing on alice's by chance: p = 4096^-16) */
+	assert_true(same_keyed < HM_LOCKOUT_PROBE);
+	hm_lockout_close(&lo);
+}
+
+/* write_secret - the test hook: a known secret, so collisions can be forced */
+static void write_secret(const char *name, uint8_t fill)
+{
+	char kpath[160];
+	uint8_t key[HM_LOCKOUT_SECRET_SIZE];
+	int fd;
+
+	snprintf(kpath, sizeof(kpath), "%s/%s", tmpdir, name);
+	(void)mkdir(kpath, 0700);
+	snprintf(kpath, sizeof(kpath), "%s/%s/lockout.key", tmpdir, name);
+	memset(key, fill, sizeof(key));
+	fd = open(kpath, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW, 0600);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, key, sizeof(key)), sizeof(key));
+	close(fd);
+}
+
+/* The slot depends on the secret: two installations put the same name in
+ * different places, so a list of colliding names made for one (or for the
+ * unkeyed hash) is useless against another. */
+static void slots_depend_on_the_secret(void **state)
+{
+	struct hm_lockout_policy p;
+	struct hm_lockout *a, *b;
+	unsigned int differ = 0;
+	char name[32];
+
+	hm_lockout_policy_default(&p);
+	write_secret("keyA", 0x11);
+	write_secret("keyB", 0x22);
+	a = open_fresh("keyA", &p);
+	b = open_fresh("keyB", &p);
+	for (int i = 0; i < 64; i++) {
+		snprintf(name, sizeof(name), "user%d", i);
+		if (hm_lockout_home_slot(a, HM_LOCKOUT_USER, name) !=
+		    hm_lockout_home_slot(b, HM_LOCKOUT_USER, name))
+			differ++;
+		/* accounts in the first quarter, the rest for names and addresses */
+		assert_true(hm_lockout_home_slot(a, HM_LOCKOUT_USER, name) < p.slots / 4);
+		assert_true(hm_lockout_home_slot(a, HM_LOCKOUT_UNKNOWN, name) >= p.slots / 4);
+		assert_true(hm_lockout_home_slot(a, HM_LOCKOUT_IP, name) >= p.slots / 4);
+	}
+	assert_true(differ > 56);
+	hm_lockout_close(&a);
+	hm_lockout_close(&b);
+}
+
+/* reserve_fail - one reserved attempt of kind left standing as a failure */
+static enum hm_lockout_verdict reserve_fail(struct hm_lockout *lo, enum hm_lockout_kind kind,
+					    const char *user, const char *ip, time_t now,
+					    struct hm_lockout_resv *resv)
+{
+	enum hm_lockout_verdict v;
+	struct hm_lockout_status st;
+
+	assert_int_equal(hm_lockout_reserve(lo, kind, user, ip, now, &v, &st, resv), 0);
+	return v;
+}
+
+/* Forced collisions (known secret, smallest table: every key of a region
+ * shares one neighbourhood): a lock or back-off is never evicted, made-up
+ * names and addresses never touch the accounts' region, and when a
+ * neighbourhood holds nothing evictable a new user key is refused
+ * (fail-closed) while a new address goes uncounted (fail-open). */
+static void forced_collisions_never_evict_a_lock(void **state)
+{
+	struct hm_lockout_policy p;
+	struct hm_lockout *lo;
+	struct hm_lockout_status st;
+	struct hm_lockout_resv resv;
+	char name[48];
+	time_t t = 9100000;
+
+	hm_lockout_policy_default(&p);
+	p.slots = HM_LOCKOUT_MIN_SLOTS;         /* 16 account slots, 16 others */
+	p.max_failures = 3;
+	p.backoff_after = 2;
+	p.ip_max_failures = 1000;
+	write_secret("forced", 0x5a);
+	lo = open_fresh("forced", &p);
+	lock_user(lo, &p, "alice", t);
+	/* bob in back-off: 2 failures */
+	assert_int_equal(hm_lockout_record(lo, "bob", NULL, false, t), 0);
+	assert_int_equal(hm_lockout_record(lo, "bob", NULL, false, t), 0);
+	/* 1000 made-up names from 1000 addresses, each a failure (and some
+	 * locked: 3 tries each for the first 40) */
+	for (int i = 0; i < 1000; i++) {
+		char ip[32];
+		snprintf(name, sizeof(name), "nobody%d@home.com.bo", i);
+		snprintf(ip, sizeof(ip), "198.51.%d.%d", i / 250, i % 250 + 1);
+		for (int j = 0; j < (i < 40 ? 3 : 1); j++)
+			(void)reserve_fail(lo, HM_LOCKOUT_UNKNOWN, name, ip, t + 1, &resv);
+	}
+	assert_int_equal(verdict(lo, "alice", NULL, t + 2), HM_LOCKOUT_USER_LOCKED);
+	assert_int_equal(hm_lockout_get(lo, HM_LOCKOUT_USER, "bob", t + 2, &st), 0);
+	assert_int_equal(st.failures, 2);
+	/* other accounts colliding (all 16 slots are one neighbourhood): the
+	 * ones with a failure or two are evicted among themselves, never alice
+	 * or bob */
+	for (int i = 0; i < 100; i++) {
+		snprintf(name, sizeof(name), "acct%d", i);
+		assert_int_equal(hm_lockout_record(lo, name, NULL, false, t + 3), 0);
+	}
+	assert_int_equal(verdict(lo, "alice", NULL, t + 4), HM_LOCKOUT_USER_LOCKED);
+	assert_int_equal(hm_lockout_get(lo, HM_LOCKOUT_USER, "bob", t + 4, &st), 0);
+	assert_int_equal(st.failures, 2);
+	/* fill the accounts' region with locks: 14 more locked accounts */
+	for (int i = 0; i < 14; i++) {
+		snprintf(name, sizeof(name), "locked%d", i);
+		lock_user(lo, &p, name, t + 5);
+	}
+	/* no room for a new account key: refused unchecked (fail-closed), and
+	 * nothing of alice's or bob's state was given up for it */
+	assert_int_equal(reserve_fail(lo, HM_LOCKOUT_USER, "carol", "192.0.2.1", t + 6, &resv),
+			 HM_LOCKOUT_TABLE_FULL);
+	assert_int_equal(resv.user.kind, 0);
+	assert_int_equal(resv.ip.kind, 0);
+	assert_int_equal(verdict(lo, "alice", NULL, t + 6), HM_LOCKOUT_USER_LOCKED);
+	assert_int_equal(hm_lockout_get(lo, HM_LOCKOUT_USER, "bob", t + 6, &st), 0);
+	assert_int_equal(st.failures, 2);
+	/* the others' region full of locks (16 locked names): a new address is
+	 * let through uncounted (fail-open), its user still counted */
+	for (int i = 0; i < 16; i++) {
+		snprintf(name, sizeof(name), "spray%d", i);
+		for (int j = 0; j < 3; j++)
+			(void)reserve_fail(lo, HM_LOCKOUT_UNKNOWN, name, NULL, t + 7, &resv);
+	}
+	assert_int_equal(reserve_fail(lo, HM_LOCKOUT_USER, "bob", "203.0.113.77", t + 60, &resv),
+			 HM_LOCKOUT_ALLOW);
+	assert_true(resv.ip_unrecorded);
+	assert_int_not_equal(resv.user.kind, 0);
+	/* ... and a new made-up name is refused, which costs nobody anything */
+	assert_int_equal(reserve_fail(lo, HM_LOCKOUT_UNKNOWN, "fresh", NULL, t + 60, &resv),
+			 HM_LOCKOUT_TABLE_FULL);
+	/* once the locks expire the slots are reusable */
+	assert_int_equal(reserve_fail(lo, HM_LOCKOUT_USER, "carol", NULL, t + 60 + p.lock_time,
+				      &resv), HM_LOCKOUT_ALLOW);
+	hm_lockout_close(&lo);
+}
+
+/* The secret: created once, 0600, 32 bytes, shared by every opener;
+ * refused when others could read it or it is a symlink; a new secret
+ * resets the table with a note. */
+static void secret_created_once_and_guarded(void **state)
+{
+	struct hm_lockout_policy p;
+	struct hm_lockout *a, *b;
+	struct stat st;
+	char kpath[160], lpath[160];
+
+	hm_lockout_policy_default(&p);
+	p.slots = 64;
+	a = open_fresh("secret", &p);
+	assert_null(hm_lockout_open_note(a));
+	snprintf(kpath, sizeof(kpath), "%s/secret/lockout.key", tmpdir);
+	assert_int_equal(lstat(kpath, &st), 0);
+	assert_true(S_ISREG(st.st_mode));
+	assert_int_equal(st.st_mode & 0777, 0600);
+	assert_int_equal(st.st_size, HM_LOCKOUT_SECRET_SIZE);
+	lock_user(a, &p, "alice", 100);
+	assert_int_equal(hm_lockout_open(path, &p, &b), 0);
+	assert_null(hm_lockout_open_note(b));
+	assert_int_equal(verdict(b, "alice", NULL, 101), HM_LOCKOUT_USER_LOCKED);
+	hm_lockout_close(&b);
+	hm_lockout_close(&a);
+	/* group-readable: refused */
+	assert_int_equal(chmod(kpath, 0640), 0);
+	assert_int_equal(hm_lockout_open(path, &p, &b), -1);
+	assert_int_equal(errno, EPERM);
+	assert_int_equal(chmod(kpath, 0600), 0);
+	/* a symlink in its place: refused */
+	snprintf(lpath, sizeof(lpath), "%s/secret/elsewhere.key", tmpdir);
+	assert_int_equal(rename(kpath, lpath), 0);
+	assert_int_equal(symlink(lpath, kpath), 0);
+	assert_int_equal(hm_lockout_open(path, &p, &b), -1);
+	assert_int_equal(errno, ELOOP);
+	/* gone: a new one is made, and the table made under the old one is
+	 * reset with a note, not misread */
+	assert_int_equal(unlink(kpath), 0);
+	assert_int_equal(hm_lockout_open(path, &p, &b), 0);
+	assert_non_null(hm_lockout_open_note(b));
+	assert_non_null(strstr(hm_lockout_open_note(b), "another secret"));
+	assert_int_equal(verdict(b, "alice", NULL, 101), HM_LOCKOUT_ALLOW);
+	hm_lockout_close(&b);
+}
+
+/* Processes that start at once on a fresh directory agree on one secret
+ * (created with O_EXCL and link, the loser reads the winner's): every
+ * failure lands in one table, none is lost to a reset under another secret. */
+static void secret_created_once_by_racing_openers(void **state)
+{
+	struct hm_lockout_policy p;
+	struct hm_lockout *lo;
+	struct hm_lockout_status st;
+	enum { PROCS = 8 };
+	int go[2];
+
+	hm_lockout_policy_default(&p);
+	p.max_failures = 1000;
+	p.backoff_after = 0;
+	p.slots = 64;
+	snprintf(path, sizeof(path), "%s/secretrace/lockout.db", tmpdir);
+	assert_int_equal(pipe(go), 0);
+	for (int i = 0; i < PROCS; i++) {
+		pid_t pid = fork();
+		assert_true(pid >= 0);
+		if (pid == 0) {
+			struct hm_lockout *c;
+			char b;
+			close(go[1]);
+			if (read(go[0], &b, 1) != 0)   /* the start line: EOF */
+				_exit(3);
+			if (hm_lockout_open(path, &p, &c) < 0)
+				_exit(1);
+			if (hm_lockout_record(c, "alice", NULL, false, 100) < 0)
+				_exit(2);
+			hm_lockout_close(&c);
+			_exit(0);
+		}
+	}
+	close(go[0]);
+	close(go[1]);
+	for (int i = 0; i < PROCS; i++) {
+		int status;
+		assert_true(wait(&status) > 0);
+		assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	}
+	assert_int_equal(hm_lockout_open(path, &p, &lo), 0);
+	assert_null(hm_lockout_open_note(lo));
+	assert_int_equal(hm_lockout_get(lo, HM_LOCKOUT_USER, "alice", 101, &st), 0);
+	assert_int_equal(st.failures, PROCS);
+	hm_lockout_close(&lo);
+}
+
+/* A file of the previous format (unkeyed slots) holding a live lock is
+ * reset with a note: its records cannot be re-keyed (no names in it), and
+ * reading them as format 2 would be wrong. */
+static void old_format_reset_with_note(void **state)
+{
+	struct hm_lockout_policy p;
+	struct hm_lockout *lo;
+	struct {
+		char magic[8];
+		uint32_t version, slots, rec_size;
+		uint8_t pad[44];
+	} h1 = { "HMLOCK1", 1, 64, 64, { 0 } };
+	uint8_t rec[64];
+	int64_t until = 1 << 30;
+	int fd;
+
+	hm_lockout_policy_default(&p);
+	p.slots = 128;
+	snprintf(path, sizeof(path), "%s/v1.db", tmpdir);
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, &h1, sizeof(h1)), 64);
+	assert_int_equal(ftruncate(fd, 64 + 64 * 64), 0);
+	/* a locked record in every slot */
+	memset(rec, 0, sizeof(rec));
+	memset(rec, 0xab, 20);
+	memcpy(rec + 20 + 4 + 8 + 8, &until, sizeof(until));
+	for (int i = 0; i < 64; i++)
+		assert_int_equal(pwrite(fd, rec, sizeof(rec), 64 + 64 * i), 64);
+	close(fd);
+	assert_int_equal(hm_lockout_open(path, &p, &lo), 0);
+	assert_non_null(hm_lockout_open_note(lo));
+	assert_non_null(strstr(hm_lockout_open_note(lo), "format 1"));
+	assert_int_equal(hm_lockout_slots(lo), 128);
+	assert_int_equal(verdict(lo, "alice", "192.0.2.1", 2), HM_LOCKOUT_ALLOW);
+	hm_lockout_close(&lo);
+	/* reopened: now format 2, no note */
+	assert_int_equal(hm_lockout_open(path, &p, &lo), 0);
+	assert_null(hm_lockout_open_note(lo));
+	hm_lockout_close(&lo);
+}
+
+/* IPv6: one /64 is one counter (an attacker has 2^64 addresses in it);
+ * the prefix is configurable; IPv4-mapped counts as IPv4. */
+static void ipv6_counted_per_prefix(void **state)
+{
+	struct hm_lockout_policy p;
+	struct hm_lockout *lo;
+	char key[HM_LOCKOUT_IP_KEY_SIZE];
+
+	assert_int_equal(hm_lockout_ip_key("2001:db8:1:2:aaaa:bbbb:cccc:dddd", 64, key, sizeof(key)), 0);
+	assert_string_equal(key, "2001:db8:1:2::/64");
+	assert_int_equal(hm_lockout_ip_key("2001:db8:1:2ff::1", 56, key, sizeof(key)), 0);
+	assert_string_equal(key, "2001:db8:1:200::/56");
+	assert_int_equal(hm_lockout_ip_key("2001:db8::1", 128, key, sizeof(key)), 0);
+	assert_string_equal(key, "2001:db8::1/128");
+	assert_int_equal(hm_lockout_ip_key("::ffff:192.0.2.7", 64, key, sizeof(key)), 0);
+	assert_string_equal(key, "192.0.2.7");
+	assert_int_equal(hm_lockout_ip_key("192.0.2.7", 64, key, sizeof(key)), 0);
+	assert_string_equal(key, "192.0.2.7");
+	assert_int_equal(hm_lockout_ip_key("not-an-address", 64, key, sizeof(key)), -1);
+
+	hm_lockout_policy_default(&p);
+	p.ip_max_failures = 3;
+	p.max_failures = 100;
+	p.backoff_after = 0;
+	lo = open_fresh("v6", &p);
+	assert_int_equal(hm_lockout_record(lo, "a", "2001:db8:1:2::1", false, 10), 0);
+	assert_int_equal(hm_lockout_record(lo, "b", "2001:db8:1:2::2", false, 10), 0);
+	assert_int_equal(hm_lockout_record(lo, "c", "2001:db8:1:2:ffff:ffff:ffff:ffff", false, 10), 0);
+	assert_int_equal(verdict(lo, "d", "2001:db8:1:2::77", 11), HM_LOCKOUT_IP_LOCKED);
+	assert_int_equal(verdict(lo, "d", "2001:db8:1:3::1", 11), HM_LOCKOUT_ALLOW);
+	/* IPv4-mapped and plain IPv4 share one counter */
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(hm_lockout_record(lo, "e", "::ffff:192.0.2.9", false, 12), 0);
+	assert_int_equal(verdict(lo, "d", "192.0.2.9", 13), HM_LOCKOUT_IP_LOCKED);
+	/* clearing any address of the /64 clears the /64 */
+	assert_int_equal(hm_lockout_clear(lo, HM_LOCKOUT_IP, "2001:db8:1:2::abcd"), 0);
+	assert_int_equal(verdict(lo, "d", "2001:db8:1:2::1", 14), HM_LOCKOUT_ALLOW);
+	hm_lockout_close(&lo);
+	/* another prefix for the same file: reset with a note (counters of
+	 * another granularity would be misread) */
+	p.ipv6_prefix = 48;
+	assert_int_equal(hm_lockout_open(path, &p, &lo), 0);
+	assert_non_null(hm_lockout_open_note(lo));
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(hm_lockout_record(lo, "a", "2001:db8:1:2::1", false, 20), 0);
+	assert_int_equal(verdict(lo, "d", "2001:db8:1:ffff::1", 21), HM_LOCKOUT_IP_LOCKED);
+	assert_int_equal(verdict(lo, "d", "2001:db8:2::1", 21), HM_LOCKOUT_ALLOW);
+	hm_lockout_close(&lo);
+	/* prefix 0 (homemail-user): whatever the file says, no reset */
+	p.ipv6_prefix = 0;
+	assert_int_equal(hm_lockout_open(path, &p, &lo), 0);
+	assert_null(hm_lockout_open_note(lo));
+	assert_int_equal(verdict(lo, "d", "2001:db8:1:ffff::1", 22), HM_LOCKOUT_IP_LOCKED);
+	hm_lockout_close(&lo);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -564,6 +961,13 @@ int main(void)
 		cmocka_unit_test(reserve_backoff),
 		cmocka_unit_test(reserve_crash_counts),
 		cmocka_unit_test(reserve_bound_under_parallel_processes),
+		cmocka_unit_test(eviction_attack_precomputed_names),
+		cmocka_unit_test(slots_depend_on_the_secret),
+		cmocka_unit_test(forced_collisions_never_evict_a_lock),
+		cmocka_unit_test(secret_created_once_and_guarded),
+		cmocka_unit_test(secret_created_once_by_racing_openers),
+		cmocka_unit_test(old_format_reset_with_note),
+		cmocka_unit_test(ipv6_counted_per_prefix),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
