@@ -44,6 +44,7 @@ struct scan {
 	size_t nnames;
 	bool names_truncated;
 	struct timespec start;
+	struct scan_budget budget; /* archives: decompression and deadline, whole message */
 	bool final;                /* verdict is reject: stop walking */
 	bool walk_error;
 	bool finished;
@@ -389,7 +390,8 @@ static int cb_end(void *ctx, struct hm_mime_part *p)
 				shown, s->c->max_archive_size);
 		} else if (s->arch.len > 0) {
 			struct arch_ctx ac = {.s = s, .arch = an};
-			int ar = scan_archive_names(s->c, s->arch.data, s->arch.len, arch_name_cb, &ac);
+			int ar = scan_archive_names(s->c, s->arch.data, s->arch.len, &s->budget,
+						    arch_name_cb, &ac);
 			if (ar < 0) {
 				s->walk_error = true;
 				r = HM_MIME_STOP;
@@ -397,6 +399,9 @@ static int cb_end(void *ctx, struct hm_mime_part *p)
 				r = HM_MIME_STOP;
 			} else if (ar == 1) {
 				r = hit(s, SR_UNSCANNABLE, "archive \"%s\" cannot be read", shown);
+			} else if (ar == 4) {
+				r = hit(s, SR_UNSCANNABLE, "archive \"%s\" not fully inspected: %s", shown,
+					s->budget.why);
 			} else if (ar == 3) {
 				r = hit(s, SR_UNSCANNABLE, "archive \"%s\" not inspected: libarchive unavailable",
 					shown);
@@ -457,6 +462,9 @@ struct scan *scan_new(const struct scan_conf *c, const struct scan_opts *o)
 	hm_buf_init(&s->names, NAMES_MAX_BYTES + 16);
 	hm_buf_init(&s->arch, c->max_archive_size);
 	clock_gettime(CLOCK_MONOTONIC, &s->start);
+	s->budget.inflate_left = c->max_archive_inflate;
+	s->budget.deadline = s->start;
+	s->budget.deadline.tv_sec += (time_t)c->time_budget;
 	struct hm_mime_callbacks cb = {
 		.part_begin = cb_begin, .part_data = cb_data, .part_end = cb_end, .problem = cb_problem,
 	};
