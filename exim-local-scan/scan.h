@@ -124,7 +124,7 @@ struct scan_budget {
  * call fn for each (also inside nested archives up to c->archive_depth).
  * fn returns 0 to go on or 2 to stop.  libarchive is loaded on first use.
  * Returns 0 listed, 1 unreadable / not an archive, 2 stopped by fn,
- * 3 libarchive cannot be loaded, 4 listed only in part: a budget ran out
+ * 3 libarchive or libzip cannot be loaded, 4 listed only in part: a budget ran out
  * (decompression, members of one view, time) or a nested archive could not
  * be read, b->why says which (every name seen was passed to fn), -1 ENOMEM. */
 int scan_archive_names(const struct scan_conf *c, const void *data, size_t len,

@@ -24,13 +24,14 @@
  * drags in libxml2, ICU and libstdc++, ~50 ms of dynamic loading that every
  * Exim receiving process (one per SMTP connection) would otherwise pay.
  *
- * Relies on: libarchive.so.13 (Debian's libarchive13).  Fails: 1 for an
- * unreadable archive, 3 when libarchive cannot be loaded, 4 when a budget
+ * Relies on: libarchive.so.13 (libarchive13), libzip.so.4 (libzip4).  Fails: 1 for an
+ * unreadable archive, 3 when libarchive or libzip cannot be loaded, 4 when a budget
  * ran out (the caller decides the verdicts), -1 ENOMEM.  Never writes to disk.
  */
 #include <archive.h>
 #include <archive_entry.h>
 #include <dlfcn.h>
+#include <zip.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -100,16 +101,61 @@ static const struct la *la_get(void)
 	return &la;
 }
 
+/* the libzip functions used: the zip central directory's own names, which
+ * libarchive never reports (its seekable view shows each local header's name
+ * at the offset the directory gives), while Explorer shows exactly those */
+struct lz {
+	zip_source_t *(*source_buffer_create)(const void *, zip_uint64_t, int, zip_error_t *);
+	void (*source_free)(zip_source_t *);
+	zip_t *(*open_from_source)(zip_source_t *, int, zip_error_t *);
+	zip_int64_t (*num_entries)(zip_t *, zip_flags_t);
+	const char *(*get_name)(zip_t *, zip_uint64_t, zip_flags_t);
+	void (*discard)(zip_t *);
+	void (*error_init)(zip_error_t *);
+	void (*error_fini)(zip_error_t *);
+};
+
+/* lz_get - libzip (libzip4) loaded once per process, or NULL */
+static const struct lz *lz_get(void)
+{
+	static struct lz lz;
+	static int state;
+	if (state)
+		return state > 0 ? &lz : NULL;
+	state = -1;
+	void *h = dlopen("libzip.so.4", RTLD_NOW | RTLD_LOCAL);
+	if (!h)
+		return NULL;
+#define SYM(field, name)                                        \
+	do {                                                    \
+		*(void **)(&lz.field) = dlsym(h, name);         \
+		if (!lz.field)                                  \
+			return NULL;                            \
+	} while (0)
+	SYM(source_buffer_create, "zip_source_buffer_create");
+	SYM(source_free, "zip_source_free");
+	SYM(open_from_source, "zip_open_from_source");
+	SYM(num_entries, "zip_get_num_entries");
+	SYM(get_name, "zip_get_name");
+	SYM(discard, "zip_discard");
+	SYM(error_init, "zip_error_init");
+	SYM(error_fini, "zip_error_fini");
+#undef SYM
+	state = 1;
+	return &lz;
+}
+
 #define ENTRIES_MAX 20000      /* member headers per view of one top-level archive */
 #define OUT_CHUNK (64 * 1024)  /* decompressed bytes per read between budget checks */
 #define IN_BLOCK (16 * 1024)   /* archive bytes handed to libarchive per read callback */
 
-enum view { V_ZIP_CENTRAL, V_ZIP_STREAM, V_OTHER, V_MAX };
+enum view { V_ZIP_CDIR, V_ZIP_CENTRAL, V_ZIP_STREAM, V_OTHER, V_MAX };
 
 /* one listing job: the library, the policy, the callback and the budgets
  * that keep a crafted archive from costing unbounded CPU */
 struct job {
 	const struct la *la;
+	const struct lz *lz;
 	const struct scan_conf *c;
 	name_fn *fn;
 	void *ctx;
@@ -209,19 +255,56 @@ static bool stopped(struct job *j, int r)
 	return r < 0 || r == 2 || (r == 4 && j->b->timed_out);
 }
 
+/* list_cdir - the names of the zip central directory, raw and as libzip
+ * decodes them (CP437 or UTF-8): 0 listed, 1 unreadable, 2 stopped by fn */
+static int list_cdir(struct job *j, const void *data, size_t len)
+{
+	const struct lz *lz = j->lz;
+	zip_error_t err;
+	lz->error_init(&err);
+	zip_source_t *src = lz->source_buffer_create(data, len, 0, &err);
+	zip_t *z = src ? lz->open_from_source(src, ZIP_RDONLY, &err) : NULL;
+	if (!z) {
+		lz->source_free(src);
+		lz->error_fini(&err);
+		return 1;
+	}
+	lz->error_fini(&err);
+	int rc = 0;
+	zip_int64_t n = lz->num_entries(z, 0);
+	for (zip_int64_t i = 0; i < n && rc == 0; i++) {
+		if (j->entries_left[V_ZIP_CDIR] == 0) {
+			j->partial = "too many archive members";
+			break;
+		}
+		j->entries_left[V_ZIP_CDIR]--;
+		const char *raw = lz->get_name(z, (zip_uint64_t)i, ZIP_FL_ENC_RAW);
+		if (raw)
+			rc = j->fn(j->ctx, raw, strlen(raw));
+		const char *dec = lz->get_name(z, (zip_uint64_t)i, 0);
+		if (rc == 0 && dec && (!raw || strcmp(raw, dec) != 0))
+			rc = j->fn(j->ctx, dec, strlen(dec));
+	}
+	lz->discard(z);
+	return rc;
+}
+
 /* list_all - every view of one archive: 0 listed, 1 unreadable, else as fn/ENOMEM/4 */
 static int list_all(struct job *j, const void *data, size_t len, unsigned depth)
 {
 	switch (kind_of(data, len)) {
 	case K_ZIP: {
-		/* both views always: a name only in one of them is still seen */
+		/* every view always: a name only in one of them is still seen */
+		int r0 = list_cdir(j, data, len);
+		if (stopped(j, r0))
+			return r0;
 		int r1 = list_one(j, data, len, depth, V_ZIP_CENTRAL);
 		if (stopped(j, r1))
 			return r1;
 		int r2 = list_one(j, data, len, depth, V_ZIP_STREAM);
 		if (stopped(j, r2))
 			return r2;
-		return (r1 == 1 && r2 == 1) ? 1 : 0;
+		return (r0 == 1 && r1 == 1 && r2 == 1) ? 1 : 0;
 	}
 	case K_7Z:
 	case K_RAR:
@@ -375,8 +458,8 @@ int scan_archive_names(const struct scan_conf *c, const void *data, size_t len,
 {
 	if (kind_of(data, len) == K_NONE)
 		return 1;
-	struct job j = {.la = la_get(), .c = c, .fn = fn, .ctx = ctx, .b = b};
-	if (!j.la)
+	struct job j = {.la = la_get(), .lz = lz_get(), .c = c, .fn = fn, .ctx = ctx, .b = b};
+	if (!j.la || !j.lz)
 		return 3;
 	for (int v = 0; v < V_MAX; v++)
 		j.entries_left[v] = ENTRIES_MAX;

@@ -403,7 +403,7 @@ static int cb_end(void *ctx, struct hm_mime_part *p)
 				r = hit(s, SR_UNSCANNABLE, "archive \"%s\" not fully inspected: %s", shown,
 					s->budget.why);
 			} else if (ar == 3) {
-				r = hit(s, SR_UNSCANNABLE, "archive \"%s\" not inspected: libarchive unavailable",
+				r = hit(s, SR_UNSCANNABLE, "archive \"%s\" not inspected: libarchive or libzip unavailable",
 					shown);
 			}
 		}

@@ -539,12 +539,16 @@ static int readings_dedup(struct readings *r)
 	for (size_t i = 0; i < r->n; i++)
 		s[i] = (struct reading_ref){r, i};
 	qsort(s, r->n, sizeof *s, by_bytes);
-	for (size_t i = 1; i < r->n; i++)
-		if (r->l[s[i].i] == r->l[s[i - 1].i] &&
-		    memcmp(r->v[s[i].i], r->v[s[i - 1].i], r->l[s[i].i]) == 0) {
-			free(r->v[s[i].i]);
-			r->v[s[i].i] = NULL;
+	size_t keep = s[0].i; /* first (earliest) of the current run of equal readings */
+	for (size_t k = 1; k < r->n; k++) {
+		size_t i = s[k].i;
+		if (r->l[i] == r->l[keep] && memcmp(r->v[i], r->v[keep], r->l[i]) == 0) {
+			free(r->v[i]);
+			r->v[i] = NULL;
+		} else {
+			keep = i;
 		}
+	}
 	free(s);
 	size_t o = 0;
 	for (size_t i = 0; i < r->n; i++)

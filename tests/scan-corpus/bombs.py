@@ -4,8 +4,8 @@ built by hand so every field is the one wanted: data descriptors, names in one
 zip view only, members that are zips.  Used by tests/integration/test_scan_bombs.py,
 bench/scan/bombs and as fuzz seeds (tests/fuzz/corpus/archive/).
 
-  bombs.py OUTDIR [--small]   write each archive as OUTDIR/NAME.zip|.7z and
-                              a message OUTDIR/NAME.eml carrying it
+  bombs.py OUTDIR [--small]   write each zip bomb as OUTDIR/NAME.zip and a
+                              message OUTDIR/NAME.eml carrying it
 
 Zip layout (APPNOTE 6.3.x §4.3): local header + data [+ data descriptor]
 per member, then the central directory and its end record.  A member's
@@ -85,27 +85,68 @@ def message(attname, data, ctype="application/zip"):
             "Content-Transfer-Encoding: base64\n\n" + b64 + "--b--\n").encode()
 
 
-def bombs(scale=1.0):
-    """NAME -> (attachment name, bytes, what it tests).  scale shrinks the sizes
-    (fuzz seeds); 1.0 makes every bomb overrun the default budgets."""
-    big = max(1, int(2000 * scale)) * MiB        # the issue's 2,000 MiB
+def sevenzip(members, solid=True):
+    """A 7z archive written by libarchive (ctypes; LZMA, one solid block):
+    members are (name, bytes).  Skipping a member of a solid block means
+    decompressing it, which is what the 7z bomb relies on."""
+    import ctypes
+    la = ctypes.CDLL("libarchive.so.13")
+    la.archive_write_new.restype = ctypes.c_void_p
+    la.archive_entry_new.restype = ctypes.c_void_p
+    for f in ("archive_write_set_format_7zip", "archive_write_close", "archive_write_free"):
+        getattr(la, f).argtypes = [ctypes.c_void_p]
+    la.archive_write_set_format_option.argtypes = [ctypes.c_void_p, ctypes.c_char_p,
+                                                   ctypes.c_char_p, ctypes.c_char_p]
+    la.archive_write_open_memory.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t,
+                                             ctypes.POINTER(ctypes.c_size_t)]
+    la.archive_entry_set_pathname.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
+    la.archive_entry_set_size.argtypes = [ctypes.c_void_p, ctypes.c_int64]
+    la.archive_entry_set_filetype.argtypes = [ctypes.c_void_p, ctypes.c_uint]
+    la.archive_entry_set_perm.argtypes = [ctypes.c_void_p, ctypes.c_uint]
+    la.archive_entry_free.argtypes = [ctypes.c_void_p]
+    la.archive_write_header.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
+    la.archive_write_data.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_size_t]
+    cap = 1024 * 1024 + sum(len(d) for _, d in members) // 100
+    buf = ctypes.create_string_buffer(cap)
+    used = ctypes.c_size_t(0)
+    a = la.archive_write_new()
+    la.archive_write_set_format_7zip(a)
+    la.archive_write_set_format_option(a, b"7zip", b"compression", b"lzma1")
+    assert la.archive_write_open_memory(a, buf, cap, ctypes.byref(used)) == 0
+    for name, data in members:
+        e = la.archive_entry_new()
+        la.archive_entry_set_pathname(e, name.encode())
+        la.archive_entry_set_size(e, len(data))
+        la.archive_entry_set_filetype(e, 0o100000)
+        la.archive_entry_set_perm(e, 0o644)
+        la.archive_write_header(a, e)
+        la.archive_write_data(a, data, len(data))
+        la.archive_entry_free(e)
+    la.archive_write_close(a)
+    la.archive_write_free(a)
+    return buf.raw[:used.value]
+
+
+def bombs(big=2000 * MiB, many=(400, 512 * 1024)):
+    """NAME -> (attachment name, bytes, what it tests).  big: bytes of the
+    single-member bombs (the issue's 2,000 MiB by default); many: members and
+    bytes each of the many-members bomb."""
     dd = zip_bytes([member("zeros.bin", zeros=big, dd=True)])
-    out = {
+    return {
         "flat": ("flat.zip", zip_bytes([member("zeros.bin", zeros=big)]),
-                 "sizes in the local header: skipped, not inflated"),
+                 "sizes in the local header: the streaming view reads it anyway"),
         "dd": ("dd.zip", dd, "data descriptor: the streaming view inflates it to skip it"),
         "nested": ("nested.zip", zip_bytes([member("inner.zip", dd)]),
                    "a deflated zip holding the data-descriptor bomb (a few KB)"),
-        "many": ("many.zip", zip_bytes([member(f"f{i}.txt", zeros=max(1, int(512 * 1024 * scale)),
-                                               dd=True) for i in range(400)]),
-                 "400 data-descriptor members of 512 KiB each"),
+        "many": ("many.zip", zip_bytes([member(f"f{i}.txt", zeros=many[1], dd=True)
+                                        for i in range(many[0])]),
+                 f"{many[0]} data-descriptor members of {many[1]} bytes each"),
     }
-    return out
 
 
-def write(outdir, scale):
+def write(outdir, **kw):
     os.makedirs(outdir, exist_ok=True)
-    for name, (att, data, _) in bombs(scale).items():
+    for name, (att, data, _) in bombs(**kw).items():
         with open(os.path.join(outdir, att), "wb") as f:
             f.write(data)
         with open(os.path.join(outdir, name + ".eml"), "wb") as f:
@@ -113,4 +154,7 @@ def write(outdir, scale):
 
 
 if __name__ == "__main__":
-    write(sys.argv[1], 0.001 if "--small" in sys.argv else 1.0)
+    if "--small" in sys.argv:
+        write(sys.argv[1], big=2 * MiB, many=(40, 64 * 1024))
+    else:
+        write(sys.argv[1])
