@@ -178,6 +178,32 @@ static bool plain_encoded(const char *v, size_t l)
 	return memmem(v, l, "=?", 2) != NULL;
 }
 
+/* extra_field_names - PARAM in every FIELD header after the first: the walker
+ * parses the first (and reports the duplicate as ambiguous, an action the
+ * admin may lower), but a client may take the other one, so its names are
+ * checked as well.  Returns HM_MIME_CONTINUE/STOP, -1 ENOMEM. */
+static int extra_field_names(struct scan *s, struct hm_mime_part *p, const char *field,
+			     const char *param)
+{
+	if (!p->hdr)
+		return HM_MIME_CONTINUE;
+	size_t it = 0;
+	const struct hm_hfield *f = hm_header_next(p->hdr, field, &it);
+	while (f && (f = hm_header_next(p->hdr, field, &it)) != NULL) {
+		struct hm_mimefield mf;
+		if (hm_mimefield_parse(f->raw, f->raw_len, &mf) < 0)
+			return -1;
+		struct reading_ctx rc = {.s = s, .source = param, .r = 0};
+		int r = hm_mimefield_readings(&mf, param, reading_cb, &rc);
+		hm_mimefield_free(&mf);
+		if (r < 0)
+			return -1;
+		if (rc.r == HM_MIME_STOP)
+			return HM_MIME_STOP;
+	}
+	return HM_MIME_CONTINUE;
+}
+
 /* part_names - every name of a part: check all readings, detect disagreement,
  * remember the display name */
 static int part_names(struct scan *s, struct hm_mime_part *p)
@@ -193,6 +219,11 @@ static int part_names(struct scan *s, struct hm_mime_part *p)
 		return -1;
 	if (rc.r == HM_MIME_STOP)
 		return HM_MIME_STOP;
+	int x = extra_field_names(s, p, "Content-Disposition", "filename");
+	if (x == HM_MIME_CONTINUE)
+		x = extra_field_names(s, p, "Content-Type", "name");
+	if (x != HM_MIME_CONTINUE)
+		return x;
 
 	size_t fl = 0, nl = 0;
 	errno = 0;

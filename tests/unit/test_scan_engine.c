@@ -410,6 +410,23 @@ static void verdicts_follow_actions(void **state)
 	assert_int_equal(v->rule, SR_FROM);
 	scan_free(&s);
 
+	/* a second Content-Disposition is ambiguous (here only tagged), and the
+	 * name in it is still checked: a client may read that one */
+	const char *two_cd = "From: a@b\nDate: x\nContent-Disposition: inline\n"
+			     "Content-Disposition: attachment; filename=\"evil.exe\"\n\nMZ\n";
+	c.action[SR_AMBIGUOUS] = SCAN_TAG;
+	v = run(&s, &c, two_cd);
+	assert_int_equal(v->action, SCAN_REJECT);
+	assert_int_equal(v->rule, SR_BLOCKED);
+	scan_free(&s);
+	const char *two_ct = "From: a@b\nDate: x\nContent-Type: text/plain\n"
+			     "Content-Type: application/octet-stream; name=\"evil.js\"\n\nMZ\n";
+	v = run(&s, &c, two_ct);
+	assert_int_equal(v->action, SCAN_REJECT);
+	assert_int_equal(v->rule, SR_BLOCKED);
+	scan_free(&s);
+	c.action[SR_AMBIGUOUS] = SCAN_REJECT;
+
 	/* the reason never carries raw bytes from the message */
 	const char *evil = "From: a@b\nDate: x\nContent-Disposition: attachment; filename=\"a\r\n 550 x\\\".exe\"\n\nx\n";
 	v = run(&s, &c, evil);
