@@ -111,10 +111,13 @@ bool scan_archive_magic(const void *data, size_t len);
 
 /* what one message may still spend on archives: every byte libarchive
  * produces (any view, any nesting level, members read or skipped) counts
- * against inflate_left; the deadline is checked between reads of at most
- * 64 KiB of output and in every read callback (at most 16 KiB of input). */
+ * against inflate_left, the sizes of members skipped without decompressing
+ * against declared_left (both start at max_archive_inflate); the deadline
+ * is checked between reads of at most 64 KiB of output and in every read
+ * callback (at most 16 KiB of input). */
 struct scan_budget {
 	uint64_t inflate_left;    /* bytes, shared by all archives of the message */
+	uint64_t declared_left;   /* sizes declared by members skipped unread */
 	struct timespec deadline; /* CLOCK_MONOTONIC */
 	bool timed_out;           /* the deadline passed during a listing */
 	const char *why;          /* static: what ran out when 4 was returned */

@@ -9,16 +9,16 @@
  *
  * Bounds (zip bombs, issue 14): every byte libarchive decompresses counts
  * against the message's struct scan_budget.  libarchive decompresses when a
- * member is read and also when it is skipped in a view that cannot seek
- * past it (a streamed zip member whose length comes after its data, any
- * member of a solid 7z or RAR block), so in the local-header, 7z and RAR
- * views every member is read here, 64 KiB of output at a time, counted, and
- * never left for libarchive's skip; only the central-directory view, which
- * seeks, skips members unread.  The deadline is checked before every such
- * read and in the read callback (16 KiB of input at a time), so no
- * libarchive call runs unchecked for long.  Each view has its own member
- * bound.  A budget that runs out gives 4 (the caller's "unscannable"),
- * never a silent pass.
+ * member is read, and also when it skips a member it cannot seek past (a
+ * streamed zip member whose length comes after its data, a member of a
+ * solid 7z block once decoding started, a member of a solid RAR 5): those
+ * members are read here instead, 64 KiB of output at a time, counted, and
+ * never left to libarchive's skip (skip_inflates says which).  Members
+ * skipped for free still count their declared size against a second bound
+ * of the same size, so a 2 GB member listed by name only is unscannable
+ * too.  The deadline is checked before every read and in the read callback
+ * (16 KiB of input at a time).  Each view has its own member bound.  A
+ * budget that runs out gives 4 (the caller's "unscannable"), never a pass.
  *
  * libarchive is loaded with dlopen() on the first archive, not linked: it
  * drags in libxml2, ICU and libstdc++, ~50 ms of dynamic loading that every
@@ -60,6 +60,10 @@ struct la {
 	int (*read_free)(struct archive *);
 	const char *(*pathname_utf8)(struct archive_entry *);
 	const char *(*pathname)(struct archive_entry *);
+	la_int64_t (*header_position)(struct archive *);
+	int (*format)(struct archive *);
+	int (*size_is_set)(struct archive_entry *);
+	la_int64_t (*size)(struct archive_entry *);
 };
 
 /* la_get - the loaded library, or NULL when it cannot be loaded (a handle
@@ -96,6 +100,10 @@ static const struct la *la_get(void)
 	SYM(read_free, "archive_read_free");
 	SYM(pathname_utf8, "archive_entry_pathname_utf8");
 	SYM(pathname, "archive_entry_pathname");
+	SYM(header_position, "archive_read_header_position");
+	SYM(format, "archive_format");
+	SYM(size_is_set, "archive_entry_size_is_set");
+	SYM(size, "archive_entry_size");
 #undef SYM
 	state = 1;
 	return &la;
@@ -378,6 +386,49 @@ static int nested(struct job *j, struct archive *a, unsigned depth, enum view v)
 	return r;
 }
 
+/* skip_inflates - would libarchive decompress the current member to skip it?
+ * Then it is read here instead, counted.  libarchive 3.6: the central-
+ * directory zip view seeks; the streaming zip view consumes the compressed
+ * size from the local header unless the member has a data descriptor (flag
+ * bit 3), then it must inflate to find the end; 7z skips for free in list
+ * mode until a member's data has been read (then it decodes the solid
+ * block); RAR 5 decompresses to skip in solid archives, RAR 4 never. */
+static bool skip_inflates(struct job *j, struct archive *a, const struct src *s, enum view v,
+			  bool data_read)
+{
+	if (v == V_ZIP_CENTRAL)
+		return false;
+	if (v == V_ZIP_STREAM) {
+		la_int64_t at = j->la->header_position(a);
+		if (at < 0 || (uint64_t)at > s->len || s->len - (size_t)at < 30 ||
+		    memcmp(s->data + at, "PK\x03\x04", 4) != 0)
+			return true; /* not where expected: read it, counted */
+		return (s->data[at + 6] & 0x08) != 0;
+	}
+	int f = j->la->format(a);
+	if ((f & ARCHIVE_FORMAT_BASE_MASK) == ARCHIVE_FORMAT_7ZIP)
+		return data_read;
+	return (f & ARCHIVE_FORMAT_BASE_MASK) != ARCHIVE_FORMAT_RAR;
+}
+
+/* declare - a member skipped unread still declares its size: an archive
+ * declaring more than the message's budget is a bomb nobody inflated, and
+ * "unscannable" like one (a name-only listing would otherwise pass it) */
+static void declare(struct job *j, struct archive_entry *e)
+{
+	if (!j->la->size_is_set(e))
+		return;
+	la_int64_t sz = j->la->size(e);
+	if (sz <= 0)
+		return;
+	if ((uint64_t)sz > j->b->declared_left) {
+		j->b->declared_left = 0;
+		j->partial = "declared size over max_archive_inflate";
+		return;
+	}
+	j->b->declared_left -= (uint64_t)sz;
+}
+
 /* list_one - one view (central directory, local headers, 7z/RAR) of one archive */
 static int list_one(struct job *j, const void *data, size_t len, unsigned depth, enum view v)
 {
@@ -404,6 +455,7 @@ static int list_one(struct job *j, const void *data, size_t len, unsigned depth,
 		return j->b->timed_out ? 4 : 1;
 	}
 	int rc = 0;
+	bool data_read = false; /* a member's data was read in this view */
 	for (;;) {
 		if (past_deadline(j)) {
 			rc = 4;
@@ -433,12 +485,16 @@ static int list_one(struct job *j, const void *data, size_t len, unsigned depth,
 			if (rc)
 				break;
 		}
-		if (name && depth < j->c->archive_depth && archive_name(name, nl))
+		if (name && depth < j->c->archive_depth && archive_name(name, nl)) {
 			r = nested(j, a, depth, v);
-		else if (v != V_ZIP_CENTRAL)
-			r = read_member(j, a, NULL); /* never leave a member to libarchive's skip */
-		else
-			r = 0;                       /* the central directory view seeks past it */
+			data_read = true;
+		} else if (skip_inflates(j, a, &src, v, data_read)) {
+			r = read_member(j, a, NULL); /* never a skip that decompresses uncounted */
+		} else {
+			r = 0;
+			if (v != V_ZIP_CENTRAL)
+				declare(j, e);
+		}
 		if (r < 0 || r == 2 || (r == 4 && j->b->timed_out)) {
 			rc = r;
 			break;

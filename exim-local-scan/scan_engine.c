@@ -494,6 +494,7 @@ struct scan *scan_new(const struct scan_conf *c, const struct scan_opts *o)
 	hm_buf_init(&s->arch, c->max_archive_size);
 	clock_gettime(CLOCK_MONOTONIC, &s->start);
 	s->budget.inflate_left = c->max_archive_inflate;
+	s->budget.declared_left = c->max_archive_inflate;
 	s->budget.deadline = s->start;
 	s->budget.deadline.tv_sec += (time_t)c->time_budget;
 	struct hm_mime_callbacks cb = {

@@ -13,7 +13,7 @@
  * Checks: the result is one of the documented codes; 4 comes with a reason;
  * the budget counter only goes down; every name is a C string of the length
  * given.  A slow input is a finding: run with -timeout (fuzz.mk uses 10 s;
- * the budget below makes every input cost at most a few MB of inflation).
+ * the budget below makes every input cost at most 512 KiB of inflation).
  */
 #include <archive.h>
 #include <archive_entry.h>
@@ -77,7 +77,7 @@ static size_t content(struct rd *r, unsigned depth, unsigned kind, unsigned char
 	struct hm_buf b;
 	hm_buf_init(&b, GEN_MAX);
 	if (kind == 1) {
-		size_t n = (size_t)(take(r) % 64 + 1) * 64 * 1024; /* up to 4 MiB of zeros */
+		size_t n = (size_t)(take(r) % 16 + 1) * 64 * 1024; /* up to 1 MiB of zeros */
 		unsigned char *z = calloc(1, n);
 		*data = z;
 		return z ? n : 0;
@@ -329,7 +329,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (scan_conf_defaults(&conf) < 0)
 			abort();
 		conf.max_archive_size = 4u << 20;
-		conf.max_archive_inflate = 2u << 20; /* every input: at most 2 MiB inflated */
+		conf.max_archive_inflate = 512u << 10; /* every input: at most 512 KiB inflated */
 		conf.archive_depth = 3;
 		conf_ready = 1;
 	}
@@ -346,7 +346,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		al = arch.len;
 	}
 	if (a && al) {
-		struct scan_budget b = {.inflate_left = conf.max_archive_inflate};
+		struct scan_budget b = {.inflate_left = conf.max_archive_inflate,
+					.declared_left = conf.max_archive_inflate};
 		clock_gettime(CLOCK_MONOTONIC, &b.deadline);
 		b.deadline.tv_sec += 3600; /* libFuzzer's -timeout is the clock here */
 		struct seen s = {0};

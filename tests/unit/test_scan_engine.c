@@ -153,7 +153,8 @@ static void *make_zip(const char *const *names, size_t n, size_t *len_r)
 /* budget - a fresh per-message budget: C's decompression bound and an hour */
 static struct scan_budget budget(const struct scan_conf *c)
 {
-	struct scan_budget b = {.inflate_left = c->max_archive_inflate};
+	struct scan_budget b = {.inflate_left = c->max_archive_inflate,
+				.declared_left = c->max_archive_inflate};
 	clock_gettime(CLOCK_MONOTONIC, &b.deadline);
 	b.deadline.tv_sec += 3600;
 	return b;
@@ -263,25 +264,32 @@ static void archive_bombs_stopped_by_budget(void **state)
 	c.max_archive_inflate = 1 << 20;
 	size_t dd_len, len;
 	void *dd = write_zeros(false, true, 1, 8 << 20, NULL, 0, &dd_len);
+	static const char inflated[] = "decompression budget (max_archive_inflate) exhausted";
+	static const char declared[] = "declared size over max_archive_inflate";
 	struct {
 		const char *what;
 		void *data;
 		size_t len;
+		const char *why; /* inflated: read and counted; declared: skipped, size counted */
 	} bombs[] = {
-		{"data descriptor", dd, dd_len},
-		{"sizes in the header", write_zeros(false, false, 1, 8 << 20, NULL, 0, &len), len},
-		{"nested", write_zeros(false, false, 0, 0, dd, dd_len, &len), len},
-		{"many members", write_zeros(false, true, 64, 64 << 10, NULL, 0, &len), len},
-		{"solid 7z", write_zeros(true, false, 4, 2 << 20, NULL, 0, &len), len},
+		{"data descriptor", dd, dd_len, inflated},
+		/* libarchive's writer adds a descriptor even when the size is known;
+		 * the zip with sizes only in the header is test_scan_bombs.py's "flat" */
+		{"size known, descriptor", write_zeros(false, false, 1, 8 << 20, NULL, 0, &len), len,
+		 inflated},
+		{"nested", write_zeros(false, false, 0, 0, dd, dd_len, &len), len, inflated},
+		{"many members", write_zeros(false, true, 64, 64 << 10, NULL, 0, &len), len, inflated},
+		{"solid 7z", write_zeros(true, false, 4, 2 << 20, NULL, 0, &len), len, declared},
 	};
 	for (size_t i = 0; i < HM_ARRAY_SIZE(bombs); i++) {
 		struct names x = {""};
 		struct scan_budget b = budget(&c);
 		print_message("%s\n", bombs[i].what);
 		assert_int_equal(scan_archive_names(&c, bombs[i].data, bombs[i].len, &b, name_cb, &x), 4);
-		assert_int_equal(b.inflate_left, 0);
 		assert_false(b.timed_out);
-		assert_string_equal(b.why, "decompression budget (max_archive_inflate) exhausted");
+		assert_string_equal(b.why, bombs[i].why);
+		/* the counter that stopped it is spent */
+		assert_int_equal(bombs[i].why == inflated ? b.inflate_left : b.declared_left, 0);
 		assert_non_null(strstr(x.all, i == 2 ? "inner.zip;" : "zeros0.bin;"));
 		/* the budget is the message's: the next archive finds it spent */
 		struct names y = {""};
