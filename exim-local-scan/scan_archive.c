@@ -236,7 +236,7 @@ static la_int64_t src_seek(struct archive *a, void *cd, la_int64_t off, int when
 	struct src *s = cd;
 	la_int64_t base = whence == SEEK_SET ? 0 : whence == SEEK_CUR ? (la_int64_t)s->pos
 			: whence == SEEK_END ? (la_int64_t)s->len : -1;
-	if (base < 0 || (off > 0 && off > (la_int64_t)s->len - base) || (off < 0 && -off > base))
+	if (base < 0 || off > (la_int64_t)s->len - base || off < -base)
 		return ARCHIVE_FATAL;
 	s->pos = (size_t)(base + off);
 	return (la_int64_t)s->pos;

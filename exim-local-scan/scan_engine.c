@@ -29,7 +29,9 @@
 #define REASON_MAX 400
 #define NAMES_MAX_BYTES 700   /* attachment list in X-Homemail-Scan */
 #define NAME_SHOW_MAX 80      /* bytes of one name shown */
-#define ULINE_MAX 1024        /* uuencode "begin" line kept */
+#define ULINE_MAX 1024        /* head of a uuencode "begin" line kept */
+#define UTAIL_MAX 4096        /* tail kept of a longer one: the name's end, as much
+				 as scan_name_blocked reads */
 
 struct scan {
 	const struct scan_conf *c;
@@ -55,9 +57,12 @@ struct scan {
 	bool arch_overflow;
 	struct hm_buf arch;
 	char *leaf_name;           /* display name of the current leaf, for messages */
-	char uline[ULINE_MAX];
+	char uline[ULINE_MAX];     /* current text line: its head ... */
 	size_t ulen;
-	bool uline_long;
+	char utail[UTAIL_MAX];     /* ... and, past ULINE_MAX, its last bytes */
+	size_t utlen;
+	size_t utotal;             /* bytes of the line so far */
+	bool uline_skip;           /* the line cannot be a "begin" line */
 };
 
 /* clean - printable ASCII copy for reasons and logs; other bytes become %XX
@@ -298,8 +303,8 @@ static int cb_begin(void *ctx, struct hm_mime_part *p)
 		s->leaf_text = strncmp(p->ctype, "text/", 5) == 0;
 		s->leaf_first_data = true;
 		s->arch_overflow = false;
-		s->ulen = 0;
-		s->uline_long = false;
+		s->ulen = s->utlen = s->utotal = 0;
+		s->uline_skip = false;
 		hm_buf_reset(&s->arch);
 		const char *n = s->leaf_name;
 		size_t nl = n ? strlen(n) : 0;
@@ -313,9 +318,8 @@ static int cb_begin(void *ctx, struct hm_mime_part *p)
 	return HM_MIME_CONTINUE;
 }
 
-/* uu_line - a decoded text line: uuencode (and sharutils begin-base64)
- * "begin MODE NAME" carries a file name clients show as an attachment */
-static int uu_line(struct scan *s, const char *l, size_t n)
+/* uu_name_at - offset of NAME in a "begin MODE NAME" line, 0 when not one */
+static size_t uu_name_at(const char *l, size_t n)
 {
 	size_t i;
 	if (n > 6 && memcmp(l, "begin ", 6) == 0)
@@ -323,15 +327,69 @@ static int uu_line(struct scan *s, const char *l, size_t n)
 	else if (n > 13 && memcmp(l, "begin-base64 ", 13) == 0)
 		i = 13;
 	else
-		return HM_MIME_CONTINUE;
+		return 0;
 	size_t d = 0;
 	while (i < n && l[i] >= '0' && l[i] <= '7' && d < 5)
 		i++, d++;
 	if (d < 3 || i >= n || l[i] != ' ')
+		return 0;
+	return i + 1;
+}
+
+/* uu_append - bytes of the current text line: the head up to ULINE_MAX,
+ * then the last UTAIL_MAX bytes (a longer name is still checked by its end,
+ * not dropped) */
+static void uu_append(struct scan *s, const char *d, size_t k)
+{
+	s->utotal += k;
+	size_t h = ULINE_MAX - s->ulen;
+	if (h > k)
+		h = k;
+	memcpy(s->uline + s->ulen, d, h);
+	s->ulen += h;
+	d += h;
+	k -= h;
+	if (k == 0)
+		return;
+	if (k >= UTAIL_MAX) {
+		memcpy(s->utail, d + k - UTAIL_MAX, UTAIL_MAX);
+		s->utlen = UTAIL_MAX;
+		return;
+	}
+	if (s->utlen + k > UTAIL_MAX) {
+		size_t drop = s->utlen + k - UTAIL_MAX;
+		memmove(s->utail, s->utail + drop, s->utlen - drop);
+		s->utlen -= drop;
+	}
+	memcpy(s->utail + s->utlen, d, k);
+	s->utlen += k;
+}
+
+/* uu_line - the current text line is complete: uuencode (and sharutils
+ * begin-base64) "begin MODE NAME" carries a file name clients show as an
+ * attachment.  A line longer than the head is read as head + tail. */
+static int uu_line(struct scan *s)
+{
+	if (s->uline_skip || s->utotal == 0)
 		return HM_MIME_CONTINUE;
-	i++;
-	add_name(s, l + i, n - i);
-	return check_name(s, l + i, n - i, "uuencoded");
+	size_t at = uu_name_at(s->uline, s->ulen);
+	if (!at)
+		return HM_MIME_CONTINUE;
+	char *name = malloc(ULINE_MAX + UTAIL_MAX);
+	if (!name) {
+		s->walk_error = true;
+		return HM_MIME_STOP;
+	}
+	size_t n = s->ulen - at;
+	memcpy(name, s->uline + at, n);
+	memcpy(name + n, s->utail, s->utlen);
+	n += s->utlen;
+	if (n && name[n - 1] == '\r')
+		n--;
+	add_name(s, name, n);
+	int r = check_name(s, name, n, "uuencoded");
+	free(name);
+	return r;
 }
 
 static int cb_data(void *ctx, struct hm_mime_part *p, const char *d, size_t n)
@@ -360,28 +418,18 @@ static int cb_data(void *ctx, struct hm_mime_part *p, const char *d, size_t n)
 		size_t i = 0;
 		while (i < n) {
 			/* only a line that starts with 'b' can be a "begin" line */
-			if (s->ulen == 0 && !s->uline_long && d[i] != 'b')
-				s->uline_long = true;
+			if (s->utotal == 0 && !s->uline_skip && d[i] != 'b')
+				s->uline_skip = true;
 			const char *nl = memchr(d + i, '\n', n - i);
 			size_t end = nl ? (size_t)(nl - d) : n;
-			if (!s->uline_long) {
-				size_t k = end - i;
-				if (k > ULINE_MAX - s->ulen) {
-					s->uline_long = true;
-				} else {
-					memcpy(s->uline + s->ulen, d + i, k);
-					s->ulen += k;
-				}
-			}
+			if (!s->uline_skip)
+				uu_append(s, d + i, end - i);
 			if (!nl)
 				break;
-			size_t l = s->ulen;
-			if (l && s->uline[l - 1] == '\r')
-				l--;
-			if (!s->uline_long && uu_line(s, s->uline, l) == HM_MIME_STOP)
+			if (uu_line(s) == HM_MIME_STOP)
 				return HM_MIME_STOP;
-			s->ulen = 0;
-			s->uline_long = false;
+			s->ulen = s->utlen = s->utotal = 0;
+			s->uline_skip = false;
 			i = end + 1;
 		}
 	}
@@ -408,8 +456,7 @@ static int cb_end(void *ctx, struct hm_mime_part *p)
 	struct scan *s = ctx;
 	if (p->multipart || p->message)
 		return HM_MIME_CONTINUE;
-	if (s->leaf_text && s->ulen && !s->uline_long &&
-	    uu_line(s, s->uline, s->ulen) == HM_MIME_STOP)
+	if (s->leaf_text && uu_line(s) == HM_MIME_STOP)
 		return HM_MIME_STOP;
 	int r = HM_MIME_CONTINUE;
 	if (s->arch_want) {

@@ -435,6 +435,18 @@ static void verdicts_follow_actions(void **state)
 	scan_free(&s);
 	c.action[SR_AMBIGUOUS] = SCAN_REJECT;
 
+	/* a uuencode "begin" line longer than the 1 KiB head kept: its name is
+	 * still checked, by its end (it was dropped) */
+	char *uu = malloc(8192);
+	strcpy(uu, "From: a@b\nDate: x\n\nbegin 644 ");
+	memset(uu + strlen(uu), 'a', 5000);
+	strcpy(uu + strlen("From: a@b\nDate: x\n\nbegin 644 ") + 5000, ".exe\r\n`\nend\n");
+	v = run(&s, &c, uu);
+	assert_int_equal(v->action, SCAN_REJECT);
+	assert_int_equal(v->rule, SR_BLOCKED);
+	scan_free(&s);
+	free(uu);
+
 	/* the reason never carries raw bytes from the message */
 	const char *evil = "From: a@b\nDate: x\nContent-Disposition: attachment; filename=\"a\r\n 550 x\\\".exe\"\n\nx\n";
 	v = run(&s, &c, evil);
