@@ -564,21 +564,33 @@ static bool over_budget(struct scan *s)
 	return now.tv_sec - s->start.tv_sec >= (time_t)s->c->time_budget;
 }
 
+/* the walker gets at most this many bytes between two looks at the clock:
+ * the caller's reads (64 KiB from Exim) are too coarse a step when a line
+ * costs work per open multipart level (max_depth may be set to 10000) */
+#define FEED_SLICE 4096
+
 int scan_feed(struct scan *s, const char *data, size_t len)
 {
 	if (s->final || s->walk_error || s->finished)
 		return 1;
-	if (over_budget(s)) {
-		hit(s, SR_INTERNAL, "scan time budget exceeded");
-		s->final = true;
-		return 1;
-	}
-	int r = hm_mime_feed(s->m, data, len);
-	if (r < 0) {
-		s->walk_error = true;
-		return 1;
-	}
-	return (r == 1) ? 1 : 0;
+	size_t off = 0;
+	do {
+		if (over_budget(s)) {
+			hit(s, SR_INTERNAL, "scan time budget exceeded");
+			s->final = true;
+			return 1;
+		}
+		size_t n = len - off < FEED_SLICE ? len - off : FEED_SLICE;
+		int r = hm_mime_feed(s->m, data + off, n);
+		if (r < 0) {
+			s->walk_error = true;
+			return 1;
+		}
+		if (r == 1)
+			return 1;
+		off += n;
+	} while (off < len);
+	return 0;
 }
 
 const struct scan_verdict *scan_finish(struct scan *s)
