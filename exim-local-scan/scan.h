@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "hm_mime.h"
 
@@ -51,6 +52,7 @@ struct scan_conf {
 	bool scan_archives;
 	size_t max_archive_size; /* bytes of one archive kept for listing */
 	unsigned archive_depth;  /* archives inside archives */
+	size_t max_archive_inflate; /* bytes libarchive may decompress per message */
 	unsigned time_budget;    /* seconds per message */
 	char *auth_socket;       /* Dovecot auth-master listener for homemail_user_exists */
 	unsigned auth_timeout_ms;
@@ -107,12 +109,29 @@ const char *scan_name_blocked(const struct scan_conf *c, const char *name, size_
 /* scan_archive_magic - data starts like a zip, 7z or RAR archive */
 bool scan_archive_magic(const void *data, size_t len);
 
+/* what one message may still spend on archives: every byte libarchive
+ * produces (any view, any nesting level, members read or skipped) counts
+ * against inflate_left, the sizes of members skipped without decompressing
+ * against declared_left (both start at max_archive_inflate); the deadline
+ * is checked between reads of at most 64 KiB of output and in every read
+ * callback (at most 16 KiB of input). */
+struct scan_budget {
+	uint64_t inflate_left;    /* bytes, shared by all archives of the message */
+	uint64_t declared_left;   /* sizes declared by members skipped unread */
+	struct timespec deadline; /* CLOCK_MONOTONIC */
+	bool timed_out;           /* the deadline passed during a listing */
+	const char *why;          /* static: what ran out when 4 was returned */
+};
+
 /* scan_archive_names - list the member names of an archive held in memory and
  * call fn for each (also inside nested archives up to c->archive_depth).
  * fn returns 0 to go on or 2 to stop.  libarchive is loaded on first use.
  * Returns 0 listed, 1 unreadable / not an archive, 2 stopped by fn,
- * 3 libarchive cannot be loaded, -1 ENOMEM. */
+ * 3 libarchive or libzip cannot be loaded, 4 listed only in part: a budget ran out
+ * (decompression, members of one view, time) or a nested archive could not
+ * be read, b->why says which (every name seen was passed to fn), -1 ENOMEM. */
 int scan_archive_names(const struct scan_conf *c, const void *data, size_t len,
+		       struct scan_budget *b,
 		       int (*fn)(void *ctx, const char *name, size_t len), void *ctx);
 
 #endif

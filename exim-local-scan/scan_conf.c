@@ -127,6 +127,7 @@ int scan_conf_defaults(struct scan_conf *c)
 	c->scan_archives = true;
 	c->max_archive_size = 20u * 1024 * 1024;
 	c->archive_depth = 2;
+	c->max_archive_inflate = 64u * 1024 * 1024;
 	c->time_budget = 60;
 	c->auth_timeout_ms = 2000;
 	c->auth_socket = strdup(SCAN_AUTH_SOCKET_DEFAULT);
@@ -222,6 +223,10 @@ static const char *apply(struct scan_conf *c, const char *k, const char *v)
 		if (!parse_size(v, 0, 1ull << 30, &n))
 			return "max_archive_size must be 0..1G";
 		c->max_archive_size = n;
+	} else if (!strcmp(k, "max_archive_inflate")) {
+		if (!parse_size(v, 0, 1ull << 30, &n))
+			return "max_archive_inflate must be 0..1G";
+		c->max_archive_inflate = n;
 	} else if (!strcmp(k, "archive_depth")) {
 		if (!parse_size(v, 1, 5, &n))
 			return "archive_depth must be 1..5";

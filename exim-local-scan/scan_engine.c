@@ -29,7 +29,9 @@
 #define REASON_MAX 400
 #define NAMES_MAX_BYTES 700   /* attachment list in X-Homemail-Scan */
 #define NAME_SHOW_MAX 80      /* bytes of one name shown */
-#define ULINE_MAX 1024        /* uuencode "begin" line kept */
+#define ULINE_MAX 1024        /* head of a uuencode "begin" line kept */
+#define UTAIL_MAX 4096        /* tail kept of a longer one: the name's end, as much
+				 as scan_name_blocked reads */
 
 struct scan {
 	const struct scan_conf *c;
@@ -44,6 +46,7 @@ struct scan {
 	size_t nnames;
 	bool names_truncated;
 	struct timespec start;
+	struct scan_budget budget; /* archives: decompression and deadline, whole message */
 	bool final;                /* verdict is reject: stop walking */
 	bool walk_error;
 	bool finished;
@@ -54,9 +57,12 @@ struct scan {
 	bool arch_overflow;
 	struct hm_buf arch;
 	char *leaf_name;           /* display name of the current leaf, for messages */
-	char uline[ULINE_MAX];
+	char uline[ULINE_MAX];     /* current text line: its head ... */
 	size_t ulen;
-	bool uline_long;
+	char utail[UTAIL_MAX];     /* ... and, past ULINE_MAX, its last bytes */
+	size_t utlen;
+	size_t utotal;             /* bytes of the line so far */
+	bool uline_skip;           /* the line cannot be a "begin" line */
 };
 
 /* clean - printable ASCII copy for reasons and logs; other bytes become %XX
@@ -177,6 +183,32 @@ static bool plain_encoded(const char *v, size_t l)
 	return memmem(v, l, "=?", 2) != NULL;
 }
 
+/* extra_field_names - PARAM in every FIELD header after the first: the walker
+ * parses the first (and reports the duplicate as ambiguous, an action the
+ * admin may lower), but a client may take the other one, so its names are
+ * checked as well.  Returns HM_MIME_CONTINUE/STOP, -1 ENOMEM. */
+static int extra_field_names(struct scan *s, struct hm_mime_part *p, const char *field,
+			     const char *param)
+{
+	if (!p->hdr)
+		return HM_MIME_CONTINUE;
+	size_t it = 0;
+	const struct hm_hfield *f = hm_header_next(p->hdr, field, &it);
+	while (f && (f = hm_header_next(p->hdr, field, &it)) != NULL) {
+		struct hm_mimefield mf;
+		if (hm_mimefield_parse(f->raw, f->raw_len, &mf) < 0)
+			return -1;
+		struct reading_ctx rc = {.s = s, .source = param, .r = 0};
+		int r = hm_mimefield_readings(&mf, param, reading_cb, &rc);
+		hm_mimefield_free(&mf);
+		if (r < 0)
+			return -1;
+		if (rc.r == HM_MIME_STOP)
+			return HM_MIME_STOP;
+	}
+	return HM_MIME_CONTINUE;
+}
+
 /* part_names - every name of a part: check all readings, detect disagreement,
  * remember the display name */
 static int part_names(struct scan *s, struct hm_mime_part *p)
@@ -192,6 +224,11 @@ static int part_names(struct scan *s, struct hm_mime_part *p)
 		return -1;
 	if (rc.r == HM_MIME_STOP)
 		return HM_MIME_STOP;
+	int x = extra_field_names(s, p, "Content-Disposition", "filename");
+	if (x == HM_MIME_CONTINUE)
+		x = extra_field_names(s, p, "Content-Type", "name");
+	if (x != HM_MIME_CONTINUE)
+		return x;
 
 	size_t fl = 0, nl = 0;
 	errno = 0;
@@ -266,8 +303,8 @@ static int cb_begin(void *ctx, struct hm_mime_part *p)
 		s->leaf_text = strncmp(p->ctype, "text/", 5) == 0;
 		s->leaf_first_data = true;
 		s->arch_overflow = false;
-		s->ulen = 0;
-		s->uline_long = false;
+		s->ulen = s->utlen = s->utotal = 0;
+		s->uline_skip = false;
 		hm_buf_reset(&s->arch);
 		const char *n = s->leaf_name;
 		size_t nl = n ? strlen(n) : 0;
@@ -281,9 +318,8 @@ static int cb_begin(void *ctx, struct hm_mime_part *p)
 	return HM_MIME_CONTINUE;
 }
 
-/* uu_line - a decoded text line: uuencode (and sharutils begin-base64)
- * "begin MODE NAME" carries a file name clients show as an attachment */
-static int uu_line(struct scan *s, const char *l, size_t n)
+/* uu_name_at - offset of NAME in a "begin MODE NAME" line, 0 when not one */
+static size_t uu_name_at(const char *l, size_t n)
 {
 	size_t i;
 	if (n > 6 && memcmp(l, "begin ", 6) == 0)
@@ -291,15 +327,69 @@ static int uu_line(struct scan *s, const char *l, size_t n)
 	else if (n > 13 && memcmp(l, "begin-base64 ", 13) == 0)
 		i = 13;
 	else
-		return HM_MIME_CONTINUE;
+		return 0;
 	size_t d = 0;
 	while (i < n && l[i] >= '0' && l[i] <= '7' && d < 5)
 		i++, d++;
 	if (d < 3 || i >= n || l[i] != ' ')
+		return 0;
+	return i + 1;
+}
+
+/* uu_append - bytes of the current text line: the head up to ULINE_MAX,
+ * then the last UTAIL_MAX bytes (a longer name is still checked by its end,
+ * not dropped) */
+static void uu_append(struct scan *s, const char *d, size_t k)
+{
+	s->utotal += k;
+	size_t h = ULINE_MAX - s->ulen;
+	if (h > k)
+		h = k;
+	memcpy(s->uline + s->ulen, d, h);
+	s->ulen += h;
+	d += h;
+	k -= h;
+	if (k == 0)
+		return;
+	if (k >= UTAIL_MAX) {
+		memcpy(s->utail, d + k - UTAIL_MAX, UTAIL_MAX);
+		s->utlen = UTAIL_MAX;
+		return;
+	}
+	if (s->utlen + k > UTAIL_MAX) {
+		size_t drop = s->utlen + k - UTAIL_MAX;
+		memmove(s->utail, s->utail + drop, s->utlen - drop);
+		s->utlen -= drop;
+	}
+	memcpy(s->utail + s->utlen, d, k);
+	s->utlen += k;
+}
+
+/* uu_line - the current text line is complete: uuencode (and sharutils
+ * begin-base64) "begin MODE NAME" carries a file name clients show as an
+ * attachment.  A line longer than the head is read as head + tail. */
+static int uu_line(struct scan *s)
+{
+	if (s->uline_skip || s->utotal == 0)
 		return HM_MIME_CONTINUE;
-	i++;
-	add_name(s, l + i, n - i);
-	return check_name(s, l + i, n - i, "uuencoded");
+	size_t at = uu_name_at(s->uline, s->ulen);
+	if (!at)
+		return HM_MIME_CONTINUE;
+	char *name = malloc(ULINE_MAX + UTAIL_MAX);
+	if (!name) {
+		s->walk_error = true;
+		return HM_MIME_STOP;
+	}
+	size_t n = s->ulen - at;
+	memcpy(name, s->uline + at, n);
+	memcpy(name + n, s->utail, s->utlen);
+	n += s->utlen;
+	if (n && name[n - 1] == '\r')
+		n--;
+	add_name(s, name, n);
+	int r = check_name(s, name, n, "uuencoded");
+	free(name);
+	return r;
 }
 
 static int cb_data(void *ctx, struct hm_mime_part *p, const char *d, size_t n)
@@ -328,28 +418,18 @@ static int cb_data(void *ctx, struct hm_mime_part *p, const char *d, size_t n)
 		size_t i = 0;
 		while (i < n) {
 			/* only a line that starts with 'b' can be a "begin" line */
-			if (s->ulen == 0 && !s->uline_long && d[i] != 'b')
-				s->uline_long = true;
+			if (s->utotal == 0 && !s->uline_skip && d[i] != 'b')
+				s->uline_skip = true;
 			const char *nl = memchr(d + i, '\n', n - i);
 			size_t end = nl ? (size_t)(nl - d) : n;
-			if (!s->uline_long) {
-				size_t k = end - i;
-				if (k > ULINE_MAX - s->ulen) {
-					s->uline_long = true;
-				} else {
-					memcpy(s->uline + s->ulen, d + i, k);
-					s->ulen += k;
-				}
-			}
+			if (!s->uline_skip)
+				uu_append(s, d + i, end - i);
 			if (!nl)
 				break;
-			size_t l = s->ulen;
-			if (l && s->uline[l - 1] == '\r')
-				l--;
-			if (!s->uline_long && uu_line(s, s->uline, l) == HM_MIME_STOP)
+			if (uu_line(s) == HM_MIME_STOP)
 				return HM_MIME_STOP;
-			s->ulen = 0;
-			s->uline_long = false;
+			s->ulen = s->utlen = s->utotal = 0;
+			s->uline_skip = false;
 			i = end + 1;
 		}
 	}
@@ -376,8 +456,7 @@ static int cb_end(void *ctx, struct hm_mime_part *p)
 	struct scan *s = ctx;
 	if (p->multipart || p->message)
 		return HM_MIME_CONTINUE;
-	if (s->leaf_text && s->ulen && !s->uline_long &&
-	    uu_line(s, s->uline, s->ulen) == HM_MIME_STOP)
+	if (s->leaf_text && uu_line(s) == HM_MIME_STOP)
 		return HM_MIME_STOP;
 	int r = HM_MIME_CONTINUE;
 	if (s->arch_want) {
@@ -389,7 +468,8 @@ static int cb_end(void *ctx, struct hm_mime_part *p)
 				shown, s->c->max_archive_size);
 		} else if (s->arch.len > 0) {
 			struct arch_ctx ac = {.s = s, .arch = an};
-			int ar = scan_archive_names(s->c, s->arch.data, s->arch.len, arch_name_cb, &ac);
+			int ar = scan_archive_names(s->c, s->arch.data, s->arch.len, &s->budget,
+						    arch_name_cb, &ac);
 			if (ar < 0) {
 				s->walk_error = true;
 				r = HM_MIME_STOP;
@@ -397,8 +477,11 @@ static int cb_end(void *ctx, struct hm_mime_part *p)
 				r = HM_MIME_STOP;
 			} else if (ar == 1) {
 				r = hit(s, SR_UNSCANNABLE, "archive \"%s\" cannot be read", shown);
+			} else if (ar == 4) {
+				r = hit(s, SR_UNSCANNABLE, "archive \"%s\" not fully inspected: %s", shown,
+					s->budget.why);
 			} else if (ar == 3) {
-				r = hit(s, SR_UNSCANNABLE, "archive \"%s\" not inspected: libarchive unavailable",
+				r = hit(s, SR_UNSCANNABLE, "archive \"%s\" not inspected: libarchive or libzip unavailable",
 					shown);
 			}
 		}
@@ -457,6 +540,10 @@ struct scan *scan_new(const struct scan_conf *c, const struct scan_opts *o)
 	hm_buf_init(&s->names, NAMES_MAX_BYTES + 16);
 	hm_buf_init(&s->arch, c->max_archive_size);
 	clock_gettime(CLOCK_MONOTONIC, &s->start);
+	s->budget.inflate_left = c->max_archive_inflate;
+	s->budget.declared_left = c->max_archive_inflate;
+	s->budget.deadline = s->start;
+	s->budget.deadline.tv_sec += (time_t)c->time_budget;
 	struct hm_mime_callbacks cb = {
 		.part_begin = cb_begin, .part_data = cb_data, .part_end = cb_end, .problem = cb_problem,
 	};
@@ -477,21 +564,33 @@ static bool over_budget(struct scan *s)
 	return now.tv_sec - s->start.tv_sec >= (time_t)s->c->time_budget;
 }
 
+/* the walker gets at most this many bytes between two looks at the clock:
+ * the caller's reads (64 KiB from Exim) are too coarse a step when a line
+ * costs work per open multipart level (max_depth may be set to 10000) */
+#define FEED_SLICE 4096
+
 int scan_feed(struct scan *s, const char *data, size_t len)
 {
 	if (s->final || s->walk_error || s->finished)
 		return 1;
-	if (over_budget(s)) {
-		hit(s, SR_INTERNAL, "scan time budget exceeded");
-		s->final = true;
-		return 1;
-	}
-	int r = hm_mime_feed(s->m, data, len);
-	if (r < 0) {
-		s->walk_error = true;
-		return 1;
-	}
-	return (r == 1) ? 1 : 0;
+	size_t off = 0;
+	do {
+		if (over_budget(s)) {
+			hit(s, SR_INTERNAL, "scan time budget exceeded");
+			s->final = true;
+			return 1;
+		}
+		size_t n = len - off < FEED_SLICE ? len - off : FEED_SLICE;
+		int r = hm_mime_feed(s->m, data + off, n);
+		if (r < 0) {
+			s->walk_error = true;
+			return 1;
+		}
+		if (r == 1)
+			return 1;
+		off += n;
+	} while (off < len);
+	return 0;
 }
 
 const struct scan_verdict *scan_finish(struct scan *s)

@@ -19,7 +19,13 @@
 #include "hm_util.h"
 #include "hm_rfc2047.h"
 
-#define VALUE_MAX (1u << 20) /* a joined value never exceeds 1 MiB */
+/* out_max - bound for a value made from n input bytes: no fixed cap (a cut
+ * value would lose its end, where the extension is), but never more than a
+ * charset conversion can make of n bytes (U+FFFD is 3 bytes per input byte) */
+static size_t out_max(size_t n)
+{
+	return n > (SIZE_MAX - 16) / 4 ? SIZE_MAX : 4 * n + 16;
+}
 
 /* is_tspecial - RFC 2045 tspecials plus whitespace end a token */
 static bool is_tspecial(int c)
@@ -126,7 +132,7 @@ static char *parse_value(const char **pp, const char *end, size_t *len_r, unsign
 {
 	const char *p = *pp;
 	struct hm_buf b;
-	hm_buf_init(&b, VALUE_MAX);
+	hm_buf_init(&b, out_max((size_t)(end - p)));
 	if (p < end && *p == '"') {
 		p++;
 		bool closed = false;
@@ -185,22 +191,21 @@ fail:
 	return NULL;
 }
 
-/* add_param - append a parsed parameter, taking ownership of name/value */
+/* add_param - append a parsed parameter, taking ownership of name/value;
+ * the array grows with the field (no count bound: see the header) */
 static int add_param(struct hm_mimefield *f, char *name, char *value, size_t vlen)
 {
-	if (f->nparams >= HM_PARAM_MAX) {
-		f->problems |= HM_PARAM_TOO_MANY;
-		free(name);
-		free(value);
-		return 0;
-	}
-	if (!f->params) {
-		f->params = calloc(HM_PARAM_MAX, sizeof *f->params);
-		if (!f->params) {
+	if (f->nparams == f->params_cap) {
+		size_t ncap = f->params_cap ? f->params_cap * 2 : 8;
+		struct hm_param *np = ncap < SIZE_MAX / sizeof *np ?
+					      realloc(f->params, ncap * sizeof *np) : NULL;
+		if (!np) {
 			free(name);
 			free(value);
 			return -1;
 		}
+		f->params = np;
+		f->params_cap = ncap;
 	}
 	struct hm_param *p = &f->params[f->nparams];
 	memset(p, 0, sizeof *p);
@@ -254,40 +259,79 @@ static int add_param(struct hm_mimefield *f, char *name, char *value, size_t vle
 		f->problems |= HM_PARAM_NUL;
 	p->value = value;
 	p->value_len = vlen;
-	/* duplicates: same name and same section (plain ones: section -1) */
-	for (size_t i = 0; i < f->nparams; i++) {
-		struct hm_param *o = &f->params[i];
-		if (strcmp(o->name, p->name) == 0 && o->section == p->section &&
-		    (p->section >= 0 || o->extended == p->extended))
-			f->problems |= HM_PARAM_DUP;
-	}
 	f->nparams++;
 	return 0;
 }
 
-/* continuation_problems - flag sections out of order or with gaps (RFC 2231 §3:
- * clients that join by appearance and those that sort read different names) */
-static void continuation_problems(struct hm_mimefield *f)
+/* by_name_section - qsort order: name, then section (plain ones first, split by
+ * extended), then position in the field */
+static int by_name_section(const void *a, const void *b)
 {
-	for (size_t i = 0; i < f->nparams; i++) {
-		const struct hm_param *p = &f->params[i];
-		if (p->section < 0)
-			continue;
-		int maxsec = p->section;
-		size_t count = 0;
-		for (size_t j = 0; j < f->nparams; j++) {
-			const struct hm_param *q = &f->params[j];
-			if (q->section < 0 || strcmp(q->name, p->name) != 0)
-				continue;
-			count++;
-			if (q->section > maxsec)
-				maxsec = q->section;
-			if (j < i && q->section > p->section)
+	const struct hm_param *x = *(const struct hm_param *const *)a;
+	const struct hm_param *y = *(const struct hm_param *const *)b;
+	int c = strcmp(x->name, y->name);
+	if (c)
+		return c;
+	if (x->section != y->section)
+		return (x->section > y->section) - (x->section < y->section);
+	if (x->section < 0 && x->extended != y->extended)
+		return (int)x->extended - (int)y->extended;
+	return (x > y) - (x < y);
+}
+
+/* by_name_pos - qsort order: name, then position in the field */
+static int by_name_pos(const void *a, const void *b)
+{
+	const struct hm_param *x = *(const struct hm_param *const *)a;
+	const struct hm_param *y = *(const struct hm_param *const *)b;
+	int c = strcmp(x->name, y->name);
+	return c ? c : (x > y) - (x < y);
+}
+
+/* field_problems - duplicates (one name and section given twice; plain ones
+ * compared with plain ones of the same form) and RFC 2231 §3 continuations
+ * with gaps or out of order (clients that join by appearance and those that
+ * sort read different names).  Sorting keeps it O(n log n) however many
+ * parameters the field holds.  Returns 0, -1 ENOMEM. */
+static int field_problems(struct hm_mimefield *f)
+{
+	size_t n = f->nparams;
+	if (n == 0)
+		return 0;
+	struct hm_param **v = malloc(n * sizeof *v);
+	if (!v)
+		return -1;
+	for (size_t i = 0; i < n; i++)
+		v[i] = &f->params[i];
+	qsort(v, n, sizeof *v, by_name_section);
+	for (size_t i = 1; i < n; i++)
+		if (strcmp(v[i - 1]->name, v[i]->name) == 0 &&
+		    v[i - 1]->section == v[i]->section &&
+		    (v[i]->section >= 0 || v[i - 1]->extended == v[i]->extended))
+			f->problems |= HM_PARAM_DUP;
+	/* continuations: per name, in order of appearance */
+	size_t m = 0;
+	for (size_t i = 0; i < n; i++)
+		if (f->params[i].section >= 0)
+			v[m++] = &f->params[i];
+	qsort(v, m, sizeof *v, by_name_pos);
+	for (size_t i = 0; i < m;) {
+		size_t j = i;
+		int maxsec = -1, prev = -1;
+		while (j < m && strcmp(v[j]->name, v[i]->name) == 0) {
+			if (v[j]->section < prev)
 				f->problems |= HM_PARAM_ORDER;
+			prev = v[j]->section;
+			if (v[j]->section > maxsec)
+				maxsec = v[j]->section;
+			j++;
 		}
-		if (count != (size_t)maxsec + 1)
+		if (j - i != (size_t)maxsec + 1)
 			f->problems |= HM_PARAM_GAP;
+		i = j;
 	}
+	free(v);
+	return 0;
 }
 
 int hm_mimefield_parse(const char *s, size_t len, struct hm_mimefield *f)
@@ -345,7 +389,11 @@ int hm_mimefield_parse(const char *s, size_t len, struct hm_mimefield *f)
 			return -1;
 		}
 	}
-	continuation_problems(f);
+	if (field_problems(f) < 0) {
+		hm_mimefield_free(f);
+		errno = ENOMEM;
+		return -1;
+	}
 	return 0;
 }
 
@@ -384,8 +432,11 @@ static int section_cmp(const void *a, const void *b)
 static char *join_sections(struct hm_param **sec, size_t n, bool check_gap, size_t *len_r,
 			   unsigned *probs)
 {
+	size_t total = 0;
+	for (size_t i = 0; i < n; i++)
+		total += sec[i]->value_len; /* all in memory: cannot wrap */
 	struct hm_buf b;
-	hm_buf_init(&b, VALUE_MAX);
+	hm_buf_init(&b, out_max(total));
 	const char *charset = NULL;
 	bool any_ext = false;
 	for (size_t i = 0; i < n; i++) {
@@ -408,7 +459,7 @@ static char *join_sections(struct hm_param **sec, size_t n, bool check_gap, size
 	    strcmp(charset, "utf-8") != 0) {
 		/* invalid sequences become U+FFFD; an unknown charset keeps the bytes */
 		struct hm_buf c;
-		hm_buf_init(&c, VALUE_MAX);
+		hm_buf_init(&c, out_max(b.len));
 		int r = hm_charset_to_utf8(&c, charset, b.data, b.len);
 		if (r >= 0 && c.data) {
 			hm_buf_free(&b);
@@ -427,26 +478,86 @@ static char *join_sections(struct hm_param **sec, size_t n, bool check_gap, size
 	return b.data;
 }
 
+/* all readings of one parameter, in preference order; grows with the field
+ * (one per section and per plain value, plus the joins) */
 struct readings {
-	char *v[8];
-	size_t l[8];
-	size_t n;
+	char **v;
+	size_t *l;
+	size_t n, cap;
 };
 
-/* add_reading - remember one reading unless already present; takes ownership */
-static void add_reading(struct readings *r, char *v, size_t l)
+/* add_reading - append one reading; takes ownership (frees v on failure).
+ * Duplicates are dropped later, in readings_dedup. Returns 0, -1 ENOMEM. */
+static int add_reading(struct readings *r, char *v, size_t l)
 {
-	for (size_t i = 0; i < r->n; i++)
-		if (r->l[i] == l && memcmp(r->v[i], v, l) == 0) {
+	if (r->n == r->cap) {
+		size_t ncap = r->cap ? r->cap * 2 : 8;
+		char **nv = ncap < SIZE_MAX / sizeof *nv ? realloc(r->v, ncap * sizeof *nv) : NULL;
+		if (!nv) {
 			free(v);
-			return;
+			return -1;
 		}
-	if (r->n >= HM_ARRAY_SIZE(r->v)) {
-		free(v);
-		return;
+		r->v = nv;
+		size_t *nl = realloc(r->l, ncap * sizeof *nl);
+		if (!nl) {
+			free(v);
+			return -1;
+		}
+		r->l = nl;
+		r->cap = ncap;
 	}
 	r->v[r->n] = v;
 	r->l[r->n++] = l;
+	return 0;
+}
+
+struct reading_ref {
+	const struct readings *r;
+	size_t i;
+};
+
+/* by_bytes - qsort order: length, bytes, then position (first kept) */
+static int by_bytes(const void *a, const void *b)
+{
+	const struct reading_ref *x = a, *y = b;
+	size_t xl = x->r->l[x->i], yl = y->r->l[y->i];
+	if (xl != yl)
+		return (xl > yl) - (xl < yl);
+	int c = memcmp(x->r->v[x->i], y->r->v[y->i], xl);
+	return c ? c : (x->i > y->i) - (x->i < y->i);
+}
+
+/* readings_dedup - free and drop readings equal to an earlier one, keeping the
+ * order of the rest; O(n log n).  Returns 0, -1 ENOMEM. */
+static int readings_dedup(struct readings *r)
+{
+	if (r->n < 2)
+		return 0;
+	struct reading_ref *s = malloc(r->n * sizeof *s);
+	if (!s)
+		return -1;
+	for (size_t i = 0; i < r->n; i++)
+		s[i] = (struct reading_ref){r, i};
+	qsort(s, r->n, sizeof *s, by_bytes);
+	size_t keep = s[0].i; /* first (earliest) of the current run of equal readings */
+	for (size_t k = 1; k < r->n; k++) {
+		size_t i = s[k].i;
+		if (r->l[i] == r->l[keep] && memcmp(r->v[i], r->v[keep], r->l[i]) == 0) {
+			free(r->v[i]);
+			r->v[i] = NULL;
+		} else {
+			keep = i;
+		}
+	}
+	free(s);
+	size_t o = 0;
+	for (size_t i = 0; i < r->n; i++)
+		if (r->v[i]) {
+			r->v[o] = r->v[i];
+			r->l[o++] = r->l[i];
+		}
+	r->n = o;
+	return 0;
 }
 
 static char *memdup0(const char *s, size_t n)
@@ -466,7 +577,7 @@ static char *ew_reading(const char *v, size_t l, size_t *len_r)
 	if (l < 8 || !memmem(v, l, "=?", 2))
 		return NULL;
 	struct hm_buf b;
-	hm_buf_init(&b, VALUE_MAX);
+	hm_buf_init(&b, out_max(l));
 	if (hm_rfc2047_decode(&b, v, l) < 0 || !b.data) {
 		hm_buf_free(&b);
 		return NULL;
@@ -475,43 +586,51 @@ static char *ew_reading(const char *v, size_t l, size_t *len_r)
 	return b.data;
 }
 
-/* collect - every reading of NAME, in preference order (RFC 2231 first) */
+/* collect - every reading of NAME, in preference order (RFC 2231 first);
+ * with all false only what hm_mimefield_get needs */
 static int collect(const struct hm_mimefield *f, const char *name, struct readings *r, bool all)
 {
-	struct hm_param *sec[HM_PARAM_MAX];
 	size_t nsec = 0;
-	unsigned probs = 0;
-	for (size_t i = 0; i < f->nparams; i++) {
-		struct hm_param *p = &f->params[i];
-		if (strcmp(p->name, name) != 0)
-			continue;
-		if (p->section >= 0 || p->extended)
-			sec[nsec++] = p;
-	}
+	for (size_t i = 0; i < f->nparams; i++)
+		if (strcmp(f->params[i].name, name) == 0 &&
+		    (f->params[i].section >= 0 || f->params[i].extended))
+			nsec++;
 	if (nsec > 0) {
-		struct hm_param *sorted[HM_PARAM_MAX];
-		memcpy(sorted, sec, nsec * sizeof(struct hm_param *));
-		qsort(sorted, nsec, sizeof(struct hm_param *), section_cmp);
+		int rc = -1;
+		struct hm_param **sec = malloc(nsec * sizeof *sec);
+		struct hm_param **sorted = malloc(nsec * sizeof *sorted);
+		if (!sec || !sorted)
+			goto sec_done;
+		size_t k = 0;
+		for (size_t i = 0; i < f->nparams; i++) {
+			struct hm_param *p = &f->params[i];
+			if (strcmp(p->name, name) == 0 && (p->section >= 0 || p->extended))
+				sec[k++] = p;
+		}
+		memcpy(sorted, sec, nsec * sizeof *sec);
+		qsort(sorted, nsec, sizeof *sorted, section_cmp);
+		unsigned probs = 0;
 		size_t l;
 		char *v = join_sections(sorted, nsec, true, &l, &probs);
-		if (!v)
-			return -1;
-		add_reading(r, v, l);
-		if (all && memcmp(sorted, sec, nsec * sizeof(struct hm_param *)) != 0) {
+		if (!v || add_reading(r, v, l) < 0)
+			goto sec_done;
+		if (all && memcmp(sorted, sec, nsec * sizeof *sec) != 0) {
 			v = join_sections(sec, nsec, false, &l, &probs);
-			if (!v)
-				return -1;
-			add_reading(r, v, l);
+			if (!v || add_reading(r, v, l) < 0)
+				goto sec_done;
 		}
-		if (all) {
-			/* a client that ignores RFC 2231 charsets shows the raw bytes */
-			for (size_t i = 0; i < nsec; i++) {
-				char *raw = memdup0(sec[i]->value, sec[i]->value_len);
-				if (!raw)
-					return -1;
-				add_reading(r, raw, sec[i]->value_len);
-			}
+		/* a client that ignores RFC 2231 charsets shows the raw bytes */
+		for (size_t i = 0; all && i < nsec; i++) {
+			char *raw = memdup0(sec[i]->value, sec[i]->value_len);
+			if (!raw || add_reading(r, raw, sec[i]->value_len) < 0)
+				goto sec_done;
 		}
+		rc = 0;
+sec_done:
+		free(sec);
+		free(sorted);
+		if (rc < 0)
+			return -1;
 	}
 	for (size_t i = 0; i < f->nparams; i++) {
 		struct hm_param *p = &f->params[i];
@@ -519,31 +638,32 @@ static int collect(const struct hm_mimefield *f, const char *name, struct readin
 			continue;
 		size_t l;
 		char *d = ew_reading(p->value, p->value_len, &l);
-		if (d)
-			add_reading(r, d, l);
+		if (d && add_reading(r, d, l) < 0)
+			return -1;
 		if (all || !d) {
 			char *v = memdup0(p->value, p->value_len);
-			if (!v)
+			if (!v || add_reading(r, v, p->value_len) < 0)
 				return -1;
-			add_reading(r, v, p->value_len);
 		}
 		if (!all)
 			break;
 	}
-	return 0;
+	return all ? readings_dedup(r) : 0;
 }
 
 static void readings_free(struct readings *r)
 {
 	for (size_t i = 0; i < r->n; i++)
 		free(r->v[i]);
-	r->n = 0;
+	free(r->v);
+	free(r->l);
+	memset(r, 0, sizeof *r);
 }
 
 int hm_mimefield_readings(const struct hm_mimefield *f, const char *name,
 			  hm_reading_fn *fn, void *ctx)
 {
-	struct readings r = {.n = 0};
+	struct readings r = {0};
 	if (collect(f, name, &r, true) < 0) {
 		readings_free(&r);
 		errno = ENOMEM;
@@ -558,13 +678,14 @@ int hm_mimefield_readings(const struct hm_mimefield *f, const char *name,
 
 char *hm_mimefield_get(const struct hm_mimefield *f, const char *name, size_t *len_r)
 {
-	struct readings r = {.n = 0};
+	struct readings r = {0};
 	if (collect(f, name, &r, false) < 0) {
 		readings_free(&r);
 		errno = ENOMEM;
 		return NULL;
 	}
 	if (r.n == 0) {
+		readings_free(&r);
 		errno = 0;
 		return NULL;
 	}
@@ -572,7 +693,6 @@ char *hm_mimefield_get(const struct hm_mimefield *f, const char *name, size_t *l
 	if (len_r)
 		*len_r = r.l[0];
 	r.v[0] = NULL;
-	for (size_t i = 1; i < r.n; i++)
-		free(r.v[i]);
+	readings_free(&r);
 	return v;
 }

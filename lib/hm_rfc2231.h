@@ -17,7 +17,11 @@
  * the join in order of appearance too.
  *
  * Memory: all strings are malloc'd copies; hm_mimefield_free releases them.
- * Bounds: at most HM_PARAM_MAX parameters per field, sections 0..999.
+ * Bounds: no count limit — every parameter and every reading is kept, so a
+ * name cannot hide behind a ninth reading or a sixty-fifth parameter (issue
+ * 14); what bounds them is the length of the field value, itself bounded by
+ * the caller's header size limit.  Work is O(n log n) in the parameter count.
+ * Section indexes above 999 are read as 999 (and flagged).
  * Returns: 0 ok, -1 and errno set (ENOMEM) unless stated otherwise.
  */
 #ifndef HM_RFC2231_H
@@ -25,14 +29,13 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#define HM_PARAM_MAX 64          /* parameters kept per field value */
 #define HM_PARAM_SECTION_MAX 999 /* highest RFC 2231 section index honoured */
 
 /* problem flags in hm_mimefield.problems */
 #define HM_PARAM_DUP          0x01u /* one name (or one section) given twice */
 #define HM_PARAM_SYNTAX       0x02u /* junk a lenient parser skips: missing ';', bad quote */
 #define HM_PARAM_GAP          0x04u /* continuation sections missing an index */
-#define HM_PARAM_TOO_MANY     0x08u /* more than HM_PARAM_MAX parameters */
+#define HM_PARAM_TOO_MANY     0x08u /* no longer set (there is no count bound); kept for callers' masks */
 #define HM_PARAM_BAD_CHARSET  0x10u /* unknown charset or bytes invalid in it */
 #define HM_PARAM_ORDER        0x20u /* continuation sections out of order */
 #define HM_PARAM_NUL          0x40u /* a NUL byte in a value */
@@ -50,6 +53,7 @@ struct hm_mimefield {
 	char *value;       /* main token, lowercased, trimmed ("multipart/mixed"); never NULL after parse */
 	struct hm_param *params;
 	size_t nparams;
+	size_t params_cap; /* allocated entries of params */
 	unsigned problems; /* HM_PARAM_* */
 };
 

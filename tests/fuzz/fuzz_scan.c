@@ -75,6 +75,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (scan_conf_defaults(&conf) < 0)
 			abort();
 		conf.max_archive_size = 1 << 20;
+		conf.max_archive_inflate = 1 << 20; /* a bomb costs at most 1 MiB of inflation */
 		conf.time_budget = 3600; /* the per-input timeout of libFuzzer is the budget here */
 		conf_ready = 1;
 	}

@@ -55,9 +55,9 @@ def harnesses():
 # and addresses, RFC 2047/2231, the MIME walker, the Sieve lexer+parser and
 # interpreter, the auth-master client, the users file, the scan and delivery
 # configuration files, the junk lists (plus the LDA's message reader, quota
-# files and folder names).
+# files and folder names), and the archive path (zip, 7z, RAR; issue 14).
 REQUIRED = ("header address rfc2047 rfc2231 mime sieve_parse sieve_run authmaster users "
-            "scan scan_conf deliver_conf junklist msgin quota mutf7").split()
+            "scan scan_conf deliver_conf junklist msgin quota mutf7 archive").split()
 
 
 def test_every_outside_input_parser_has_a_harness(harnesses):

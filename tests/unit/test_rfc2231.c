@@ -160,7 +160,8 @@ static void nul_in_value_kept(void **state)
 	hm_mimefield_free(&f);
 }
 
-static void too_many_params_bounded(void **state)
+/* issue 14: a parameter after the sixty-fourth was dropped (only flagged) */
+static void many_params_all_kept(void **state)
 {
 	char buf[8192] = "attachment";
 	for (int i = 0; i < 100; i++) {
@@ -168,10 +169,52 @@ static void too_many_params_bounded(void **state)
 		snprintf(p, sizeof p, "; p%d=v", i);
 		strcat(buf, p);
 	}
+	strcat(buf, "; filename=evil.exe");
 	struct hm_mimefield f = parse(buf);
-	assert_int_equal(f.nparams, HM_PARAM_MAX);
-	assert_true(f.problems & HM_PARAM_TOO_MANY);
+	assert_int_equal(f.nparams, 101);
+	assert_int_equal(f.problems, 0);
+	char *v = get(&f, "filename");
+	assert_string_equal(v, "evil.exe");
+	free(v);
 	hm_mimefield_free(&f);
+}
+
+struct count {
+	size_t n;
+	bool exe;
+};
+
+static int count_cb(void *ctx, const char *v, size_t l)
+{
+	struct count *c = ctx;
+	c->n++;
+	if (l == 8 && memcmp(v, "evil.exe", 8) == 0)
+		c->exe = true;
+	return 0;
+}
+
+/* issue 14: only eight readings were kept; filename*0..*7 plus a plain
+ * filename="evil.exe" hid the plain one.  Every reading is delivered, once. */
+static void every_reading_delivered(void **state)
+{
+	static char buf[65536];
+	for (int nsec = 2; nsec <= 900; nsec = nsec < 16 ? nsec + 1 : nsec * 3) {
+		strcpy(buf, "attachment");
+		for (int i = 0; i < nsec; i++) {
+			char p[48];
+			snprintf(p, sizeof p, "; filename*%d=\"r%d\"", i, i);
+			strcat(buf, p);
+		}
+		strcat(buf, "; filename=\"evil.exe\"; filename*0=\"r0\"");
+		struct hm_mimefield f = parse(buf);
+		struct count c = {0};
+		assert_int_equal(hm_mimefield_readings(&f, "filename", count_cb, &c), 0);
+		assert_true(c.exe);
+		/* join by index, join by appearance (the duplicate r0 comes last),
+		 * each distinct section, the plain value */
+		assert_int_equal(c.n, 2 + (size_t)nsec + 1);
+		hm_mimefield_free(&f);
+	}
 }
 
 static void unterminated_quote_and_comment(void **state)
@@ -197,7 +240,8 @@ int main(void)
 		cmocka_unit_test(encoded_word_in_quoted_value),
 		cmocka_unit_test(missing_semicolon_is_syntax),
 		cmocka_unit_test(nul_in_value_kept),
-		cmocka_unit_test(too_many_params_bounded),
+		cmocka_unit_test(many_params_all_kept),
+		cmocka_unit_test(every_reading_delivered),
 		cmocka_unit_test(unterminated_quote_and_comment),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
