@@ -265,21 +265,60 @@ static int sendmail_argv(char **argv, size_t max, char *store, size_t storesz)
 	return (int)n;
 }
 
+/* is_atext - RFC 5322 3.2.3 atext */
+static bool is_atext(unsigned char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+	       (c >= 0x80) || strchr("!#$%&'*+-/=?^_`{|}~", c) != NULL;
+}
+
+/* wire_address - the address as one unambiguous RFC 5321 mailbox for the
+ * sendmail command line: the engine hands over the local part unquoted
+ * ("a,b"@example.net arrives as a,b@example.net), and Exim reads each
+ * argument as an address list, so a local part that is not a dot-atom is
+ * quoted again (with \ before '"' and '\').  Returns 0, -1 if it does not
+ * fit. */
+static int wire_address(const char *a, char *out, size_t size)
+{
+	const char *at = strrchr(a, '@');
+	size_t ll = at ? (size_t)(at - a) : strlen(a);
+	bool dot_atom = ll > 0 && a[0] != '.' && a[ll - 1] != '.';
+	for (size_t i = 0; i < ll && dot_atom; i++)
+		if (!(is_atext((unsigned char)a[i]) || (a[i] == '.' && a[i + 1] != '.')))
+			dot_atom = false;
+	if (dot_atom)
+		return hm_strlcpy(out, a, size);
+	size_t o = 0;
+	if (size < 3)
+		return -1;
+	out[o++] = '"';
+	for (size_t i = 0; i < ll; i++) {
+		if (o + 4 >= size)
+			return -1;
+		if (a[i] == '"' || a[i] == '\\')
+			out[o++] = '\\';
+		out[o++] = a[i];
+	}
+	out[o++] = '"';
+	out[o] = '\0';
+	return at ? (hm_strlcpy(out + o, at, size - o) < 0 ? -1 : 0) : 0;
+}
+
 /* run_sendmail - pipe head + (optionally) the spooled message into
  * "sendmail -oi -f FROM -- TO".  Returns 0 when sendmail accepted it. */
 static int run_sendmail(struct deliver_ctx *ctx, const char *from, const char *to,
 			const char *head, size_t headlen, bool with_message)
 {
 	char *argv[40];
-	char store[1024];
+	char store[1024], rcpt[2048];
 	int n = sendmail_argv(argv, 30, store, sizeof store);
-	if (n <= 0)
+	if (n <= 0 || wire_address(to, rcpt, sizeof rcpt) < 0)
 		return -1;
 	argv[n++] = "-oi";
 	argv[n++] = "-f";
 	argv[n++] = (char *)(from && *from ? from : "<>");
 	argv[n++] = "--";
-	argv[n++] = (char *)to;
+	argv[n++] = rcpt;
 	argv[n] = NULL;
 	int pfd[2];
 	if (pipe2(pfd, O_CLOEXEC) < 0)
