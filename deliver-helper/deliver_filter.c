@@ -10,13 +10,15 @@
  * Relies on: the Sieve engine (deliver-helper/sieve/sieve.h), sv_state for
  *   the vacation and duplicate memory (files in the Maildir root, flock'ed),
  *   hm_maildir for folder names, hm_mutf7 to accept modified UTF-7 names.
- * How it fails: never loses mail.  A script that does not compile is
- *   skipped with a log line; a runtime error or exceeded limit leaves only
- *   the implicit keep (the engine guarantees it); a folder name that is
- *   refused, or a store that fails, falls back to INBOX; a redirect that
- *   cannot be handed to sendmail keeps the message in INBOX instead; a
- *   vacation reply that fails is only logged.  The main flow stores into
- *   INBOX itself when nothing was stored, discarded or rejected.
+ * How it fails: never loses mail, never repeats a side effect (see
+ *   run_actions and docs/deliver.md "Sieve actions").  A script that does
+ *   not compile is skipped with a log line; a runtime error, exceeded limit
+ *   or a fileinto name Maildir++ cannot hold leaves only the keep in INBOX
+ *   without the script's flags; a store that fails takes this run's copies
+ *   back and keeps in INBOX; a redirect that sendmail does not take defers
+ *   (75, as dovecot-lda); a vacation reply that fails is only logged.  The
+ *   main flow stores into INBOX itself when nothing was stored, discarded,
+ *   rejected or deferred.
  */
 #define _GNU_SOURCE             /* pipe2, strcasestr */
 #include <dirent.h>
