@@ -19,6 +19,7 @@ Guards against, by name:
   * the userdb/config `sieve` location in Pigeonhole's syntax ignored;
   * HOMEMAIL_SENDMAIL honoured in a setuid run.
 """
+import grp
 import os
 import re
 import shutil
@@ -273,27 +274,50 @@ def test_sieve_location_pigeonhole_syntax(user, dovecot_for):
         assert len(mb.get(folder, [])) == 1, (loc, mb)
 
 
-def test_setuid_ignores_sendmail_override(user, dovecot_for):
-    """Run setuid (real and effective uid differ), homemail-deliver ignores
-    HOMEMAIL_SENDMAIL and --config: the caller's program is never run."""
-    dovecot_for([user])
+def test_setid_run_ignores_caller_overrides(user, dovecot_for):
+    """Run setgid (real and effective gid differ: AT_SECURE), homemail-deliver
+    ignores --config and HOMEMAIL_SIEVE_GLOBAL_BASE / HOMEMAIL_SENDMAIL
+    (secure_getenv): a caller cannot point the privileged run at its own
+    settings, scripts or programs.  Before the fix the caller's global
+    script filed the message into "Hijacked", its --config moved the Maildir
+    and its sendmail ran."""
+    d = dovecot_for([user])
     st = Stand()
-    w = hmtest._workdir("setuid")
+    w = hmtest._workdir("setid")
     os.chmod(w, 0o755)
     lda = os.path.join(w, "homemail-deliver")
     shutil.copy(LDA, lda)
-    owner = hmtest.make_user()
-    os.chown(lda, owner.uid, owner.gid)
-    os.chmod(lda, 0o4755)
-    put_script(owner, 'redirect "evil@example.net";')
-    env = {"PATH": "/usr/bin:/bin", "HOMEMAIL_SENDMAIL": st.path}
+    os.chown(lda, 0, grp.getgrnam("mail").gr_gid)
+    os.chmod(lda, 0o2755)
+    base = os.path.join(w, "sievebase")
+    os.makedirs(os.path.join(base, "before.d"))
+    with open(os.path.join(base, "before.d", "x.sieve"), "w") as f:
+        f.write('require ["fileinto","copy"]; redirect :copy "evil@example.net"; '
+                'fileinto "Hijacked";\n')
+    for root, dirs, files in os.walk(base):
+        for n in dirs:
+            os.chmod(os.path.join(root, n), 0o755)
+        for n in files:
+            os.chmod(os.path.join(root, n), 0o644)
+    os.chmod(base, 0o755)
+    conf = write_conf("mail_location = maildir:~/HijackedMaildir\n")
+    env = {"PATH": "/usr/bin:/bin", "HOME": user.home, "USER": user.name,
+           "RECIPIENT": user.address, "HOMEMAIL_SENDMAIL": st.path,
+           "HOMEMAIL_SIEVE_GLOBAL_BASE": base}
     r = hmtest.as_user(user, ["env", "-i"] + [f"{k}={v}" for k, v in env.items()] +
-                       [lda, "--config", "/nonexistent/deliver.conf", "--maildir",
-                        os.path.join(w, "Maildir"), "--sieve", os.path.join(owner.home,
-                                                                            ".dovecot.sieve")],
+                       [lda, "--config", conf, "-f", "alice@example.org"],
                        input=MSG, capture_output=True, timeout=60)
+    # SANITIZE=1: LeakSanitizer cannot run in a setgid (non-dumpable)
+    # process, nor read ASAN_OPTIONS from its /proc/self/environ, so its
+    # end-of-run check fails after the delivery; only that failure is let by
+    lsan_only = hmtest.SANITIZE and b"LeakSanitizer has encountered a fatal error" in r.stderr \
+        and b"ERROR: AddressSanitizer" not in r.stderr and b"runtime error" not in r.stderr
+    assert r.returncode == 0 or lsan_only, r.stderr
+    assert not os.path.exists(os.path.join(user.home, "HijackedMaildir")), "--config honoured"
+    assert st.calls(ok_only=False) == [], "HOMEMAIL_SENDMAIL was run in a setgid run"
+    mb = mailboxes(d, user)
+    assert {k: len(v) for k, v in mb.items() if v} == {"INBOX": 1}, mb
     assert b"--config ignored" in r.stderr, r.stderr
-    assert st.calls(ok_only=False) == [], "HOMEMAIL_SENDMAIL was run in a setuid run"
 
 
 # ---------------------------------------------------------------------------
