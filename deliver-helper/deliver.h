@@ -8,8 +8,9 @@
  *   the user -> read header (hm_msgin) -> loop check -> spool the whole
  *   message ONCE into the INBOX Maildir's tmp/ (with Return-Path and
  *   Delivered-To prepended), fsync -> deliver_filter(ctx) decides where it
- *   goes, calling deliver_store() for each copy -> if nothing was stored,
- *   discarded or rejected: fall back to INBOX -> unlink the spool -> exit.
+ *   goes, calling deliver_store() for each copy -> deferred: take back this
+ *   run's copies, exit 75 -> if nothing was stored, discarded or rejected:
+ *   fall back to INBOX -> unlink the spool -> exit.
  *
  * THE FILTER SEAM (deliver_filter.c, one function)
  *   int deliver_filter(struct deliver_ctx *ctx);

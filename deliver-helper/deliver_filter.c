@@ -673,10 +673,11 @@ static const struct sieve_action *bad_store_target(struct deliver_ctx *ctx,
  *
  * Order, so that Exim's retry after a 75 never repeats a side effect and
  * never finds a copy of an earlier attempt:
- *   1. every store (keep, fileinto) is linked; if one fails, the copies of
- *      this run are taken back and only the keep is tried (as Pigeonhole
- *      rolls back its transaction and falls back to the implicit keep);
- *      over quota, nothing stays and the main flow defers or rejects;
+ *   1. every store (keep, fileinto) is linked; if one fails (also over
+ *      quota), the copies of this run are taken back and only the keep is
+ *      tried (as Pigeonhole rolls back its transaction and falls back to
+ *      the implicit keep); if that fails too the main flow defers (or
+ *      rejects, quota_full = reject), and nothing has been sent;
  *   2. then what leaves the machine, in script order: redirects (each one
  *      recorded in the duplicate store right after sendmail took it, and
  *      skipped when already recorded: an earlier attempt sent it) and
@@ -707,12 +708,14 @@ static void run_actions(struct glue *g, const struct sieve_result *r)
 		int rc = store_action(ctx, a);
 		if (rc == 0)
 			continue;
-		/* a store failed: nothing of the script takes effect */
+		/* a store failed: nothing of the script takes effect, only the
+		 * keep is tried (over quota it fails too, unless the script's
+		 * copies were what did not fit: then the main flow defers or
+		 * rejects by quota_full) */
 		(void)deliver_unstore_all(ctx);
-		if (rc == DELIVER_EQUOTA)
-			return;         /* main flow: 75 or 77 (quota_full) */
-		deliver_log(LOG_ERR, "sieve: storing into '%s' failed; no action of the script is "
-			    "carried out, implicit keep", clean(c1, sizeof c1, a->target));
+		deliver_log(LOG_ERR, "sieve: storing into '%s' failed (%s); no action of the script "
+			    "is carried out, implicit keep", clean(c1, sizeof c1, a->target),
+			    rc == DELIVER_EQUOTA ? "over quota" : "error");
 		(void)keep_only(ctx);
 		return;
 	}

@@ -217,6 +217,30 @@ def test_invalid_folder_is_runtime_error_keep_only(user, dovecot_for):
         assert not [n for n in os.listdir(user.maildir) if "tilde" in n or n in
                     (".AfterInner", ".End")], os.listdir(user.maildir)
         assert st.targets() == [], st.calls()
+    # a run-time error the engine reports (more redirects than the limit
+    # of 4): the same, whatever the result holds
+    fresh(user)
+    put_script(user, 'require ["fileinto","imap4flags"]; addflag "\\\\Seen"; fileinto "A"; ' +
+               " ".join(f'redirect "r{i}@example.net";' for i in range(5)))
+    r = run_lda(user, st, ["-f", "alice@example.org"], MSG)
+    assert r.returncode == 0, r.stderr
+    mb = mailboxes(d, user)
+    assert {k: v for k, v in mb.items() if v} == {"INBOX": [[]]}, mb
+    assert st.targets() == [], st.calls()
+
+
+def test_fileinto_inbox_any_case_and_two_stores(user, dovecot_for):
+    """fileinto "inbox" is INBOX (RFC 3501 5.1), never a folder "inbox";
+    keep + fileinto into two folders with flags: each stored once."""
+    d = dovecot_for([user])
+    st = Stand()
+    put_script(user, 'require ["fileinto","imap4flags"]; fileinto "inbox"; fileinto "InBoX"; '
+                     'fileinto :flags "\\\\Flagged" "Work"; keep;')
+    r = run_lda(user, st, ["-f", "alice@example.org"], MSG)
+    assert r.returncode == 0, r.stderr
+    mb = mailboxes(d, user)
+    assert {k: v for k, v in mb.items() if v} == {"INBOX": [[]], "Work": [["\\Flagged"]]}, mb
+    assert not [n for n in os.listdir(user.maildir) if n.lower() == ".inbox"]
 
 
 def test_size_is_the_message_as_received(user, dovecot_for):
