@@ -271,11 +271,11 @@ static int sendmail_argv(char **argv, size_t max, char *store, size_t storesz)
 static bool is_atext(unsigned char c)
 {
 	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-	       (c >= 0x80) || strchr("!#$%&'*+-/=?^_`{|}~", c) != NULL;
+	       (c >= 0x80) || (c != 0 && strchr("!#$%&'*+-/=?^_`{|}~", c) != NULL);
 }
 
-/* wire_address - the address as one unambiguous RFC 5321 mailbox for the
- * sendmail command line: the engine hands over the local part unquoted
+/* wire_address - a redirect address as one unambiguous RFC 5321 mailbox
+ * for the sendmail command line: the engine hands over the local part unquoted
  * ("a,b"@example.net arrives as a,b@example.net), and Exim reads each
  * argument as an address list, so a local part that is not a dot-atom is
  * quoted again (with \ before '"' and '\').  Returns 0, -1 if it does not
@@ -312,15 +312,15 @@ static int run_sendmail(struct deliver_ctx *ctx, const char *from, const char *t
 			const char *head, size_t headlen, bool with_message)
 {
 	char *argv[40];
-	char store[1024], rcpt[2048];
+	char store[1024];
 	int n = sendmail_argv(argv, 30, store, sizeof store);
-	if (n <= 0 || wire_address(to, rcpt, sizeof rcpt) < 0)
+	if (n <= 0)
 		return -1;
 	argv[n++] = "-oi";
 	argv[n++] = "-f";
 	argv[n++] = (char *)(from && *from ? from : "<>");
 	argv[n++] = "--";
-	argv[n++] = rcpt;
+	argv[n++] = (char *)to;
 	argv[n] = NULL;
 	int pfd[2];
 	if (pipe2(pfd, O_CLOEXEC) < 0)
@@ -451,10 +451,11 @@ static int do_redirect(struct glue *g, const char *to)
 	if (seen < 0)
 		deliver_log(LOG_WARNING, "sieve: duplicate state %s unusable (%s)", g->state_dup,
 			    strerror(errno));
-	char head[1200];
-	if (hm_snprintf(head, sizeof head, "%s: <%s>\n", REDIRECT_MARK, ctx->recipient) < 0)
+	char head[1200], wire[2048];
+	if (hm_snprintf(head, sizeof head, "%s: <%s>\n", REDIRECT_MARK, ctx->recipient) < 0 ||
+	    wire_address(to, wire, sizeof wire) < 0)
 		return -1;
-	if (run_sendmail(ctx, ctx->sender, to, head, strlen(head), true) < 0) {
+	if (run_sendmail(ctx, ctx->sender, wire, head, strlen(head), true) < 0) {
 		deliver_log(LOG_ERR, "sieve: redirect to %s failed (sendmail)",
 			    clean(c1, sizeof c1, to));
 		return -1;
@@ -709,9 +710,9 @@ static void run_actions(struct glue *g, const struct sieve_result *r)
 		if (rc == 0)
 			continue;
 		/* a store failed: nothing of the script takes effect, only the
-		 * keep is tried (over quota it fails too, unless the script's
-		 * copies were what did not fit: then the main flow defers or
-		 * rejects by quota_full) */
+		 * keep is tried; if it fails too (a full mailbox usually has no
+		 * room for it either) the main flow defers, or rejects by
+		 * quota_full */
 		(void)deliver_unstore_all(ctx);
 		deliver_log(LOG_ERR, "sieve: storing into '%s' failed (%s); no action of the script "
 			    "is carried out, implicit keep", clean(c1, sizeof c1, a->target),
