@@ -8,8 +8,9 @@
  *   the user -> read header (hm_msgin) -> loop check -> spool the whole
  *   message ONCE into the INBOX Maildir's tmp/ (with Return-Path and
  *   Delivered-To prepended), fsync -> deliver_filter(ctx) decides where it
- *   goes, calling deliver_store() for each copy -> if nothing was stored,
- *   discarded or rejected: fall back to INBOX -> unlink the spool -> exit.
+ *   goes, calling deliver_store() for each copy -> deferred: take back this
+ *   run's copies, exit 75 -> if nothing was stored, discarded or rejected:
+ *   fall back to INBOX -> unlink the spool -> exit.
  *
  * THE FILTER SEAM (deliver_filter.c, one function)
  *   int deliver_filter(struct deliver_ctx *ctx);
@@ -28,6 +29,10 @@
  *                       redirect without keep): exit 0 with nothing stored.
  *     deliver_reject()  refuse it with a reason (Sieve reject): exit 77,
  *                       reason on stderr, Exim bounces it.
+ *     deliver_defer()   a step that cannot be undone failed for now (a
+ *                       redirect sendmail did not take): the copies stored
+ *                       in this run are taken back and the exit is 75, so
+ *                       Exim's retry does the whole delivery once.
  *   Return value of deliver_filter: 0 when it did what it meant to (even if
  *   a store failed and it chose to go on), -1 on an internal failure.  The
  *   main flow never loses the message: if the filter stored nothing and did
@@ -88,6 +93,9 @@ struct deliver_ctx {
 	const struct hm_header *hdr;    /* parsed header block */
 	int msg_fd;                     /* read-only; use pread(), offset not shared */
 	unsigned long long msg_size;    /* bytes of the spooled file */
+	unsigned long long msg_size_received; /* bytes as received on stdin, what
+	                                         Sieve's size test measures (no
+	                                         fields of ours, LF line ends) */
 	unsigned long long msg_vsize;   /* size with CRLF line ends */
 	unsigned long long body_offset; /* first body byte in the spooled file */
 	const char *message_id;         /* cleaned for logs, "" when missing */
@@ -98,6 +106,8 @@ struct deliver_ctx {
 	bool discarded;
 	bool quota_hit;             /* some store failed for quota */
 	char *reject_reason;        /* malloc'd, set by deliver_reject */
+	char *defer_reason;         /* malloc'd, set by deliver_defer (may be NULL on ENOMEM) */
+	bool deferred;              /* deliver_defer was called: exit 75 */
 	char stored_folders[512];   /* for the log line */
 
 	struct deliver_priv *priv;  /* main flow's state: Maildir, spool, quota */
@@ -116,6 +126,16 @@ void deliver_discard(struct deliver_ctx *ctx);
 
 /* deliver_reject - refuse the message with reason (exit 77, Exim bounces) */
 void deliver_reject(struct deliver_ctx *ctx, const char *reason);
+
+/* deliver_unstore_all - unlink every copy deliver_store() linked in this
+ * run (and take them out of maildirsize), so that a delivery that ends in
+ * 75 leaves nothing visible that the retry would store again.  Returns the
+ * number of copies that could not be removed (logged). */
+size_t deliver_unstore_all(struct deliver_ctx *ctx);
+
+/* deliver_defer - give up for now (exit 75): what this run stored is taken
+ * back (see above); reason goes to stderr and the log */
+void deliver_defer(struct deliver_ctx *ctx, const char *reason);
 
 /* deliver_log - one line to syslog (mail facility), prio as in syslog(3);
  * untrusted text must already be cleaned (hm_log_clean) by the caller */
@@ -148,6 +168,15 @@ void deliver_conf_free(struct deliver_conf *c);
 /* deliver_expand_path - expand ~ and %u %n %d %h %% in s for user/home.
  * Returns malloc'd string or NULL (ENOMEM / EINVAL). */
 char *deliver_expand_path(const char *s, const char *user, const char *home);
+
+/* deliver_sieve_location - a userdb/config `sieve` value in Pigeonhole's
+ * location syntax ([file:]PATH[;active=PATH][;name=..][;bindir=..], "~/"
+ * and %u %n %d %h expanded) -> the script to run (*script_r) and the
+ * script directory (*dir_r, NULL when PATH names the script itself), both
+ * malloc'd.  Returns 0, or -1 with err set (unsupported type, unknown
+ * option, relative path). */
+int deliver_sieve_location(const char *loc, const char *user, const char *home,
+			   char **script_r, char **dir_r, char *err, size_t errsize);
 
 /* deliver_valid_address - envelope address check: bounded, no control
  * characters or spaces outside quotes; "<>" and "" mean the null sender. */

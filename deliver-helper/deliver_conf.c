@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 
 #include "deliver.h"
 #include "hm_buf.h"
@@ -243,4 +244,83 @@ bool deliver_valid_address(const char *a)
 			return false;
 	}
 	return !quoted;
+}
+
+/* deliver_sieve_location - see deliver.h.
+ * Pigeonhole's syntax (doc/locations.txt there):
+ *   [file:]PATH[;OPTION=VALUE...]   options: active=, name=, bindir=
+ * PATH a directory: the script storage (ManageSieve's), the script run is
+ * active= (default ~/.dovecot.sieve); PATH a file (or missing): that file.
+ * "~/" and %u %n %d %h are expanded (deliver_expand_path). */
+int deliver_sieve_location(const char *loc, const char *user, const char *home,
+			   char **script_r, char **dir_r, char *err, size_t errsize)
+{
+	char *copy = NULL, *path = NULL, *active = NULL;
+	int rc = -1;
+	*script_r = *dir_r = NULL;
+	if (strncmp(loc, "file:", 5) == 0) {
+		loc += 5;
+	} else {
+		/* "ldap:", "dict:" ...: a storage homemail cannot read */
+		size_t n = strspn(loc, "abcdefghijklmnopqrstuvwxyz0123456789-_");
+		if (n > 0 && loc[n] == ':') {
+			snprintf(err, errsize, "unsupported sieve location type \"%.*s\" (only file:)",
+				 (int)n, loc);
+			return -1;
+		}
+	}
+	if ((copy = strdup(loc)) == NULL)
+		goto nomem;
+	char *save = NULL, *p = strtok_r(copy, ";", &save);
+	if (p == NULL || *p == '\0') {
+		snprintf(err, errsize, "sieve location without a path");
+		goto out;
+	}
+	if ((path = deliver_expand_path(p, user, home)) == NULL || path[0] != '/') {
+		snprintf(err, errsize, "sieve location path does not expand to an absolute path");
+		goto out;
+	}
+	for (char *o = strtok_r(NULL, ";", &save); o; o = strtok_r(NULL, ";", &save)) {
+		if (strncmp(o, "active=", 7) == 0) {
+			free(active);
+			if ((active = deliver_expand_path(o + 7, user, home)) == NULL || active[0] != '/') {
+				snprintf(err, errsize, "sieve location active= does not expand to an "
+					 "absolute path");
+				goto out;
+			}
+		} else if (strncmp(o, "name=", 5) != 0 && strncmp(o, "bindir=", 7) != 0) {
+			char c[80];
+			hm_log_clean(c, sizeof c, o, strlen(o));
+			snprintf(err, errsize, "unknown sieve location option \"%s\"", c);
+			goto out;
+		}
+	}
+	struct stat st;
+	bool is_dir = stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+	if (active != NULL || is_dir) {
+		*dir_r = path;
+		path = NULL;
+		if (active == NULL && (active = deliver_expand_path("~/.dovecot.sieve", user, home)) == NULL) {
+			snprintf(err, errsize, "no home for the default active script");
+			goto out;
+		}
+		*script_r = active;
+		active = NULL;
+	} else {
+		*script_r = path;
+		path = NULL;
+	}
+	rc = 0;
+	goto out;
+nomem:
+	snprintf(err, errsize, "out of memory");
+out:
+	if (rc < 0) {
+		free(*dir_r);
+		*dir_r = NULL;
+	}
+	free(copy);
+	free(path);
+	free(active);
+	return rc;
 }

@@ -10,13 +10,15 @@
  * Relies on: the Sieve engine (deliver-helper/sieve/sieve.h), sv_state for
  *   the vacation and duplicate memory (files in the Maildir root, flock'ed),
  *   hm_maildir for folder names, hm_mutf7 to accept modified UTF-7 names.
- * How it fails: never loses mail.  A script that does not compile is
- *   skipped with a log line; a runtime error or exceeded limit leaves only
- *   the implicit keep (the engine guarantees it); a folder name that is
- *   refused, or a store that fails, falls back to INBOX; a redirect that
- *   cannot be handed to sendmail keeps the message in INBOX instead; a
- *   vacation reply that fails is only logged.  The main flow stores into
- *   INBOX itself when nothing was stored, discarded or rejected.
+ * How it fails: never loses mail, never repeats a side effect (see
+ *   run_actions and docs/deliver.md "Sieve actions").  A script that does
+ *   not compile is skipped with a log line; a runtime error, exceeded limit
+ *   or a fileinto name Maildir++ cannot hold leaves only the keep in INBOX
+ *   without the script's flags; a store that fails takes this run's copies
+ *   back and keeps in INBOX; a redirect that sendmail does not take defers
+ *   (75, as dovecot-lda); a vacation reply that fails is only logged.  The
+ *   main flow stores into INBOX itself when nothing was stored, discarded,
+ *   rejected or deferred.
  */
 #define _GNU_SOURCE             /* pipe2, strcasestr */
 #include <dirent.h>
@@ -51,10 +53,16 @@
 #define VACATION_DB "homemail-vacation.db"
 #define DUPLICATE_DB "homemail-duplicate.db"
 #define SENDMAIL_TIMEOUT 120
+/* how long a sent redirect is remembered, so a retry of the same delivery
+ * does not send it again (Pigeonhole's sieve_redirect_duplicate_period) */
+#define REDIRECT_DUPLICATE_PERIOD (12 * 3600)
 
 struct glue {
 	struct deliver_ctx *ctx;
 	time_t now;
+	const char *raw;        /* the spooled message (bounded), for redirect_key */
+	size_t raw_len;
+	size_t msg_start;       /* its first byte after the delivery trace fields */
 	char state_vac[4096];
 	char state_dup[4096];
 };
@@ -85,8 +93,9 @@ static void log_multi(int prio, const char *what, const char *msg)
 static const char *global_base(void)
 {
 	/* tests point this elsewhere; as the user may run us by hand anyway,
-	 * an override gives no power the user does not already have */
-	const char *e = getenv("HOMEMAIL_SIEVE_GLOBAL_BASE");
+	 * an override gives no power the user does not already have -- unless
+	 * we run setuid/setgid: secure_getenv then ignores it (docs/deliver.md) */
+	const char *e = secure_getenv("HOMEMAIL_SIEVE_GLOBAL_BASE");
 	return e && *e == '/' ? e : SIEVE_GLOBAL_BASE;
 }
 
@@ -168,6 +177,23 @@ static char *read_message(struct deliver_ctx *ctx, size_t *len_r)
 	return buf;
 }
 
+/* message_start - offset in the spool of the first header field that is
+ * not a delivery trace field (Return-Path, Envelope-to, Delivery-date,
+ * Delivered-To at the top): the message as the MTA received it */
+static size_t message_start(const struct deliver_ctx *ctx)
+{
+	if (!ctx->hdr)
+		return 0;
+	size_t i = 0;
+	for (; i < ctx->hdr->count; i++) {
+		const struct hm_hfield *f = &ctx->hdr->fields[i];
+		if (!hm_header_name_is(f, "Return-Path") && !hm_header_name_is(f, "Envelope-to") &&
+		    !hm_header_name_is(f, "Delivery-date") && !hm_header_name_is(f, "Delivered-To"))
+			return f->offset;
+	}
+	return ctx->body_offset;
+}
+
 /* normal_folder - a folder name as the user meant it: a valid modified
  * UTF-7 name (Roundcube may send either form) is decoded to UTF-8, so both
  * spellings reach the same folder.  Returns malloc'd name. */
@@ -224,10 +250,11 @@ static int cb_duplicate(void *vctx, const char *id, size_t idlen)
 /* ---- sending (redirect, vacation) ------------------------------------- */
 
 /* sendmail_argv - the submission command: /usr/sbin/sendmail, or the
- * space separated HOMEMAIL_SENDMAIL (tests: a private Exim) */
+ * space separated HOMEMAIL_SENDMAIL (tests: a private Exim); never the
+ * latter in a setuid/setgid run (secure_getenv) */
 static int sendmail_argv(char **argv, size_t max, char *store, size_t storesz)
 {
-	const char *cmd = getenv("HOMEMAIL_SENDMAIL");
+	const char *cmd = secure_getenv("HOMEMAIL_SENDMAIL");   /* ignored when setuid */
 	if (!cmd || *cmd != '/')
 		cmd = "/usr/sbin/sendmail";
 	if (hm_strlcpy(store, cmd, storesz) < 0)
@@ -238,6 +265,45 @@ static int sendmail_argv(char **argv, size_t max, char *store, size_t storesz)
 		argv[n++] = w;
 	argv[n] = NULL;
 	return (int)n;
+}
+
+/* is_atext - RFC 5322 3.2.3 atext */
+static bool is_atext(unsigned char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+	       (c >= 0x80) || (c != 0 && strchr("!#$%&'*+-/=?^_`{|}~", c) != NULL);
+}
+
+/* wire_address - a redirect address as one unambiguous RFC 5321 mailbox
+ * for the sendmail command line: the engine hands over the local part unquoted
+ * ("a,b"@example.net arrives as a,b@example.net), and Exim reads each
+ * argument as an address list, so a local part that is not a dot-atom is
+ * quoted again (with \ before '"' and '\').  Returns 0, -1 if it does not
+ * fit. */
+static int wire_address(const char *a, char *out, size_t size)
+{
+	const char *at = strrchr(a, '@');
+	size_t ll = at ? (size_t)(at - a) : strlen(a);
+	bool dot_atom = ll > 0 && a[0] != '.' && a[ll - 1] != '.';
+	for (size_t i = 0; i < ll && dot_atom; i++)
+		if (!(is_atext((unsigned char)a[i]) || (a[i] == '.' && a[i + 1] != '.')))
+			dot_atom = false;
+	if (dot_atom)
+		return hm_strlcpy(out, a, size);
+	size_t o = 0;
+	if (size < 3)
+		return -1;
+	out[o++] = '"';
+	for (size_t i = 0; i < ll; i++) {
+		if (o + 4 >= size)
+			return -1;
+		if (a[i] == '"' || a[i] == '\\')
+			out[o++] = '\\';
+		out[o++] = a[i];
+	}
+	out[o++] = '"';
+	out[o] = '\0';
+	return at ? (hm_strlcpy(out + o, at, size - o) < 0 ? -1 : 0) : 0;
 }
 
 /* run_sendmail - pipe head + (optionally) the spooled message into
@@ -334,23 +400,71 @@ static bool redirect_loop(struct deliver_ctx *ctx)
 	return false;
 }
 
-static int do_redirect(struct deliver_ctx *ctx, const char *to)
+/* redirect_key - the duplicate-store key of "this message was redirected
+ * to this address for this recipient": a SHA-256 of the message as it came
+ * from the MTA (from its first field that is not a delivery trace field:
+ * Exim writes a new Delivery-date on each attempt), the envelope and the
+ * target, so two different messages never share a key (a Message-ID
+ * alone could: it may be missing or reused). */
+static void redirect_key(struct glue *g, const char *to, unsigned char out[32])
 {
+	struct deliver_ctx *ctx = g->ctx;
+	struct hm_buf pre;
+	hm_buf_init(&pre, 1 << 16);
+	hm_buf_puts(&pre, "redirect");
+	hm_buf_putc(&pre, '\0');
+	hm_buf_puts(&pre, ctx->sender);
+	hm_buf_putc(&pre, '\0');
+	hm_buf_puts(&pre, ctx->recipient);
+	hm_buf_putc(&pre, '\0');
+	hm_buf_puts(&pre, to);
+	hm_buf_putc(&pre, '\0');
+	hm_buf_printf(&pre, "%llu", ctx->msg_size_received);
+	size_t from = g->msg_start < g->raw_len ? g->msg_start : g->raw_len;
+	hm_sha256(hm_buf_cstr(&pre), pre.len, g->raw + from, g->raw_len - from, out);
+	hm_buf_free(&pre);
+}
+
+#define REDIRECT_LOOP (-2)
+
+/* do_redirect - hand the message to sendmail for `to`, once: 0 sent now or
+ * by an earlier attempt (recorded), REDIRECT_LOOP refused (keep instead),
+ * -1 sendmail did not take it (defer) */
+static int do_redirect(struct glue *g, const char *to)
+{
+	struct deliver_ctx *ctx = g->ctx;
 	char c1[300], c2[300];
 	if (redirect_loop(ctx)) {
 		deliver_log(LOG_WARNING, "sieve: redirect to %s refused: the message was already "
 			    "redirected from %s (loop); keeping it", clean(c1, sizeof c1, to),
 			    clean(c2, sizeof c2, ctx->recipient));
+		return REDIRECT_LOOP;
+	}
+	unsigned char key[32];
+	redirect_key(g, to, key);
+	int seen = sv_state_seen(g->state_dup, (const char *)key, sizeof key, g->now);
+	if (seen > 0) {
+		deliver_log(LOG_INFO, "sieve: redirect to %s already done by an earlier attempt "
+			    "for this message; not sent again", clean(c1, sizeof c1, to));
+		return 0;
+	}
+	if (seen < 0)
+		deliver_log(LOG_WARNING, "sieve: duplicate state %s unusable (%s)", g->state_dup,
+			    strerror(errno));
+	char head[1200], wire[2048];
+	if (hm_snprintf(head, sizeof head, "%s: <%s>\n", REDIRECT_MARK, ctx->recipient) < 0 ||
+	    wire_address(to, wire, sizeof wire) < 0)
+		return -1;
+	if (run_sendmail(ctx, ctx->sender, wire, head, strlen(head), true) < 0) {
+		deliver_log(LOG_ERR, "sieve: redirect to %s failed (sendmail)",
+			    clean(c1, sizeof c1, to));
 		return -1;
 	}
-	char head[1200];
-	if (hm_snprintf(head, sizeof head, "%s: <%s>\n", REDIRECT_MARK, ctx->recipient) < 0)
-		return -1;
-	if (run_sendmail(ctx, ctx->sender, to, head, strlen(head), true) < 0) {
-		deliver_log(LOG_ERR, "sieve: redirect to %s failed (sendmail); keeping the "
-			    "message", clean(c1, sizeof c1, to));
-		return -1;
-	}
+	/* recorded at once: whatever fails later, a retry must not send it again */
+	if (sv_state_mark(g->state_dup, (const char *)key, sizeof key,
+			  g->now + REDIRECT_DUPLICATE_PERIOD, g->now) < 0)
+		deliver_log(LOG_WARNING, "sieve: cannot record the redirect in %s: %s",
+			    g->state_dup, strerror(errno));
 	deliver_log(LOG_INFO, "sieve: redirected to %s", clean(c1, sizeof c1, to));
 	return 0;
 }
@@ -483,14 +597,36 @@ static int do_vacation(struct glue *g, const struct sieve_action *a)
 	return rc;
 }
 
-/* store_action - fileinto/keep with fallbacks to INBOX; true when stored */
-static bool store_action(struct deliver_ctx *ctx, const struct sieve_action *a)
+/* action_folder - the folder a store action names: keep and the implicit
+ * keep go to the keep folder (-m / junk, else INBOX); fileinto "inbox" in
+ * any case is INBOX (RFC 3501 5.1).  Returns malloc'd UTF-8 name. */
+static char *action_folder(struct deliver_ctx *ctx, const struct sieve_action *a)
+{
+	if (a->implicit || strcasecmp(a->target, "INBOX") == 0)
+		return strdup(keep_folder(ctx));
+	return normal_folder(a->target);
+}
+
+/* keep_only - what a run-time error leaves (RFC 5228 2.10.6, as Pigeonhole):
+ * one copy in the keep folder without any of the script's flags, nothing
+ * else; --flags still apply (they are not the script's).  True if stored. */
+static bool keep_only(struct deliver_ctx *ctx)
+{
+	int rc = deliver_store(ctx, keep_folder(ctx), ctx->keep_flags, ctx->n_keep_flags);
+	if ((rc == DELIVER_EFOLDER || rc == DELIVER_ETEMP) && strcasecmp(keep_folder(ctx), "INBOX") != 0)
+		rc = deliver_store(ctx, "INBOX", ctx->keep_flags, ctx->n_keep_flags);
+	return rc == 0;
+}
+
+/* store_action - one keep/fileinto.  Returns deliver_store's code; a keep
+ * folder that is refused or fails (-m, junk) falls back to INBOX, as
+ * dovecot-lda does for -m. */
+static int store_action(struct deliver_ctx *ctx, const struct sieve_action *a)
 {
 	char c1[300];
-	bool keep = a->implicit || strcasecmp(a->target, "INBOX") == 0;
-	char *folder = keep ? strdup(keep_folder(ctx)) : normal_folder(a->target);
+	char *folder = action_folder(ctx, a);
 	if (!folder)
-		return false;
+		return DELIVER_ETEMP;
 	size_t nfl = 0;
 	while (a->flags && a->flags[nfl])
 		nfl++;
@@ -501,34 +637,107 @@ static bool store_action(struct deliver_ctx *ctx, const struct sieve_action *a)
 		nfl = ctx->n_keep_flags;
 	}
 	int rc = deliver_store(ctx, folder, fl, nfl);
-	if (rc == DELIVER_EFOLDER || (rc == DELIVER_ETEMP && strcasecmp(folder, "INBOX") != 0)) {
-		deliver_log(LOG_WARNING, "sieve: cannot file into '%s' (%s); using INBOX",
+	bool is_keep = a->implicit || strcasecmp(a->target, "INBOX") == 0;
+	if (is_keep && (rc == DELIVER_EFOLDER || rc == DELIVER_ETEMP) &&
+	    strcasecmp(folder, "INBOX") != 0) {
+		deliver_log(LOG_WARNING, "sieve: cannot keep in '%s' (%s); using INBOX",
 			    clean(c1, sizeof c1, folder),
 			    rc == DELIVER_EFOLDER ? "invalid folder name" : "store failed");
 		rc = deliver_store(ctx, "INBOX", fl, nfl);
 	}
 	free(folder);
-	return rc == 0;
+	return rc;
 }
 
-/* run_actions - carry out the result */
+/* bad_store_target - the first fileinto whose folder name Maildir++ cannot
+ * hold (hm_maildir_folder_dir), or NULL.  Checked before anything is done:
+ * such a name is a run-time error in Pigeonhole, which then carries out no
+ * action of the script at all. */
+static const struct sieve_action *bad_store_target(struct deliver_ctx *ctx,
+						   const struct sieve_result *r)
+{
+	for (size_t i = 0; i < r->nactions; i++) {
+		const struct sieve_action *a = &r->actions[i];
+		if (a->type != SIEVE_ACT_STORE || a->implicit || strcasecmp(a->target, "INBOX") == 0)
+			continue;       /* the keep folder falls back to INBOX instead */
+		char dir[HM_MAILDIR_NAME_MAX];
+		char *f = action_folder(ctx, a);
+		int ok = f ? hm_maildir_folder_dir(f, dir, sizeof dir) : -1;
+		free(f);
+		if (ok < 0)
+			return a;
+	}
+	return NULL;
+}
+
+/* run_actions - carry out the result, each action once and nothing else.
+ *
+ * Order, so that Exim's retry after a 75 never repeats a side effect and
+ * never finds a copy of an earlier attempt:
+ *   1. every store (keep, fileinto) is linked; if one fails (also over
+ *      quota), the copies of this run are taken back and only the keep is
+ *      tried (as Pigeonhole rolls back its transaction and falls back to
+ *      the implicit keep); if that fails too the main flow defers (or
+ *      rejects, quota_full = reject), and nothing has been sent;
+ *   2. then what leaves the machine, in script order: redirects (each one
+ *      recorded in the duplicate store right after sendmail took it, and
+ *      skipped when already recorded: an earlier attempt sent it) and
+ *      vacation replies (recorded in the vacation store);
+ *   3. a redirect sendmail does not take defers the delivery (75), as
+ *      dovecot-lda does; the stores of this run are taken back first.
+ * The implicit keep is in the result when the engine kept it; when there is
+ * no store at all (redirect, discard), the message is deliberately not kept. */
 static void run_actions(struct glue *g, const struct sieve_result *r)
 {
 	struct deliver_ctx *ctx = g->ctx;
-	bool delivered = false, need_keep = false, rejected = false, discard = false;
+	char c1[300];
+	bool any_store = false, rejected = false, keep_after = false;
+
+	const struct sieve_action *bad = bad_store_target(ctx, r);
+	if (bad) {
+		deliver_log(LOG_ERR, "sieve: runtime error: fileinto '%s': invalid folder name "
+			    "(script line %d); no action of the script is carried out, implicit keep",
+			    clean(c1, sizeof c1, bad->target), bad->line);
+		(void)keep_only(ctx);
+		return;
+	}
+	for (size_t i = 0; i < r->nactions; i++) {
+		const struct sieve_action *a = &r->actions[i];
+		if (a->type != SIEVE_ACT_STORE)
+			continue;
+		any_store = true;
+		int rc = store_action(ctx, a);
+		if (rc == 0)
+			continue;
+		/* a store failed: nothing of the script takes effect, only the
+		 * keep is tried; if it fails too (a full mailbox usually has no
+		 * room for it either) the main flow defers, or rejects by
+		 * quota_full */
+		(void)deliver_unstore_all(ctx);
+		deliver_log(LOG_ERR, "sieve: storing into '%s' failed (%s); no action of the script "
+			    "is carried out, implicit keep", clean(c1, sizeof c1, a->target),
+			    rc == DELIVER_EQUOTA ? "over quota" : "error");
+		(void)keep_only(ctx);
+		return;
+	}
 	for (size_t i = 0; i < r->nactions; i++) {
 		const struct sieve_action *a = &r->actions[i];
 		switch (a->type) {
 		case SIEVE_ACT_STORE:
-			if (store_action(ctx, a))
-				delivered = true;
 			break;
-		case SIEVE_ACT_REDIRECT:
-			if (do_redirect(ctx, a->target) == 0)
-				delivered = true;
-			else
-				need_keep = true;
+		case SIEVE_ACT_REDIRECT: {
+			int rc = do_redirect(g, a->target);
+			if (rc == REDIRECT_LOOP)
+				keep_after = true;
+			else if (rc < 0) {
+				char why[400];
+				hm_snprintf(why, sizeof why, "redirect to %s failed (sendmail); "
+					    "deferred", clean(c1, sizeof c1, a->target));
+				deliver_defer(ctx, why);
+				return;
+			}
 			break;
+		}
 		case SIEVE_ACT_REJECT:
 		case SIEVE_ACT_EREJECT:
 			rejected = true;
@@ -539,18 +748,20 @@ static void run_actions(struct glue *g, const struct sieve_result *r)
 			(void)do_vacation(g, a);
 			break;
 		case SIEVE_ACT_DISCARD:
-			discard = true;
 			break;
 		}
 	}
-	if (need_keep && ctx->n_stored == 0) {
+	if (keep_after && ctx->n_stored == 0) {
+		/* a redirect refused as a loop keeps the message instead */
 		struct sieve_action k = { .type = SIEVE_ACT_STORE, .target = "INBOX", .implicit = true };
-		if (store_action(ctx, &k))
-			delivered = true;
+		if (store_action(ctx, &k) != 0 && !ctx->quota_hit)
+			deliver_defer(ctx, "could not keep the message after a refused redirect");
+		return;
 	}
-	if (discard && !delivered && !rejected && !need_keep) {
+	if (!any_store && !rejected) {
+		/* the script cancelled the implicit keep (redirect, discard) */
 		deliver_discard(ctx);
-		deliver_log(LOG_INFO, "sieve: discarded");
+		deliver_log(LOG_INFO, "sieve: not kept (implicit keep cancelled)");
 	}
 }
 
@@ -602,10 +813,13 @@ int deliver_filter(struct deliver_ctx *ctx)
 	hm_snprintf(g.state_vac, sizeof g.state_vac, "%s/%s", ctx->maildir, VACATION_DB);
 	hm_snprintf(g.state_dup, sizeof g.state_dup, "%s/%s", ctx->maildir, DUPLICATE_DB);
 	size_t len = 0;
-	char *data = read_message(ctx, &len);
+	char *raw = read_message(ctx, &len), *data = raw;
+	g.raw = raw;
+	g.raw_len = len;
+	g.msg_start = message_start(ctx);
 	size_t vlen;  /* junk verdict as X-Homemail-Junk fields in the Sieve view (docs/junk.md) */
 	char *view = data ? deliver_junk_sieve_view(data, len, &vlen) : NULL;
-	if (view) { free(data); data = view; len = vlen; }
+	if (view) { data = view; len = vlen; }
 	int ret = 0;
 	if (!data) {
 		deliver_log(LOG_ERR, "sieve: cannot read the spooled message: %s; implicit keep",
@@ -616,7 +830,7 @@ int deliver_filter(struct deliver_ctx *ctx)
 	struct tm tm;
 	localtime_r(&g.now, &tm);
 	struct sieve_message m = {
-		.data = data, .len = len, .size = ctx->msg_size,
+		.data = data, .len = len, .size = ctx->msg_size_received,
 		.env_from = ctx->sender, .env_to = ctx->recipient,
 		.env_orig_to = ctx->orig_recipient && *ctx->orig_recipient ?
 			       ctx->orig_recipient : NULL,
@@ -630,13 +844,18 @@ int deliver_filter(struct deliver_ctx *ctx)
 		deliver_log(LOG_ERR, "sieve: out of memory; implicit keep");
 		ret = -1;
 	} else {
-		if (r->error)
-			log_multi(LOG_ERR, "runtime error, implicit keep", r->errmsg);
 		for (size_t i = 0; r->warnings && r->warnings[i] && i < 5; i++)
 			log_multi(LOG_NOTICE, "warning", r->warnings[i]);
-		run_actions(&g, r);
+		if (r->error) {
+			/* whatever the result holds besides: only the keep, once,
+			 * without the script's flags (RFC 5228 2.10.6, as Pigeonhole) */
+			log_multi(LOG_ERR, "runtime error, implicit keep only", r->errmsg);
+			(void)keep_only(ctx);
+		} else {
+			run_actions(&g, r);
+		}
 		/* remember tested ids only once the message is safely placed */
-		if (ctx->n_stored > 0 || ctx->discarded || ctx->reject_reason)
+		if (!ctx->deferred && (ctx->n_stored > 0 || ctx->discarded || ctx->reject_reason))
 			for (size_t i = 0; i < r->ndups; i++)
 				if (sv_state_mark(g.state_dup, r->dups[i].id, strlen(r->dups[i].id),
 						  g.now + (time_t)r->dups[i].seconds, g.now) < 0)
@@ -645,7 +864,9 @@ int deliver_filter(struct deliver_ctx *ctx)
 		sieve_result_free(&r);
 	}
 out:
-	free(data);
+	if (data != raw)
+		free(data);
+	free(raw);
 	for (size_t i = 0; i < ns; i++)
 		sieve_script_free(&scripts[i]);
 	return ret;

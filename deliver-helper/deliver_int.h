@@ -37,11 +37,20 @@ void deliver_user_free(struct deliver_user *u);
  * it removed, never fails the delivery. */
 void deliver_clean_tmp(int tmp_fd, const char *maildir, const char *dir);
 
+/* one copy linked in this run: "DIR/new/NAME" or "DIR/cur/NAME" relative to
+ * the Maildir root, so deliver_unstore_all() can take it back */
+#define DELIVER_MAX_LINKED 256
+
 struct deliver_priv {
 	struct hm_maildir md;
 	struct hm_spool spool;
 	struct hm_quota quota;
 	bool quota_loaded;
+	char *linked[DELIVER_MAX_LINKED];
+	size_t n_linked;
 };
+
+/* deliver_linked_free - forget the record of linked copies (they stay) */
+void deliver_linked_free(struct deliver_priv *pv);
 
 #endif

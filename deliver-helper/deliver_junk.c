@@ -11,6 +11,7 @@
  *   is delivered as if the lists were empty.  Nothing here defers or drops
  *   mail, and nothing here writes the list (only the Dovecot plugin does).
  */
+#define _GNU_SOURCE 1            /* secure_getenv */
 #include "deliver_junk.h"
 #include "deliver.h"
 #include "hm_util.h"
@@ -151,8 +152,9 @@ static bool is_ours(const struct hm_hfield *f)
 char *deliver_junk_sieve_view(const char *data, size_t len, size_t *len_r)
 {
 	char sender[HM_JUNKLIST_ADDR_MAX + 1];
-	const char *verdict = getenv(DELIVER_JUNK_ENV);
-	const char *s = getenv(DELIVER_JUNK_ENV_SENDER);
+	/* secure_getenv: a setuid/setgid run trusts no caller's environment */
+	const char *verdict = secure_getenv(DELIVER_JUNK_ENV);
+	const char *s = secure_getenv(DELIVER_JUNK_ENV_SENDER);
 	const char *eol = "\n";
 	struct hm_header *h = NULL;
 	size_t cap, off = 0, pos = 0;

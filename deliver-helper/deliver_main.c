@@ -37,6 +37,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/auxv.h>
 #include <sys/stat.h>
 #include <syslog.h>
 #include <time.h>
@@ -263,7 +264,16 @@ static int run(const struct opts *op, struct outcome *o, struct deliver_ctx *ctx
 	ctx->msg_fd = -1;
 	ctx->priv = &pv;
 
-	if (deliver_conf_load(&conf, op->conf ? op->conf : DEFAULT_CONF, op->conf != NULL,
+	if (op->conf != NULL && getauxval(AT_SECURE)) {
+		/* setuid/setgid (real and effective ids differ): the caller's
+		 * --config would be read with our privileges; so are the
+		 * HOMEMAIL_* variables (secure_getenv) -- docs/deliver.md */
+		fprintf(stderr, "homemail-deliver: running setuid/setgid: --config ignored\n");
+		deliver_log(LOG_WARNING, "running setuid/setgid (uid %ld euid %ld): --config ignored",
+			    (long)getuid(), (long)geteuid());
+	}
+	const char *conf_path = op->conf && !getauxval(AT_SECURE) ? op->conf : NULL;
+	if (deliver_conf_load(&conf, conf_path ? conf_path : DEFAULT_CONF, conf_path != NULL,
 			      err, sizeof err) < 0) {
 		rc = fail(o, DELIVER_EX_TEMPFAIL, "configuration: %s", err);
 		goto out_noconf;
@@ -350,10 +360,21 @@ static int run(const struct opts *op, struct outcome *o, struct deliver_ctx *ctx
 		rc = fail(o, DELIVER_EX_TEMPFAIL, "Maildir path must be absolute");
 		goto out;
 	}
-	if (!op->no_sieve) {
-		const char *sp = op->sieve ? op->sieve : (u.sieve ? u.sieve : conf.sieve);
-		sieve_path = op->sieve ? strdup(op->sieve) : deliver_expand_path(sp, u.name, u.home);
+	if (!op->no_sieve && op->sieve) {
+		sieve_path = strdup(op->sieve);
 		sieve_dir = deliver_expand_path(conf.sieve_dir, u.name, u.home);
+	} else if (!op->no_sieve) {
+		/* the userdb's `sieve`, else the setting, in Pigeonhole's syntax */
+		const char *loc = u.sieve && *u.sieve ? u.sieve : conf.sieve;
+		char *dir = NULL;
+		if (deliver_sieve_location(loc, u.name, u.home, &sieve_path, &dir, err, sizeof err) < 0) {
+			char cl[300];
+			hm_log_clean(cl, sizeof cl, loc, strlen(loc));
+			deliver_log(LOG_ERR, "sieve location \"%s\" of %s (%s): %s; no personal script "
+				    "runs (implicit keep)", cl, u.name, u.sieve && *u.sieve ? "userdb" :
+				    "deliver.conf", err);
+		}
+		sieve_dir = dir ? dir : deliver_expand_path(conf.sieve_dir, u.name, u.home);
 	}
 
 	if (op->path != NULL) {
@@ -489,6 +510,7 @@ static int run(const struct opts *op, struct outcome *o, struct deliver_ctx *ctx
 	ctx->reject_exit = op->reject_exit;
 	ctx->hdr = full;
 	ctx->msg_size = pv.spool.size;
+	ctx->msg_size_received = m.bytes;
 	ctx->msg_vsize = pv.spool.vsize;
 	ctx->body_offset = m.header_len + addlen;
 	ctx->message_id = midbuf;
@@ -497,7 +519,13 @@ static int run(const struct opts *op, struct outcome *o, struct deliver_ctx *ctx
 	if (deliver_filter(ctx) < 0)
 		deliver_log(LOG_ERR, "filter failed for %s; falling back to INBOX", u.name);
 
-	if (ctx->n_stored > 0 || (ctx->discarded && ctx->reject_reason == NULL)) {
+	if (ctx->deferred) {
+		/* a side effect could not be carried out now: nothing stays
+		 * visible, Exim's retry delivers once (what was sent is recorded) */
+		(void)deliver_unstore_all(ctx);
+		rc = fail(o, DELIVER_EX_TEMPFAIL, "%s",
+			  ctx->defer_reason ? ctx->defer_reason : "temporary failure");
+	} else if (ctx->n_stored > 0 || (ctx->discarded && ctx->reject_reason == NULL)) {
 		rc = DELIVER_EX_OK;
 	} else if (ctx->reject_reason != NULL) {
 		rc = fail(o, DELIVER_EX_NOPERM, "%s", ctx->reject_reason);
@@ -560,6 +588,9 @@ out:
 	free(flagbuf);
 	free(ctx->reject_reason);
 	ctx->reject_reason = NULL;
+	free(ctx->defer_reason);
+	ctx->defer_reason = NULL;
+	deliver_linked_free(&pv);
 	deliver_user_free(&u);
 	deliver_conf_free(&conf);
 	return rc;

@@ -8,13 +8,16 @@
  *   and logs the reason to syslog; the message itself stays spooled, so the
  *   caller can still fall back to INBOX or defer.
  */
+#define _GNU_SOURCE 1            /* asprintf */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <syslog.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "deliver_int.h"
 #include "hm_util.h"
@@ -46,6 +49,50 @@ void deliver_clean_tmp(int tmp_fd, const char *maildir, const char *dir)
 			    tc.examined, tc.complete ? "" : ", more next time");
 }
 
+/* deliver_unstore_all - see deliver_int.h */
+size_t deliver_unstore_all(struct deliver_ctx *ctx)
+{
+	struct deliver_priv *pv = ctx->priv;
+	size_t left = 0;
+
+	for (size_t i = pv->n_linked; i-- > 0;) {
+		char *rel = pv->linked[i], cr[300];
+		if (unlinkat(pv->md.root_fd, rel, 0) == 0 || errno == ENOENT) {
+			/* the directory entry's removal is made durable like its creation */
+			char *slash = strrchr(rel, '/');
+			*slash = '\0';
+			int dfd = openat(pv->md.root_fd, rel, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+			if (dfd >= 0) {
+				(void)fsync(dfd);
+				close(dfd);
+			}
+			if (pv->quota.active &&
+			    hm_quota_add(pv->md.root_fd, &pv->quota, -(long long)ctx->msg_size, -1) < 0)
+				deliver_log(LOG_WARNING, "maildirsize update in %s: %s", ctx->maildir,
+					    strerror(errno));
+		} else {
+			hm_log_clean(cr, sizeof cr, rel, strlen(rel));
+			deliver_log(LOG_ERR, "cannot take back %s/%s: %s", ctx->maildir, cr,
+				    strerror(errno));
+			left++;
+		}
+		free(rel);
+		pv->linked[i] = NULL;
+	}
+	pv->n_linked = 0;
+	ctx->n_stored = 0;
+	ctx->stored_folders[0] = '\0';
+	return left;
+}
+
+/* deliver_linked_free - see deliver_int.h */
+void deliver_linked_free(struct deliver_priv *pv)
+{
+	for (size_t i = 0; i < pv->n_linked; i++)
+		free(pv->linked[i]);
+	pv->n_linked = 0;
+}
+
 /* deliver_discard - see deliver.h */
 void deliver_discard(struct deliver_ctx *ctx)
 {
@@ -60,6 +107,18 @@ void deliver_reject(struct deliver_ctx *ctx, const char *reason)
 	hm_log_clean(clean, sizeof clean, r, strlen(r));
 	free(ctx->reject_reason);
 	ctx->reject_reason = strdup(clean);
+}
+
+/* deliver_defer - see deliver.h */
+void deliver_defer(struct deliver_ctx *ctx, const char *reason)
+{
+	char clean[400];
+	const char *r = reason && *reason ? reason : "temporary failure";
+	hm_log_clean(clean, sizeof clean, r, strlen(r));
+	(void)deliver_unstore_all(ctx);
+	free(ctx->defer_reason);
+	ctx->defer_reason = strdup(clean);
+	ctx->deferred = true;
 }
 
 /* note_folder - remember a stored folder for the log line; true if already there */
@@ -163,6 +222,22 @@ int deliver_store(struct deliver_ctx *ctx, const char *folder,
 		errno = e;
 		return DELIVER_ETEMP;
 	}
+	/* remember the copy: if the delivery defers later, it must be taken
+	 * back or Exim's retry would leave two (deliver_unstore_all) */
+	char rel[HM_MAILDIR_NAME_MAX + 600];
+	char *keep = NULL;
+	if (hm_snprintf(rel, sizeof rel, "%s/%s/%s", dir, strstr(name, ":2,") ? "cur" : "new",
+			name) < 0 || pv->n_linked >= DELIVER_MAX_LINKED || (keep = strdup(rel)) == NULL) {
+		/* untracked, it could not be taken back: do not leave it */
+		(void)unlinkat(pv->md.root_fd, rel, 0);
+		deliver_log(LOG_ERR, "store into \"%s\" in %s: too many copies to track", cf,
+			    ctx->maildir);
+		ctx->n_failed++;
+		forget_folder(ctx);
+		errno = ENOMEM;
+		return DELIVER_ETEMP;
+	}
+	pv->linked[pv->n_linked++] = keep;
 	if (pv->quota.active && hm_quota_add(pv->md.root_fd, &pv->quota, (long long)ctx->msg_size, 1) < 0)
 		deliver_log(LOG_WARNING, "maildirsize update in %s: %s", ctx->maildir, strerror(errno));
 	ctx->n_stored++;

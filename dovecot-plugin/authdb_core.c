@@ -77,9 +77,9 @@ void hm_authdb_set_default(struct hm_authdb_set *set)
 	(void)hm_strlcpy(set->ip_exempt[1], "::1", sizeof(set->ip_exempt[1]));
 	set->nip_exempt = 2;
 	(void)hm_strlcpy(set->mail, "maildir:~/Maildir", sizeof(set->mail));
-	/* no sieve field unless configured: Pigeonhole's own default location
-	 * (file:~/sieve;active=~/.dovecot.sieve) then applies everywhere */
-	set->sieve[0] = '\0';
+	/* Pigeonhole's default location, which homemail-deliver reads the
+	 * same way (docs/deliver.md): one answer for ManageSieve and the LDA */
+	(void)hm_strlcpy(set->sieve, "file:~/sieve;active=~/.dovecot.sieve", sizeof(set->sieve));
 	set->blocking = true;
 }
 

@@ -166,8 +166,13 @@ int hm_maildir_folder_dir(const char *folder, char *dir, size_t size)
 	}
 	if (strcasecmp(folder, "INBOX") == 0)
 		return hm_strlcpy(dir, ".", size);
+	/* every name Dovecot's Maildir++ layout refuses (checked against
+	 * dovecot-lda 2.3.19: mailbox_list_is_valid_name / mailbox_verify_name):
+	 * '/' anywhere, '~' first (a home path to Dovecot: it would create
+	 * ".~x" and then fail to sync it), empty levels; and control bytes
+	 * (Dovecot refuses them in new names), invalid UTF-8 (below) */
 	size_t len = strlen(folder);
-	if (len > 200 || folder[0] == '.' || folder[len - 1] == '.' ||
+	if (len > 200 || folder[0] == '.' || folder[0] == '~' || folder[len - 1] == '.' ||
 	    strstr(folder, "..") != NULL || strchr(folder, '/') != NULL) {
 		errno = EINVAL;
 		return -1;

@@ -95,8 +95,9 @@ int hm_maildir_unique(struct hm_maildir *md, char *buf, size_t size);
 
 /* hm_maildir_folder_dir - map a UTF-8 folder name to its directory name:
  * "INBOX" (any case) -> ".", "A.B" -> ".A.B" in modified UTF-7.
- * Refused (EINVAL): empty, '/', control characters, invalid UTF-8, empty
- * hierarchy levels ("", ".A", "A.", "A..B"), "." or ".." levels, too long. */
+ * Refused (EINVAL): empty, '/', '~' first, control characters, invalid
+ * UTF-8, empty hierarchy levels ("", ".A", "A.", "A..B"), "." or ".."
+ * levels, too long: every name Dovecot's Maildir++ layout refuses. */
 int hm_maildir_folder_dir(const char *folder_utf8, char *dir, size_t size);
 
 /* hm_maildir_folder_open - open a folder (by UTF-8 name), creating it (dir,

@@ -87,12 +87,64 @@ static void addresses(void **state)
 	assert_false(deliver_valid_address(big));
 }
 
+/* the userdb/config `sieve` value in Pigeonhole's location syntax (issue 13):
+ * before, "file:~/sieve;active=~/.dovecot.sieve" was taken as a file name */
+static void sieve_locations(void **state)
+{
+	char err[200], *script, *dir;
+	char tmpl[] = "/tmp/hm-sieveloc-XXXXXX";
+	assert_non_null(mkdtemp(tmpl));
+	char home[300];
+	snprintf(home, sizeof home, "%s", tmpl);
+
+	assert_int_equal(deliver_sieve_location("file:~/sieve;active=~/.dovecot.sieve", "bob", home,
+						&script, &dir, err, sizeof err), 0);
+	char want[400];
+	snprintf(want, sizeof want, "%s/.dovecot.sieve", home);
+	assert_string_equal(script, want);
+	snprintf(want, sizeof want, "%s/sieve", home);
+	assert_string_equal(dir, want);
+	free(script);
+	free(dir);
+
+	/* a bare path to a file (missing is fine: "no script") */
+	assert_int_equal(deliver_sieve_location("~/my.sieve", "bob", home, &script, &dir,
+						err, sizeof err), 0);
+	snprintf(want, sizeof want, "%s/my.sieve", home);
+	assert_string_equal(script, want);
+	assert_null(dir);
+	free(script);
+
+	/* a directory without active=: the default active script */
+	assert_int_equal(deliver_sieve_location("file:%h", "bob", home, &script, &dir,
+						err, sizeof err), 0);
+	snprintf(want, sizeof want, "%s/.dovecot.sieve", home);
+	assert_string_equal(script, want);
+	assert_string_equal(dir, home);
+	free(script);
+	free(dir);
+
+	/* refused, with a reason: another type, unknown option, relative path */
+	const char *bad[] = { "ldap:/etc/x", "dict:proxy::sieve", "file:~/s;bogus=1", "file:",
+			      "relative/path", "file:~/s;active=rel" };
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		err[0] = '\0';
+		assert_int_equal(deliver_sieve_location(bad[i], "bob", home, &script, &dir,
+							err, sizeof err), -1);
+		assert_true(err[0] != '\0');
+		assert_null(script);
+		assert_null(dir);
+	}
+	rmdir(tmpl);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(defaults_and_keys),
 		cmocka_unit_test(expand),
 		cmocka_unit_test(addresses),
+		cmocka_unit_test(sieve_locations),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -93,7 +93,11 @@ static void folder_names(void **state)
 	assert_string_equal(d, ".Entw&APw-rfe");
 	assert_int_equal(hm_maildir_folder_dir("R&D", d, sizeof d), 0);
 	assert_string_equal(d, ".R&-D");
-	const char *bad[] = { "", "a/b", ".a", "a.", "a..b", "..", ".", "x\ty", "bad\xff", "\x7f" };
+	/* what Dovecot's Maildir++ layout refuses (dovecot-lda 2.3.19 keeps such a
+	 * fileinto in INBOX): '/' anywhere, '~' first, empty levels; and ours:
+	 * control bytes, invalid UTF-8 */
+	const char *bad[] = { "", "a/b", "/a", "a/", ".a", "a.", "a..b", "..", ".", "x\ty",
+			      "bad\xff", "\x7f", "~", "~tilde", "~a.b" };
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
 		errno = 0;
 		assert_int_equal(hm_maildir_folder_dir(bad[i], d, sizeof d), -1);
