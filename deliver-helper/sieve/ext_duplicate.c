@@ -85,6 +85,7 @@ static int exec_duplicate(struct sv_run *r, struct sv_node *n)
 						k[i] = 1;
 				r->res->dups[r->res->ndups].id = k;
 				r->res->dups[r->res->ndups].seconds = secs;
+				r->res->dups[r->res->ndups].script = r->script;
 				r->res->ndups++;
 			}
 		}

@@ -179,6 +179,7 @@ static int exec_vacation(struct sv_run *r, struct sv_node *n)
 {
 	const struct sv_opts *o = &n->o;
 	struct sieve_action a = { .type = SIEVE_ACT_VACATION };
+	char *tag_subject = NULL;   /* :subject as given (the handle uses it) */
 	size_t len;
 	uint64_t secs = DEFAULT_PERIOD;
 	if (sv_has(o->tags, TG_DAYS)) {
@@ -200,13 +201,20 @@ static int exec_vacation(struct sv_run *r, struct sv_node *n)
 	a.vac_reason = sv_expand(r, n, &sv_pos(n, 0)->v[0], &len);
 	if (!a.vac_reason)
 		goto fail;
+	/* :subject, else (also for an empty :subject, as Pigeonhole) "Auto: "
+	 * and the original subject whenever the message has a Subject field,
+	 * even an empty one; "Automated reply" only without one (RFC 5230 5.3) */
 	if (sv_tagarg(n, TG_SUBJECT)) {
-		a.vac_subject = sv_expand(r, n, &sv_tagarg(n, TG_SUBJECT)->v[0], &len);
-		if (!a.vac_subject)
+		tag_subject = sv_expand(r, n, &sv_tagarg(n, TG_SUBJECT)->v[0], &len);
+		if (!tag_subject)
 			goto fail;
+	}
+	if (tag_subject && tag_subject[0]) {
+		a.vac_subject = tag_subject;
+		tag_subject = NULL;
 	} else {
 		const char *s = sv_msg_header1(&r->msg, "subject", &len);
-		if (s && len > 0) {
+		if (s) {
 			a.vac_subject = malloc(len + 7);
 			if (a.vac_subject)
 				snprintf(a.vac_subject, len + 7, "Auto: %s", s);
@@ -256,7 +264,8 @@ static int exec_vacation(struct sv_run *r, struct sv_node *n)
 		struct hm_buf b;
 		hm_buf_init(&b, 1 << 20);
 		hm_buf_puts(&b, a.vac_reason);
-		hm_buf_puts(&b, sv_has(o->tags, TG_SUBJECT) ? a.vac_subject : "<default-subject>");
+		hm_buf_puts(&b, !sv_has(o->tags, TG_SUBJECT) ? "<default-subject>" :
+				tag_subject ? tag_subject : a.vac_subject);
 		hm_buf_puts(&b, a.vac_from ? a.vac_from : "<default-from>");
 		hm_buf_puts(&b, a.vac_mime ? "<MIME>" : "<NO-MIME>");
 		a.vac_handle = hm_buf_steal(&b, NULL);
@@ -273,10 +282,12 @@ static int exec_vacation(struct sv_run *r, struct sv_node *n)
 	if (!a.vac_to)
 		goto nomem;
 	a.vac_skip = skip_reason(r, &a);
+	free(tag_subject);
 	return sv_add_action(r, n, &a);
 nomem:
 	sv_rt_error(r, n, "out of memory");
 fail:
+	free(tag_subject);
 	sv_action_free(&a);
 	return SV_ERR;
 }

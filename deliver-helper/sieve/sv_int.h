@@ -300,6 +300,7 @@ struct sv_run {
 	bool keep;                /* implicit keep still in effect */
 	bool stopped;
 	struct sv_frame *frame;   /* current script */
+	unsigned script;          /* its index in sieve_execute's scripts[] */
 	struct sv_varstore globals;
 	char *mvars[SV_MAX_MATCHVARS];
 	size_t mlens[SV_MAX_MATCHVARS];

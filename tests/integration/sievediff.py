@@ -34,9 +34,14 @@ Normalisation of Pigeonhole's report (each rule is here, and in the doc):
   N5  A runtime failure ("final result: failed; resolved with successful
       implicit keep") is the outcome `store "INBOX"` (Pigeonhole discards the
       script's actions and keeps the message; so must homemail, issue 3).
-  N6  Folder "INBOX" is compared case-insensitively (IMAP INBOX rule);
-      flags are a set: system flags case-insensitively (\\Seen), keywords
-      exactly; both sides sorted.
+  N6  Folder names are compared exactly, except that Pigeonhole's report
+      keeps the script's spelling of a lone `fileinto "inbox"` while Dovecot
+      stores it in INBOX (RFC 3501 5.1): a reference folder "inbox" in any
+      case reads "INBOX".  homemail-sieve must print "INBOX" itself (its
+      store target is normalised); "inbox" from it differs.  Flags are a set: system
+      flags case-insensitively (\\Seen), keywords exactly; both sides
+      sorted.  homemail-sieve must print flags as IMAP names, unescaped and
+      space separated (flags="\\Seen Work"); anything else is unparseable.
   N7  Reject reasons: Pigeonhole prints control characters as '?' (CRLF ->
       "??"); both sides are reduced to one form: every CR LF / LF / '??'
       -> '?', other control characters -> '?'; Pigeonhole truncates the
@@ -46,7 +51,10 @@ Normalisation of Pigeonhole's report (each rule is here, and in the doc):
       token `ereject` is replaced by `reject` (RFC 5429 sec. 2.1: in an
       LDA, which cannot refuse at SMTP time, ereject acts as reject).
   N9  A case marked `fails: both` must be refused by sieve-test (exit != 0
-      before any report) and by homemail-sieve (exit != 0).
+      before any report) and by homemail-sieve cleanly: exit code 1 (its
+      documented "compile error"), no signal, no sanitizer report, nothing
+      on stdout and a `FILE:LINE:COL: error:` line on stderr.  A sanitizer
+      report on stderr fails an accepted case too.
 
 Both programs get the same envelope (-f, -r, -a), the same time
 (sieve-test through libfaketime, frozen; homemail-sieve through --now) and
@@ -369,7 +377,10 @@ def parse_report(out):
             what = m.group(1)
             cur = {"section": section}
             if what.startswith("store message in folder: "):
-                cur.update(kind="store", folder=what[len("store message in folder: "):], flags=[])
+                folder = what[len("store message in folder: "):]
+                if folder.upper() == "INBOX":
+                    folder = "INBOX"                                  # N6
+                cur.update(kind="store", folder=folder, flags=[])
             elif what.startswith("redirect message to: "):
                 a = what[len("redirect message to: "):]
                 if a.startswith("<") and a.endswith(">"):
@@ -434,7 +445,7 @@ def outcome_lines(items):
     for it in items:
         k = it["kind"]
         if k == "store":
-            folder = "INBOX" if it["folder"].upper() == "INBOX" else it["folder"]
+            folder = it["folder"]
             fl = norm_flags(it.get("flags", []))
             out.append(f"store {_q(folder)}" + (f" flags={_q(' '.join(fl))}" if fl else ""))
             decisive = True
@@ -574,6 +585,12 @@ def hm_cmd(d, case, binary=HM_SIEVE, message=None):
 
 
 _Q = r'"((?:[^"\\]|\\.)*)"'
+# One IMAP flag as design.md has homemail-sieve print it: a system flag
+# (one backslash) or a keyword atom (RFC 3501 flag / atom).
+_FLAG = re.compile(r'\\?[^\x00-\x20\x7f(){%*"\\\]]+')
+# A sanitizer's report (ASan, UBSan, LSan) on stderr.
+_SANITIZER = re.compile(r"(?m)^(==\d+==ERROR: |SUMMARY: \w*Sanitizer|.*: runtime error: )")
+_ERRLINE = re.compile(r"(?m)^[^\n:]+:\d+:\d+: error: ")
 
 
 def _unq(s, c_escapes=False):
@@ -593,10 +610,11 @@ def parse_hm(out):
     for line in out.split("\n"):
         if not line.strip():
             continue
-        m = re.fullmatch(r"store " + _Q + r"(?: flags=" + _Q + r")?", line)
-        if m:
+        m = re.fullmatch(r"store " + _Q + r'(?: flags="([^"]*)")?', line)
+        if m and all(_FLAG.fullmatch(f) for f in (m.group(2) or "").split(" ")
+                     if m.group(2) is not None):
             items.append({"kind": "store", "folder": _unq(m.group(1)),
-                          "flags": _unq(m.group(2) or "").split()})
+                          "flags": (m.group(2) or "").split()})
             continue
         m = re.fullmatch(r"redirect " + _Q, line)
         if m:
@@ -621,10 +639,29 @@ def parse_hm(out):
 
 
 class HmResult:
-    def __init__(self, rc, lines, raw):
+    def __init__(self, rc, lines, raw, out="", err=""):
         self.rc = rc
         self.lines = lines
         self.raw = raw
+        self.out = out          # stdout, stderr as text
+        self.err = err
+
+    def sanitizer_report(self):
+        return bool(_SANITIZER.search(self.err))
+
+    def refusal_problem(self):
+        """None when this run is a clean refusal (N9), else what is wrong."""
+        if self.rc < 0:
+            return f"killed by signal {-self.rc}"
+        if self.sanitizer_report():
+            return "sanitizer report on stderr"
+        if self.rc != 1:
+            return f"exit code {self.rc}, not 1"
+        if self.out.strip():
+            return "output on stdout"
+        if not _ERRLINE.search(self.err):
+            return "no 'FILE:LINE:COL: error:' line on stderr"
+        return None
 
 
 def run_hm(d, case, binary=HM_SIEVE):
@@ -637,7 +674,7 @@ def run_hm(d, case, binary=HM_SIEVE):
     except OSError as e:
         return HmResult(-1, None, f"$ homemail-sieve test: cannot run {binary}: {e}")
     raw = f"$ homemail-sieve test (rc={rc})\n{out}{err}"
-    return HmResult(rc, parse_hm(out) if rc == 0 else None, raw)
+    return HmResult(rc, parse_hm(out) if rc == 0 else None, raw, out, err)
 
 
 def compare(case, ref, hm):
@@ -648,11 +685,14 @@ def compare(case, ref, hm):
                     "(the case is wrong):\n" + ref.raw)
         if hm.rc == 0:
             return "sieve-test refuses this script, homemail-sieve accepted it:\n" + hm.raw + "\n" + ref.raw
+        why = hm.refusal_problem()
+        if why:
+            return f"homemail-sieve did not refuse cleanly ({why}):\n" + hm.raw
         return None
     if not ref.ok:
         return ("sieve-test refuses this script but the case is not marked "
                 "'fails: both' (the case is wrong):\n" + ref.raw)
-    if hm.rc != 0 or hm.lines is None:
+    if hm.rc != 0 or hm.lines is None or hm.sanitizer_report():
         return "homemail-sieve failed:\n" + hm.raw + "\n--- reference:\n" + "\n".join(ref.lines)
     if _lines_equal(ref.lines, hm.lines):
         return None
