@@ -147,10 +147,13 @@ int sv_parse_date(const char *s, time_t *t_r, int *off_r)
 	skip_cfws(&p);
 	int off = 0;
 	if (*p == '+' || *p == '-') {
+		/* the zone is the last thing in the value: copy what is there,
+		 * at most 5 bytes (no read past the value's NUL) */
 		char z[6];
-		memcpy(z, p, 5);
-		z[5] = 0;
-		if (strlen(z) < 5 || parse_zone_arg(z, &off) < 0)
+		size_t zl = strnlen(p, 5);
+		memcpy(z, p, zl);
+		z[zl] = 0;
+		if (zl < 5 || parse_zone_arg(z, &off) < 0)
 			return -1;
 	} else {
 		static const struct { const char *n; int h; } zones[] = {

@@ -124,7 +124,7 @@ def test_runner_detects_differences(tmp_path, reference):
     keep_agree = agree(fake)
     refuse_agree = agree(refuse)
     n_fails = sum(1 for c in cases if c.fails)
-    assert n_fails >= 5, n_fails
+    assert n_fails >= 3, n_fails
     assert keep_agree < len(cases) // 3, f"always-keep agrees on {keep_agree}/{len(cases)}"
     assert refuse_agree == n_fails, (refuse_agree, n_fails)
     # A refusal is only a clean one (N9): an engine that aborts, dies of a
