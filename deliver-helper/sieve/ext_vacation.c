@@ -98,39 +98,41 @@ static bool header_is_one_of(struct sv_run *r, const char *name, const char *con
 	return false;
 }
 
-/* sent_to_me - one of mine appears in To/Cc/Bcc/Resent-To/Resent-Cc */
-static bool sent_to_me(struct sv_run *r, char **mine, size_t nmine)
+/* sent_to_me - 1 when one of mine appears in To/Cc/Bcc/Resent-To/Resent-Cc,
+ * 0 when none does, -1 when a field could not be read in full (more
+ * addresses than SV_MAX_ADDRS_PER_FIELD, or no memory): then it is not
+ * known, and no reply is sent (RFC 3834 2: when in doubt, do not reply) */
+static int sent_to_me(struct sv_run *r, char *const *mine, size_t nmine)
 {
 	static const char *const hdrs[] = { "to", "cc", "bcc", "resent-to", "resent-cc", NULL };
 	size_t nf = sv_msg_nfields(&r->msg);
+	int unknown = 0;
 	for (size_t h = 0; hdrs[h]; h++)
 		for (size_t i = 0; i < nf; i++) {
 			if (!sv_hdr_is(&r->msg, i, hdrs[h], strlen(hdrs[h])))
 				continue;
-			size_t len;
-			const char *v = sv_hdr_uvalue(&r->msg, i, &len);
-			struct hm_addr_list l;
-			if (hm_address_parse(v, len, 1000, &l) < 0)
-				continue;
-			for (size_t a = 0; a < l.n; a++) {
-				if (!l.v[a].domain)
+			const struct hm_addr_list *l = sv_hdr_addresses(&r->msg, i);
+			if (!l || l->truncated)
+				unknown = -1;
+			for (size_t a = 0; l && a < l->n; a++) {
+				if (!l->v[a].domain)
 					continue;
-				size_t n = strlen(l.v[a].local) + strlen(l.v[a].domain) + 2;
+				size_t n = strlen(l->v[a].local) + strlen(l->v[a].domain) + 2;
 				char *s = malloc(n);
-				if (!s)
+				if (!s) {
+					unknown = -1;
 					continue;
-				snprintf(s, n, "%s@%s", l.v[a].local, l.v[a].domain);
+				}
+				snprintf(s, n, "%s@%s", l->v[a].local, l->v[a].domain);
 				for (size_t k = 0; k < nmine; k++)
 					if (addr_eq(s, mine[k])) {
 						free(s);
-						hm_address_list_free(&l);
-						return true;
+						return 1;
 					}
 				free(s);
 			}
-			hm_address_list_free(&l);
 		}
-	return false;
+	return unknown;
 }
 
 /* skip_reason - why no reply may be sent, NULL when it may */
@@ -159,18 +161,31 @@ static const char *skip_reason(struct sv_run *r, const struct sieve_action *a)
 	const char *xars = sv_msg_header1(&r->msg, "x-auto-response-suppress", &len);
 	if (xars && (strcasestr(xars, "oof") || strcasestr(xars, "all")))
 		return "the message asks for no automatic replies";
-	/* the user's addresses: recipient, original recipient, :addresses */
-	char *mine[66];
+	/* the user's addresses: recipient, original recipient, :addresses
+	 * (all of them: a list of any length, not a fixed array) */
 	size_t nmine = 0;
+	while (a->vac_addresses && a->vac_addresses[nmine])
+		nmine++;
+	char **mine = calloc(nmine + 1, sizeof *mine);
+	if (!mine)
+		return "out of memory while checking the recipient's addresses";
+	nmine = 0;
 	if (r->m->env_to)
 		mine[nmine++] = (char *)r->m->env_to;
 	/* as in Pigeonhole, the original recipient does not count */
-	for (size_t i = 0; a->vac_addresses && a->vac_addresses[i] && nmine < 64; i++)
+	for (size_t i = 0; a->vac_addresses && a->vac_addresses[i]; i++)
 		mine[nmine++] = a->vac_addresses[i];
-	for (size_t i = 0; i < nmine; i++)
+	const char *why = NULL;
+	for (size_t i = 0; i < nmine && !why; i++)
 		if (addr_eq(from, mine[i]))
-			return "the sender is the recipient";
-	if (!sent_to_me(r, mine, nmine))
+			why = "the sender is the recipient";
+	int to_me = why ? 1 : sent_to_me(r, mine, nmine);
+	free(mine);
+	if (why)
+		return why;
+	if (to_me < 0)
+		return "a To/Cc field holds too many addresses to check";
+	if (to_me == 0)
 		return "none of the recipient's addresses is in To/Cc";
 	return NULL;
 }

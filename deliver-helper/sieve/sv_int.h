@@ -252,6 +252,8 @@ struct sv_msg {
 	struct sv_bodypart *parts;
 	size_t nparts, pcap;
 	bool parts_done;
+	bool parts_cut;       /* more parts or deeper nesting than the limits */
+	int parts_rc;         /* what sv_msg_parts returned the first time */
 };
 int sv_msg_init(struct sv_msg *mm, const struct sieve_message *m);
 void sv_msg_free(struct sv_msg *mm);
@@ -264,12 +266,14 @@ const char *sv_hdr_value(struct sv_msg *mm, size_t i, size_t *len_r);
 /* sv_hdr_uvalue - unfolded, trimmed, undecoded value (for addresses) */
 const char *sv_hdr_uvalue(struct sv_msg *mm, size_t i, size_t *len_r);
 /* sv_hdr_addresses - the addresses of field i (parsed once, at most
- * SV_MAX_ADDRS_PER_FIELD); NULL on ENOMEM */
+ * SV_MAX_ADDRS_PER_FIELD; ->truncated when there were more, which callers
+ * must not ignore); NULL on ENOMEM */
 #define SV_MAX_ADDRS_PER_FIELD 1000
 const struct hm_addr_list *sv_hdr_addresses(struct sv_msg *mm, size_t i);
 /* sv_msg_header1 - decoded value of the first field called name, or NULL */
 const char *sv_msg_header1(struct sv_msg *mm, const char *name, size_t *len_r);
-/* sv_msg_parts - split the body into MIME parts (once); -1 on ENOMEM */
+/* sv_msg_parts - split the body into MIME parts (once); -1 on ENOMEM, -2
+ * when the message has more parts or deeper nesting than the limits */
 int sv_msg_parts(struct sv_msg *mm, size_t max_bytes);
 
 /* ---- runtime ---------------------------------------------------------- */

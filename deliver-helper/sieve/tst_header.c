@@ -251,6 +251,11 @@ static int address_value(struct sv_run *r, struct sv_match *m, size_t field)
 	const struct hm_addr_list *l = sv_hdr_addresses(&r->msg, field);
 	if (!l)
 		return sv_rt_error(r, m->n, "out of memory");
+	/* an address beyond the limit is never silently left out (it could be
+	 * the one a rule looks for): the run fails, the message is kept */
+	if (l->truncated)
+		return sv_rt_error(r, m->n, "a header field holds more than %d addresses",
+				   SV_MAX_ADDRS_PER_FIELD);
 	int res = 0;
 	size_t valid = 0;
 	for (size_t i = 0; i < l->n && res == 0; i++) {

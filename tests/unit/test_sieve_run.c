@@ -287,6 +287,82 @@ static void date_zone_at_end(void **st)
 	}
 }
 
+/* run_result - compile one script and run it on msgtext; the raw result */
+static struct sieve_result *run_result(const char *script, const char *msgtext)
+{
+	char *err = NULL;
+	struct sieve_script *s = sieve_compile_mem("t", script, strlen(script), NULL, &err);
+	if (!s)
+		fail_msg("compile failed: %s", err);
+	struct sieve_message m = { .data = msgtext, .len = strlen(msgtext),
+				   .env_from = "a@b.example", .env_to = "user@home.com.bo",
+				   .now = 1773576000 };
+	struct sieve_result *r = sieve_execute(&s, 1, &m, NULL);
+	assert_non_null(r);
+	sieve_script_free(&s);
+	return r;
+}
+
+/* nothing_silently_dropped - no list of candidates is cut short in silence:
+ * the 70th :addresses entry counts, two long ids that share their first
+ * 4 KB stay two ids, an address beyond the per-field limit or a part beyond
+ * the MIME limits fails the run (implicit keep) instead of going unseen */
+static void nothing_silently_dropped(void **st)
+{
+	/* :addresses of any length: the user's address is the 70th */
+	size_t cap = 200000;
+	char *big = malloc(cap), *msg = malloc(cap);
+	assert_non_null(big);
+	assert_non_null(msg);
+	size_t l = (size_t)snprintf(big, cap, "require \"vacation\"; vacation :addresses [");
+	for (int i = 0; i < 69; i++)
+		l += (size_t)snprintf(big + l, cap - l, "\"alias%d@home.com.bo\",", i);
+	snprintf(big + l, cap - l, "\"me@home.com.bo\"] \"away\";");
+	const char *tome = "From: a@example.org\nTo: me@home.com.bo\nSubject: s\n\nx\n";
+	bool err;
+	char *got = run_msg(big, tome, "a@example.org", NULL, &err);
+	assert_string_equal(got, "vacation a@example.org Auto: s send;store INBOX");
+	free(got);
+	/* duplicate ids longer than 4 KB that differ only at the end */
+	l = (size_t)snprintf(msg, cap, "From: a@b.example\nX-A: ");
+	memset(msg + l, 'i', 5000);
+	l += 5000;
+	l += (size_t)snprintf(msg + l, cap - l, "1\nX-B: ");
+	memset(msg + l, 'i', 5000);
+	l += 5000;
+	snprintf(msg + l, cap - l, "2\n\nx\n");
+	struct sieve_result *r = run_result(
+		"require \"duplicate\"; if duplicate :header \"x-a\" {} "
+		"if duplicate :header \"x-b\" {}", msg);
+	assert_int_equal(r->ndups, 2);
+	assert_string_not_equal(r->dups[0].id, r->dups[1].id);
+	assert_true(strlen(r->dups[0].id) < 200);   /* hashed, NUL-free */
+	sieve_result_free(&r);
+	/* the 1,001st address of a To field */
+	l = (size_t)snprintf(msg, cap, "From: a@b.example\nTo: ");
+	for (int i = 0; i < 1000; i++)
+		l += (size_t)snprintf(msg + l, cap - l, "u%d@x.example, ", i);
+	snprintf(msg + l, cap - l, "boss@x.example\n\nx\n");
+	got = run_msg("if address :is \"to\" \"boss@x.example\" { discard; }", msg,
+		      "a@b.example", NULL, &err);
+	assert_true(err);
+	assert_string_equal(got, "store INBOX");
+	free(got);
+	/* a text part nested 101 deep */
+	l = (size_t)snprintf(msg, cap, "From: a@b.example\nMIME-Version: 1.0\n");
+	for (int i = 0; i <= 100; i++)
+		l += (size_t)snprintf(msg + l, cap - l,
+				      "Content-Type: multipart/mixed; boundary=b%03d\n\n--b%03d\n", i, i);
+	snprintf(msg + l, cap - l, "Content-Type: text/plain\n\nhidden word\n");
+	got = run_msg("require \"body\"; if body :text :contains \"hidden\" { discard; }", msg,
+		      "a@b.example", NULL, &err);
+	assert_true(err);
+	assert_string_equal(got, "store INBOX");
+	free(got);
+	free(big);
+	free(msg);
+}
+
 static void limits_end_in_keep(void **st)
 {
 	bool err = false;
@@ -357,6 +433,7 @@ int main(void)
 		cmocka_unit_test(runtime_error_result),
 		cmocka_unit_test(vacation_rules),
 		cmocka_unit_test(date_zone_at_end),
+		cmocka_unit_test(nothing_silently_dropped),
 		cmocka_unit_test(limits_end_in_keep),
 		cmocka_unit_test(strings_and_siblings),
 	};
