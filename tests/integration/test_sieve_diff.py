@@ -144,3 +144,26 @@ def test_runner_detects_differences(tmp_path, reference):
         b.write_text(text)
         b.chmod(0o755)
         assert agree(b, fails) == 0, f"{name}: counted as a refusal"
+
+
+def test_runner_deviation_rule():
+    """N10: a deviation case passes only when the reference differs and
+    homemail's outcome is the listed one."""
+    c = sievediff.Case("f/g/l", "g", "", {}, b"", {}, False, "", "f:1",
+                       deviation="9", expect=['store "A"'])
+    ref = sievediff.RefResult(True, ['store "A"', 'store "INBOX"'], "", 0)
+
+    def hm(lines):
+        return sievediff.HmResult(0, lines, "")
+    assert sievediff.compare(c, ref, hm(['store "A"'])) is None
+    assert sievediff.compare(c, ref, hm(['store "A"', 'store "INBOX"'])) is not None
+    assert sievediff.compare(c, ref, hm(['store "B"'])) is not None
+    same = sievediff.RefResult(True, ['store "A"'], "", 0)
+    assert "now agrees" in sievediff.compare(c, same, hm(['store "A"']))
+    # every deviation case names a row that README's table has
+    with open(os.path.join(sievediff.TOP, "README.md"), encoding="utf-8") as f:
+        readme = f.read()
+    rows = {c.deviation for c in CASES if c.deviation}
+    assert rows, "no deviation cases"
+    for r in rows:
+        assert f"\n| {r} | " in readme, f"deviation {r} is not a README row"
