@@ -303,12 +303,12 @@ struct sv_run {
 	uint64_t steps;
 	bool keep;                /* implicit keep still in effect */
 	bool stopped;
+	bool mvars_set;
+	bool failed;
 	struct sv_frame *frame;   /* current script */
-	unsigned script;          /* its index in sieve_execute's scripts[] */
 	struct sv_varstore globals;
 	char *mvars[SV_MAX_MATCHVARS];
 	size_t mlens[SV_MAX_MATCHVARS];
-	bool mvars_set;
 	char **flags;             /* imap4flags internal variable */
 	size_t nflags;
 	unsigned inc_depth;
@@ -317,9 +317,9 @@ struct sv_run {
 	struct sieve_script **inc_stack;
 	size_t ninc_stack;
 	unsigned redirects;
+	unsigned script;          /* the current script's index in scripts[] */
 	int err_line, err_col;
 	struct hm_buf errbuf;
-	bool failed;
 };
 
 /* sv_rt_error - runtime error at the node: sets r->failed; returns SV_ERR */
