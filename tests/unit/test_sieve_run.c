@@ -4,7 +4,10 @@
  * delivery (redirect cap, action cap, CPU budget against a pathological
  * :matches pattern), each ending in implicit keep; string values decoded in
  * place or copied (escapes, bare LF -> CRLF, adjacent tokens) and the order
- * of thousands of sibling commands and tests. */
+ * of thousands of sibling commands and tests; INBOX spelling and redirect
+ * duplicates; the run-time error result (also with before/after scripts
+ * and sieve_result_set_error); a Date ending in a zone sign (no over-read,
+ * ASan); lists of candidates never cut short in silence. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
