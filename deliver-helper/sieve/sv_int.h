@@ -255,6 +255,8 @@ struct sv_msg {
 	bool parts_cut;       /* more parts or deeper nesting than the limits */
 	int parts_rc;         /* what sv_msg_parts returned the first time */
 };
+/* sv_msg_init - 0 ok, -1 ENOMEM, -2 the header is past hm_header's limits
+ * (fields there would go unseen: the caller does not filter the message) */
 int sv_msg_init(struct sv_msg *mm, const struct sieve_message *m);
 void sv_msg_free(struct sv_msg *mm);
 size_t sv_msg_nfields(const struct sv_msg *mm);

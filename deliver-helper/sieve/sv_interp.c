@@ -188,9 +188,12 @@ struct sieve_result *sieve_execute(struct sieve_script *const *scripts, size_t n
 		r.lim = scripts[0]->lim;
 	else
 		sieve_limits_default(&r.lim);
-	if (sv_msg_init(&r.msg, msg) < 0) {
+	int mrc = sv_msg_init(&r.msg, msg);
+	if (mrc < 0) {
 		r.failed = true;
-		hm_buf_puts(&r.errbuf, "sieve: cannot parse the message");
+		hm_buf_puts(&r.errbuf, mrc == -2 ?
+			    "sieve: the message header has more than 10000 fields or 1 MiB: "
+			    "not filtered" : "sieve: cannot parse the message");
 	}
 	for (size_t i = 0; i < n && !r.failed; i++) {
 		struct sv_frame fr = { .s = scripts[i] };

@@ -11,7 +11,8 @@
  * MIME walk is limited to Dovecot's defaults (nesting 100, 10,000 parts) and
  * the decoded body bytes are bounded by limits.max_body; ENOMEM is an error,
  * and so is a message beyond the part limits (sv_msg_parts -2: the body test
- * fails rather than skip parts unseen).
+ * fails rather than skip parts unseen) or a header beyond hm_header's
+ * (10,000 fields, 1 MiB: sv_msg_init -2, the run fails, implicit keep).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -35,6 +36,10 @@ int sv_msg_init(struct sv_msg *mm, const struct sieve_message *m)
 	struct hm_header_limits lim = HM_HEADER_LIMITS_DEFAULT;
 	if (hm_header_parse(m->data ? m->data : "", m->data ? m->len : 0, &lim, &mm->hdr) < 0)
 		return -1;
+	/* fields past the parser's limits would go unseen by every test (and
+	 * their lines would be read as body): not filtered at all instead */
+	if (mm->hdr->truncated)
+		return -2;
 	mm->dec = calloc(mm->hdr->count + 1, sizeof *mm->dec);
 	mm->declen = calloc(mm->hdr->count + 1, sizeof *mm->declen);
 	mm->unf = calloc(mm->hdr->count + 1, sizeof *mm->unf);
@@ -389,6 +394,8 @@ static int walk(struct sv_msg *mm, const char *d, size_t len, const char *defcty
 		struct hm_header_limits lim = HM_HEADER_LIMITS_DEFAULT;
 		if (hm_header_parse(d, len, &lim, &h) < 0)
 			return -1;
+		if (h->truncated)
+			mm->parts_cut = true;   /* a part's header past the limits */
 		size_t off = h->block_len <= len ? h->block_len : len;
 		body = d + off;
 		blen = len - off;

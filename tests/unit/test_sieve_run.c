@@ -308,8 +308,9 @@ static struct sieve_result *run_result(const char *script, const char *msgtext)
 
 /* nothing_silently_dropped - no list of candidates is cut short in silence:
  * the 70th :addresses entry counts, two long ids that share their first
- * 4 KB stay two ids, an address beyond the per-field limit or a part beyond
- * the MIME limits fails the run (implicit keep) instead of going unseen */
+ * 4 KB stay two ids, an address beyond the per-field limit, a part beyond
+ * the MIME limits or a field beyond the header limits fails the run
+ * (implicit keep) instead of going unseen */
 static void nothing_silently_dropped(void **st)
 {
 	/* :addresses of any length: the user's address is the 70th */
@@ -358,6 +359,16 @@ static void nothing_silently_dropped(void **st)
 				      "Content-Type: multipart/mixed; boundary=b%03d\n\n--b%03d\n", i, i);
 	snprintf(msg + l, cap - l, "Content-Type: text/plain\n\nhidden word\n");
 	got = run_msg("require \"body\"; if body :text :contains \"hidden\" { discard; }", msg,
+		      "a@b.example", NULL, &err);
+	assert_true(err);
+	assert_string_equal(got, "store INBOX");
+	free(got);
+	/* a Subject after 10,000 other header fields */
+	l = (size_t)snprintf(msg, cap, "From: a@b.example\n");
+	for (int i = 0; i < 10001; i++)
+		l += (size_t)snprintf(msg + l, cap - l, "X:a\n");
+	snprintf(msg + l, cap - l, "Subject: hidden\n\nx\n");
+	got = run_msg("if header :contains \"subject\" \"hidden\" { discard; }", msg,
 		      "a@b.example", NULL, &err);
 	assert_true(err);
 	assert_string_equal(got, "store INBOX");
