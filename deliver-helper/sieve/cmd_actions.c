@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "hm_address.h"
+#include "hm_buf.h"
 #include "sv_int.h"
 
 /* store_flags - the flags for keep/fileinto: :flags, else the internal
@@ -84,7 +85,30 @@ const struct sv_def sv_def_fileinto = {
 	.exec = exec_fileinto,
 };
 
-/* redirect_target - "local@domain" of a single valid address, or NULL */
+/* dot_atom - local is an RFC 5322 dot-atom (atext runs joined by single dots) */
+static bool dot_atom(const char *local)
+{
+	static const char specials[] = "()<>[]:;@\\,.\" ";
+	bool prev_dot = true;
+	for (const unsigned char *p = (const unsigned char *)local; *p; p++) {
+		if (*p == '.') {
+			if (prev_dot)
+				return false;
+			prev_dot = true;
+		} else if (*p <= ' ' || *p == 0x7f || strchr(specials, *p)) {
+			return false;
+		} else {
+			prev_dot = false;
+		}
+	}
+	return !prev_dot;
+}
+
+/* redirect_target - the single valid address in s as RFC 5321 writes it,
+ * local@domain: the local part quoted when it is not a dot-atom (so
+ * "a,b"@example.net stays one mailbox), the domain in lower case (it is
+ * case-insensitive, RFC 5321 2.4; Pigeonhole prints it so); NULL when s is
+ * not exactly one valid address */
 static char *redirect_target(const char *s, size_t len)
 {
 	struct hm_addr_list l;
@@ -93,10 +117,27 @@ static char *redirect_target(const char *s, size_t len)
 	char *out = NULL;
 	if (l.n == 1 && !l.truncated && !l.v[0].invalid && l.v[0].domain && !l.v[0].group &&
 	    l.v[0].local[0]) {
-		size_t n = strlen(l.v[0].local) + strlen(l.v[0].domain) + 2;
-		out = malloc(n);
-		if (out)
-			snprintf(out, n, "%s@%s", l.v[0].local, l.v[0].domain);
+		struct hm_buf b;
+		hm_buf_init(&b, 2 * len + 16);
+		const char *lp = l.v[0].local;
+		int bad = 0;
+		if (dot_atom(lp)) {
+			bad |= hm_buf_puts(&b, lp);
+		} else {
+			bad |= hm_buf_putc(&b, '"');
+			for (; *lp; lp++) {
+				if (*lp == '"' || *lp == '\\')
+					bad |= hm_buf_putc(&b, '\\');
+				bad |= hm_buf_putc(&b, *lp);
+			}
+			bad |= hm_buf_putc(&b, '"');
+		}
+		bad |= hm_buf_putc(&b, '@');
+		for (const char *d = l.v[0].domain; *d; d++)
+			bad |= hm_buf_putc(&b, (*d >= 'A' && *d <= 'Z') ? (char)(*d + 32) : *d);
+		if (!bad)
+			out = hm_buf_steal(&b, NULL);
+		hm_buf_free(&b);
 	}
 	hm_address_list_free(&l);
 	return out;

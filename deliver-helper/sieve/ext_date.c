@@ -4,8 +4,10 @@
  *        <header-name> <date-part> <key-list>
  *   currentdate [:zone z] [COMPARATOR] [MATCH-TYPE] <date-part> <key-list>
  *
- * Dates are RFC 5322 date-times (with the obsolete zone names of 4.3); for
- * "Received" the date after the last ";" is used.  Without :zone the
+ * Dates are RFC 5322 date-times (with the obsolete zone names of 4.3); in a
+ * value with a ";" (Received) the date after the last one is used.  One
+ * field is examined: the first of that name, or the one :index selects
+ * (Pigeonhole 0.5.19 does the same).  Without :zone the
  * server's local zone applies (RFC 5260 4.1).  A header whose date cannot
  * be parsed does not match.  Date parts: year month day date julian hour
  * minute second time iso8601 std11 zone weekday.
@@ -145,13 +147,18 @@ int sv_parse_date(const char *s, time_t *t_r, int *off_r)
 			return -1;
 	}
 	skip_cfws(&p);
+	/* the zone: +hhmm/-hhmm (exactly four digits), or a name of RFC 5322
+	 * 4.3; one that is missing or malformed is taken as +0000, as Dovecot's
+	 * date parser (which Pigeonhole uses) does (RFC 5322 4.3: an unknown
+	 * zone is -0000, i.e. UTC).  Nothing past the value's NUL is read. */
 	int off = 0;
 	if (*p == '+' || *p == '-') {
 		char z[6];
-		memcpy(z, p, 5);
-		z[5] = 0;
-		if (strlen(z) < 5 || parse_zone_arg(z, &off) < 0)
-			return -1;
+		size_t zl = strnlen(p, 5);
+		memcpy(z, p, zl);
+		z[zl] = 0;
+		if (zl < 5 || (p[5] >= '0' && p[5] <= '9') || parse_zone_arg(z, &off) < 0)
+			off = 0;
 	} else {
 		static const struct { const char *n; int h; } zones[] = {
 			{ "UT", 0 }, { "GMT", 0 }, { "Z", 0 }, { "EST", -5 }, { "EDT", -4 },
@@ -161,12 +168,9 @@ int sv_parse_date(const char *s, time_t *t_r, int *off_r)
 		size_t zl = 0;
 		while ((p[zl] >= 'A' && p[zl] <= 'Z') || (p[zl] >= 'a' && p[zl] <= 'z'))
 			zl++;
-		off = 0;   /* unknown / military zones: RFC 5322 4.3 says treat as -0000 */
 		for (size_t i = 0; zones[i].n; i++)
 			if (zl == strlen(zones[i].n) && strncasecmp(p, zones[i].n, zl) == 0)
 				off = zones[i].h * 3600;
-		if (zl == 0)
-			return -1;
 	}
 	int64_t days = days_from_civil(year, (unsigned)mon + 1, (unsigned)day);
 	int64_t t = days * 86400 + hh * 3600 + mm * 60 + ss - off;
@@ -303,7 +307,10 @@ static int exec_date(struct sv_run *r, struct sv_node *n)
 	for (size_t i = 0; idx && i < nf; i++)
 		if (sv_hdr_is(&r->msg, i, hname, hl))
 			idx[k++] = i;
-	size_t from = 0, to = k;
+	/* one field is examined, as in Pigeonhole: the first of that name, or
+	 * the one :index selects; a later field never stands in for an
+	 * unparsable or missing one (RFC 5260 4: "the" header field) */
+	size_t from = 0, to = k > 0 ? 1 : 0;
 	if (sv_has(n->o.tags, TG_INDEX)) {
 		uint64_t want = sv_tagarg(n, TG_INDEX)->num;
 		if (want == 0 || want > k) {
@@ -317,11 +324,11 @@ static int exec_date(struct sv_run *r, struct sv_node *n)
 		const char *v = sv_hdr_value(&r->msg, idx[j], &len);
 		if (!v)
 			continue;
-		if (strcasecmp(hname, "received") == 0) {
-			const char *semi = strrchr(v, ';');
-			if (semi)
-				v = semi + 1;
-		}
+		/* the date follows the last ';' when there is one (Received,
+		 * and any other field, as Pigeonhole reads them) */
+		const char *semi = strrchr(v, ';');
+		if (semi)
+			v = semi + 1;
 		time_t t;
 		int orig, off;
 		if (sv_parse_date(v, &t, &orig) < 0)

@@ -68,6 +68,9 @@ static int add_words(struct sv_run *r, const struct sv_node *n, const char *s,
 			char *f = c == p ? sv_strndup(p, len) : strdup(c);
 			if (!f)
 				return -1;
+			if (!has_flag(*v, *nv, f) && *nv >= MAX_FLAGS)
+				sv_rt_warn(r, n, "more than %d IMAP flags: '%s' is ignored",
+					   MAX_FLAGS, f);
 			if (has_flag(*v, *nv, f) || *nv >= MAX_FLAGS) {
 				free(f);
 			} else {
@@ -166,6 +169,9 @@ static int flag_cmd(struct sv_run *r, struct sv_node *n, enum flag_op op)
 		ncur = narg;
 	} else if (op == OP_ADD) {
 		for (size_t i = 0; i < narg; i++) {
+			if (!has_flag(cur, ncur, arg[i]) && ncur >= MAX_FLAGS)
+				sv_rt_warn(r, n, "more than %d IMAP flags: '%s' is ignored",
+					   MAX_FLAGS, arg[i]);
 			if (has_flag(cur, ncur, arg[i]) || ncur >= MAX_FLAGS) {
 				free(arg[i]);
 				continue;

@@ -98,39 +98,41 @@ static bool header_is_one_of(struct sv_run *r, const char *name, const char *con
 	return false;
 }
 
-/* sent_to_me - one of mine appears in To/Cc/Bcc/Resent-To/Resent-Cc */
-static bool sent_to_me(struct sv_run *r, char **mine, size_t nmine)
+/* sent_to_me - 1 when one of mine appears in To/Cc/Bcc/Resent-To/Resent-Cc,
+ * 0 when none does, -1 when a field could not be read in full (more
+ * addresses than SV_MAX_ADDRS_PER_FIELD, or no memory): then it is not
+ * known, and no reply is sent (RFC 3834 2: when in doubt, do not reply) */
+static int sent_to_me(struct sv_run *r, char *const *mine, size_t nmine)
 {
 	static const char *const hdrs[] = { "to", "cc", "bcc", "resent-to", "resent-cc", NULL };
 	size_t nf = sv_msg_nfields(&r->msg);
+	int unknown = 0;
 	for (size_t h = 0; hdrs[h]; h++)
 		for (size_t i = 0; i < nf; i++) {
 			if (!sv_hdr_is(&r->msg, i, hdrs[h], strlen(hdrs[h])))
 				continue;
-			size_t len;
-			const char *v = sv_hdr_uvalue(&r->msg, i, &len);
-			struct hm_addr_list l;
-			if (hm_address_parse(v, len, 1000, &l) < 0)
-				continue;
-			for (size_t a = 0; a < l.n; a++) {
-				if (!l.v[a].domain)
+			const struct hm_addr_list *l = sv_hdr_addresses(&r->msg, i);
+			if (!l || l->truncated)
+				unknown = -1;
+			for (size_t a = 0; l && a < l->n; a++) {
+				if (!l->v[a].domain)
 					continue;
-				size_t n = strlen(l.v[a].local) + strlen(l.v[a].domain) + 2;
+				size_t n = strlen(l->v[a].local) + strlen(l->v[a].domain) + 2;
 				char *s = malloc(n);
-				if (!s)
+				if (!s) {
+					unknown = -1;
 					continue;
-				snprintf(s, n, "%s@%s", l.v[a].local, l.v[a].domain);
+				}
+				snprintf(s, n, "%s@%s", l->v[a].local, l->v[a].domain);
 				for (size_t k = 0; k < nmine; k++)
 					if (addr_eq(s, mine[k])) {
 						free(s);
-						hm_address_list_free(&l);
-						return true;
+						return 1;
 					}
 				free(s);
 			}
-			hm_address_list_free(&l);
 		}
-	return false;
+	return unknown;
 }
 
 /* skip_reason - why no reply may be sent, NULL when it may */
@@ -159,18 +161,31 @@ static const char *skip_reason(struct sv_run *r, const struct sieve_action *a)
 	const char *xars = sv_msg_header1(&r->msg, "x-auto-response-suppress", &len);
 	if (xars && (strcasestr(xars, "oof") || strcasestr(xars, "all")))
 		return "the message asks for no automatic replies";
-	/* the user's addresses: recipient, original recipient, :addresses */
-	char *mine[66];
+	/* the user's addresses: recipient, original recipient, :addresses
+	 * (all of them: a list of any length, not a fixed array) */
 	size_t nmine = 0;
+	while (a->vac_addresses && a->vac_addresses[nmine])
+		nmine++;
+	char **mine = calloc(nmine + 1, sizeof *mine);
+	if (!mine)
+		return "out of memory while checking the recipient's addresses";
+	nmine = 0;
 	if (r->m->env_to)
 		mine[nmine++] = (char *)r->m->env_to;
 	/* as in Pigeonhole, the original recipient does not count */
-	for (size_t i = 0; a->vac_addresses && a->vac_addresses[i] && nmine < 64; i++)
+	for (size_t i = 0; a->vac_addresses && a->vac_addresses[i]; i++)
 		mine[nmine++] = a->vac_addresses[i];
-	for (size_t i = 0; i < nmine; i++)
+	const char *why = NULL;
+	for (size_t i = 0; i < nmine && !why; i++)
 		if (addr_eq(from, mine[i]))
-			return "the sender is the recipient";
-	if (!sent_to_me(r, mine, nmine))
+			why = "the sender is the recipient";
+	int to_me = why ? 1 : sent_to_me(r, mine, nmine);
+	free(mine);
+	if (why)
+		return why;
+	if (to_me < 0)
+		return "a To/Cc field holds too many addresses to check";
+	if (to_me == 0)
 		return "none of the recipient's addresses is in To/Cc";
 	return NULL;
 }
@@ -179,6 +194,7 @@ static int exec_vacation(struct sv_run *r, struct sv_node *n)
 {
 	const struct sv_opts *o = &n->o;
 	struct sieve_action a = { .type = SIEVE_ACT_VACATION };
+	char *tag_subject = NULL;   /* :subject as given (the handle uses it) */
 	size_t len;
 	uint64_t secs = DEFAULT_PERIOD;
 	if (sv_has(o->tags, TG_DAYS)) {
@@ -200,13 +216,20 @@ static int exec_vacation(struct sv_run *r, struct sv_node *n)
 	a.vac_reason = sv_expand(r, n, &sv_pos(n, 0)->v[0], &len);
 	if (!a.vac_reason)
 		goto fail;
+	/* :subject, else (also for an empty :subject, as Pigeonhole) "Auto: "
+	 * and the original subject whenever the message has a Subject field,
+	 * even an empty one; "Automated reply" only without one (RFC 5230 5.3) */
 	if (sv_tagarg(n, TG_SUBJECT)) {
-		a.vac_subject = sv_expand(r, n, &sv_tagarg(n, TG_SUBJECT)->v[0], &len);
-		if (!a.vac_subject)
+		tag_subject = sv_expand(r, n, &sv_tagarg(n, TG_SUBJECT)->v[0], &len);
+		if (!tag_subject)
 			goto fail;
+	}
+	if (tag_subject && tag_subject[0]) {
+		a.vac_subject = tag_subject;
+		tag_subject = NULL;
 	} else {
 		const char *s = sv_msg_header1(&r->msg, "subject", &len);
-		if (s && len > 0) {
+		if (s) {
 			a.vac_subject = malloc(len + 7);
 			if (a.vac_subject)
 				snprintf(a.vac_subject, len + 7, "Auto: %s", s);
@@ -256,7 +279,8 @@ static int exec_vacation(struct sv_run *r, struct sv_node *n)
 		struct hm_buf b;
 		hm_buf_init(&b, 1 << 20);
 		hm_buf_puts(&b, a.vac_reason);
-		hm_buf_puts(&b, sv_has(o->tags, TG_SUBJECT) ? a.vac_subject : "<default-subject>");
+		hm_buf_puts(&b, !sv_has(o->tags, TG_SUBJECT) ? "<default-subject>" :
+				tag_subject ? tag_subject : a.vac_subject);
 		hm_buf_puts(&b, a.vac_from ? a.vac_from : "<default-from>");
 		hm_buf_puts(&b, a.vac_mime ? "<MIME>" : "<NO-MIME>");
 		a.vac_handle = hm_buf_steal(&b, NULL);
@@ -273,10 +297,12 @@ static int exec_vacation(struct sv_run *r, struct sv_node *n)
 	if (!a.vac_to)
 		goto nomem;
 	a.vac_skip = skip_reason(r, &a);
+	free(tag_subject);
 	return sv_add_action(r, n, &a);
 nomem:
 	sv_rt_error(r, n, "out of memory");
 fail:
+	free(tag_subject);
 	sv_action_free(&a);
 	return SV_ERR;
 }

@@ -8,7 +8,7 @@
  * every error (exit 1 when any).  test compiles SCRIPT, runs it against
  * MESSAGE ("-" = stdin) and prints one line per outcome in execution order,
  * in the format fixed in design.md ("homemail-sieve test output"):
- *   store "FOLDER" [flags="..."] / redirect "ADDRESS" / reject "REASON" /
+ *   store "FOLDER" [flags="\Seen Work"] / redirect "ADDRESS" / reject "REASON" /
  *   vacation to="ADDRESS" subject="..." seconds=N / discard
  * A runtime error prints the error on stderr and the implicit keep.  The
  * envelope defaults are sieve-test's (sender@example.com,
@@ -228,16 +228,14 @@ static int cmd_test(int argc, char **argv)
 			fputs("store ", stdout);
 			print_quoted(a->target);
 			if (a->flags && a->flags[0]) {
-				struct hm_buf b;
-				hm_buf_init(&b, 1 << 20);
-				for (size_t k = 0; a->flags[k]; k++) {
-					if (k)
-						hm_buf_putc(&b, ' ');
-					hm_buf_puts(&b, a->flags[k]);
-				}
-				fputs(" flags=", stdout);
-				print_quoted(hm_buf_cstr(&b));
-				hm_buf_free(&b);
+				/* IMAP flag names as they are (design.md): the
+				 * engine keeps only valid flags (RFC 3501 atoms,
+				 * system flags with their one backslash), which
+				 * hold no '"' and need no escaping */
+				fputs(" flags=\"", stdout);
+				for (size_t k = 0; a->flags[k]; k++)
+					printf("%s%s", k ? " " : "", a->flags[k]);
+				putchar('"');
 			}
 			putchar('\n');
 			break;

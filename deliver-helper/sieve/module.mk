@@ -1,5 +1,5 @@
 # deliver-helper/sieve/module.mk — the Sieve engine (build/libhmsieve.a) and
-# its CLI build/homemail-sieve.
+# its CLI build/homemail-sieve (libnettle: SHA-256 of long duplicate ids).
 SIEVE_SRCS := $(filter-out deliver-helper/sieve/homemail-sieve.c,$(wildcard deliver-helper/sieve/*.c))
 SIEVE_OBJS := $(patsubst %.c,$(B)/obj/%.o,$(SIEVE_SRCS))
 SIEVE_LIB  := $(B)/libhmsieve.a
@@ -11,7 +11,7 @@ $(SIEVE_LIB): $(SIEVE_OBJS)
 	$(AR) rcs $@ $^
 
 $(B)/homemail-sieve: $(B)/obj/deliver-helper/sieve/homemail-sieve.o $(SIEVE_LIB) $(LIBHM)
-	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS_EXE)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS_EXE) -lnettle
 
 STATIC_LIBS += $(SIEVE_LIB)
 # the LDA's filter (deliver-helper/deliver_filter.c) runs the engine

@@ -86,7 +86,8 @@ enum sieve_action_type {
 
 struct sieve_action {
 	enum sieve_action_type type;
-	char *target;         /* folder (UTF-8) / redirect address / reason */
+	char *target;         /* folder (UTF-8; "INBOX" in any case is spelled
+			       * "INBOX") / redirect address / reason */
 	char **flags;         /* store: IMAP flags (NULL-terminated), NULL none */
 	bool create;          /* store: :create given */
 	bool implicit;        /* store: the implicit keep */
@@ -101,33 +102,56 @@ struct sieve_action {
 	char **vac_addresses; /* :addresses (NULL-terminated) or NULL */
 	const char *vac_skip; /* why no reply may be sent (RFC 3834), NULL: send */
 	int line;             /* script line that produced the action */
+	unsigned script;      /* index into sieve_execute's scripts[] */
 };
 
 /* Duplicate ids the script tested and that must be remembered on success. */
 struct sieve_dup_mark {
 	char *id;
 	uint64_t seconds;
+	unsigned script;      /* index into sieve_execute's scripts[] */
 };
 
 struct sieve_result {
 	struct sieve_action *actions;
 	size_t nactions;
 	bool implicit_keep;    /* the implicit keep was performed (is in actions) */
-	bool error;            /* runtime error: caller does implicit keep only */
+	bool error;            /* run-time error: see sieve_execute */
 	char *errmsg;          /* "FILE:LINE:COL: error: MSG" when error */
 	struct sieve_dup_mark *dups;
 	size_t ndups;
 	char **warnings;       /* NULL-terminated list or NULL */
+	unsigned last_script;  /* index of the last script that ran */
 };
 
 /* sieve_execute - run scripts[0..n) in order against msg: before scripts,
  * the user's script, after scripts share one result, as Pigeonhole's
  * sieve_before/sieve_after do: the next script runs only while the implicit
- * keep is still in effect.  Returns a result (NULL only on ENOMEM);
- * result->error is set on a runtime error (caller: implicit keep only). */
+ * keep is still in effect.  Returns a result (NULL only on ENOMEM).
+ *
+ * Run-time errors (RFC 5228 2.10.6; Pigeonhole 0.5.19's behaviour, checked
+ * with sieve-test -s ... -e): when script k fails, result->error is set,
+ * errmsg says why, no later script runs, and every action and duplicate
+ * mark of script k is dropped; those of the scripts before k, which
+ * completed, stay (Pigeonhole has already carried them out).  The result
+ * then ends with the implicit keep: one store "INBOX" (implicit = true)
+ * without flags, merged into an earlier INBOX store if there is one.  With
+ * a single script that is exactly: actions = { store "INBOX" }, no flags,
+ * no redirect, vacation or duplicate mark.  So the caller carries out the
+ * actions list as it is, error or not. */
 struct sieve_result *sieve_execute(struct sieve_script *const *scripts, size_t n,
 				   const struct sieve_message *msg,
 				   const struct sieve_callbacks *cb);
+
+/* sieve_result_set_error - the caller met a run-time error while carrying
+ * out the result (a folder name the mailbox store refuses, say): turn r into
+ * the error result above, as if the script that produced failed (failed:
+ * an action of r, or NULL for "the last script that ran") had failed at run
+ * time.  msg (copied) becomes r->errmsg unless r already has an error.
+ * Call it before carrying out any action, as Pigeonhole carries out none of
+ * the failing script's actions. */
+void sieve_result_set_error(struct sieve_result *r, const struct sieve_action *failed,
+			    const char *msg);
 void sieve_result_free(struct sieve_result **r);
 
 /* sieve_capabilities - space separated list of supported extensions */

@@ -252,7 +252,11 @@ struct sv_msg {
 	struct sv_bodypart *parts;
 	size_t nparts, pcap;
 	bool parts_done;
+	bool parts_cut;       /* more parts or deeper nesting than the limits */
+	int parts_rc;         /* what sv_msg_parts returned the first time */
 };
+/* sv_msg_init - 0 ok, -1 ENOMEM, -2 the header is past hm_header's limits
+ * (fields there would go unseen: the caller does not filter the message) */
 int sv_msg_init(struct sv_msg *mm, const struct sieve_message *m);
 void sv_msg_free(struct sv_msg *mm);
 size_t sv_msg_nfields(const struct sv_msg *mm);
@@ -264,12 +268,14 @@ const char *sv_hdr_value(struct sv_msg *mm, size_t i, size_t *len_r);
 /* sv_hdr_uvalue - unfolded, trimmed, undecoded value (for addresses) */
 const char *sv_hdr_uvalue(struct sv_msg *mm, size_t i, size_t *len_r);
 /* sv_hdr_addresses - the addresses of field i (parsed once, at most
- * SV_MAX_ADDRS_PER_FIELD); NULL on ENOMEM */
+ * SV_MAX_ADDRS_PER_FIELD; ->truncated when there were more, which callers
+ * must not ignore); NULL on ENOMEM */
 #define SV_MAX_ADDRS_PER_FIELD 1000
 const struct hm_addr_list *sv_hdr_addresses(struct sv_msg *mm, size_t i);
 /* sv_msg_header1 - decoded value of the first field called name, or NULL */
 const char *sv_msg_header1(struct sv_msg *mm, const char *name, size_t *len_r);
-/* sv_msg_parts - split the body into MIME parts (once); -1 on ENOMEM */
+/* sv_msg_parts - split the body into MIME parts (once); -1 on ENOMEM, -2
+ * when the message has more parts or deeper nesting than the limits */
 int sv_msg_parts(struct sv_msg *mm, size_t max_bytes);
 
 /* ---- runtime ---------------------------------------------------------- */
@@ -299,11 +305,12 @@ struct sv_run {
 	uint64_t steps;
 	bool keep;                /* implicit keep still in effect */
 	bool stopped;
+	bool mvars_set;
+	bool failed;
 	struct sv_frame *frame;   /* current script */
 	struct sv_varstore globals;
 	char *mvars[SV_MAX_MATCHVARS];
 	size_t mlens[SV_MAX_MATCHVARS];
-	bool mvars_set;
 	char **flags;             /* imap4flags internal variable */
 	size_t nflags;
 	unsigned inc_depth;
@@ -312,9 +319,9 @@ struct sv_run {
 	struct sieve_script **inc_stack;
 	size_t ninc_stack;
 	unsigned redirects;
+	unsigned script;          /* the current script's index in scripts[] */
 	int err_line, err_col;
 	struct hm_buf errbuf;
-	bool failed;
 };
 
 /* sv_rt_error - runtime error at the node: sets r->failed; returns SV_ERR */

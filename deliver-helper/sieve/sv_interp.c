@@ -5,7 +5,8 @@
  * keep (RFC 5228 2.10.2) is added at the end when nothing cancelled it.
  * Relies on: the exec functions of the command/test files; sv_result.c.
  * How it fails: a runtime error (limit, conflict, budget) stops the run,
- * drops the collected actions and leaves only the implicit keep, with the
+ * drops the actions of the failing script (those of earlier before-scripts
+ * stay, as in Pigeonhole) and leaves the plain implicit keep, with the
  * message in result->errmsg — mail is never lost because of a script.
  */
 #include <stdarg.h>
@@ -111,21 +112,66 @@ int sv_exec_block(struct sv_run *r, struct sv_node *cmds)
 	return SV_OK;
 }
 
-/* result_reset_to_keep - after a runtime error only the implicit keep stays */
-static void result_reset_to_keep(struct sv_run *r)
+/* add_implicit_keep - append the implicit keep (store "INBOX" with flags,
+ * which it owns) unless a store into INBOX is already there; added without
+ * limits or conflict checks: it must always work.  -1 on ENOMEM. */
+static int add_implicit_keep(struct sieve_result *res, char **flags, unsigned script)
 {
-	struct sieve_result *res = r->res;
-	for (size_t i = 0; i < res->nactions; i++)
-		sv_action_free(&res->actions[i]);
-	res->nactions = 0;
-	for (size_t i = 0; i < res->ndups; i++)
-		free(res->dups[i].id);
-	res->ndups = 0;
-	r->keep = true;
-	/* the fallback keep is plain: no flags from the failed script */
-	sv_strv_free(r->flags);
-	r->flags = NULL;
-	r->nflags = 0;
+	res->implicit_keep = true;
+	for (size_t k = 0; k < res->nactions; k++)
+		if (res->actions[k].type == SIEVE_ACT_STORE &&
+		    strcmp(res->actions[k].target, "INBOX") == 0) {
+			sv_strv_free(flags);
+			return 0;
+		}
+	struct sieve_action a = { .type = SIEVE_ACT_STORE, .implicit = true,
+				  .flags = flags, .script = script };
+	a.target = strdup("INBOX");
+	void *nv = a.target ? realloc(res->actions, (res->nactions + 1) * sizeof *res->actions)
+			    : NULL;
+	if (!nv) {
+		sv_action_free(&a);
+		return -1;
+	}
+	res->actions = nv;
+	res->actions[res->nactions++] = a;
+	return 0;
+}
+
+/* to_error_result - script `script` failed: drop its actions and duplicate
+ * marks and those of any later script, and the implicit keep; then add the
+ * plain implicit keep (no flags of the failed script).  See sieve.h. */
+static void to_error_result(struct sieve_result *res, unsigned script)
+{
+	size_t k = 0;
+	for (size_t i = 0; i < res->nactions; i++) {
+		if (res->actions[i].script >= script || res->actions[i].implicit)
+			sv_action_free(&res->actions[i]);
+		else
+			res->actions[k++] = res->actions[i];
+	}
+	res->nactions = k;
+	k = 0;
+	for (size_t i = 0; i < res->ndups; i++) {
+		if (res->dups[i].script >= script)
+			free(res->dups[i].id);
+		else
+			res->dups[k++] = res->dups[i];
+	}
+	res->ndups = k;
+	res->error = true;
+	res->implicit_keep = false;
+	if (add_implicit_keep(res, NULL, script) < 0)
+		res->implicit_keep = false;  /* ENOMEM: the caller keeps anyway */
+}
+
+void sieve_result_set_error(struct sieve_result *r, const struct sieve_action *failed,
+			    const char *msg)
+{
+	unsigned script = failed ? failed->script : r->last_script;
+	if (!r->errmsg && msg)
+		r->errmsg = strdup(msg);
+	to_error_result(r, script);
 }
 
 struct sieve_result *sieve_execute(struct sieve_script *const *scripts, size_t n,
@@ -142,13 +188,18 @@ struct sieve_result *sieve_execute(struct sieve_script *const *scripts, size_t n
 		r.lim = scripts[0]->lim;
 	else
 		sieve_limits_default(&r.lim);
-	if (sv_msg_init(&r.msg, msg) < 0) {
+	int mrc = sv_msg_init(&r.msg, msg);
+	if (mrc < 0) {
 		r.failed = true;
-		hm_buf_puts(&r.errbuf, "sieve: cannot parse the message");
+		hm_buf_puts(&r.errbuf, mrc == -2 ?
+			    "sieve: the message header has more than 10000 fields or 1 MiB: "
+			    "not filtered" : "sieve: cannot parse the message");
 	}
 	for (size_t i = 0; i < n && !r.failed; i++) {
 		struct sv_frame fr = { .s = scripts[i] };
 		r.frame = &fr;
+		r.script = (unsigned)i;
+		res->last_script = (unsigned)i;
 		r.lim = scripts[i]->lim;
 		r.steps = 0;
 		for (size_t k = 0; k < SV_MAX_MATCHVARS; k++) {
@@ -172,37 +223,14 @@ struct sieve_result *sieve_execute(struct sieve_script *const *scripts, size_t n
 			break;
 	}
 	if (r.failed) {
-		res->error = true;
 		res->errmsg = hm_buf_steal(&r.errbuf, NULL);
-		result_reset_to_keep(&r);
-	}
-	if (r.keep) {
+		to_error_result(res, r.script);
+	} else if (r.keep) {
 		char **fl = NULL;
 		size_t nfl = 0;
-		if (!r.failed)
-			sv_flags_current(&r, &fl, &nfl);
-		struct sieve_action a = { .type = SIEVE_ACT_STORE, .implicit = true };
-		a.target = strdup("INBOX");
-		a.flags = fl;
-		/* added without limits or conflict checks: it must always work */
-		void *nv = realloc(res->actions, (res->nactions + 1) * sizeof *res->actions);
-		if (nv && a.target) {
-			res->actions = nv;
-			/* merge with an explicit store into INBOX */
-			bool dup = false;
-			for (size_t k = 0; k < res->nactions; k++)
-				if (res->actions[k].type == SIEVE_ACT_STORE &&
-				    sv_streq_ci(res->actions[k].target, "INBOX"))
-					dup = true;
-			if (!dup)
-				res->actions[res->nactions++] = a;
-			else
-				sv_action_free(&a);
-			res->implicit_keep = true;
-		} else {
-			sv_action_free(&a);
-			res->error = true;
-		}
+		sv_flags_current(&r, &fl, &nfl);
+		if (add_implicit_keep(res, fl, r.script) < 0)
+			to_error_result(res, r.script);
 	}
 	sv_strv_free(r.flags);
 	sv_varstore_free(&r.globals);

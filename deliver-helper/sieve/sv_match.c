@@ -495,7 +495,12 @@ int sv_match_value(struct sv_match *m, const char *v, size_t vl)
 		bool hit = false;
 		switch (o->mt) {
 		case MT_IS:
-			if (o->cmp == CMP_NUMERIC)
+			/* an empty value is only ever equal to an empty key,
+			 * whatever the comparator (Pigeonhole; for
+			 * i;ascii-numeric both would be "positive infinity") */
+			if (vl == 0)
+				hit = kl == 0;
+			else if (o->cmp == CMP_NUMERIC)
 				hit = sv_cmp_numeric(v, vl, k, kl) == 0;
 			else
 				hit = sv_cmp_order(o->cmp, v, vl, k, kl) == 0;

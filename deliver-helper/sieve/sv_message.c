@@ -8,8 +8,11 @@
  * Relies on: lib/hm_header (the one header parser), hm_rfc2047, hm_address
  * (address lists, parsed once per field and run however many tests ask).
  * How it fails: never on hostile input (garbage is matched as it is); the
- * MIME walk is depth-limited (10) and the decoded body bytes are bounded by
- * limits.max_body; only ENOMEM is an error.
+ * MIME walk is limited to Dovecot's defaults (nesting 100, 10,000 parts) and
+ * the decoded body bytes are bounded by limits.max_body; ENOMEM is an error,
+ * and so is a message beyond the part limits (sv_msg_parts -2: the body test
+ * fails rather than skip parts unseen) or a header beyond hm_header's
+ * (10,000 fields, 1 MiB: sv_msg_init -2, the run fails, implicit keep).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -22,8 +25,8 @@
 #include "hm_util.h"
 #include "sv_int.h"
 
-#define MAX_MIME_DEPTH 10
-#define MAX_PARTS 500
+#define MAX_MIME_DEPTH 100   /* Dovecot's default max. nested MIME parts */
+#define MAX_PARTS 10000      /* Dovecot's default max. total MIME parts */
 #define MAX_DECODED_HEADER (256 * 1024)
 
 int sv_msg_init(struct sv_msg *mm, const struct sieve_message *m)
@@ -33,6 +36,10 @@ int sv_msg_init(struct sv_msg *mm, const struct sieve_message *m)
 	struct hm_header_limits lim = HM_HEADER_LIMITS_DEFAULT;
 	if (hm_header_parse(m->data ? m->data : "", m->data ? m->len : 0, &lim, &mm->hdr) < 0)
 		return -1;
+	/* fields past the parser's limits would go unseen by every test (and
+	 * their lines would be read as body): not filtered at all instead */
+	if (mm->hdr->truncated)
+		return -2;
 	mm->dec = calloc(mm->hdr->count + 1, sizeof *mm->dec);
 	mm->declen = calloc(mm->hdr->count + 1, sizeof *mm->declen);
 	mm->unf = calloc(mm->hdr->count + 1, sizeof *mm->unf);
@@ -290,8 +297,10 @@ static size_t decode_cte(const char *cte, const char *in, size_t len, char *out)
 static int add_part(struct sv_msg *mm, const char *ctype, const char *cte,
 		    const char *charset, const char *data, size_t len, size_t *budget)
 {
-	if (mm->nparts >= MAX_PARTS)
+	if (mm->nparts >= MAX_PARTS) {
+		mm->parts_cut = true;
 		return 0;
+	}
 	if (len > *budget)
 		len = *budget;
 	*budget -= len;
@@ -385,6 +394,8 @@ static int walk(struct sv_msg *mm, const char *d, size_t len, const char *defcty
 		struct hm_header_limits lim = HM_HEADER_LIMITS_DEFAULT;
 		if (hm_header_parse(d, len, &lim, &h) < 0)
 			return -1;
+		if (h->truncated)
+			mm->parts_cut = true;   /* a part's header past the limits */
 		size_t off = h->block_len <= len ? h->block_len : len;
 		body = d + off;
 		blen = len - off;
@@ -399,6 +410,9 @@ static int walk(struct sv_msg *mm, const char *d, size_t len, const char *defcty
 	int ret = 0;
 	const char *type = ctype ? ctype : defctype;
 	char *bd = NULL;
+	if ((strncmp(type, "multipart/", 10) == 0 || strcmp(type, "message/rfc822") == 0) &&
+	    depth >= MAX_MIME_DEPTH)
+		mm->parts_cut = true;
 	if (strncmp(type, "multipart/", 10) == 0 && ctv && depth < MAX_MIME_DEPTH &&
 	    (bd = param(ctv, "boundary")) != NULL && bd[0]) {
 		size_t bl = strlen(bd);
@@ -460,10 +474,12 @@ out:
 int sv_msg_parts(struct sv_msg *mm, size_t max_bytes)
 {
 	if (mm->parts_done)
-		return 0;
+		return mm->parts_rc;
 	mm->parts_done = true;
 	size_t budget = max_bytes;
 	if (mm->blen == 0)
 		return 0;       /* Pigeonhole: a message without body has no parts */
-	return walk(mm, NULL, 0, "text/plain", 0, &budget, true);
+	mm->parts_rc = walk(mm, NULL, 0, "text/plain", 0, &budget, true) < 0 ? -1 :
+		       mm->parts_cut ? -2 : 0;
+	return mm->parts_rc;
 }

@@ -2,7 +2,9 @@
  * rules for duplicates, conflicts and limits.
  *
  * What for: fileinto/keep to the same folder is one store (the later flags
- * win), a redirect to the same address is one redirect, reject conflicts
+ * win; "INBOX" in any case is INBOX, RFC 3501 5.1), a redirect to the same
+ * address is one redirect (local part compared exactly, domain without
+ * regard to case: RFC 5321 2.4), reject conflicts
  * with anything that delivers or answers (RFC 5429 2.1), vacation and
  * reject may appear once; the number of actions and redirects is limited.
  * How it fails: conflicts and exceeded limits are runtime errors (the
@@ -69,6 +71,17 @@ static const char *act_name(enum sieve_action_type t)
 	return "?";
 }
 
+/* same_address - a and b ("local@domain", domain last after the last '@')
+ * name the same mailbox: local parts equal, domains equal ignoring case */
+static bool same_address(const char *a, const char *b)
+{
+	const char *ad = strrchr(a, '@'), *bd = strrchr(b, '@');
+	if (!ad || !bd)
+		return strcmp(a, b) == 0;
+	return ad - a == bd - b && memcmp(a, b, (size_t)(ad - a)) == 0 &&
+	       strcasecmp(ad, bd) == 0;
+}
+
 static bool is_reject(enum sieve_action_type t)
 {
 	return t == SIEVE_ACT_REJECT || t == SIEVE_ACT_EREJECT;
@@ -80,6 +93,7 @@ int sv_add_action(struct sv_run *r, const struct sv_node *n, struct sieve_action
 {
 	struct sieve_result *res = r->res;
 	a->line = n ? n->line : 0;
+	a->script = r->script;
 	for (size_t i = 0; i < res->nactions; i++) {
 		struct sieve_action *o = &res->actions[i];
 		if (is_reject(a->type) && is_reject(o->type)) {
@@ -115,13 +129,12 @@ int sv_add_action(struct sv_run *r, const struct sv_node *n, struct sieve_action
 			return SV_OK;
 		}
 		if (a->type == SIEVE_ACT_REDIRECT && o->type == SIEVE_ACT_REDIRECT &&
-		    strcasecmp(a->target, o->target) == 0) {
+		    same_address(a->target, o->target)) {
 			sv_action_free(a);
 			return SV_OK;
 		}
 		if (a->type == SIEVE_ACT_STORE && o->type == SIEVE_ACT_STORE &&
-		    (strcmp(a->target, o->target) == 0 ||
-		     (sv_streq_ci(a->target, "INBOX") && sv_streq_ci(o->target, "INBOX")))) {
+		    strcmp(a->target, o->target) == 0) {
 			/* the same folder again: one store, the newer flags */
 			sv_strv_free(o->flags);
 			o->flags = a->flags;
@@ -159,7 +172,9 @@ int sv_add_store(struct sv_run *r, const struct sv_node *n, const char *folder,
 		 char **flags, size_t nflags, bool create, bool copy)
 {
 	struct sieve_action a = { .type = SIEVE_ACT_STORE, .create = create };
-	a.target = strdup(folder);
+	/* INBOX is case-insensitive (RFC 3501 5.1): one spelling, so that the
+	 * store never creates a folder "inbox" and merges with the keep */
+	a.target = strdup(sv_streq_ci(folder, "INBOX") ? "INBOX" : folder);
 	if (nflags > 0) {
 		a.flags = sv_strv_dup(flags, nflags);
 		if (!a.flags) {

@@ -129,8 +129,14 @@ static int exec_body(struct sv_run *r, struct sv_node *n)
 		x = sv_match_value(&m, r->msg.body, len);
 		goto done;
 	}
-	if (sv_msg_parts(&r->msg, r->lim.max_body) < 0) {
+	int prc = sv_msg_parts(&r->msg, r->lim.max_body);
+	if (prc < 0) {
+		/* a part beyond the limits is never silently left unsearched (it
+		 * could hold what the rule looks for): the run fails, keep */
 		sv_match_abort(&m);
+		if (prc == -2)
+			return sv_rt_error(r, n, "the message has more MIME parts or deeper "
+					   "nesting than the body test searches");
 		return sv_rt_error(r, n, "out of memory");
 	}
 	const struct sv_arg *types = sv_tagarg(n, TG_CONTENT);

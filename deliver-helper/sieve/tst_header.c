@@ -233,6 +233,9 @@ static int match_address(struct sv_match *m, const char *local, const char *doma
 	int x = sv_addr_part(m->n->o.ap, local, domain, &m->part, &v, &len);
 	if (x < 0)
 		return sv_rt_error(m->r, m->n, "out of memory");
+	if (!x && m->n->o.mt == MT_COUNT)
+		return sv_match_value(m, "", 0);   /* :count counts addresses, with
+						    * or without the part (Pigeonhole) */
 	return x ? sv_match_value(m, v, len) : 0;
 }
 
@@ -251,6 +254,11 @@ static int address_value(struct sv_run *r, struct sv_match *m, size_t field)
 	const struct hm_addr_list *l = sv_hdr_addresses(&r->msg, field);
 	if (!l)
 		return sv_rt_error(r, m->n, "out of memory");
+	/* an address beyond the limit is never silently left out (it could be
+	 * the one a rule looks for): the run fails, the message is kept */
+	if (l->truncated)
+		return sv_rt_error(r, m->n, "a header field holds more than %d addresses",
+				   SV_MAX_ADDRS_PER_FIELD);
 	int res = 0;
 	size_t valid = 0;
 	for (size_t i = 0; i < l->n && res == 0; i++) {
@@ -259,9 +267,11 @@ static int address_value(struct sv_run *r, struct sv_match *m, size_t field)
 		valid++;
 		res = match_address(m, l->v[i].local, l->v[i].domain);
 	}
-	/* Pigeonhole: a field with no valid address is matched as it is, for
-	 * :all only (an empty field is the empty string) */
-	if (res == 0 && valid == 0 && m->n->o.ap == AP_ALL)
+	/* Pigeonhole: a field with no valid address is matched as it is for
+	 * :all, counts as one value for :count, and an empty field is the empty
+	 * string for every address part */
+	if (res == 0 && valid == 0 &&
+	    (m->n->o.ap == AP_ALL || m->n->o.mt == MT_COUNT || len == 0))
 		res = sv_match_value(m, v, len);
 	if (res == 0 && sv_step(r, m->n, 1 + len / 64) < 0)
 		return -1;

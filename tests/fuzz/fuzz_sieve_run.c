@@ -5,7 +5,8 @@
  * is prepended so that the fuzzer reaches all commands.  Checks: no crash,
  * no leak, bounded run (small CPU budget), and the engine's promise: the
  * result always holds at least one action, and after a runtime error
- * exactly the implicit keep. */
+ * exactly the plain implicit keep (no flags, no duplicate marks), also when
+ * the caller turns a good result into an error (sieve_result_set_error). */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -46,13 +47,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		.env_from = "a@b.example", .env_to = "u@home.com.bo", .now = 1773576000,
 	};
 	struct sieve_result *r = sieve_execute(&s, 1, &m, NULL);
-	if (r) {
+	for (int pass = 0; r && pass < 2; pass++) {
 		if (r->nactions == 0)
 			abort();
-		if (r->error && (r->nactions != 1 || !r->actions[0].implicit))
+		if (r->error && (r->nactions != 1 || !r->actions[0].implicit ||
+				 r->actions[0].flags || r->ndups != 0 ||
+				 strcmp(r->actions[0].target, "INBOX") != 0))
 			abort();
-		sieve_result_free(&r);
+		if (r->error)
+			break;
+		sieve_result_set_error(r, &r->actions[r->nactions - 1], "f:1:1: error: x");
 	}
+	sieve_result_free(&r);
 	sieve_script_free(&s);
 	return 0;
 }

@@ -92,10 +92,15 @@ def test_runner_parses_pigeonhole_report():
 def test_runner_normalises_engine_output():
     hm = sievediff.parse_hm('discard\nvacation to="a@b.c" subject="x" seconds=5\n')
     assert hm == ['vacation to="a@b.c" subject="x" seconds=5', "discard"]
-    # flags in either quoting, any order and case of system flags; inbox case
-    a = sievediff.parse_hm('store "inbox" flags="\\Seen $A"\n')
-    b = sievediff.parse_hm('store "INBOX" flags="$A \\\\SEEN"\n')
+    # flags: IMAP names, unescaped, any order and case of system flags
+    a = sievediff.parse_hm('store "INBOX" flags="\\Seen $A"\n')
+    b = sievediff.parse_hm('store "INBOX" flags="$A \\SEEN"\n')
     assert a == b == ['store "INBOX" flags="$A \\\\Seen"']
+    # the escaped form of the old output is not the contract (design.md)
+    assert sievediff.parse_hm('store "INBOX" flags="\\\\Seen"\n')[0].startswith("UNPARSEABLE")
+    assert sievediff.parse_hm('store "A" flags="x  y"\n')[0].startswith("UNPARSEABLE")
+    # folder names are exact: an engine that prints "inbox" differs
+    assert sievediff.parse_hm('store "inbox"\n') != sievediff.parse_hm('store "INBOX"\n')
     assert sievediff.parse_hm('reject "no\\r\\nthanks\\n"') == ['reject "no?thanks?"']
     assert sievediff.parse_hm("stored somewhere\n")[0].startswith("UNPARSEABLE")
 
@@ -112,10 +117,53 @@ def test_runner_detects_differences(tmp_path, reference):
     refuse.chmod(0o755)
     cases = [c for c in CASES if c.id.startswith("01-core/")]
     refs = reference
-    keep_agree = sum(1 for c in cases if sievediff.compare(
-        c, refs[c.id][1], sievediff.run_hm(refs[c.id][0], c, str(fake))) is None)
-    refuse_agree = sum(1 for c in cases if sievediff.compare(
-        c, refs[c.id][1], sievediff.run_hm(refs[c.id][0], c, str(refuse))) is None)
+
+    def agree(binary, subset=cases):
+        return sum(1 for c in subset if sievediff.compare(
+            c, refs[c.id][1], sievediff.run_hm(refs[c.id][0], c, str(binary))) is None)
+    keep_agree = agree(fake)
+    refuse_agree = agree(refuse)
     n_fails = sum(1 for c in cases if c.fails)
+    assert n_fails >= 3, n_fails
     assert keep_agree < len(cases) // 3, f"always-keep agrees on {keep_agree}/{len(cases)}"
     assert refuse_agree == n_fails, (refuse_agree, n_fails)
+    # A refusal is only a clean one (N9): an engine that aborts, dies of a
+    # signal, reports a sanitizer error (ASan exits 1 too), uses another
+    # exit code or prints no FILE:LINE:COL error agrees on no refused case.
+    fails = [c for c in cases if c.fails]
+    bad_refusals = {
+        "abort": "#!/bin/sh\necho 'x:1:1: error: no' >&2\nkill -ABRT $$\n",
+        "asan": ("#!/bin/sh\necho 'x:1:1: error: no' >&2\n"
+                 "echo '==77==ERROR: AddressSanitizer: heap-buffer-overflow' >&2\nexit 1\n"),
+        "ubsan": "#!/bin/sh\necho 'x.c:3:4: runtime error: signed overflow' >&2\nexit 1\n",
+        "code": "#!/bin/sh\necho 'x:1:1: error: no' >&2\nexit 2\n",
+        "noline": "#!/bin/sh\necho 'no good' >&2\nexit 1\n",
+    }
+    for name, text in bad_refusals.items():
+        b = tmp_path / f"refuse-{name}"
+        b.write_text(text)
+        b.chmod(0o755)
+        assert agree(b, fails) == 0, f"{name}: counted as a refusal"
+
+
+def test_runner_deviation_rule():
+    """N10: a deviation case passes only when the reference differs and
+    homemail's outcome is the listed one."""
+    c = sievediff.Case("f/g/l", "g", "", {}, b"", {}, False, "", "f:1",
+                       deviation="9", expect=['store "A"'])
+    ref = sievediff.RefResult(True, ['store "A"', 'store "INBOX"'], "", 0)
+
+    def hm(lines):
+        return sievediff.HmResult(0, lines, "")
+    assert sievediff.compare(c, ref, hm(['store "A"'])) is None
+    assert sievediff.compare(c, ref, hm(['store "A"', 'store "INBOX"'])) is not None
+    assert sievediff.compare(c, ref, hm(['store "B"'])) is not None
+    same = sievediff.RefResult(True, ['store "A"'], "", 0)
+    assert "now agrees" in sievediff.compare(c, same, hm(['store "A"']))
+    # every deviation case names a row that README's table has
+    with open(os.path.join(sievediff.TOP, "README.md"), encoding="utf-8") as f:
+        readme = f.read()
+    rows = {c.deviation for c in CASES if c.deviation}
+    assert rows, "no deviation cases"
+    for r in rows:
+        assert f"\n| {r} | " in readme, f"deviation {r} is not a README row"
