@@ -17,11 +17,11 @@
 
 /* store_flags - the flags for keep/fileinto: :flags, else the internal
  * variable of imap4flags (RFC 5232 3) */
-static int store_flags(struct sv_run *r, struct sv_node *n, char ***fl, size_t *nfl)
+static int store_flags(struct sv_run *r, struct sv_node *n, char ***fl_r, size_t *nfl_r)
 {
 	if (sv_tagarg(n, TG_FLAGS))
-		return sv_flags_from_list(r, n, sv_tagarg(n, TG_FLAGS), fl, nfl);
-	return sv_flags_current(r, fl, nfl);
+		return sv_flags_from_list(r, n, sv_tagarg(n, TG_FLAGS), fl_r, nfl_r);
+	return sv_flags_current(r, fl_r, nfl_r);
 }
 
 static int exec_keep(struct sv_run *r, struct sv_node *n)

@@ -34,7 +34,7 @@ static bool part_ok(const char *p)
 }
 
 /* parse_zone_arg - "+hhmm" / "-hhmm" to seconds east of UTC */
-static int parse_zone_arg(const char *z, int *off)
+static int parse_zone_arg(const char *z, int *off_r)
 {
 	if (strlen(z) != 5 || (z[0] != '+' && z[0] != '-'))
 		return -1;
@@ -44,7 +44,7 @@ static int parse_zone_arg(const char *z, int *off)
 	int hh = (z[1] - '0') * 10 + (z[2] - '0'), mm = (z[3] - '0') * 10 + (z[4] - '0');
 	if (mm > 59)
 		return -1;
-	*off = (hh * 3600 + mm * 60) * (z[0] == '-' ? -1 : 1);
+	*off_r = (hh * 3600 + mm * 60) * (z[0] == '-' ? -1 : 1);
 	return 0;
 }
 
@@ -83,12 +83,12 @@ static void skip_cfws(const char **p)
 	}
 }
 
-static int num(const char **p, int maxd, long *v)
+static int num(const char **p, int maxd, long *v_r)
 {
 	int d = 0;
-	*v = 0;
+	*v_r = 0;
 	while (**p >= '0' && **p <= '9' && d < maxd) {
-		*v = *v * 10 + (**p - '0');
+		*v_r = *v_r * 10 + (**p - '0');
 		(*p)++;
 		d++;
 	}
@@ -259,10 +259,10 @@ static int validate_currentdate(struct sv_comp *c, struct sv_node *n)
 }
 
 /* zone_for - the offset to show a date in: :zone, original, or local */
-static int zone_for(struct sv_run *r, struct sv_node *n, int orig, int *off)
+static int zone_for(struct sv_run *r, struct sv_node *n, int orig, int *off_r)
 {
 	if (sv_has(n->o.tags, TG_ORIGINALZONE)) {
-		*off = orig;
+		*off_r = orig;
 		return 0;
 	}
 	if (sv_tagarg(n, TG_ZONE)) {
@@ -270,7 +270,7 @@ static int zone_for(struct sv_run *r, struct sv_node *n, int orig, int *off)
 		char *z = sv_expand(r, n, &sv_tagarg(n, TG_ZONE)->v[0], &len);
 		if (!z)
 			return -1;
-		int bad = parse_zone_arg(z, off);
+		int bad = parse_zone_arg(z, off_r);
 		free(z);
 		if (bad < 0) {
 			/* RFC 5260 4.1: an invalid zone at runtime: no match */
@@ -278,7 +278,7 @@ static int zone_for(struct sv_run *r, struct sv_node *n, int orig, int *off)
 		}
 		return 0;
 	}
-	*off = r->m->now_gmtoff;
+	*off_r = r->m->now_gmtoff;
 	return 0;
 }
 

@@ -1,127 +1,14 @@
-/* ext_imap4flags.c — RFC 5232 imap4flags: setflag, addflag, removeflag,
- * hasflag, the internal flags variable, and :flags for keep/fileinto
- * (cmd_actions.c).
+/* ext_imap4flags.c — RFC 5232 imap4flags: the setflag, addflag,
+ * removeflag commands and the hasflag test.
  *
- * A flag list is a set of IMAP flag names split at spaces, compared without
- * regard to case; system flags are stored in their canonical spelling
- * (\Seen ...).  Names that are not valid IMAP flags (RFC 3501 flag syntax;
- * \Recent may not be set) are ignored with a warning, as in Pigeonhole.
+ * Relies on: the core's flag sets (sv_flags.c: the internal flags variable,
+ * flag lists, the invalid-flag warnings) and variables (sv_variables.c).
  */
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include "sv_int.h"
-
-#define MAX_FLAGS 128
-
-static const char *const system_flags[] = {
-	"\\Seen", "\\Answered", "\\Flagged", "\\Deleted", "\\Draft", NULL
-};
-
-/* canon - canonical spelling of a valid flag, or NULL when invalid */
-static const char *canon(const char *f, size_t len)
-{
-	if (len == 0)
-		return NULL;
-	if (f[0] == '\\') {
-		for (size_t i = 0; system_flags[i]; i++)
-			if (strlen(system_flags[i]) == len && strncasecmp(system_flags[i], f, len) == 0)
-				return system_flags[i];
-		return NULL;
-	}
-	for (size_t i = 0; i < len; i++) {
-		unsigned char c = (unsigned char)f[i];
-		if (c <= 0x20 || c >= 0x7f || strchr("(){%*\"\\]", c))
-			return NULL;
-	}
-	return f;
-}
-
-static bool has_flag(char **v, size_t n, const char *f)
-{
-	for (size_t i = 0; i < n; i++)
-		if (strcasecmp(v[i], f) == 0)
-			return true;
-	return false;
-}
-
-/* add_words - add the flags of s (space separated) to the set v */
-static int add_words(struct sv_run *r, const struct sv_node *n, const char *s,
-		     char ***v, size_t *nv)
-{
-	const char *p = s;
-	while (*p) {
-		while (*p == ' ')
-			p++;
-		size_t len = strcspn(p, " ");
-		if (len == 0)
-			break;
-		const char *c = canon(p, len);
-		if (!c) {
-			char tmp[64];
-			size_t tl = len < sizeof tmp - 1 ? len : sizeof tmp - 1;
-			memcpy(tmp, p, tl);
-			tmp[tl] = 0;
-			sv_rt_warn(r, n, "IMAP flag '%s' is invalid and will be ignored", tmp);
-		} else {
-			char *f = c == p ? sv_strndup(p, len) : strdup(c);
-			if (!f)
-				return -1;
-			if (!has_flag(*v, *nv, f) && *nv >= MAX_FLAGS)
-				sv_rt_warn(r, n, "more than %d IMAP flags: '%s' is ignored",
-					   MAX_FLAGS, f);
-			if (has_flag(*v, *nv, f) || *nv >= MAX_FLAGS) {
-				free(f);
-			} else {
-				char **nvv = realloc(*v, (*nv + 2) * sizeof **v);
-				if (!nvv) {
-					free(f);
-					return -1;
-				}
-				*v = nvv;
-				(*v)[(*nv)++] = f;
-				(*v)[*nv] = NULL;
-			}
-		}
-		p += len;
-	}
-	return 0;
-}
-
-static void flags_free(char **v, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		free(v[i]);
-	free(v);
-}
-
-int sv_flags_from_list(struct sv_run *r, const struct sv_node *n, const struct sv_arg *a,
-		       char ***out, size_t *nout)
-{
-	*out = NULL;
-	*nout = 0;
-	for (size_t i = 0; i < a->n; i++) {
-		size_t len;
-		char *s = sv_expand(r, n, &a->v[i], &len);
-		if (!s || add_words(r, n, s, out, nout) < 0) {
-			free(s);
-			flags_free(*out, *nout);
-			*out = NULL;
-			*nout = 0;
-			return r->failed ? -1 : sv_rt_error(r, n, "out of memory");
-		}
-		free(s);
-	}
-	return 0;
-}
-
-int sv_flags_current(struct sv_run *r, char ***out, size_t *nout)
-{
-	*nout = r->nflags;
-	*out = r->nflags ? sv_strv_dup(r->flags, r->nflags) : NULL;
-	return 0;
-}
 
 /* join - the flag set as a space separated string */
 static char *join(char **v, size_t n, size_t *len_r)
@@ -149,7 +36,7 @@ static int flag_cmd(struct sv_run *r, struct sv_node *n, enum flag_op op)
 	size_t ncur = 0;
 	if (var) {
 		const struct sv_var *v = sv_var_get(r, var);
-		if (v && add_words(r, n, v->val, &cur, &ncur) < 0)
+		if (v && sv_flags_add(r, n, v->val, &cur, &ncur) < 0)
 			goto nomem;
 	} else if (r->nflags) {
 		cur = sv_strv_dup(r->flags, r->nflags);
@@ -160,19 +47,19 @@ static int flag_cmd(struct sv_run *r, struct sv_node *n, enum flag_op op)
 	char **arg = NULL;
 	size_t narg = 0;
 	if (sv_flags_from_list(r, n, list, &arg, &narg) < 0) {
-		flags_free(cur, ncur);
+		sv_flags_free(cur, ncur);
 		return SV_ERR;
 	}
 	if (op == OP_SET) {
-		flags_free(cur, ncur);
+		sv_flags_free(cur, ncur);
 		cur = arg;
 		ncur = narg;
 	} else if (op == OP_ADD) {
 		for (size_t i = 0; i < narg; i++) {
-			if (!has_flag(cur, ncur, arg[i]) && ncur >= MAX_FLAGS)
+			if (!sv_flag_has(cur, ncur, arg[i]) && ncur >= SV_MAX_FLAGS)
 				sv_rt_warn(r, n, "more than %d IMAP flags: '%s' is ignored",
-					   MAX_FLAGS, arg[i]);
-			if (has_flag(cur, ncur, arg[i]) || ncur >= MAX_FLAGS) {
+					   SV_MAX_FLAGS, arg[i]);
+			if (sv_flag_has(cur, ncur, arg[i]) || ncur >= SV_MAX_FLAGS) {
 				free(arg[i]);
 				continue;
 			}
@@ -189,7 +76,7 @@ static int flag_cmd(struct sv_run *r, struct sv_node *n, enum flag_op op)
 	} else {
 		size_t k = 0;
 		for (size_t i = 0; i < ncur; i++) {
-			if (has_flag(arg, narg, cur[i]))
+			if (sv_flag_has(arg, narg, cur[i]))
 				free(cur[i]);
 			else
 				cur[k++] = cur[i];
@@ -197,26 +84,26 @@ static int flag_cmd(struct sv_run *r, struct sv_node *n, enum flag_op op)
 		ncur = k;
 		if (cur)
 			cur[ncur] = NULL;
-		flags_free(arg, narg);
+		sv_flags_free(arg, narg);
 	}
 	if (var) {
 		size_t len;
 		char *s = join(cur, ncur, &len);
-		flags_free(cur, ncur);
+		sv_flags_free(cur, ncur);
 		if (!s)
 			goto nomem;
 		int rc = sv_var_set(r, n, var, s, len);
 		free(s);
 		return rc;
 	}
-	flags_free(r->flags, r->nflags);
+	sv_flags_free(r->flags, r->nflags);
 	r->flags = cur;
 	r->nflags = ncur;
 	if (r->flags == NULL)
 		r->nflags = 0;
 	return SV_OK;
 nomem:
-	flags_free(cur, ncur);
+	sv_flags_free(cur, ncur);
 	return sv_rt_error(r, n, "out of memory");
 }
 
@@ -268,7 +155,7 @@ static int exec_hasflag(struct sv_run *r, struct sv_node *n)
 		const struct sv_arg *vars = sv_pos(n, 0);
 		for (size_t i = 0; i < vars->n; i++) {
 			const struct sv_var *v = sv_var_get(r, vars->v[i].s);
-			if (v && add_words(r, n, v->val, &fl, &nfl) < 0)
+			if (v && sv_flags_add(r, n, v->val, &fl, &nfl) < 0)
 				x = sv_rt_error(r, n, "out of memory");
 		}
 	} else if (r->nflags) {
@@ -277,7 +164,7 @@ static int exec_hasflag(struct sv_run *r, struct sv_node *n)
 	}
 	for (size_t i = 0; i < nfl && x == 0; i++)
 		x = sv_match_value(&m, fl[i], strlen(fl[i]));
-	flags_free(fl, nfl);
+	sv_flags_free(fl, nfl);
 	if (x < 0) {
 		sv_match_abort(&m);
 		return -1;

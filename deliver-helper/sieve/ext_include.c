@@ -52,8 +52,8 @@ static int validate_include(struct sv_comp *c, struct sv_node *n)
 		return -1;
 	snprintf(path, pl, "%s/%s.sieve", dir, name->s);
 	bool missing;
-	struct sieve_script *s = sv_compile_include(c, path, name->s, name->line, name->col,
-						    sv_has(n->o.tags, TG_OPTIONAL), &missing);
+	struct sieve_script *s = c->compile_include(c, path, name->s, name->line, name->col,
+						      sv_has(n->o.tags, TG_OPTIONAL), &missing);
 	free(path);
 	if (!s) {
 		if (missing && sv_has(n->o.tags, TG_OPTIONAL))

@@ -84,7 +84,7 @@ static bool is_system_address(const char *addr)
 	return false;
 }
 
-/* header_has_word - the first field called name starts with one of words */
+/* header_is_one_of - the first field called name starts with one of words */
 static bool header_is_one_of(struct sv_run *r, const char *name, const char *const *words)
 {
 	size_t len;

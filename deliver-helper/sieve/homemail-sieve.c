@@ -85,14 +85,14 @@ static int cmd_check(int argc, char **argv)
 }
 
 /* parse_now - see the header comment; returns 0 and fills t, off */
-static int parse_now(const char *s, time_t *t, int *off)
+static int parse_now(const char *s, time_t *t_r, int *off_r)
 {
 	char *end;
 	errno = 0;
 	long long v = strtoll(s, &end, 10);
 	if (*s && *end == 0 && errno == 0) {
-		*t = (time_t)v;
-		*off = 0;
+		*t_r = (time_t)v;
+		*off_r = 0;
 		return 0;
 	}
 	int Y, M, D, h, m, sec, n = 0;
@@ -112,12 +112,12 @@ static int parse_now(const char *s, time_t *t, int *off)
 	}
 	struct tm tm = { .tm_year = Y - 1900, .tm_mon = M - 1, .tm_mday = D,
 			 .tm_hour = h, .tm_min = m, .tm_sec = sec };
-	*t = timegm(&tm) - zo;
-	*off = zo;
+	*t_r = timegm(&tm) - zo;
+	*off_r = zo;
 	return 0;
 }
 
-static char *read_all(const char *path, size_t *len)
+static char *read_all(const char *path, size_t *len_r)
 {
 	int fd = strcmp(path, "-") == 0 ? 0 : open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
@@ -140,7 +140,7 @@ static char *read_all(const char *path, size_t *len)
 	}
 	if (fd)
 		close(fd);
-	*len = b.len;
+	*len_r = b.len;
 	char *p = hm_buf_steal(&b, NULL);
 	return p;
 }

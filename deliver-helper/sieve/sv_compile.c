@@ -3,7 +3,8 @@
  * What for: the entry points sieve_compile / sieve_compile_mem and the
  * compilation of scripts named by "include" (RFC 6609), which are compiled
  * together with the script that includes them, once each.
- * Relies on: sv_parser.c, sv_validate.c.
+ * Relies on: sv_parser.c, sv_validate.c; ext_include.c reaches
+ * sv_compile_include through sv_comp.compile_include.
  * How it fails: returns NULL with "FILE:LINE:COL: error: MSG" lines; a file
  * that is missing, not regular, or larger than max_script_size is an error.
  */
@@ -17,18 +18,6 @@
 
 #include "hm_util.h"
 #include "sv_int.h"
-
-void sieve_limits_default(struct sieve_limits *l)
-{
-	l->max_script_size = 1024 * 1024;  /* Pigeonhole: sieve_max_script_size 1M */
-	l->max_nesting = 64;
-	l->max_actions = 32;               /* Pigeonhole: sieve_max_actions */
-	l->max_redirects = 4;              /* Pigeonhole: sieve_max_redirects */
-	l->max_includes = 255;
-	l->max_include_depth = 10;
-	l->max_steps = 4000000;
-	l->max_body = 1024 * 1024;
-}
 
 /* The tree of a script takes about 6 bytes of arena per byte of Roundcube-
  * style text; the densest scripts ("a;a;a;...", "anyof(b,b,b,...)": a
@@ -156,7 +145,7 @@ static struct sieve_script *finish(struct sv_comp *c, char **err_r)
 struct sieve_script *sieve_compile_mem(const char *name, const char *text, size_t len,
 				       const struct sieve_compile_env *env, char **err_r)
 {
-	struct sv_comp c = { 0 };
+	struct sv_comp c = { .compile_include = sv_compile_include };
 	hm_buf_init(&c.err, 64 * 1024);
 	if (err_r)
 		*err_r = NULL;
@@ -182,7 +171,7 @@ struct sieve_script *sieve_compile_mem(const char *name, const char *text, size_
 struct sieve_script *sieve_compile(const char *path, const struct sieve_compile_env *env,
 				   char **err_r)
 {
-	struct sv_comp c = { 0 };
+	struct sv_comp c = { .compile_include = sv_compile_include };
 	hm_buf_init(&c.err, 64 * 1024);
 	if (err_r)
 		*err_r = NULL;
@@ -264,7 +253,7 @@ struct sieve_script *sv_compile_include(struct sv_comp *c, const char *path,
 	}
 	root->incs = nv;
 	root->incs[root->nincs++] = s;
-	struct sv_comp sub = { .s = s, .parent = c };
+	struct sv_comp sub = { .s = s, .parent = c, .compile_include = c->compile_include };
 	hm_buf_init(&sub.err, 64 * 1024);
 	compile_text(&sub);
 	if (sub.nerr) {

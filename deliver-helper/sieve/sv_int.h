@@ -4,6 +4,10 @@
  * sv_validate.c (resolves each node against the command tables of the
  * cmd_*.c / tst_*.c / ext_*.c files, checks arguments and require) →
  * sv_interp.c (walks the validated tree, collecting actions into a result).
+ * The parser finds definitions in the registry (sv_registry.c), the one
+ * core file that names extensions; the core calls extensions only through
+ * the function pointers there.  Files depend on each other one way only
+ * (tools/sieve-layers; layers in docs/sieve.md).
  * Every allocation belongs to the script (freed by sieve_script_free) or to
  * one run (freed with the run); nothing is static except constant tables.
  */
@@ -83,7 +87,15 @@ struct sv_tagdef {
 	enum sv_tagarg arg;
 	int group;            /* tags of one group exclude each other (0: none) */
 };
+/* the tag table and its lookups (sv_tags.c) */
 const struct sv_tagdef *sv_tagdef(enum sv_tag id);
+struct sv_def;
+/* sv_tag_find - the tag called name (any case) allowed for def, or NULL */
+const struct sv_tagdef *sv_tag_find(const struct sv_def *def, const char *name);
+/* sv_lc - ASCII lower case of ch */
+int sv_lc(int ch);
+/* sv_cmp_lower - strcmp of ASCII-lower-cased a[0..alen) against b (lower case) */
+int sv_cmp_lower(const char *a, size_t alen, const char *b);
 
 enum sv_mt { MT_IS, MT_CONTAINS, MT_MATCHES, MT_REGEX, MT_VALUE, MT_COUNT };
 enum sv_cmp { CMP_OCTET, CMP_CASEMAP, CMP_NUMERIC };
@@ -163,6 +175,7 @@ struct sv_def {
 	int (*exec)(struct sv_run *r, struct sv_node *n);
 };
 
+/* the registry (sv_registry.c): every definition, sorted by name */
 extern const struct sv_def *const sv_defs[];
 /* sv_def_find - the command or test called name[0..len) (any case), or NULL */
 const struct sv_def *sv_def_find(const char *name, size_t len);
@@ -208,8 +221,16 @@ struct sv_comp {
 	int nerr;
 	unsigned depth;
 	bool require_allowed;
+	/* compile (or find) an included script: sv_compile_include, set by
+	 * sv_compile.c, so that ext_include.c need not depend on the compiler
+	 * (the compiler reaches every extension through the registry) */
+	struct sieve_script *(*compile_include)(struct sv_comp *c, const char *path,
+						const char *name, int line, int col,
+						bool optional, bool *missing_r);
 };
-/* sv_error - record "NAME:LINE:COL: error: MSG" */
+#define SV_MAX_ERRORS 10
+/* sv_error - record "NAME:LINE:COL: error: MSG" (sv_error.c; the first
+ * SV_MAX_ERRORS are kept, all are counted) */
 void sv_error(struct sv_comp *c, int line, int col, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 
@@ -228,6 +249,9 @@ struct sieve_script *sv_compile_include(struct sv_comp *c, const char *path,
 
 /* encoded-character (RFC 5228 2.4.2.4): decode in place; -1 on bad encoding */
 int sv_decode_encoded_chars(struct sv_comp *c, struct sv_str *s);
+/* the extensions' string hooks of the validator, indexed by extension
+ * (sv_registry.c); the validator calls ext_encoded.c only through them */
+extern int (*const sv_ext_string_hook[EXT_COUNT])(struct sv_comp *c, struct sv_str *s);
 
 /* ---- message access (sv_message.c) -------------------------------- */
 struct hm_header;
@@ -360,10 +384,19 @@ void sv_action_free(struct sieve_action *a);
 char **sv_strv_dup(char *const *v, size_t n);
 void sv_strv_free(char **v);
 
-/* imap4flags helpers */
+/* flag sets (sv_flags.c; the commands are ext_imap4flags.c) */
+#define SV_MAX_FLAGS 128
 int sv_flags_from_list(struct sv_run *r, const struct sv_node *n, const struct sv_arg *a,
-		       char ***out, size_t *nout);
-int sv_flags_current(struct sv_run *r, char ***out, size_t *nout);
+		       char ***out_r, size_t *nout_r);
+int sv_flags_current(struct sv_run *r, char ***out_r, size_t *nout_r);
+/* sv_flag_has - f is in v[0..n) (compared without regard to case) */
+bool sv_flag_has(char **v, size_t n, const char *f);
+/* sv_flags_add - add the valid flags of s (space separated) to the set
+ * *v of *nv (invalid ones and those past SV_MAX_FLAGS: a warning);
+ * -1 when out of memory */
+int sv_flags_add(struct sv_run *r, const struct sv_node *n, const char *s,
+		 char ***v, size_t *nv);
+void sv_flags_free(char **v, size_t n);
 
 /* ---- matching (sv_match.c) -------------------------------------------- */
 #define SV_MATCH_INLINE_KEYS 8  /* keys held without a malloc */
@@ -394,12 +427,12 @@ int sv_match_end(struct sv_match *m);
 void sv_match_abort(struct sv_match *m);
 /* validation of comparator/match-type combinations, regex keys */
 int sv_match_validate(struct sv_comp *c, struct sv_node *n, const struct sv_arg *keys);
-int sv_rel_parse(const char *s, enum sv_rel *r);
+int sv_rel_parse(const char *s, enum sv_rel *rel_r);
 int sv_cmp_numeric(const char *a, size_t al, const char *b, size_t bl);
 int sv_cmp_order(enum sv_cmp cmp, const char *a, size_t al, const char *b, size_t bl);
 /* glob match with captures; returns 1/0 */
 int sv_glob(const char *p, size_t pl, const char *v, size_t vl, bool icase,
-	    char **caps, size_t *caplens, size_t maxcaps, size_t *ncaps, uint64_t *steps);
+	    char **caps, size_t *caplens, size_t maxcaps, size_t *ncaps_r, uint64_t *steps);
 
 /* address helpers (tst_header.c) */
 /* sv_addr_part - the address part ap of local@domain: *v_r points into

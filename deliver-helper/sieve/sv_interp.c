@@ -17,55 +17,19 @@
 #include "hm_util.h"
 #include "sv_int.h"
 
-int sv_rt_error(struct sv_run *r, const struct sv_node *n, const char *fmt, ...)
+void sieve_limits_default(struct sieve_limits *l)
 {
-	if (r->failed)
-		return SV_ERR;
-	r->failed = true;
-	char msg[1024], clean[1100];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof msg, fmt, ap);
-	va_end(ap);
-	hm_log_clean(clean, sizeof clean, msg, strlen(msg));
-	hm_buf_printf(&r->errbuf, "%s:%d:%d: error: %s",
-		      r->frame ? r->frame->s->name : "sieve", n ? n->line : 0,
-		      n ? n->col : 0, clean);
-	return SV_ERR;
+	l->max_script_size = 1024 * 1024;  /* Pigeonhole: sieve_max_script_size 1M */
+	l->max_nesting = 64;
+	l->max_actions = 32;               /* Pigeonhole: sieve_max_actions */
+	l->max_redirects = 4;              /* Pigeonhole: sieve_max_redirects */
+	l->max_includes = 255;
+	l->max_include_depth = 10;
+	l->max_steps = 4000000;
+	l->max_body = 1024 * 1024;
 }
 
-void sv_rt_warn(struct sv_run *r, const struct sv_node *n, const char *fmt, ...)
-{
-	char msg[1024], clean[1100], line[1300];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof msg, fmt, ap);
-	va_end(ap);
-	hm_log_clean(clean, sizeof clean, msg, strlen(msg));
-	snprintf(line, sizeof line, "%s:%d:%d: warning: %s",
-		 r->frame ? r->frame->s->name : "sieve", n ? n->line : 0, n ? n->col : 0,
-		 clean);
-	size_t k = 0;
-	while (r->res->warnings && r->res->warnings[k])
-		k++;
-	if (k >= 32)
-		return;
-	char **w = realloc(r->res->warnings, (k + 2) * sizeof *w);
-	if (!w)
-		return;
-	r->res->warnings = w;
-	w[k] = strdup(line);
-	w[k + 1] = NULL;
-}
 
-int sv_step(struct sv_run *r, const struct sv_node *n, uint64_t cost)
-{
-	r->steps += cost;
-	if (r->steps > r->lim.max_steps)
-		return sv_rt_error(r, n, "script exceeded its CPU budget (%llu steps)",
-				   (unsigned long long)r->lim.max_steps);
-	return 0;
-}
 
 int sv_exec_test(struct sv_run *r, struct sv_node *t)
 {

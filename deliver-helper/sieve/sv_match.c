@@ -26,12 +26,12 @@ static int lc(int ch)
 	return ch >= 'A' && ch <= 'Z' ? ch + 32 : ch;
 }
 
-int sv_rel_parse(const char *s, enum sv_rel *r)
+int sv_rel_parse(const char *s, enum sv_rel *rel_r)
 {
 	static const char *const n[] = { "gt", "ge", "lt", "le", "eq", "ne" };
 	for (int i = 0; i < 6; i++)
 		if (strcasecmp(s, n[i]) == 0) {
-			*r = (enum sv_rel)i;
+			*rel_r = (enum sv_rel)i;
 			return 0;
 		}
 	return -1;
@@ -124,7 +124,7 @@ static bool contains(const char *v, size_t vl, const char *k, size_t kl, bool ic
 enum { G_LIT, G_STAR, G_ONE };
 
 int sv_glob(const char *p, size_t pl, const char *v, size_t vl, bool icase,
-	    char **caps, size_t *caplens, size_t maxcaps, size_t *ncaps, uint64_t *steps)
+	    char **caps, size_t *caplens, size_t maxcaps, size_t *ncaps_r, uint64_t *steps)
 {
 	/* the budget left is passed in *steps; on return it holds the cost */
 	uint64_t cap = *steps * 8 + 1;
@@ -251,7 +251,7 @@ int sv_glob(const char *p, size_t pl, const char *v, size_t vl, bool icase,
 			caps[nc] = sv_strndup(v + wstart[k], wlen[k]);
 			caplens[nc] = wlen[k];
 		}
-		*ncaps = nc;
+		*ncaps_r = nc;
 		free(wstart);
 		free(wlen);
 		free(widx);

@@ -41,16 +41,6 @@ struct parser {
 	struct stack args, strs;
 };
 
-char *sv_strndup(const char *s, size_t n)
-{
-	char *p = malloc(n + 1);
-	if (!p)
-		return NULL;
-	memcpy(p, s, n);
-	p[n] = 0;
-	return p;
-}
-
 static int nomem(struct parser *p)
 {
 	sv_error(p->c, p->lx.tline, p->lx.tcol, "out of memory");
@@ -75,18 +65,18 @@ static void *push(struct stack *st, size_t sz)
 /* pop_to_arena - move elements base.. of st into one arena array (NULL when
  * there are none); the stack shrinks back to base.  Returns 0, -1 ENOMEM. */
 static int pop_to_arena(struct parser *p, struct stack *st, size_t base, size_t sz,
-			void **out, uint32_t *n_r)
+			void **out_r, uint32_t *n_r)
 {
 	size_t n = st->n - base;
-	*out = NULL;
+	*out_r = NULL;
 	*n_r = (uint32_t)n;
 	if (n == 0)
 		return 0;
 	if (n > UINT32_MAX)
 		return -1;
-	*out = hm_arena_memdup(p->ar, (char *)st->v + base * sz, n, sz);
+	*out_r = hm_arena_memdup(p->ar, (char *)st->v + base * sz, n, sz);
 	st->n = base;
-	return *out ? 0 : -1;
+	return *out_r ? 0 : -1;
 }
 
 /* take_string - the current TK_STR token as an sv_str (value in the arena) */

@@ -51,25 +51,11 @@ const struct sv_def sv_def_anyof = {
 	.name = "anyof", .is_test = true, .pos = "", .subtests = 2, .exec = exec_anyof,
 };
 
-/* sv_header_name_ok - field-name = 1*ftext, ftext = %d33-57 / %d59-126 */
-static bool header_name_ok(const char *s, size_t len)
-{
-	if (len == 0)
-		return false;
-	for (size_t i = 0; i < len; i++) {
-		unsigned char ch = (unsigned char)s[i];
-		if (ch < 33 || ch > 126 || ch == ':')
-			return false;
-	}
-	return true;
-}
-
 static int validate_exists(struct sv_comp *c, struct sv_node *n)
 {
 	/* invalid names are accepted and never match (Pigeonhole) */
 	(void)c;
 	(void)n;
-	(void)header_name_ok;
 	return 0;
 }
 

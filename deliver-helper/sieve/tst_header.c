@@ -155,6 +155,8 @@ static int header_value(struct sv_run *r, struct sv_match *m, size_t field)
 	return sv_match_value(m, v, len);
 }
 
+/* header_name_ok - field-name = 1*ftext, ftext = %d33-57 / %d59-126 (RFC 5322);
+ * not called: names outside it are accepted and never match (Pigeonhole) */
 static bool header_name_ok(const char *s, size_t len)
 {
 	if (len == 0)
