@@ -26,7 +26,7 @@ def run_checker(objdir):
 
 
 def test_engine_has_no_circle_and_no_core_to_extension_edge():
-    assert os.path.isfile(os.path.join(OBJDIR, "sv_registry.o")), \
+    assert os.path.isfile(os.path.join(OBJDIR, "sv_interp.o")), \
         f"no engine objects in {OBJDIR}"
     p = run_checker(OBJDIR)
     assert p.returncode == 0, p.stdout + p.stderr
