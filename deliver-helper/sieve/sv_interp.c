@@ -9,8 +9,6 @@
  * stay, as in Pigeonhole) and leaves the plain implicit keep, with the
  * message in result->errmsg — mail is never lost because of a script.
  */
-#include <stdarg.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -28,8 +26,6 @@ void sieve_limits_default(struct sieve_limits *l)
 	l->max_steps = 4000000;
 	l->max_body = 1024 * 1024;
 }
-
-
 
 int sv_exec_test(struct sv_run *r, struct sv_node *t)
 {

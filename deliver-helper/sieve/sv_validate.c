@@ -9,8 +9,6 @@
  * comparator/match checks; extension hooks only through sv_registry.c.
  * How it fails: records each error (up to a limit) and returns -1.
  */
-#include <stdarg.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
