@@ -284,6 +284,8 @@ def run_hm(ws, d, case, binary=None, script=None):
     env = dict(HOME=home, USER=ws.user.name, PATH="/usr/bin:/bin",
                HOMEMAIL_SENDMAIL=f"{home}/sendmail",
                HOMEMAIL_SIEVE_GLOBAL_BASE=f"{d}/gb", **_time_env())
+    if os.environ.get("SANITIZE") == "1":   # libfaketime is preloaded ahead of the ASan runtime
+        env["ASAN_OPTIONS"] = "verify_asan_link_order=0"
     argv = [binary or ws.hm, "-e", "--config", f"{d}/hm.conf",
             "--maildir", f"{home}/Maildir", "--sieve", script or f"{d}/hm/script.sieve",
             "-f", _sender(case), "-r", case.env["to"], "-a", case.env["orig"]]
