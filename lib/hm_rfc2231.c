@@ -298,12 +298,12 @@ static int field_problems(struct hm_mimefield *f)
 	size_t n = f->nparams;
 	if (n == 0)
 		return 0;
-	struct hm_param **v = malloc(n * sizeof *v);
+	struct hm_param **v = malloc(n * sizeof(struct hm_param *));
 	if (!v)
 		return -1;
 	for (size_t i = 0; i < n; i++)
 		v[i] = &f->params[i];
-	qsort(v, n, sizeof *v, by_name_section);
+	qsort(v, n, sizeof(struct hm_param *), by_name_section);
 	for (size_t i = 1; i < n; i++)
 		if (strcmp(v[i - 1]->name, v[i]->name) == 0 &&
 		    v[i - 1]->section == v[i]->section &&
@@ -314,7 +314,7 @@ static int field_problems(struct hm_mimefield *f)
 	for (size_t i = 0; i < n; i++)
 		if (f->params[i].section >= 0)
 			v[m++] = &f->params[i];
-	qsort(v, m, sizeof *v, by_name_pos);
+	qsort(v, m, sizeof(struct hm_param *), by_name_pos);
 	for (size_t i = 0; i < m;) {
 		size_t j = i;
 		int maxsec = -1, prev = -1;
@@ -597,8 +597,8 @@ static int collect(const struct hm_mimefield *f, const char *name, struct readin
 			nsec++;
 	if (nsec > 0) {
 		int rc = -1;
-		struct hm_param **sec = malloc(nsec * sizeof *sec);
-		struct hm_param **sorted = malloc(nsec * sizeof *sorted);
+		struct hm_param **sec = malloc(nsec * sizeof(struct hm_param *));
+		struct hm_param **sorted = malloc(nsec * sizeof(struct hm_param *));
 		if (!sec || !sorted)
 			goto sec_done;
 		size_t k = 0;
@@ -607,14 +607,14 @@ static int collect(const struct hm_mimefield *f, const char *name, struct readin
 			if (strcmp(p->name, name) == 0 && (p->section >= 0 || p->extended))
 				sec[k++] = p;
 		}
-		memcpy(sorted, sec, nsec * sizeof *sec);
-		qsort(sorted, nsec, sizeof *sorted, section_cmp);
+		memcpy(sorted, sec, nsec * sizeof(struct hm_param *));
+		qsort(sorted, nsec, sizeof(struct hm_param *), section_cmp);
 		unsigned probs = 0;
 		size_t l;
 		char *v = join_sections(sorted, nsec, true, &l, &probs);
 		if (!v || add_reading(r, v, l) < 0)
 			goto sec_done;
-		if (all && memcmp(sorted, sec, nsec * sizeof *sec) != 0) {
+		if (all && memcmp(sorted, sec, nsec * sizeof(struct hm_param *)) != 0) {
 			v = join_sections(sec, nsec, false, &l, &probs);
 			if (!v || add_reading(r, v, l) < 0)
 				goto sec_done;
