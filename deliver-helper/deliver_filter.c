@@ -4,12 +4,13 @@
  *   in order and sharing one result (Pigeonhole's sieve_before/sieve_after):
  *   the admin's scripts in /etc/homemail/sieve/before.d/NAME.sieve (sorted),
  *   the user's active script (~/.dovecot.sieve, or --sieve FILE; none with
- *   --no-sieve), the admin's scripts in after.d; then carries the actions
+ *   --no-sieve), the admin's scripts in after.d (not when the user's script
+ *   exists but does not compile, as Pigeonhole); then carries the actions
  *   out: stores through deliver_store(), redirects and vacation replies
  *   through /usr/sbin/sendmail, rejects through deliver_reject().
  * Relies on: the Sieve engine (deliver-helper/sieve/sieve.h), sv_state for
  *   the vacation and duplicate memory (files in the Maildir root, flock'ed),
- *   hm_maildir for folder names, hm_mutf7 to accept modified UTF-7 names.
+ *   hm_maildir for folder names (UTF-8, taken literally as Pigeonhole does).
  * How it fails: never loses mail, never repeats a side effect (see
  *   run_actions and docs/deliver.md "Sieve actions").  A script that does
  *   not compile is skipped with a log line; a runtime error, exceeded limit
@@ -38,10 +39,10 @@
 
 #include "deliver.h"
 #include "deliver_junk.h"
+#include "hm_address.h"
 #include "hm_buf.h"
 #include "hm_digest.h"
 #include "hm_maildir.h"
-#include "hm_mutf7.h"
 #include "hm_util.h"
 #include "sieve/sieve.h"
 #include "sieve/sv_state.h"
@@ -194,17 +195,17 @@ static size_t message_start(const struct deliver_ctx *ctx)
 	return ctx->body_offset;
 }
 
-/* normal_folder - a folder name as the user meant it: a valid modified
- * UTF-7 name (Roundcube may send either form) is decoded to UTF-8, so both
- * spellings reach the same folder.  Returns malloc'd name. */
+/* normal_folder - a fileinto name as Dovecot reads it (Pigeonhole 0.5.19):
+ * UTF-8 taken literally (a name that looks like modified UTF-7, such as
+ * "Entw&APw-rfe", is that very name, stored as Entw&-APw-rfe on disk), and
+ * "inbox" in any case as the first level is INBOX (RFC 3501 5.1:
+ * "inbox.Sub" is INBOX.Sub).  Returns malloc'd name. */
 static char *normal_folder(const char *name)
 {
-	if (strchr(name, '&')) {
-		char *dec = NULL;
-		if (hm_mutf7_decode(name, 1024, &dec) == 0)
-			return dec;
-	}
-	return strdup(name);
+	char *n = strdup(name);
+	if (n && strncasecmp(n, "INBOX", 5) == 0 && (n[5] == '\0' || n[5] == '.'))
+		memcpy(n, "INBOX", 5);
+	return n;
 }
 
 /* keep_folder - where keep and the implicit keep go: -m / junk, else INBOX */
@@ -265,45 +266,6 @@ static int sendmail_argv(char **argv, size_t max, char *store, size_t storesz)
 		argv[n++] = w;
 	argv[n] = NULL;
 	return (int)n;
-}
-
-/* is_atext - RFC 5322 3.2.3 atext */
-static bool is_atext(unsigned char c)
-{
-	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-	       (c >= 0x80) || (c != 0 && strchr("!#$%&'*+-/=?^_`{|}~", c) != NULL);
-}
-
-/* wire_address - a redirect address as one unambiguous RFC 5321 mailbox
- * for the sendmail command line: the engine hands over the local part unquoted
- * ("a,b"@example.net arrives as a,b@example.net), and Exim reads each
- * argument as an address list, so a local part that is not a dot-atom is
- * quoted again (with \ before '"' and '\').  Returns 0, -1 if it does not
- * fit. */
-static int wire_address(const char *a, char *out, size_t size)
-{
-	const char *at = strrchr(a, '@');
-	size_t ll = at ? (size_t)(at - a) : strlen(a);
-	bool dot_atom = ll > 0 && a[0] != '.' && a[ll - 1] != '.';
-	for (size_t i = 0; i < ll && dot_atom; i++)
-		if (!(is_atext((unsigned char)a[i]) || (a[i] == '.' && a[i + 1] != '.')))
-			dot_atom = false;
-	if (dot_atom)
-		return hm_strlcpy(out, a, size);
-	size_t o = 0;
-	if (size < 3)
-		return -1;
-	out[o++] = '"';
-	for (size_t i = 0; i < ll; i++) {
-		if (o + 4 >= size)
-			return -1;
-		if (a[i] == '"' || a[i] == '\\')
-			out[o++] = '\\';
-		out[o++] = a[i];
-	}
-	out[o++] = '"';
-	out[o] = '\0';
-	return at ? (hm_strlcpy(out + o, at, size - o) < 0 ? -1 : 0) : 0;
 }
 
 /* run_sendmail - pipe head + (optionally) the spooled message into
@@ -451,11 +413,28 @@ static int do_redirect(struct glue *g, const char *to)
 	if (seen < 0)
 		deliver_log(LOG_WARNING, "sieve: duplicate state %s unusable (%s)", g->state_dup,
 			    strerror(errno));
-	char head[1200], wire[2048];
-	if (hm_snprintf(head, sizeof head, "%s: <%s>\n", REDIRECT_MARK, ctx->recipient) < 0 ||
-	    wire_address(to, wire, sizeof wire) < 0)
+	/* `to` is the engine's RFC 5321 form (a local part that is not a
+	 * dot-atom is quoted there, so the CLI prints what sieve-test prints);
+	 * it goes to sendmail as one argument after "--", never re-quoted */
+	char head[1400];
+	if (hm_snprintf(head, sizeof head, "%s: <%s>\n", REDIRECT_MARK, ctx->recipient) < 0)
 		return -1;
-	if (run_sendmail(ctx, ctx->sender, wire, head, strlen(head), true) < 0) {
+	if (!ctx->hdr || !hm_header_get(ctx->hdr, "Message-ID")) {
+		/* a message handed on without a Message-ID gets one (RFC 5322
+		 * 3.6.4; Pigeonhole does the same), in the recipient's domain */
+		unsigned char rnd[12];
+		char hex[2 * sizeof rnd + 1];
+		if (hm_random_bytes(rnd, sizeof rnd) < 0)
+			return -1;
+		for (size_t i = 0; i < sizeof rnd; i++)
+			snprintf(hex + 2 * i, 3, "%02x", rnd[i]);
+		const char *dom = strrchr(ctx->recipient, '@');
+		size_t hl = strlen(head);
+		if (hm_snprintf(head + hl, sizeof head - hl, "Message-ID: <redirect.%lld.%s%s>\n",
+				(long long)g->now, hex, dom ? dom : "@localhost") < 0)
+			return -1;
+	}
+	if (run_sendmail(ctx, ctx->sender, to, head, strlen(head), true) < 0) {
 		deliver_log(LOG_ERR, "sieve: redirect to %s failed (sendmail)",
 			    clean(c1, sizeof c1, to));
 		return -1;
@@ -509,6 +488,118 @@ static void put_clean_value(struct hm_buf *b, const char *v)
 		hm_buf_putc(b, (*p == '\r' || *p == '\n') ? ' ' : *p);
 }
 
+/* addr_spec_eq - local@domain of a equals s (domain case-insensitive) */
+static bool addr_spec_eq(const struct hm_addr *a, const char *s)
+{
+	if (a->invalid || !a->domain)
+		return false;
+	size_t ll = strlen(a->local);
+	const char *at = strrchr(s, '@');
+	return at && (size_t)(at - s) == ll && strncmp(s, a->local, ll) == 0 &&
+	       strcasecmp(at + 1, a->domain) == 0;
+}
+
+/* find_header_addr - the first address of the fields names[] (in order)
+ * that equals one of want[] (NULL-terminated): calls found(addr, cb_arg)
+ * and returns true, or false when none matches.  Bounded: at most 1,000
+ * addresses per field, 100 fields per name. */
+static bool find_header_addr(struct deliver_ctx *ctx, const char *const *names,
+			     const char *const *want,
+			     void (*found)(const struct hm_addr *, void *), void *arg)
+{
+	if (!ctx->hdr)
+		return false;
+	for (size_t n = 0; names[n]; n++) {
+		const struct hm_hfield *f;
+		size_t it = 0;
+		for (int k = 0; k < 100 && (f = hm_header_next(ctx->hdr, names[n], &it)) != NULL; k++) {
+			struct hm_addr_list l = { 0 };
+			if (hm_address_parse(f->value, f->value_len, 1000, &l) < 0)
+				return false;
+			for (size_t i = 0; i < l.n; i++)
+				for (size_t w = 0; want[w]; w++)
+					if (addr_spec_eq(&l.v[i], want[w])) {
+						found(&l.v[i], arg);
+						hm_address_list_free(&l);
+						return true;
+					}
+			hm_address_list_free(&l);
+		}
+	}
+	return false;
+}
+
+/* put_mailbox - "Display Name" <local@domain> for a header: the display
+ * name as a quoted string (ASCII) or encoded words (RFC 2047) */
+static void put_mailbox(const struct hm_addr *a, void *vb)
+{
+	struct hm_buf *b = vb;
+	if (a->display && *a->display) {
+		bool ascii = true;
+		for (const unsigned char *p = (const unsigned char *)a->display; *p; p++)
+			if (*p >= 0x80 || *p < 0x20)
+				ascii = false;
+		if (ascii) {
+			hm_buf_putc(b, '"');
+			for (const char *p = a->display; *p; p++) {
+				if (*p == '"' || *p == '\\')
+					hm_buf_putc(b, '\\');
+				hm_buf_putc(b, *p);
+			}
+			hm_buf_puts(b, "\" ");
+		} else if (encode_subject(b, a->display) == 0) {
+			hm_buf_putc(b, ' ');
+		}
+	}
+	hm_buf_putc(b, '<');
+	put_clean_value(b, a->local);
+	hm_buf_putc(b, '@');
+	put_clean_value(b, a->domain);
+	hm_buf_putc(b, '>');
+}
+
+/* put_addr_spec - <local@domain> only */
+static void put_addr_spec(const struct hm_addr *a, void *vb)
+{
+	struct hm_addr bare = *a;
+	bare.display = NULL;
+	put_mailbox(&bare, vb);
+}
+
+static void found_nothing(const struct hm_addr *a, void *arg)
+{
+	(void)a;
+	(void)arg;
+}
+
+/* put_reply_to_from - the reply's To and From as Pigeonhole 0.5.19 writes
+ * them: To is the sender's mailbox as the message's From (Sender,
+ * Resent-From, Resent-Sender) field spells it, display name included, when
+ * one of them holds the envelope sender; From is :from, else the address
+ * of :addresses that the message was sent to (To, Cc, Bcc, Resent-To,
+ * Resent-Cc) when the recipient itself is not there, else the recipient. */
+static void put_reply_to_from(struct deliver_ctx *ctx, const struct sieve_action *a,
+			      struct hm_buf *m)
+{
+	static const char *const from_f[] = { "From", "Sender", "Resent-From", "Resent-Sender", NULL };
+	static const char *const to_f[] = { "To", "Cc", "Bcc", "Resent-To", "Resent-Cc", NULL };
+	hm_buf_puts(m, "From: ");
+	const char *rcpt[] = { ctx->recipient, NULL };
+	if (a->vac_from)
+		put_clean_value(m, a->vac_from);
+	else if (!a->vac_addresses || find_header_addr(ctx, to_f, rcpt, found_nothing, NULL) ||
+		 !find_header_addr(ctx, to_f, (const char *const *)a->vac_addresses, put_addr_spec, m))
+		put_clean_value(m, ctx->recipient);
+	hm_buf_puts(m, "\nTo: ");
+	const char *snd[] = { a->vac_to, NULL };
+	if (!find_header_addr(ctx, from_f, snd, put_mailbox, m)) {
+		hm_buf_putc(m, '<');
+		put_clean_value(m, a->vac_to);
+		hm_buf_putc(m, '>');
+	}
+	hm_buf_puts(m, "\n");
+}
+
 static int do_vacation(struct glue *g, const struct sieve_action *a)
 {
 	struct deliver_ctx *ctx = g->ctx;
@@ -546,11 +637,8 @@ static int do_vacation(struct glue *g, const struct sieve_action *a)
 	if (hm_random_bytes(rnd, sizeof rnd) < 0)
 		memset(rnd, 0, sizeof rnd);
 	const char *dom = strrchr(ctx->recipient, '@');
-	hm_buf_puts(&m, "From: ");
-	put_clean_value(&m, a->vac_from ? a->vac_from : ctx->recipient);
-	hm_buf_puts(&m, "\nTo: <");
-	put_clean_value(&m, a->vac_to);
-	hm_buf_puts(&m, ">\nSubject: ");
+	put_reply_to_from(ctx, a, &m);
+	hm_buf_puts(&m, "Subject: ");
 	encode_subject(&m, a->vac_subject ? a->vac_subject : "Automated reply");
 	hm_buf_printf(&m, "\nDate: %s\nMessage-ID: <vacation.", date);
 	for (size_t i = 0; i < sizeof rnd; i++)
@@ -693,14 +781,6 @@ static void run_actions(struct glue *g, const struct sieve_result *r)
 	char c1[300];
 	bool any_store = false, rejected = false, keep_after = false;
 
-	const struct sieve_action *bad = bad_store_target(ctx, r);
-	if (bad) {
-		deliver_log(LOG_ERR, "sieve: runtime error: fileinto '%s': invalid folder name "
-			    "(script line %d); no action of the script is carried out, implicit keep",
-			    clean(c1, sizeof c1, bad->target), bad->line);
-		(void)keep_only(ctx);
-		return;
-	}
 	for (size_t i = 0; i < r->nactions; i++) {
 		const struct sieve_action *a = &r->actions[i];
 		if (a->type != SIEVE_ACT_STORE)
@@ -787,12 +867,18 @@ int deliver_filter(struct deliver_ctx *ctx)
 				scripts[ns++] = s;
 			free(paths[i]);
 		}
+		bool user_failed = false;
 		if (ctx->sieve_path && *ctx->sieve_path) {
 			struct sieve_script *s = compile_one(ctx->sieve_path, personal, globaldir, true);
 			if (s)
 				scripts[ns++] = s;
+			else
+				user_failed = access(ctx->sieve_path, F_OK) == 0 || errno != ENOENT;
 		}
-		np = list_dir(afterdir, paths);
+		/* a user script that exists but cannot be used ends the sequence:
+		 * the after.d scripts do not run (as Pigeonhole's LDA, checked
+		 * with dovecot-lda 0.5.19 and sieve_after) */
+		np = user_failed ? 0 : list_dir(afterdir, paths);
 		for (size_t i = 0; i < np; i++) {
 			struct sieve_script *s = compile_one(paths[i], globaldir, globaldir, false);
 			if (s)
@@ -846,14 +932,22 @@ int deliver_filter(struct deliver_ctx *ctx)
 	} else {
 		for (size_t i = 0; r->warnings && r->warnings[i] && i < 5; i++)
 			log_multi(LOG_NOTICE, "warning", r->warnings[i]);
-		if (r->error) {
-			/* whatever the result holds besides: only the keep, once,
-			 * without the script's flags (RFC 5228 2.10.6, as Pigeonhole) */
-			log_multi(LOG_ERR, "runtime error, implicit keep only", r->errmsg);
-			(void)keep_only(ctx);
-		} else {
-			run_actions(&g, r);
+		/* a fileinto name the mailbox store refuses is a run-time error of
+		 * the script that made it: the engine turns the result into its
+		 * error result (sieve_result_set_error), the one decision path */
+		const struct sieve_action *bad;
+		while ((bad = bad_store_target(ctx, r)) != NULL) {   /* drops bad's script: ends */
+			char c1[300], msg[400];
+			hm_snprintf(msg, sizeof msg, "line %d: fileinto '%s': invalid folder name",
+				    bad->line, clean(c1, sizeof c1, bad->target));
+			sieve_result_set_error(r, bad, msg);
 		}
+		if (r->error)
+			/* the error result: the actions of the scripts that completed
+			 * and the implicit keep without the failed script's flags
+			 * (RFC 5228 2.10.6, as Pigeonhole) */
+			log_multi(LOG_ERR, "runtime error, implicit keep", r->errmsg);
+		run_actions(&g, r);
 		/* remember tested ids only once the message is safely placed */
 		if (!ctx->deferred && (ctx->n_stored > 0 || ctx->discarded || ctx->reject_reason))
 			for (size_t i = 0; i < r->ndups; i++)

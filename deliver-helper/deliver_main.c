@@ -615,7 +615,10 @@ int main(int argc, char **argv)
 	memset(&ctx, 0, sizeof ctx);
 	rc = run(&op, &o, &ctx);
 	if (rc != DELIVER_EX_OK)
-		fprintf(stderr, "homemail-deliver: %s\n", o.reason[0] ? o.reason : "failed");
+		/* a Sieve reject "" is rejected with that empty reason (as
+		 * Pigeonhole's rejection); any other failure says something */
+		fprintf(stderr, "homemail-deliver: %s\n",
+			o.reason[0] || o.code == DELIVER_EX_NOPERM ? o.reason : "failed");
 	closelog();
 	return rc;
 }
