@@ -552,7 +552,22 @@ static void put_mailbox(const struct hm_addr *a, void *vb)
 		}
 	}
 	hm_buf_putc(b, '<');
-	put_clean_value(b, a->local);
+	/* the local part as RFC 5322 writes it: quoted unless a dot-atom */
+	bool atom = *a->local && a->local[0] != '.' && a->local[strlen(a->local) - 1] != '.' &&
+		    !strstr(a->local, "..");
+	for (const unsigned char *p = (const unsigned char *)a->local; *p && atom; p++)
+		atom = *p >= 0x80 || (*p > 0x20 && *p < 0x7f && !strchr("\"(),:;<>@[\\]", *p));
+	if (atom) {
+		put_clean_value(b, a->local);
+	} else {
+		hm_buf_putc(b, '"');
+		for (const char *p = a->local; *p; p++) {
+			if (*p == '"' || *p == '\\')
+				hm_buf_putc(b, '\\');
+			hm_buf_putc(b, (*p == '\r' || *p == '\n') ? ' ' : *p);
+		}
+		hm_buf_putc(b, '"');
+	}
 	hm_buf_putc(b, '@');
 	put_clean_value(b, a->domain);
 	hm_buf_putc(b, '>');
