@@ -30,7 +30,9 @@ back by `doveadm mailbox list` and `doveadm fetch` on a private config
                               sets it), bytes below the leading trace fields
                               each agent adds (Return-Path, Delivered-To,
                               X-Sieve, X-Sieve-Redirected-From)
-  send redirect from=<S> to=<R,..> body=SHA len=N
+  send redirect from=<S> to=<R,..> mid=yes|no body=SHA len=N
+                              (mid: a Message-ID is there; a leading one,
+                               added by the agent, is not in the body)
   send vacation from=<S> to=<R> | To: .. | From: .. | Subject: (decoded) |
        Auto-Submitted | In-Reply-To | References | mime=STRUCTURE |
        text=SHA (decoded text parts, trailing blanks cut)
