@@ -4,12 +4,14 @@
  *   in order and sharing one result (Pigeonhole's sieve_before/sieve_after):
  *   the admin's scripts in /etc/homemail/sieve/before.d/NAME.sieve (sorted),
  *   the user's active script (~/.dovecot.sieve, or --sieve FILE; none with
- *   --no-sieve), the admin's scripts in after.d; then carries the actions
- *   out: stores through deliver_store(), redirects and vacation replies
- *   through /usr/sbin/sendmail, rejects through deliver_reject().
+ *   --no-sieve), the admin's scripts in after.d (not when the user's script
+ *   exists but does not compile, as Pigeonhole); then carries the actions
+ *   out: stores through deliver_store(), redirects through
+ *   deliver_redirect.c and vacation replies through deliver_vacation.c (both
+ *   by /usr/sbin/sendmail), rejects through deliver_reject().
  * Relies on: the Sieve engine (deliver-helper/sieve/sieve.h), sv_state for
  *   the vacation and duplicate memory (files in the Maildir root, flock'ed),
- *   hm_maildir for folder names, hm_mutf7 to accept modified UTF-7 names.
+ *   hm_maildir for folder names (UTF-8, taken literally as Pigeonhole does).
  * How it fails: never loses mail, never repeats a side effect (see
  *   run_actions and docs/deliver.md "Sieve actions").  A script that does
  *   not compile is skipped with a log line; a runtime error, exceeded limit
@@ -38,10 +40,11 @@
 
 #include "deliver.h"
 #include "deliver_junk.h"
+#include "deliver_sieve.h"
+#include "hm_address.h"
 #include "hm_buf.h"
 #include "hm_digest.h"
 #include "hm_maildir.h"
-#include "hm_mutf7.h"
 #include "hm_util.h"
 #include "sieve/sieve.h"
 #include "sieve/sv_state.h"
@@ -49,30 +52,9 @@
 #define SIEVE_GLOBAL_BASE "/etc/homemail/sieve"
 #define MAX_GLOBAL_SCRIPTS 32
 #define MAX_SIEVE_MESSAGE (64ull * 1024 * 1024)
-#define REDIRECT_MARK "X-Sieve-Redirected-From"
 #define VACATION_DB "homemail-vacation.db"
 #define DUPLICATE_DB "homemail-duplicate.db"
-#define SENDMAIL_TIMEOUT 120
-/* how long a sent redirect is remembered, so a retry of the same delivery
- * does not send it again (Pigeonhole's sieve_redirect_duplicate_period) */
-#define REDIRECT_DUPLICATE_PERIOD (12 * 3600)
 
-struct glue {
-	struct deliver_ctx *ctx;
-	time_t now;
-	const char *raw;        /* the spooled message (bounded), for redirect_key */
-	size_t raw_len;
-	size_t msg_start;       /* its first byte after the delivery trace fields */
-	char state_vac[4096];
-	char state_dup[4096];
-};
-
-/* clean - a log-safe copy of untrusted text */
-static const char *clean(char *buf, size_t size, const char *s)
-{
-	hm_log_clean(buf, size, s ? s : "", s ? strlen(s) : 0);
-	return buf;
-}
 
 /* log_multi - log each line of an engine message */
 static void log_multi(int prio, const char *what, const char *msg)
@@ -194,17 +176,17 @@ static size_t message_start(const struct deliver_ctx *ctx)
 	return ctx->body_offset;
 }
 
-/* normal_folder - a folder name as the user meant it: a valid modified
- * UTF-7 name (Roundcube may send either form) is decoded to UTF-8, so both
- * spellings reach the same folder.  Returns malloc'd name. */
+/* normal_folder - a fileinto name as Dovecot reads it (Pigeonhole 0.5.19):
+ * UTF-8 taken literally (a name that looks like modified UTF-7, such as
+ * "Entw&APw-rfe", is that very name, stored as Entw&-APw-rfe on disk), and
+ * "inbox" in any case as the first level is INBOX (RFC 3501 5.1:
+ * "inbox.Sub" is INBOX.Sub).  Returns malloc'd name. */
 static char *normal_folder(const char *name)
 {
-	if (strchr(name, '&')) {
-		char *dec = NULL;
-		if (hm_mutf7_decode(name, 1024, &dec) == 0)
-			return dec;
-	}
-	return strdup(name);
+	char *n = strdup(name);
+	if (n && strncasecmp(n, "INBOX", 5) == 0 && (n[5] == '\0' || n[5] == '.'))
+		memcpy(n, "INBOX", 5);
+	return n;
 }
 
 /* keep_folder - where keep and the implicit keep go: -m / junk, else INBOX */
@@ -245,356 +227,6 @@ static int cb_duplicate(void *vctx, const char *id, size_t idlen)
 		return 0;
 	}
 	return r;
-}
-
-/* ---- sending (redirect, vacation) ------------------------------------- */
-
-/* sendmail_argv - the submission command: /usr/sbin/sendmail, or the
- * space separated HOMEMAIL_SENDMAIL (tests: a private Exim); never the
- * latter in a setuid/setgid run (secure_getenv) */
-static int sendmail_argv(char **argv, size_t max, char *store, size_t storesz)
-{
-	const char *cmd = secure_getenv("HOMEMAIL_SENDMAIL");   /* ignored when setuid */
-	if (!cmd || *cmd != '/')
-		cmd = "/usr/sbin/sendmail";
-	if (hm_strlcpy(store, cmd, storesz) < 0)
-		return -1;
-	size_t n = 0;
-	char *save = NULL;
-	for (char *w = strtok_r(store, " ", &save); w && n + 1 < max; w = strtok_r(NULL, " ", &save))
-		argv[n++] = w;
-	argv[n] = NULL;
-	return (int)n;
-}
-
-/* is_atext - RFC 5322 3.2.3 atext */
-static bool is_atext(unsigned char c)
-{
-	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-	       (c >= 0x80) || (c != 0 && strchr("!#$%&'*+-/=?^_`{|}~", c) != NULL);
-}
-
-/* wire_address - a redirect address as one unambiguous RFC 5321 mailbox
- * for the sendmail command line: the engine hands over the local part unquoted
- * ("a,b"@example.net arrives as a,b@example.net), and Exim reads each
- * argument as an address list, so a local part that is not a dot-atom is
- * quoted again (with \ before '"' and '\').  Returns 0, -1 if it does not
- * fit. */
-static int wire_address(const char *a, char *out, size_t size)
-{
-	const char *at = strrchr(a, '@');
-	size_t ll = at ? (size_t)(at - a) : strlen(a);
-	bool dot_atom = ll > 0 && a[0] != '.' && a[ll - 1] != '.';
-	for (size_t i = 0; i < ll && dot_atom; i++)
-		if (!(is_atext((unsigned char)a[i]) || (a[i] == '.' && a[i + 1] != '.')))
-			dot_atom = false;
-	if (dot_atom)
-		return hm_strlcpy(out, a, size);
-	size_t o = 0;
-	if (size < 3)
-		return -1;
-	out[o++] = '"';
-	for (size_t i = 0; i < ll; i++) {
-		if (o + 4 >= size)
-			return -1;
-		if (a[i] == '"' || a[i] == '\\')
-			out[o++] = '\\';
-		out[o++] = a[i];
-	}
-	out[o++] = '"';
-	out[o] = '\0';
-	return at ? (hm_strlcpy(out + o, at, size - o) < 0 ? -1 : 0) : 0;
-}
-
-/* run_sendmail - pipe head + (optionally) the spooled message into
- * "sendmail -oi -f FROM -- TO".  Returns 0 when sendmail accepted it. */
-static int run_sendmail(struct deliver_ctx *ctx, const char *from, const char *to,
-			const char *head, size_t headlen, bool with_message)
-{
-	char *argv[40];
-	char store[1024];
-	int n = sendmail_argv(argv, 30, store, sizeof store);
-	if (n <= 0)
-		return -1;
-	argv[n++] = "-oi";
-	argv[n++] = "-f";
-	argv[n++] = (char *)(from && *from ? from : "<>");
-	argv[n++] = "--";
-	argv[n++] = (char *)to;
-	argv[n] = NULL;
-	int pfd[2];
-	if (pipe2(pfd, O_CLOEXEC) < 0)
-		return -1;
-	pid_t pid = fork();
-	if (pid < 0) {
-		close(pfd[0]);
-		close(pfd[1]);
-		return -1;
-	}
-	if (pid == 0) {
-		if (dup2(pfd[0], 0) < 0)
-			_exit(75);
-		int devnull = open("/dev/null", O_WRONLY);
-		if (devnull >= 0) {
-			dup2(devnull, 1);
-			close(devnull);
-		}
-		execv(argv[0], argv);
-		_exit(75);
-	}
-	close(pfd[0]);
-	void (*old)(int) = signal(SIGPIPE, SIG_IGN);
-	int ok = hm_write_full(pfd[1], head, headlen) == 0;
-	if (ok && with_message) {
-		char buf[65536];
-		off_t off = 0;
-		for (;;) {
-			ssize_t r = pread(ctx->msg_fd, buf, sizeof buf, off);
-			if (r < 0 && errno == EINTR)
-				continue;
-			if (r <= 0) {
-				ok = r == 0;
-				break;
-			}
-			if (hm_write_full(pfd[1], buf, (size_t)r) < 0) {
-				ok = 0;
-				break;
-			}
-			off += r;
-		}
-	}
-	close(pfd[1]);
-	signal(SIGPIPE, old);
-	int status = 0;
-	time_t start = time(NULL);
-	for (;;) {
-		pid_t w = waitpid(pid, &status, WNOHANG);
-		if (w == pid)
-			break;
-		if (w < 0 && errno != EINTR) {
-			ok = 0;
-			break;
-		}
-		if (time(NULL) - start > SENDMAIL_TIMEOUT) {
-			kill(pid, SIGKILL);
-			waitpid(pid, &status, 0);
-			ok = 0;
-			break;
-		}
-		usleep(2000);
-	}
-	return ok && WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
-}
-
-/* redirect_loop - this message already went through a redirect of ours
- * for this recipient (the marker header we add names the recipient) */
-static bool redirect_loop(struct deliver_ctx *ctx)
-{
-	if (!ctx->hdr)
-		return false;
-	for (size_t it = 0; hm_header_next(ctx->hdr, REDIRECT_MARK, &it) != NULL;) {
-		const struct hm_hfield *f = &ctx->hdr->fields[it - 1];
-		if (strcasestr(f->value, ctx->recipient))
-			return true;
-	}
-	return false;
-}
-
-/* redirect_key - the duplicate-store key of "this message was redirected
- * to this address for this recipient": a SHA-256 of the message as it came
- * from the MTA (from its first field that is not a delivery trace field:
- * Exim writes a new Delivery-date on each attempt), the envelope and the
- * target, so two different messages never share a key (a Message-ID
- * alone could: it may be missing or reused). */
-static void redirect_key(struct glue *g, const char *to, unsigned char out[32])
-{
-	struct deliver_ctx *ctx = g->ctx;
-	struct hm_buf pre;
-	hm_buf_init(&pre, 1 << 16);
-	hm_buf_puts(&pre, "redirect");
-	hm_buf_putc(&pre, '\0');
-	hm_buf_puts(&pre, ctx->sender);
-	hm_buf_putc(&pre, '\0');
-	hm_buf_puts(&pre, ctx->recipient);
-	hm_buf_putc(&pre, '\0');
-	hm_buf_puts(&pre, to);
-	hm_buf_putc(&pre, '\0');
-	hm_buf_printf(&pre, "%llu", ctx->msg_size_received);
-	size_t from = g->msg_start < g->raw_len ? g->msg_start : g->raw_len;
-	hm_sha256(hm_buf_cstr(&pre), pre.len, g->raw + from, g->raw_len - from, out);
-	hm_buf_free(&pre);
-}
-
-#define REDIRECT_LOOP (-2)
-
-/* do_redirect - hand the message to sendmail for `to`, once: 0 sent now or
- * by an earlier attempt (recorded), REDIRECT_LOOP refused (keep instead),
- * -1 sendmail did not take it (defer) */
-static int do_redirect(struct glue *g, const char *to)
-{
-	struct deliver_ctx *ctx = g->ctx;
-	char c1[300], c2[300];
-	if (redirect_loop(ctx)) {
-		deliver_log(LOG_WARNING, "sieve: redirect to %s refused: the message was already "
-			    "redirected from %s (loop); keeping it", clean(c1, sizeof c1, to),
-			    clean(c2, sizeof c2, ctx->recipient));
-		return REDIRECT_LOOP;
-	}
-	unsigned char key[32];
-	redirect_key(g, to, key);
-	int seen = sv_state_seen(g->state_dup, (const char *)key, sizeof key, g->now);
-	if (seen > 0) {
-		deliver_log(LOG_INFO, "sieve: redirect to %s already done by an earlier attempt "
-			    "for this message; not sent again", clean(c1, sizeof c1, to));
-		return 0;
-	}
-	if (seen < 0)
-		deliver_log(LOG_WARNING, "sieve: duplicate state %s unusable (%s)", g->state_dup,
-			    strerror(errno));
-	char head[1200], wire[2048];
-	if (hm_snprintf(head, sizeof head, "%s: <%s>\n", REDIRECT_MARK, ctx->recipient) < 0 ||
-	    wire_address(to, wire, sizeof wire) < 0)
-		return -1;
-	if (run_sendmail(ctx, ctx->sender, wire, head, strlen(head), true) < 0) {
-		deliver_log(LOG_ERR, "sieve: redirect to %s failed (sendmail)",
-			    clean(c1, sizeof c1, to));
-		return -1;
-	}
-	/* recorded at once: whatever fails later, a retry must not send it again */
-	if (sv_state_mark(g->state_dup, (const char *)key, sizeof key,
-			  g->now + REDIRECT_DUPLICATE_PERIOD, g->now) < 0)
-		deliver_log(LOG_WARNING, "sieve: cannot record the redirect in %s: %s",
-			    g->state_dup, strerror(errno));
-	deliver_log(LOG_INFO, "sieve: redirected to %s", clean(c1, sizeof c1, to));
-	return 0;
-}
-
-/* encode_subject - RFC 2047 B-encoded words for non-ASCII text */
-static int encode_subject(struct hm_buf *b, const char *s)
-{
-	bool ascii = true;
-	for (const unsigned char *p = (const unsigned char *)s; *p; p++)
-		if (*p >= 0x80 || *p < 0x20)
-			ascii = false;
-	if (ascii)
-		return hm_buf_puts(b, s);
-	size_t len = strlen(s), i = 0;
-	bool first = true;
-	while (i < len) {
-		/* at most 45 bytes per word, cut at a character boundary */
-		size_t n = len - i < 45 ? len - i : 45;
-		while (n > 0 && i + n < len && ((unsigned char)s[i + n] & 0xC0) == 0x80)
-			n--;
-		if (n == 0)
-			n = 1;
-		char enc[HM_BASE64_SIZE(64)];
-		char tmp[64];
-		size_t k = 0;
-		for (size_t j = 0; j < n; j++)
-			tmp[k++] = (s[i + j] < 0x20 && s[i + j] >= 0) ? ' ' : s[i + j];
-		if (hm_base64_encode(enc, sizeof enc, tmp, k) < 0)
-			return -1;
-		if (hm_buf_printf(b, "%s=?UTF-8?B?%s?=", first ? "" : "\n ", enc) < 0)
-			return -1;
-		first = false;
-		i += n;
-	}
-	return 0;
-}
-
-/* header_value_clean - a header value that cannot break the header */
-static void put_clean_value(struct hm_buf *b, const char *v)
-{
-	for (const char *p = v; *p; p++)
-		hm_buf_putc(b, (*p == '\r' || *p == '\n') ? ' ' : *p);
-}
-
-static int do_vacation(struct glue *g, const struct sieve_action *a)
-{
-	struct deliver_ctx *ctx = g->ctx;
-	char c1[300];
-	if (a->vac_skip) {
-		deliver_log(LOG_INFO, "sieve: vacation: no reply to %s: %s",
-			    clean(c1, sizeof c1, a->vac_to), a->vac_skip);
-		return 0;
-	}
-	/* one reply per sender and handle per period (RFC 5230 4.6) */
-	struct hm_buf key;
-	hm_buf_init(&key, 1 << 20);
-	hm_buf_puts(&key, a->vac_handle ? a->vac_handle : "");
-	hm_buf_putc(&key, '\001');
-	for (const char *p = a->vac_to; *p; p++)
-		hm_buf_putc(&key, (*p >= 'A' && *p <= 'Z') ? (char)(*p + 32) : *p);
-	int seen = sv_state_seen(g->state_vac, hm_buf_cstr(&key), key.len, g->now);
-	if (seen != 0) {
-		if (seen < 0)
-			deliver_log(LOG_WARNING, "sieve: vacation state %s unusable (%s): no reply",
-				    g->state_vac, strerror(errno));
-		else
-			deliver_log(LOG_INFO, "sieve: vacation: already replied to %s in this period",
-				    clean(c1, sizeof c1, a->vac_to));
-		hm_buf_free(&key);
-		return 0;
-	}
-	struct hm_buf m;
-	hm_buf_init(&m, 1 << 20);
-	char date[64];
-	struct tm tm;
-	localtime_r(&g->now, &tm);
-	strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S %z", &tm);
-	unsigned char rnd[12];
-	if (hm_random_bytes(rnd, sizeof rnd) < 0)
-		memset(rnd, 0, sizeof rnd);
-	const char *dom = strrchr(ctx->recipient, '@');
-	hm_buf_puts(&m, "From: ");
-	put_clean_value(&m, a->vac_from ? a->vac_from : ctx->recipient);
-	hm_buf_puts(&m, "\nTo: <");
-	put_clean_value(&m, a->vac_to);
-	hm_buf_puts(&m, ">\nSubject: ");
-	encode_subject(&m, a->vac_subject ? a->vac_subject : "Automated reply");
-	hm_buf_printf(&m, "\nDate: %s\nMessage-ID: <vacation.", date);
-	for (size_t i = 0; i < sizeof rnd; i++)
-		hm_buf_printf(&m, "%02x", rnd[i]);
-	hm_buf_printf(&m, "%s>\n", dom ? dom : "@localhost");
-	const struct hm_hfield *mid = ctx->hdr ? hm_header_get(ctx->hdr, "Message-ID") : NULL;
-	const struct hm_hfield *refs = ctx->hdr ? hm_header_get(ctx->hdr, "References") : NULL;
-	if (mid && mid->value_len > 0 && mid->value_len < 1000) {
-		hm_buf_puts(&m, "In-Reply-To: ");
-		put_clean_value(&m, mid->value);
-		hm_buf_puts(&m, "\nReferences: ");
-		if (refs && refs->value_len < 4000) {
-			put_clean_value(&m, refs->value);
-			hm_buf_puts(&m, "\n ");
-		}
-		put_clean_value(&m, mid->value);
-		hm_buf_puts(&m, "\n");
-	}
-	hm_buf_puts(&m, "Auto-Submitted: auto-replied (vacation)\nPrecedence: bulk\n"
-		    "X-Auto-Response-Suppress: All\nMIME-Version: 1.0\n");
-	if (!a->vac_mime)
-		hm_buf_puts(&m, "Content-Type: text/plain; charset=utf-8\n"
-			    "Content-Transfer-Encoding: 8bit\n\n");
-	/* the reason, with CRLF made LF (sendmail -oi takes local line ends) */
-	for (const char *p = a->vac_reason ? a->vac_reason : ""; *p; p++)
-		if (!(*p == '\r' && p[1] == '\n'))
-			hm_buf_putc(&m, *p);
-	if (m.len == 0 || m.data[m.len - 1] != '\n')
-		hm_buf_putc(&m, '\n');
-	int rc = run_sendmail(ctx, "<>", a->vac_to, hm_buf_cstr(&m), m.len, false);
-	if (rc == 0) {
-		if (sv_state_mark(g->state_vac, hm_buf_cstr(&key), key.len,
-				  g->now + (time_t)a->vac_seconds, g->now) < 0)
-			deliver_log(LOG_WARNING, "sieve: cannot record the vacation reply in %s: %s",
-				    g->state_vac, strerror(errno));
-		deliver_log(LOG_INFO, "sieve: vacation reply sent to %s",
-			    clean(c1, sizeof c1, a->vac_to));
-	} else {
-		deliver_log(LOG_ERR, "sieve: vacation reply to %s failed (sendmail)",
-			    clean(c1, sizeof c1, a->vac_to));
-	}
-	hm_buf_free(&m);
-	hm_buf_free(&key);
-	return rc;
 }
 
 /* action_folder - the folder a store action names: keep and the implicit
@@ -693,14 +325,6 @@ static void run_actions(struct glue *g, const struct sieve_result *r)
 	char c1[300];
 	bool any_store = false, rejected = false, keep_after = false;
 
-	const struct sieve_action *bad = bad_store_target(ctx, r);
-	if (bad) {
-		deliver_log(LOG_ERR, "sieve: runtime error: fileinto '%s': invalid folder name "
-			    "(script line %d); no action of the script is carried out, implicit keep",
-			    clean(c1, sizeof c1, bad->target), bad->line);
-		(void)keep_only(ctx);
-		return;
-	}
 	for (size_t i = 0; i < r->nactions; i++) {
 		const struct sieve_action *a = &r->actions[i];
 		if (a->type != SIEVE_ACT_STORE)
@@ -726,8 +350,8 @@ static void run_actions(struct glue *g, const struct sieve_result *r)
 		case SIEVE_ACT_STORE:
 			break;
 		case SIEVE_ACT_REDIRECT: {
-			int rc = do_redirect(g, a->target);
-			if (rc == REDIRECT_LOOP)
+			int rc = deliver_redirect(g, a->target);
+			if (rc == DELIVER_REDIRECT_LOOP)
 				keep_after = true;
 			else if (rc < 0) {
 				char why[400];
@@ -745,7 +369,7 @@ static void run_actions(struct glue *g, const struct sieve_result *r)
 			deliver_log(LOG_INFO, "sieve: rejected");
 			break;
 		case SIEVE_ACT_VACATION:
-			(void)do_vacation(g, a);
+			(void)deliver_vacation(g, a);
 			break;
 		case SIEVE_ACT_DISCARD:
 			break;
@@ -765,12 +389,13 @@ static void run_actions(struct glue *g, const struct sieve_result *r)
 	}
 }
 
-/* deliver_filter - junk lists, then the Sieve scripts (see the top) */
-int deliver_filter(struct deliver_ctx *ctx)
+/* load_scripts - compile the scripts of this delivery into scripts[] (room
+ * for 2 * MAX_GLOBAL_SCRIPTS + 1): before.d, the user's, after.d; a user
+ * script that exists but cannot be used ends the sequence there (the
+ * after.d scripts do not run, as Pigeonhole's LDA: checked with
+ * dovecot-lda 0.5.19 and sieve_after).  Returns how many. */
+static size_t load_scripts(struct deliver_ctx *ctx, struct sieve_script **scripts)
 {
-	(void)deliver_junk_route(ctx);  /* junk lists: may point the implicit keep at Junk */
-	struct glue g = { .ctx = ctx, .now = time(NULL) };
-	struct sieve_script *scripts[2 * MAX_GLOBAL_SCRIPTS + 1];
 	size_t ns = 0;
 	char globaldir[1024], beforedir[1024], afterdir[1024];
 	const char *base = global_base();
@@ -778,28 +403,41 @@ int deliver_filter(struct deliver_ctx *ctx)
 	hm_snprintf(beforedir, sizeof beforedir, "%s/before.d", base);
 	hm_snprintf(afterdir, sizeof afterdir, "%s/after.d", base);
 	const char *personal = ctx->sieve_dir && *ctx->sieve_dir ? ctx->sieve_dir : NULL;
-	if (!ctx->no_sieve) {
-		char *paths[MAX_GLOBAL_SCRIPTS];
-		size_t np = list_dir(beforedir, paths);
-		for (size_t i = 0; i < np; i++) {
-			struct sieve_script *s = compile_one(paths[i], globaldir, globaldir, false);
-			if (s)
-				scripts[ns++] = s;
-			free(paths[i]);
-		}
-		if (ctx->sieve_path && *ctx->sieve_path) {
-			struct sieve_script *s = compile_one(ctx->sieve_path, personal, globaldir, true);
-			if (s)
-				scripts[ns++] = s;
-		}
-		np = list_dir(afterdir, paths);
-		for (size_t i = 0; i < np; i++) {
-			struct sieve_script *s = compile_one(paths[i], globaldir, globaldir, false);
-			if (s)
-				scripts[ns++] = s;
-			free(paths[i]);
-		}
+	if (ctx->no_sieve)
+		return 0;
+	char *paths[MAX_GLOBAL_SCRIPTS];
+	size_t np = list_dir(beforedir, paths);
+	for (size_t i = 0; i < np; i++) {
+		struct sieve_script *s = compile_one(paths[i], globaldir, globaldir, false);
+		if (s)
+			scripts[ns++] = s;
+		free(paths[i]);
 	}
+	bool user_failed = false;
+	if (ctx->sieve_path && *ctx->sieve_path) {
+		struct sieve_script *s = compile_one(ctx->sieve_path, personal, globaldir, true);
+		if (s)
+			scripts[ns++] = s;
+		else
+			user_failed = access(ctx->sieve_path, F_OK) == 0 || errno != ENOENT;
+	}
+	np = user_failed ? 0 : list_dir(afterdir, paths);
+	for (size_t i = 0; i < np; i++) {
+		struct sieve_script *s = compile_one(paths[i], globaldir, globaldir, false);
+		if (s)
+			scripts[ns++] = s;
+		free(paths[i]);
+	}
+	return ns;
+}
+
+/* deliver_filter - junk lists, then the Sieve scripts (see the top) */
+int deliver_filter(struct deliver_ctx *ctx)
+{
+	(void)deliver_junk_route(ctx);  /* junk lists: may point the implicit keep at Junk */
+	struct glue g = { .ctx = ctx, .now = time(NULL) };
+	struct sieve_script *scripts[2 * MAX_GLOBAL_SCRIPTS + 1];
+	size_t ns = load_scripts(ctx, scripts);
 	if (ns == 0) {
 		/* no script: the stock implicit keep (-m / junk folder, else INBOX) */
 		if (ctx->mailbox != NULL) {
@@ -846,14 +484,22 @@ int deliver_filter(struct deliver_ctx *ctx)
 	} else {
 		for (size_t i = 0; r->warnings && r->warnings[i] && i < 5; i++)
 			log_multi(LOG_NOTICE, "warning", r->warnings[i]);
-		if (r->error) {
-			/* whatever the result holds besides: only the keep, once,
-			 * without the script's flags (RFC 5228 2.10.6, as Pigeonhole) */
-			log_multi(LOG_ERR, "runtime error, implicit keep only", r->errmsg);
-			(void)keep_only(ctx);
-		} else {
-			run_actions(&g, r);
+		/* a fileinto name the mailbox store refuses is a run-time error of
+		 * the script that made it: the engine turns the result into its
+		 * error result (sieve_result_set_error), the one decision path */
+		const struct sieve_action *bad;
+		while ((bad = bad_store_target(ctx, r)) != NULL) {   /* drops bad's script: ends */
+			char c1[300], msg[400];
+			hm_snprintf(msg, sizeof msg, "line %d: fileinto '%s': invalid folder name",
+				    bad->line, clean(c1, sizeof c1, bad->target));
+			sieve_result_set_error(r, bad, msg);
 		}
+		if (r->error)
+			/* the error result: the actions of the scripts that completed
+			 * and the implicit keep without the failed script's flags
+			 * (RFC 5228 2.10.6, as Pigeonhole) */
+			log_multi(LOG_ERR, "runtime error, implicit keep", r->errmsg);
+		run_actions(&g, r);
 		/* remember tested ids only once the message is safely placed */
 		if (!ctx->deferred && (ctx->n_stored > 0 || ctx->discarded || ctx->reject_reason))
 			for (size_t i = 0; i < r->ndups; i++)

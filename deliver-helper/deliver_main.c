@@ -23,6 +23,11 @@
  *   One syslog line (mail facility) per message; on a non-zero exit a short
  *   reason on stderr, which Exim's log_output records.
  *
+ * Structure: run() passes one struct delivery through named stages --
+ *   load_config, validate_envelope, become_user, locate_mailbox,
+ *   check_loops, spool, load_quota, decide_and_store -- each returning an
+ *   enum result; exit_code() is the one place that maps a result to the
+ *   exit status; log_outcome() writes the one log line.
  * Relies on: lib/ hm_msgin, hm_header, hm_maildir, hm_quota, hm_authmaster.
  * How it fails: never with the message half-visible: it is spooled into
  *   tmp/ first and only hard-linked into new/ or cur/ once complete; every
@@ -33,6 +38,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -241,29 +247,76 @@ static int spool_message(struct deliver_priv *pv, struct hm_msgin *m,
 	return hm_maildir_spool_sync(sp);
 }
 
-/* run - the whole delivery; returns the exit code, o->reason when non-zero */
-static int run(const struct opts *op, struct outcome *o, struct deliver_ctx *ctx)
-{
+/* ---- the delivery, stage by stage ------------------------------------ */
+
+/* result - how a stage ended; exit_code() alone turns it into the exit
+ * status Exim sees */
+enum result {
+	RES_OK,         /* go on; after the last stage: stored or discarded */
+	RES_USAGE,      /* a bad option or envelope value */
+	RES_NOUSER,     /* no such user */
+	RES_TEMP,       /* anything transient: Exim retries */
+	RES_REJECT,     /* refused for good: Sieve reject, loop, quota_full = reject */
+};
+
+/* delivery - everything one delivery holds, passed from stage to stage */
+struct delivery {
+	const struct opts *op;
+	struct deliver_ctx *ctx;
 	struct deliver_conf conf;
+	bool conf_loaded;
 	struct deliver_user u;
 	struct deliver_priv pv;
 	struct hm_msgin m;
-	struct hm_header *orig = NULL, *full = NULL;
-	char err[512], *sender = NULL, *rcpt = NULL, *origrcpt = NULL, *maildir = NULL;
-	char *sieve_path = NULL, *sieve_dir = NULL, *mbox = NULL, midbuf[200], *flagbuf = NULL;
+	struct hm_header *full;     /* the header as spooled */
+	struct hm_buf hb;           /* its bytes */
+	struct hm_buf add;          /* the fields we prepend (check_loops) */
+	size_t ins;                 /* where they go: after the MTA's Return-Path */
+	int in_fd;
+	char *sender, *rcpt, *origrcpt, *maildir, *sieve_path, *sieve_dir, *mbox, *flagbuf;
+	const char *final_rcpt;
 	const char *flagv[40];
-	size_t nflags = 0;
-	struct hm_buf hb;
-	int in_fd = 0, rc;
+	size_t nflags;
+	char midbuf[200];
+	char reason[512];
+};
 
-	memset(&u, 0, sizeof u);
-	memset(&pv, 0, sizeof pv);
-	pv.md.root_fd = pv.md.tmp_fd = pv.md.new_fd = pv.md.cur_fd = pv.spool.fd = -1;
-	hm_msgin_init(&m, -1, 0);
-	hm_buf_init(&hb, 0);
-	ctx->msg_fd = -1;
-	ctx->priv = &pv;
+/* why - record the reason of a stage's failure; returns r */
+static enum result why(struct delivery *d, enum result r, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static enum result why(struct delivery *d, enum result r, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(d->reason, sizeof d->reason, fmt, ap);
+	va_end(ap);
+	return r;
+}
 
+/* exit_code - THE mapping of a delivery's result to the exit status
+ * (dovecot-lda's codes): any doubt is 75, so Exim retries */
+static int exit_code(enum result r)
+{
+	switch (r) {
+	case RES_OK:
+		return DELIVER_EX_OK;
+	case RES_USAGE:
+		return DELIVER_EX_USAGE;
+	case RES_NOUSER:
+		return DELIVER_EX_NOUSER;
+	case RES_REJECT:
+		return DELIVER_EX_NOPERM;
+	case RES_TEMP:
+		break;
+	}
+	return DELIVER_EX_TEMPFAIL;
+}
+
+/* load_config - deliver.conf (--config only when not setuid/setgid) */
+static enum result load_config(struct delivery *d)
+{
+	const struct opts *op = d->op;
+	char err[512];
 	if (op->conf != NULL && getauxval(AT_SECURE)) {
 		/* setuid/setgid (real and effective ids differ): the caller's
 		 * --config would be read with our privileges; so are the
@@ -273,328 +326,368 @@ static int run(const struct opts *op, struct outcome *o, struct deliver_ctx *ctx
 			    (long)getuid(), (long)geteuid());
 	}
 	const char *conf_path = op->conf && !getauxval(AT_SECURE) ? op->conf : NULL;
-	if (deliver_conf_load(&conf, conf_path ? conf_path : DEFAULT_CONF, conf_path != NULL,
-			      err, sizeof err) < 0) {
-		rc = fail(o, DELIVER_EX_TEMPFAIL, "configuration: %s", err);
-		goto out_noconf;
-	}
+	if (deliver_conf_load(&d->conf, conf_path ? conf_path : DEFAULT_CONF, conf_path != NULL,
+			      err, sizeof err) < 0)
+		return why(d, RES_TEMP, "configuration: %s", err);
+	d->conf_loaded = true;
+	return RES_OK;
+}
 
-	/* envelope values: options first, then what Exim's pipe transport sets */
-	if (envelope_value(op->from, "SENDER", &sender) < 0) {
-		rc = fail(o, DELIVER_EX_USAGE, "invalid envelope sender");
-		goto out;
+/* parse_flags - --flags: space-separated IMAP flags / keywords for the
+ * implicit keep */
+static enum result parse_flags(struct delivery *d, const char *flags)
+{
+	if (strlen(flags) > 2000 || (d->flagbuf = strdup(flags)) == NULL)
+		return why(d, RES_USAGE, "invalid --flags");
+	char *save = NULL;
+	for (char *t = strtok_r(d->flagbuf, " ", &save); t; t = strtok_r(NULL, " ", &save)) {
+		if (d->nflags == HM_ARRAY_SIZE(d->flagv) ||
+		    (hm_maildir_flag_letter(t) == 0 && !hm_maildir_keyword_valid(t)))
+			return why(d, RES_USAGE, "invalid --flags");
+		d->flagv[d->nflags++] = t;
 	}
-	if (envelope_value(op->rcpt, "RECIPIENT", &rcpt) < 0 ||
-	    envelope_value(op->orig, NULL, &origrcpt) < 0) {
-		rc = fail(o, DELIVER_EX_USAGE, "invalid recipient address");
-		goto out;
-	}
-	if (rcpt == NULL && getenv("LOCAL_PART") && getenv("DOMAIN")) {
-		if (asprintf(&rcpt, "%s@%s", getenv("LOCAL_PART"), getenv("DOMAIN")) < 0) {
-			rcpt = NULL;
-			rc = fail(o, DELIVER_EX_TEMPFAIL, "out of memory");
-			goto out;
+	return RES_OK;
+}
+
+/* validate_envelope - sender, recipients, -m, --flags, -d: options first,
+ * then what Exim's pipe transport sets */
+static enum result validate_envelope(struct delivery *d)
+{
+	const struct opts *op = d->op;
+	if (envelope_value(op->from, "SENDER", &d->sender) < 0)
+		return why(d, RES_USAGE, "invalid envelope sender");
+	if (envelope_value(op->rcpt, "RECIPIENT", &d->rcpt) < 0 ||
+	    envelope_value(op->orig, NULL, &d->origrcpt) < 0)
+		return why(d, RES_USAGE, "invalid recipient address");
+	if (d->rcpt == NULL && getenv("LOCAL_PART") && getenv("DOMAIN")) {
+		if (asprintf(&d->rcpt, "%s@%s", getenv("LOCAL_PART"), getenv("DOMAIN")) < 0) {
+			d->rcpt = NULL;
+			return why(d, RES_TEMP, "out of memory");
 		}
-		if (!deliver_valid_address(rcpt)) {
-			rc = fail(o, DELIVER_EX_USAGE, "invalid LOCAL_PART/DOMAIN");
-			goto out;
-		}
+		if (!deliver_valid_address(d->rcpt))
+			return why(d, RES_USAGE, "invalid LOCAL_PART/DOMAIN");
 	}
 	if (op->mailbox != NULL) {
-		if (op->mailbox[0] == '\0' || strlen(op->mailbox) > 500) {
-			rc = fail(o, DELIVER_EX_USAGE, "invalid -m mailbox name");
-			goto out;
-		}
+		if (op->mailbox[0] == '\0' || strlen(op->mailbox) > 500)
+			return why(d, RES_USAGE, "invalid -m mailbox name");
 		for (const unsigned char *p = (const unsigned char *)op->mailbox; *p; p++)
-			if (*p < 0x20 || *p == 0x7f) {
-				rc = fail(o, DELIVER_EX_USAGE, "invalid -m mailbox name");
-				goto out;
-			}
+			if (*p < 0x20 || *p == 0x7f)
+				return why(d, RES_USAGE, "invalid -m mailbox name");
 	}
-	if (op->flags != NULL) {
-		/* space-separated IMAP flags / keywords for the implicit keep */
-		if (strlen(op->flags) > 2000 || (flagbuf = strdup(op->flags)) == NULL) {
-			rc = fail(o, DELIVER_EX_USAGE, "invalid --flags");
-			goto out;
-		}
-		char *save = NULL;
-		for (char *t = strtok_r(flagbuf, " ", &save); t; t = strtok_r(NULL, " ", &save)) {
-			if (nflags == HM_ARRAY_SIZE(flagv) ||
-			    (hm_maildir_flag_letter(t) == 0 && !hm_maildir_keyword_valid(t))) {
-				rc = fail(o, DELIVER_EX_USAGE, "invalid --flags");
-				goto out;
-			}
-			flagv[nflags++] = t;
-		}
-	}
-	if (op->dflag != NULL && (op->dflag[0] == '\0' || strlen(op->dflag) > 256)) {
-		rc = fail(o, DELIVER_EX_USAGE, "invalid -d user name");
-		goto out;
-	}
+	if (op->flags != NULL && parse_flags(d, op->flags) != RES_OK)
+		return RES_USAGE;
+	if (op->dflag != NULL && (op->dflag[0] == '\0' || strlen(op->dflag) > 256))
+		return why(d, RES_USAGE, "invalid -d user name");
+	return RES_OK;
+}
 
-	/* who: userdb / passwd, then become that user before touching anything */
-	rc = deliver_user_resolve(&conf, op->dflag, &u, err, sizeof err);
-	if (rc != DELIVER_EX_OK) {
-		fail(o, rc, "%s", err);
-		goto out;
-	}
-	if (deliver_user_become(&u, err, sizeof err) < 0) {
-		rc = fail(o, DELIVER_EX_TEMPFAIL, "%s", err);
-		goto out;
-	}
+/* become_user - userdb / passwd, then that user's ids before touching
+ * anything */
+static enum result become_user(struct delivery *d)
+{
+	char err[512];
+	int rc = deliver_user_resolve(&d->conf, d->op->dflag, &d->u, err, sizeof err);
+	if (rc != DELIVER_EX_OK)
+		return why(d, rc == DELIVER_EX_NOUSER ? RES_NOUSER : RES_TEMP, "%s", err);
+	if (deliver_user_become(&d->u, err, sizeof err) < 0)
+		return why(d, RES_TEMP, "%s", err);
+	return RES_OK;
+}
 
-	/* where */
-	if (op->maildir != NULL) {
-		maildir = strdup(op->maildir);
+/* locate_sieve - the personal script: --sieve, else the userdb's `sieve`,
+ * else the setting, in Pigeonhole's location syntax */
+static void locate_sieve(struct delivery *d)
+{
+	const struct opts *op = d->op;
+	struct deliver_user *u = &d->u;
+	if (op->no_sieve)
+		return;
+	if (op->sieve) {
+		d->sieve_path = strdup(op->sieve);
+		d->sieve_dir = deliver_expand_path(d->conf.sieve_dir, u->name, u->home);
+		return;
+	}
+	const char *loc = u->sieve && *u->sieve ? u->sieve : d->conf.sieve;
+	char *dir = NULL, err[512];
+	if (deliver_sieve_location(loc, u->name, u->home, &d->sieve_path, &dir, err, sizeof err) < 0) {
+		char cl[300];
+		hm_log_clean(cl, sizeof cl, loc, strlen(loc));
+		deliver_log(LOG_ERR, "sieve location \"%s\" of %s (%s): %s; no personal script "
+			    "runs (implicit keep)", cl, u->name, u->sieve && *u->sieve ? "userdb" :
+			    "deliver.conf", err);
+	}
+	d->sieve_dir = dir ? dir : deliver_expand_path(d->conf.sieve_dir, u->name, u->home);
+}
+
+/* locate_mailbox - the Maildir (opened, stale tmp/ files cleaned) and the
+ * personal Sieve script */
+static enum result locate_mailbox(struct delivery *d)
+{
+	struct deliver_user *u = &d->u;
+	if (d->op->maildir != NULL) {
+		d->maildir = strdup(d->op->maildir);
 	} else {
-		maildir = maildir_from_location(u.mail ? u.mail : conf.mail_location, u.name, u.home);
-		if (maildir == NULL) {
+		const char *loc = u->mail ? u->mail : d->conf.mail_location;
+		d->maildir = maildir_from_location(loc, u->name, u->home);
+		if (d->maildir == NULL) {
 			char cl[200];
-			const char *loc = u.mail ? u.mail : conf.mail_location;
 			hm_log_clean(cl, sizeof cl, loc, strlen(loc));
-			rc = fail(o, DELIVER_EX_TEMPFAIL, "unusable mail location \"%s\" for %s", cl, u.name);
-			goto out;
+			return why(d, RES_TEMP, "unusable mail location \"%s\" for %s", cl, u->name);
 		}
 	}
-	if (maildir == NULL || maildir[0] != '/') {
-		rc = fail(o, DELIVER_EX_TEMPFAIL, "Maildir path must be absolute");
-		goto out;
-	}
-	if (!op->no_sieve && op->sieve) {
-		sieve_path = strdup(op->sieve);
-		sieve_dir = deliver_expand_path(conf.sieve_dir, u.name, u.home);
-	} else if (!op->no_sieve) {
-		/* the userdb's `sieve`, else the setting, in Pigeonhole's syntax */
-		const char *loc = u.sieve && *u.sieve ? u.sieve : conf.sieve;
-		char *dir = NULL;
-		if (deliver_sieve_location(loc, u.name, u.home, &sieve_path, &dir, err, sizeof err) < 0) {
-			char cl[300];
-			hm_log_clean(cl, sizeof cl, loc, strlen(loc));
-			deliver_log(LOG_ERR, "sieve location \"%s\" of %s (%s): %s; no personal script "
-				    "runs (implicit keep)", cl, u.name, u.sieve && *u.sieve ? "userdb" :
-				    "deliver.conf", err);
-		}
-		sieve_dir = dir ? dir : deliver_expand_path(conf.sieve_dir, u.name, u.home);
-	}
+	if (d->maildir == NULL || d->maildir[0] != '/')
+		return why(d, RES_TEMP, "Maildir path must be absolute");
+	locate_sieve(d);
+	if (hm_maildir_open(&d->pv.md, d->maildir, true) < 0)
+		return why(d, RES_TEMP, "Maildir %s: %s", d->maildir, strerror(errno));
+	deliver_clean_tmp(d->pv.md.tmp_fd, d->maildir, ".");
+	return RES_OK;
+}
 
-	if (op->path != NULL) {
-		in_fd = open(op->path, O_RDONLY | O_CLOEXEC);
-		if (in_fd < 0) {
-			rc = fail(o, DELIVER_EX_TEMPFAIL, "open %s: %s", op->path, strerror(errno));
-			goto out;
-		}
+/* check_loops - read the header; refuse a forwarding loop (Delivered-To
+ * for this recipient loop_max times, not counting the MTA's own); prepare
+ * what we prepend: Return-Path first (or after the MTA's), Delivered-To */
+static enum result check_loops(struct delivery *d)
+{
+	struct hm_header *orig = NULL;
+	if (d->op->path != NULL) {
+		d->in_fd = open(d->op->path, O_RDONLY | O_CLOEXEC);
+		if (d->in_fd < 0)
+			return why(d, RES_TEMP, "open %s: %s", d->op->path, strerror(errno));
 	}
-	if (hm_maildir_open(&pv.md, maildir, true) < 0) {
-		rc = fail(o, DELIVER_EX_TEMPFAIL, "Maildir %s: %s", maildir, strerror(errno));
-		goto out;
-	}
-	deliver_clean_tmp(pv.md.tmp_fd, maildir, ".");
-
-	/* read and inspect the header */
-	hm_msgin_init(&m, in_fd, conf.max_header);
-	if (hm_msgin_read_header(&m) < 0) {
-		rc = fail(o, DELIVER_EX_TEMPFAIL, "reading the message: %s", strerror(errno));
-		goto out;
-	}
-	struct hm_header_limits lim = { m.header_len ? m.header_len : 1, 0 };
-	if (hm_header_parse(m.header, m.header_len, &lim, &orig) < 0) {
-		rc = fail(o, DELIVER_EX_TEMPFAIL, "parsing the header: %s", strerror(errno));
-		goto out;
-	}
-	const char *final_rcpt = rcpt ? rcpt : (origrcpt ? origrcpt : u.name);
+	hm_msgin_init(&d->m, d->in_fd, d->conf.max_header);
+	if (hm_msgin_read_header(&d->m) < 0)
+		return why(d, RES_TEMP, "reading the message: %s", strerror(errno));
+	struct hm_header_limits lim = { d->m.header_len ? d->m.header_len : 1, 0 };
+	if (hm_header_parse(d->m.header, d->m.header_len, &lim, &orig) < 0)
+		return why(d, RES_TEMP, "parsing the header: %s", strerror(errno));
+	const char *rcpt = d->rcpt ? d->rcpt : (d->origrcpt ? d->origrcpt : d->u.name);
+	d->final_rcpt = rcpt;
 	char dt[600];
-	size_t loops = 0, ours = 0, top = 0;
+	size_t loops = 0, top = 0;
 	bool top_rp = false, top_dt = false;
 	for (; top < orig->count && is_transport_field(&orig->fields[top]); top++) {
 		if (top == 0 && hm_header_name_is(&orig->fields[0], "Return-Path"))
 			top_rp = true;
 		strip_angle(orig->fields[top].value, dt, sizeof dt);
-		if (hm_header_name_is(&orig->fields[top], "Delivered-To") && strcasecmp(dt, final_rcpt) == 0)
+		if (hm_header_name_is(&orig->fields[top], "Delivered-To") && strcasecmp(dt, rcpt) == 0)
 			top_dt = true;
 	}
 	for (size_t it = 0; hm_header_next(orig, "Delivered-To", &it) != NULL;) {
 		strip_angle(orig->fields[it - 1].value, dt, sizeof dt);
-		if (strcasecmp(dt, final_rcpt) == 0)
+		if (strcasecmp(dt, rcpt) == 0)
 			loops++;
 	}
-	if (top_dt)
-		ours = 1;
-	if (loops - ours >= conf.loop_max) {
+	enum result r = RES_OK;
+	if (loops - (top_dt ? 1 : 0) >= d->conf.loop_max) {
 		char cr[300];
-		hm_log_clean(cr, sizeof cr, final_rcpt, strlen(final_rcpt));
-		rc = fail(o, DELIVER_EX_NOPERM, "mail forwarding loop for %s", cr);
-		goto out;
+		hm_log_clean(cr, sizeof cr, rcpt, strlen(rcpt));
+		r = why(d, RES_REJECT, "mail forwarding loop for %s", cr);
+	} else if (top_rp) {
+		d->ins = orig->fields[0].length;
+	} else if (hm_buf_printf(&d->add, "Return-Path: <%s>\n", d->sender ? d->sender : "") < 0) {
+		r = why(d, RES_TEMP, "out of memory");
 	}
-
-	/* what we prepend: Return-Path first (or after the MTA's), Delivered-To */
-	struct hm_buf add;
-	hm_buf_init(&add, 4096);
-	size_t ins = 0;
-	if (top_rp)
-		ins = orig->fields[0].length;
-	else if (hm_buf_printf(&add, "Return-Path: <%s>\n", sender ? sender : "") < 0)
-		goto nomem_add;
-	if (!top_dt && hm_buf_printf(&add, "Delivered-To: %s\n", final_rcpt) < 0)
-		goto nomem_add;
+	if (r == RES_OK && !top_dt && hm_buf_printf(&d->add, "Delivered-To: %s\n", rcpt) < 0)
+		r = why(d, RES_TEMP, "out of memory");
 	hm_header_free(&orig);      /* bounded memory: only one parse held at a time */
+	return r;
+}
 
-	/* spool once, fsync'd */
-	if (hm_maildir_spool_create(&pv.md, &pv.spool) < 0) {
-		hm_buf_free(&add);
-		rc = fail(o, DELIVER_EX_TEMPFAIL, "creating %s/tmp file: %s", maildir, strerror(errno));
-		goto out;
-	}
+/* spool - the message, with our fields, into tmp/ once, fsync'd; the
+ * header as spooled parsed once for the filter; the spool reopened
+ * read-only for it */
+static enum result spool(struct delivery *d)
+{
+	struct deliver_priv *pv = &d->pv;
+	struct hm_msgin *m = &d->m;
+	struct hm_buf *add = &d->add;
+	if (hm_maildir_spool_create(&pv->md, &pv->spool) < 0)
+		return why(d, RES_TEMP, "creating %s/tmp file: %s", d->maildir, strerror(errno));
 	unsigned long long lf_extra;
-	if (spool_message(&pv, &m, ins, hm_buf_cstr(&add), add.len, &lf_extra) < 0) {
-		hm_buf_free(&add);
-		rc = fail(o, DELIVER_EX_TEMPFAIL, "writing %s/tmp/%s: %s", maildir, pv.spool.name,
-			  strerror(errno));
-		goto out;
-	}
-	/* the header as spooled, parsed once for the filter */
-	hm_buf_init(&hb, m.header_len + add.len + 16);
-	if (hm_buf_append(&hb, m.header, ins) < 0 || hm_buf_append(&hb, hm_buf_cstr(&add), add.len) < 0 ||
-	    hm_buf_append(&hb, m.header + ins, m.header_len - ins) < 0) {
-		hm_buf_free(&add);
-		goto nomem;
-	}
-	size_t addlen = add.len;
-	hm_buf_free(&add);
-	lim.max_block = hb.len ? hb.len : 1;
-	if (hm_header_parse(hb.data ? hb.data : "", hb.len, &lim, &full) < 0)
-		goto nomem;
+	if (spool_message(pv, m, d->ins, hm_buf_cstr(add), add->len, &lf_extra) < 0)
+		return why(d, RES_TEMP, "writing %s/tmp/%s: %s", d->maildir, pv->spool.name,
+			   strerror(errno));
+	hm_buf_init(&d->hb, m->header_len + add->len + 16);
+	if (hm_buf_append(&d->hb, m->header, d->ins) < 0 ||
+	    hm_buf_append(&d->hb, hm_buf_cstr(add), add->len) < 0 ||
+	    hm_buf_append(&d->hb, m->header + d->ins, m->header_len - d->ins) < 0)
+		return why(d, RES_TEMP, "out of memory");
+	struct hm_header_limits lim = { d->hb.len ? d->hb.len : 1, 0 };
+	if (hm_header_parse(d->hb.data ? d->hb.data : "", d->hb.len, &lim, &d->full) < 0)
+		return why(d, RES_TEMP, "out of memory");
+	d->ctx->msg_fd = openat(pv->md.tmp_fd, pv->spool.name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (d->ctx->msg_fd < 0)
+		return why(d, RES_TEMP, "reopening the spool: %s", strerror(errno));
+	const struct hm_hfield *mid = hm_header_get(d->full, "Message-ID");
+	hm_log_clean(d->midbuf, sizeof d->midbuf, mid ? mid->value : "", mid ? mid->value_len : 0);
+	return RES_OK;
+}
 
-	ctx->msg_fd = openat(pv.md.tmp_fd, pv.spool.name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-	if (ctx->msg_fd < 0) {
-		rc = fail(o, DELIVER_EX_TEMPFAIL, "reopening the spool: %s", strerror(errno));
-		goto out;
-	}
-	const struct hm_hfield *mid = hm_header_get(full, "Message-ID");
-	hm_log_clean(midbuf, sizeof midbuf, mid ? mid->value : "", mid ? mid->value_len : 0);
-
-	/* quota: the userdb's rule, else the configured default, else the file's */
-	const char *qr = (u.quota_rule && *u.quota_rule) ? u.quota_rule : conf.quota_rule;
+/* load_quota - the userdb's rule, else the configured default, else the
+ * maildirsize file's; an unusable one is not enforced (logged) */
+static enum result load_quota(struct delivery *d)
+{
+	const char *qr = (d->u.quota_rule && *d->u.quota_rule) ? d->u.quota_rule : d->conf.quota_rule;
 	struct hm_quota_rule rule;
 	bool have_rule = false;
 	if (qr && *qr) {
 		if (hm_quota_parse_rule(qr, &rule) == 0)
 			have_rule = true;
 		else
-			deliver_log(LOG_WARNING, "ignoring unusable quota_rule for %s", u.name);
+			deliver_log(LOG_WARNING, "ignoring unusable quota_rule for %s", d->u.name);
 	}
-	if (hm_quota_load(pv.md.root_fd, have_rule ? &rule : NULL, time(NULL), &pv.quota) < 0) {
-		deliver_log(LOG_WARNING, "maildirsize in %s: %s (quota not enforced)", maildir,
+	if (hm_quota_load(d->pv.md.root_fd, have_rule ? &rule : NULL, time(NULL), &d->pv.quota) < 0) {
+		deliver_log(LOG_WARNING, "maildirsize in %s: %s (quota not enforced)", d->maildir,
 			    strerror(errno));
-		memset(&pv.quota, 0, sizeof pv.quota);
+		memset(&d->pv.quota, 0, sizeof d->pv.quota);
 	}
+	return RES_OK;
+}
 
-	/* the filter decides */
-	ctx->sender = sender ? sender : "";
-	ctx->recipient = final_rcpt;
-	ctx->orig_recipient = origrcpt ? origrcpt : final_rcpt;
-	ctx->user = u.name;
-	ctx->home = u.home;
-	ctx->uid = u.uid;
-	ctx->gid = u.gid;
-	ctx->maildir = maildir;
+/* fill_ctx - what the filter gets to see (deliver.h) */
+static void fill_ctx(struct delivery *d)
+{
+	struct deliver_ctx *ctx = d->ctx;
+	const struct opts *op = d->op;
+	ctx->sender = d->sender ? d->sender : "";
+	ctx->recipient = d->final_rcpt;
+	ctx->orig_recipient = d->origrcpt ? d->origrcpt : d->final_rcpt;
+	ctx->user = d->u.name;
+	ctx->home = d->u.home;
+	ctx->uid = d->u.uid;
+	ctx->gid = d->u.gid;
+	ctx->maildir = d->maildir;
 	if (op->mailbox) {
-		mbox = strdup(op->mailbox);
-		ctx->mailbox = mbox;
+		d->mbox = strdup(op->mailbox);
+		ctx->mailbox = d->mbox;
 	}
-	ctx->keep_flags = flagv;
-	ctx->n_keep_flags = nflags;
+	ctx->keep_flags = d->flagv;
+	ctx->n_keep_flags = d->nflags;
 	ctx->no_sieve = op->no_sieve;
-	ctx->sieve_path = sieve_path;
+	ctx->sieve_path = d->sieve_path;
 	ctx->sieve_explicit = op->sieve != NULL;
-	ctx->sieve_dir = sieve_dir;
+	ctx->sieve_dir = d->sieve_dir;
 	ctx->reject_exit = op->reject_exit;
-	ctx->hdr = full;
-	ctx->msg_size = pv.spool.size;
-	ctx->msg_size_received = m.bytes;
-	ctx->msg_vsize = pv.spool.vsize;
-	ctx->body_offset = m.header_len + addlen;
-	ctx->message_id = midbuf;
-	(void)lf_extra;
+	ctx->hdr = d->full;
+	ctx->msg_size = d->pv.spool.size;
+	ctx->msg_size_received = d->m.bytes;
+	ctx->msg_vsize = d->pv.spool.vsize;
+	ctx->body_offset = d->m.header_len + d->add.len;
+	ctx->message_id = d->midbuf;
+}
 
+/* decide_and_store - the filter decides and stores; then what it left:
+ * deferred, stored / discarded, rejected, or INBOX as the last resort */
+static enum result decide_and_store(struct delivery *d)
+{
+	struct deliver_ctx *ctx = d->ctx;
+	fill_ctx(d);
 	if (deliver_filter(ctx) < 0)
-		deliver_log(LOG_ERR, "filter failed for %s; falling back to INBOX", u.name);
-
+		deliver_log(LOG_ERR, "filter failed for %s; falling back to INBOX", d->u.name);
 	if (ctx->deferred) {
 		/* a side effect could not be carried out now: nothing stays
 		 * visible, Exim's retry delivers once (what was sent is recorded) */
 		(void)deliver_unstore_all(ctx);
-		rc = fail(o, DELIVER_EX_TEMPFAIL, "%s",
-			  ctx->defer_reason ? ctx->defer_reason : "temporary failure");
-	} else if (ctx->n_stored > 0 || (ctx->discarded && ctx->reject_reason == NULL)) {
-		rc = DELIVER_EX_OK;
-	} else if (ctx->reject_reason != NULL) {
-		rc = fail(o, DELIVER_EX_NOPERM, "%s", ctx->reject_reason);
-	} else {
-		if (!ctx->quota_hit && deliver_store(ctx, "INBOX", NULL, 0) == 0) {
-			rc = DELIVER_EX_OK;
-		} else if (ctx->quota_hit) {
-			rc = fail(o, conf.quota_reject ? DELIVER_EX_NOPERM : DELIVER_EX_TEMPFAIL,
-				  "Quota exceeded (mailbox for user is full)");
-		} else {
-			rc = fail(o, DELIVER_EX_TEMPFAIL, "could not store the message in %s: %s",
-				  maildir, strerror(errno));
-		}
+		return why(d, RES_TEMP, "%s", ctx->defer_reason ? ctx->defer_reason : "temporary failure");
 	}
-	goto out;
+	if (ctx->n_stored > 0 || (ctx->discarded && ctx->reject_reason == NULL))
+		return RES_OK;
+	if (ctx->reject_reason != NULL)
+		return why(d, RES_REJECT, "%s", ctx->reject_reason);
+	if (!ctx->quota_hit && deliver_store(ctx, "INBOX", NULL, 0) == 0)
+		return RES_OK;
+	if (ctx->quota_hit)
+		return why(d, d->conf.quota_reject ? RES_REJECT : RES_TEMP,
+			   "Quota exceeded (mailbox for user is full)");
+	return why(d, RES_TEMP, "could not store the message in %s: %s", d->maildir, strerror(errno));
+}
 
-nomem_add:
-	hm_buf_free(&add);
-nomem:
-	rc = fail(o, DELIVER_EX_TEMPFAIL, "out of memory");
-out:
-	/* log line: one per message */
-	{
-		char cs[300], cr[300];
-		const char *s = ctx->sender ? ctx->sender : (sender ? sender : "");
-		const char *r = ctx->recipient ? ctx->recipient : (rcpt ? rcpt : "");
-		hm_log_clean(cs, sizeof cs, s, strlen(s));
-		hm_log_clean(cr, sizeof cr, r, strlen(r));
-		if (rc == DELIVER_EX_OK)
-			deliver_log(LOG_INFO, "msgid=%s user=%s from=<%s> to=<%s> folder=%s size=%llu result=%s",
-				    ctx->message_id ? ctx->message_id : "", u.name ? u.name : "?", cs, cr,
-				    ctx->n_stored ? ctx->stored_folders : "-", pv.spool.size,
-				    ctx->n_stored ? "stored" : "discarded");
-		else
-			deliver_log(rc == DELIVER_EX_NOPERM ? LOG_NOTICE : LOG_WARNING,
-				    "msgid=%s user=%s from=<%s> to=<%s> folder=- size=%llu result=%s: %s",
-				    ctx->message_id ? ctx->message_id : "", u.name ? u.name : "?", cs, cr,
-				    pv.spool.size, rc == DELIVER_EX_NOPERM ? "rejected" :
-				    rc == DELIVER_EX_NOUSER ? "unknown-user" : "deferred", o->reason);
-	}
+/* log_outcome - the one log line per message */
+static void log_outcome(struct delivery *d, enum result r)
+{
+	struct deliver_ctx *ctx = d->ctx;
+	char cs[300], cr[300];
+	const char *s = ctx->sender ? ctx->sender : (d->sender ? d->sender : "");
+	const char *rc = ctx->recipient ? ctx->recipient : (d->rcpt ? d->rcpt : "");
+	const char *name = d->u.name ? d->u.name : "?";
+	const char *mid = ctx->message_id ? ctx->message_id : "";
+	hm_log_clean(cs, sizeof cs, s, strlen(s));
+	hm_log_clean(cr, sizeof cr, rc, strlen(rc));
+	if (r == RES_OK)
+		deliver_log(LOG_INFO, "msgid=%s user=%s from=<%s> to=<%s> folder=%s size=%llu result=%s",
+			    mid, name, cs, cr, ctx->n_stored ? ctx->stored_folders : "-",
+			    d->pv.spool.size, ctx->n_stored ? "stored" : "discarded");
+	else
+		deliver_log(r == RES_REJECT ? LOG_NOTICE : LOG_WARNING,
+			    "msgid=%s user=%s from=<%s> to=<%s> folder=- size=%llu result=%s: %s",
+			    mid, name, cs, cr, d->pv.spool.size, r == RES_REJECT ? "rejected" :
+			    r == RES_NOUSER ? "unknown-user" : "deferred", d->reason);
+}
+
+/* release - everything the stages took; the spool goes unless linked */
+static void release(struct delivery *d)
+{
+	struct deliver_ctx *ctx = d->ctx;
 	if (ctx->msg_fd >= 0)
 		close(ctx->msg_fd);
 	ctx->msg_fd = -1;
-	if (pv.spool.fd >= 0 || pv.spool.name[0])
-		hm_maildir_spool_discard(&pv.md, &pv.spool);
-	hm_maildir_close(&pv.md);
-	hm_header_free(&orig);
-	hm_header_free(&full);
-	hm_msgin_free(&m);
-	hm_buf_free(&hb);
-	if (in_fd > 0)
-		close(in_fd);
-	free(sender);
-	free(rcpt);
-	free(origrcpt);
-	free(maildir);
-	free(sieve_path);
-	free(sieve_dir);
-	free(mbox);
-	free(flagbuf);
+	if (d->pv.spool.fd >= 0 || d->pv.spool.name[0])
+		hm_maildir_spool_discard(&d->pv.md, &d->pv.spool);
+	hm_maildir_close(&d->pv.md);
+	hm_header_free(&d->full);
+	hm_msgin_free(&d->m);
+	hm_buf_free(&d->hb);
+	hm_buf_free(&d->add);
+	if (d->in_fd > 0)
+		close(d->in_fd);
+	free(d->sender);
+	free(d->rcpt);
+	free(d->origrcpt);
+	free(d->maildir);
+	free(d->sieve_path);
+	free(d->sieve_dir);
+	free(d->mbox);
+	free(d->flagbuf);
 	free(ctx->reject_reason);
 	ctx->reject_reason = NULL;
 	free(ctx->defer_reason);
 	ctx->defer_reason = NULL;
-	deliver_linked_free(&pv);
-	deliver_user_free(&u);
-	deliver_conf_free(&conf);
-	return rc;
-out_noconf:
+	deliver_linked_free(&d->pv);
+	deliver_user_free(&d->u);
+	if (d->conf_loaded)
+		deliver_conf_free(&d->conf);
+}
+
+/* run - the whole delivery, stage by stage; returns the exit code, with
+ * o->reason when non-zero */
+static int run(const struct opts *op, struct outcome *o, struct deliver_ctx *ctx)
+{
+	static enum result (*const stages[])(struct delivery *) = {
+		load_config, validate_envelope, become_user, locate_mailbox,
+		check_loops, spool, load_quota, decide_and_store,
+	};
+	struct delivery *d = calloc(1, sizeof *d);
+	if (d == NULL)
+		return fail(o, exit_code(RES_TEMP), "out of memory");
+	d->op = op;
+	d->ctx = ctx;
+	d->pv.md.root_fd = d->pv.md.tmp_fd = d->pv.md.new_fd = d->pv.md.cur_fd = -1;
+	d->pv.spool.fd = -1;
+	hm_msgin_init(&d->m, -1, 0);
+	hm_buf_init(&d->hb, 0);
+	hm_buf_init(&d->add, 4096);
+	ctx->msg_fd = -1;
+	ctx->priv = &d->pv;
+	enum result r = RES_OK;
+	for (size_t i = 0; i < HM_ARRAY_SIZE(stages) && r == RES_OK; i++)
+		r = stages[i](d);
+	if (d->conf_loaded)
+		log_outcome(d, r);
+	int rc = r == RES_OK ? DELIVER_EX_OK : fail(o, exit_code(r), "%s", d->reason);
+	release(d);
+	ctx->priv = NULL;
+	free(d);
 	return rc;
 }
 
@@ -615,7 +708,10 @@ int main(int argc, char **argv)
 	memset(&ctx, 0, sizeof ctx);
 	rc = run(&op, &o, &ctx);
 	if (rc != DELIVER_EX_OK)
-		fprintf(stderr, "homemail-deliver: %s\n", o.reason[0] ? o.reason : "failed");
+		/* a Sieve reject "" is rejected with that empty reason (as
+		 * Pigeonhole's rejection); any other failure says something */
+		fprintf(stderr, "homemail-deliver: %s\n",
+			o.reason[0] || o.code == DELIVER_EX_NOPERM ? o.reason : "failed");
 	closelog();
 	return rc;
 }

@@ -103,7 +103,7 @@ void deliver_discard(struct deliver_ctx *ctx)
 void deliver_reject(struct deliver_ctx *ctx, const char *reason)
 {
 	char clean[400];
-	const char *r = reason && *reason ? reason : "Message rejected";
+	const char *r = reason ? reason : "Message rejected";   /* "" stays empty */
 	hm_log_clean(clean, sizeof clean, r, strlen(r));
 	free(ctx->reject_reason);
 	ctx->reject_reason = strdup(clean);

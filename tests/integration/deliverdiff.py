@@ -30,7 +30,9 @@ back by `doveadm mailbox list` and `doveadm fetch` on a private config
                               sets it), bytes below the leading trace fields
                               each agent adds (Return-Path, Delivered-To,
                               X-Sieve, X-Sieve-Redirected-From)
-  send redirect from=<S> to=<R,..> body=SHA len=N
+  send redirect from=<S> to=<R,..> mid=yes|no body=SHA len=N
+                              (mid: a Message-ID is there; a leading one,
+                               added by the agent, is not in the body)
   send vacation from=<S> to=<R> | To: .. | From: .. | Subject: (decoded) |
        Auto-Submitted | In-Reply-To | References | mime=STRUCTURE |
        text=SHA (decoded text parts, trailing blanks cut)
@@ -102,6 +104,11 @@ for a in "$@"; do printf '%s\\0' "$a"; done > "$d/argv"
 
 PRECREATE = "precreate.folders"   # a case file: folders that exist before delivery
 TRACE_FIELDS = ("return-path", "delivered-to", "x-sieve", "x-sieve-redirected-from")
+# a redirected message that has no Message-ID gets one (RFC 5322 3.6.4 SHOULD;
+# Pigeonhole adds <dovecot-sieve-...@host> after its trace fields): its value
+# is the agent's own, so a leading one is stripped like a trace field and
+# the redirect line says whether the message handed on has one (mid=)
+REDIRECT_TRACE_FIELDS = TRACE_FIELDS + ("message-id",)
 
 
 # ---------------------------------------------------------------------
@@ -329,12 +336,12 @@ def precreate(ws, home, folders):
         raise RuntimeError(f"doveadm mailbox create: {err.decode(errors='replace')}")
 
 
-def strip_trace(raw):
+def strip_trace(raw, fields=TRACE_FIELDS):
     """The message below the leading trace fields an agent adds."""
     pos = 0
     while True:
         m = re.match(rb"([!-9;-~]+):[^\n]*\n(?:[ \t][^\n]*\n)*", raw[pos:])
-        if not m or m.group(1).decode().lower() not in TRACE_FIELDS:
+        if not m or m.group(1).decode().lower() not in fields:
             return raw[pos:]
         pos += m.end()
 
@@ -449,8 +456,9 @@ def parse_call(argv, data):
         return (f"send report {env} type={msg.get_param('report-type')} "
                 f"| To: {_addrs(msg, 'To')} | Subject: {_decoded(msg, 'Subject')} "
                 f"| mime={_mime(msg)} | text={_texts(msg)[:1]!r}")
-    body = strip_trace(data.replace(b"\r\n", b"\n"))
-    return f"send redirect {env} body={_sha(body)} len={len(body)}"
+    body = strip_trace(data.replace(b"\r\n", b"\n"), REDIRECT_TRACE_FIELDS)
+    mid = "yes" if msg.get("Message-ID") is not None else "no"
+    return f"send redirect {env} mid={mid} body={_sha(body)} len={len(body)}"
 
 
 def read_calls(out):
@@ -474,7 +482,7 @@ def side_outcome(ws, home, rc, err):
     lines = [f"exit {rc}"]
     if rc == 77:
         reason = err.decode("utf-8", "replace").strip()
-        reason = re.sub(r"^homemail-deliver: ", "", reason)
+        reason = re.sub(r"^homemail-deliver:( |$)", "", reason)
         lines.append(f"reject {_q(_reason(reason))}")
     folders, msgs = read_maildir(ws, home)
     lines += sorted(f"folder {_q(f)}" for f in folders)

@@ -17,7 +17,8 @@ Guards against, by name:
   * a quoted local part split into several recipients by the sendmail call;
   * over-quota retries re-sending a redirect (3 runs -> 3 sends);
   * the userdb/config `sieve` location in Pigeonhole's syntax ignored;
-  * HOMEMAIL_SENDMAIL honoured in a setuid run.
+  * HOMEMAIL_SENDMAIL honoured in a setuid run;
+  * after.d scripts run after a user script that does not compile.
 """
 import grp
 import os
@@ -296,6 +297,35 @@ def test_sieve_location_pigeonhole_syntax(user, dovecot_for):
         assert r.returncode == 0, (loc, r.stderr)
         mb = mailboxes(d, user)
         assert len(mb.get(folder, [])) == 1, (loc, mb)
+
+
+def test_user_script_compile_error_ends_the_sequence(user, dovecot_for):
+    """A user script that does not compile: the before.d scripts have run,
+    the after.d scripts do not run (dovecot-lda 0.5.19 with sieve_before /
+    sieve_after does the same), and the message is kept in INBOX.  With no
+    user script at all, the after.d scripts do run."""
+    d = dovecot_for([user])
+    st = Stand()
+    base = hmtest._workdir("sievebase")
+    for part, folder in (("before.d", "Before"), ("after.d", "After")):
+        os.makedirs(os.path.join(base, part))
+        with open(os.path.join(base, part, "x.sieve"), "w") as f:
+            f.write(f'require ["fileinto","copy"]; fileinto :copy "{folder}";\n')
+        os.chmod(os.path.join(base, part), 0o755)
+        os.chmod(os.path.join(base, part, "x.sieve"), 0o644)
+    os.chmod(base, 0o755)
+    env = {"HOMEMAIL_SIEVE_GLOBAL_BASE": base}
+    put_script(user, 'require "fileinto";\nfileinto "User" broken\n')
+    r = run_lda(user, st, ["-f", "alice@example.org"], MSG, env)
+    assert r.returncode == 0, r.stderr
+    mb = mailboxes(d, user)
+    assert {k: len(v) for k, v in mb.items() if v} == {"Before": 1, "INBOX": 1}, mb
+    fresh(user)
+    os.unlink(os.path.join(user.home, ".dovecot.sieve"))
+    r = run_lda(user, st, ["-f", "alice@example.org"], MSG, env)
+    assert r.returncode == 0, r.stderr
+    mb = mailboxes(d, user)
+    assert {k: len(v) for k, v in mb.items() if v} == {"Before": 1, "After": 1, "INBOX": 1}, mb
 
 
 def test_setid_run_ignores_caller_overrides(user, dovecot_for):
