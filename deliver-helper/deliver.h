@@ -67,31 +67,26 @@
 struct deliver_priv;
 
 struct deliver_ctx {
+	/* (members ordered by alignment: pointers and sizes, ids, flags) */
 	/* ---- envelope: validated, never NULL ("" when unknown) ---- */
 	const char *sender;         /* envelope sender; "" for the null sender <> */
 	const char *recipient;      /* final recipient address (Delivered-To) */
 	const char *orig_recipient; /* -a, else the recipient */
 	const char *user;           /* login name the mail is delivered for */
 	const char *home;           /* home directory ("" when unknown) */
-	uid_t uid;
-	gid_t gid;
 	const char *maildir;        /* Maildir root path */
 	const char *mailbox;        /* -m MAILBOX (UTF-8), or NULL: implicit keep = INBOX */
 	const char *const *keep_flags; /* --flags: IMAP flags/keywords for the implicit keep */
 	size_t n_keep_flags;
 
 	/* ---- filtering options ---- */
-	bool no_sieve;              /* --no-sieve: run no script at all */
 	const char *sieve_path;     /* script to run: --sieve FILE, else userdb "sieve",
 	                               else config `sieve` (default ~/.dovecot.sieve);
 	                               NULL with --no-sieve.  May not exist. */
-	bool sieve_explicit;        /* --sieve FILE was given (tests, benchmarks) */
 	const char *sieve_dir;      /* ~/sieve (ManageSieve's script directory) */
-	bool reject_exit;           /* -e: a reject exits 77 with the reason on stderr */
 
 	/* ---- the message (as spooled, i.e. with our prepended fields) ---- */
 	const struct hm_header *hdr;    /* parsed header block */
-	int msg_fd;                     /* read-only; use pread(), offset not shared */
 	unsigned long long msg_size;    /* bytes of the spooled file */
 	unsigned long long msg_size_received; /* bytes as received on stdin, what
 	                                         Sieve's size test measures (no
@@ -101,16 +96,23 @@ struct deliver_ctx {
 	const char *message_id;         /* cleaned for logs, "" when missing */
 
 	/* ---- outcome, updated by deliver_store/discard/reject ---- */
-	unsigned n_stored;
-	unsigned n_failed;
-	bool discarded;
-	bool quota_hit;             /* some store failed for quota */
 	char *reject_reason;        /* malloc'd, set by deliver_reject */
 	char *defer_reason;         /* malloc'd, set by deliver_defer (may be NULL on ENOMEM) */
+	struct deliver_priv *priv;  /* main flow's state: Maildir, spool, quota */
+
+	uid_t uid;                  /* the user's, as the delivery runs */
+	gid_t gid;
+	int msg_fd;                 /* the message, read-only; use pread(), offset not shared */
+	unsigned n_stored;
+	unsigned n_failed;
+
+	bool no_sieve;              /* --no-sieve: run no script at all */
+	bool sieve_explicit;        /* --sieve FILE was given (tests, benchmarks) */
+	bool reject_exit;           /* -e: a reject exits 77 with the reason on stderr */
+	bool discarded;
+	bool quota_hit;             /* some store failed for quota */
 	bool deferred;              /* deliver_defer was called: exit 75 */
 	char stored_folders[512];   /* for the log line */
-
-	struct deliver_priv *priv;  /* main flow's state: Maildir, spool, quota */
 };
 
 /* deliver_filter - decide where the message goes (deliver_filter.c) */
