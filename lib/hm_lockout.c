@@ -311,15 +311,9 @@ int hm_lockout_open(const char *path, const struct hm_lockout_policy *policy,
 	ensure_dir(path);
 	if (load_secret(path, lo->secret) < 0)
 		goto fail;
-	fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY, 0600);
+	fd = hm_open_regular(path, O_RDWR | O_CREAT, 0600, &st);
 	if (fd < 0)
 		goto fail;
-	if (fstat(fd, &st) < 0)
-		goto fail;
-	if (!S_ISREG(st.st_mode)) {
-		errno = EINVAL;
-		goto fail;
-	}
 	if (file_lock(fd, F_WRLCK) < 0)
 		goto fail;
 	memset(&h, 0, sizeof(h));

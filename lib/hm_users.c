@@ -444,20 +444,14 @@ fail:
 int hm_users_load(const char *path, hm_users_warn_fn *warn, void *ctx,
 		  struct hm_users **db_r)
 {
-	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
 	struct stat st;
+	int fd = hm_open_regular(path, O_RDONLY, 0, &st);
 	char *data;
 	ssize_t n;
 	int ret, saved;
 
 	if (fd < 0)
 		return -1;
-	if (fstat(fd, &st) < 0)
-		goto fail_fd;
-	if (!S_ISREG(st.st_mode)) {
-		errno = EINVAL;
-		goto fail_fd;
-	}
 	if ((uint64_t)st.st_size > HM_USERS_MAX_FILE) {
 		errno = EFBIG;
 		goto fail_fd;
