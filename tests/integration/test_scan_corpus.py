@@ -25,25 +25,7 @@ import pytest
 
 import hmtest
 
-# Built with SANITIZE=1 the module needs the ASan/UBSan runtimes, which the
-# stock exim4 only has when they are preloaded (forked receiving processes
-# inherit them).  Reports go to ASAN_LOGS; the tests require it to stay empty.
-SAN_PRELOAD = "/usr/lib/x86_64-linux-gnu/libasan.so.8:/usr/lib/x86_64-linux-gnu/libubsan.so.1"
-ASAN_LOGS = os.path.join(hmtest.BASE, "scan-asan-logs")
-
-
-def san_env():
-    if not hmtest.SANITIZE:
-        return {}
-    os.makedirs(ASAN_LOGS, exist_ok=True)
-    os.chmod(ASAN_LOGS, 0o1777)
-    return {"LD_PRELOAD": SAN_PRELOAD,
-            "ASAN_OPTIONS": f"detect_leaks=0:abort_on_error=1:log_path={ASAN_LOGS}/asan",
-            "UBSAN_OPTIONS": f"print_stacktrace=1:halt_on_error=1:log_path={ASAN_LOGS}/ubsan"}
-
-
-def san_reports():
-    return sorted(os.listdir(ASAN_LOGS)) if os.path.isdir(ASAN_LOGS) else []
+from test_scan_exim import san_env, san_reports
 
 SCAN = os.path.join(hmtest.BUILD, "homemail-scan")
 SO = os.path.join(hmtest.BUILD, "homemail_scan.so")

@@ -15,18 +15,12 @@ import hmtest
 # Built with SANITIZE=1 the module needs the ASan/UBSan runtimes, which the
 # stock exim4 only has when they are preloaded (forked receiving processes
 # inherit them).  Reports go to ASAN_LOGS; the tests require it to stay empty.
-SAN_PRELOAD = "/usr/lib/x86_64-linux-gnu/libasan.so.8:/usr/lib/x86_64-linux-gnu/libubsan.so.1"
+# test_scan_corpus.py shares these.
 ASAN_LOGS = os.path.join(hmtest.BASE, "scan-asan-logs")
 
 
 def san_env():
-    if not hmtest.SANITIZE:
-        return {}
-    os.makedirs(ASAN_LOGS, exist_ok=True)
-    os.chmod(ASAN_LOGS, 0o1777)
-    return {"LD_PRELOAD": SAN_PRELOAD,
-            "ASAN_OPTIONS": f"detect_leaks=0:abort_on_error=1:log_path={ASAN_LOGS}/asan",
-            "UBSAN_OPTIONS": f"print_stacktrace=1:halt_on_error=1:log_path={ASAN_LOGS}/ubsan"}
+    return hmtest.sanitizer_env(ASAN_LOGS)
 
 
 def san_reports():
