@@ -121,7 +121,7 @@ static void normalize_or_die(const char *in, char *out, size_t size)
 	}
 }
 
-/* read_line_fd - one line from fd into buf (NUL-free, no newline) */
+/* read_password_line - one line from f into buf (NUL-free, no newline) */
 static int read_password_line(FILE *f, char *buf, size_t size)
 {
 	char *line = NULL;
@@ -426,7 +426,7 @@ static int cmd_add(const struct opts *o, const char *arg)
 	return 0;
 }
 
-/* rm_tree - remove a home (no symlinks followed: nftw with FTW_PHYS) */
+/* rm_one - nftw callback removing one entry of a home (no symlinks followed: nftw with FTW_PHYS) */
 static int rm_one(const char *p, const struct stat *st, int flag, struct FTW *f)
 {
 	(void)st; (void)f;

@@ -376,7 +376,8 @@ static void pop_frame(struct hm_mime *m)
 	f->boundary = NULL;
 }
 
-/* trim_lower_token - lowercased value of a simple field (CTE), comments dropped */
+/* parse_cte - the Content-Transfer-Encoding value: lowercased token,
+ * comments dropped */
 static enum hm_mime_cte parse_cte(const char *v, size_t n)
 {
 	char tok[32];

@@ -171,14 +171,15 @@ static int sum_dir(int dirfd, const char *sub, unsigned long long *bytes,
 	return rc;
 }
 
-/* dirs_mtime - newest mtime of new/ and cur/ of INBOX and every folder */
-static int scan_all(int root_fd, unsigned long long *bytes, unsigned long long *count,
+/* scan_all - bytes, messages and newest mtime of new/ and cur/ of INBOX and
+ * every folder */
+static int scan_all(int root_fd, unsigned long long *bytes_r, unsigned long long *count_r,
 		    time_t *mtime_r)
 {
-	*bytes = *count = 0;
+	*bytes_r = *count_r = 0;
 	*mtime_r = 0;
-	if (sum_dir(root_fd, "new", bytes, count, mtime_r) < 0 ||
-	    sum_dir(root_fd, "cur", bytes, count, mtime_r) < 0)
+	if (sum_dir(root_fd, "new", bytes_r, count_r, mtime_r) < 0 ||
+	    sum_dir(root_fd, "cur", bytes_r, count_r, mtime_r) < 0)
 		return -1;
 	int fd = openat(root_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0)
@@ -196,8 +197,8 @@ static int scan_all(int root_fd, unsigned long long *bytes, unsigned long long *
 		int ffd = openat(root_fd, e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 		if (ffd < 0)
 			continue;   /* not a folder (a file, a symlink): not counted */
-		if (sum_dir(ffd, "new", bytes, count, mtime_r) < 0 ||
-		    sum_dir(ffd, "cur", bytes, count, mtime_r) < 0)
+		if (sum_dir(ffd, "new", bytes_r, count_r, mtime_r) < 0 ||
+		    sum_dir(ffd, "cur", bytes_r, count_r, mtime_r) < 0)
 			rc = -1;
 		close(ffd);
 	}

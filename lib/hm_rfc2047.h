@@ -31,7 +31,7 @@ int hm_charset_to_utf8(struct hm_buf *out, const char *charset,
 /* hm_utf8_append_valid - append bytes, replacing invalid UTF-8 with U+FFFD. */
 int hm_utf8_append_valid(struct hm_buf *out, const char *in, size_t len);
 
-/* hm_utf8_valid_len - length of the valid UTF-8 sequence starting at p
+/* hm_utf8_seq_len - length of the valid UTF-8 sequence starting at p
  * (1..4), or 0 when p[0..n) does not start with one. */
 size_t hm_utf8_seq_len(const unsigned char *p, size_t n);
 
