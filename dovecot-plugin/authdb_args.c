@@ -43,19 +43,19 @@ void hm_authdb_set_default(struct hm_authdb_set *set)
 }
 
 /* parse_bool - yes/no/true/false/1/0 */
-static int parse_bool(const char *v, bool *b)
+static int parse_bool(const char *v, bool *value_r)
 {
 	if (strcasecmp(v, "yes") == 0 || strcasecmp(v, "true") == 0 || strcmp(v, "1") == 0)
-		*b = true;
+		*value_r = true;
 	else if (strcasecmp(v, "no") == 0 || strcasecmp(v, "false") == 0 || strcmp(v, "0") == 0)
-		*b = false;
+		*value_r = false;
 	else
 		return -1;
 	return 0;
 }
 
 /* parse_uint - decimal in [lo, hi] */
-static int parse_uint(const char *v, unsigned long lo, unsigned long hi, unsigned long *r)
+static int parse_uint(const char *v, unsigned long lo, unsigned long hi, unsigned long *value_r)
 {
 	char *end;
 	unsigned long x;
@@ -66,7 +66,7 @@ static int parse_uint(const char *v, unsigned long lo, unsigned long hi, unsigne
 	x = strtoul(v, &end, 10);
 	if (errno != 0 || *end != '\0' || x < lo || x > hi)
 		return -1;
-	*r = x;
+	*value_r = x;
 	return 0;
 }
 
@@ -83,7 +83,7 @@ static int parse_path(const char *v, char *dst, size_t size)
 }
 
 /* parse_v4cidr - "a.b.c.d[/n]" → network and mask (host order); -1 if not */
-static int parse_v4cidr(const char *s, uint32_t *net, uint32_t *mask)
+static int parse_v4cidr(const char *s, uint32_t *net_r, uint32_t *mask_r)
 {
 	char buf[64], *slash;
 	struct in_addr a;
@@ -98,8 +98,8 @@ static int parse_v4cidr(const char *s, uint32_t *net, uint32_t *mask)
 	}
 	if (inet_pton(AF_INET, buf, &a) != 1)
 		return -1;
-	*mask = bits == 0 ? 0 : 0xffffffffu << (32 - bits);
-	*net = ntohl(a.s_addr) & *mask;
+	*mask_r = bits == 0 ? 0 : 0xffffffffu << (32 - bits);
+	*net_r = ntohl(a.s_addr) & *mask_r;
 	return 0;
 }
 

@@ -113,9 +113,9 @@ enum hm_authdb_result hm_authdb_verify(struct hm_authdb *db, const char *login,
 
 /* hm_authdb_expand - template with "~" (at start or after '=' / ';' / ':')
  * replaced by home; -1 ENAMETOOLONG */
-int hm_authdb_expand(const char *tmpl, const char *home, char *out, size_t outsize);
+int hm_authdb_expand(const char *tmpl, const char *home, char *dst, size_t dstsize);
 /* hm_authdb_quota_rule - "*:storage=<bytes>B" or "" when no quota */
-void hm_authdb_quota_rule(uint64_t bytes, char *out, size_t outsize);
+void hm_authdb_quota_rule(uint64_t bytes, char *dst, size_t dstsize);
 
 /* hm_authdb_list - every account name (virtual, then system), malloc'd
  * NULL-terminated array of malloc'd strings; NULL on error (logged). */

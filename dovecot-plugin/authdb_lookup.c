@@ -351,7 +351,7 @@ int hm_authdb_lookup(struct hm_authdb *db, const char *login, struct hm_authdb_a
 	return authdb_lookup_account(db, login, false, acct_r);
 }
 
-int hm_authdb_expand(const char *tmpl, const char *home, char *out, size_t outsize)
+int hm_authdb_expand(const char *tmpl, const char *home, char *dst, size_t dstsize)
 {
 	size_t o = 0, hl = strlen(home);
 
@@ -360,28 +360,28 @@ int hm_authdb_expand(const char *tmpl, const char *home, char *out, size_t outsi
 			(i == 0 || tmpl[i - 1] == '=' || tmpl[i - 1] == ';' || tmpl[i - 1] == ':') &&
 			(tmpl[i + 1] == '/' || tmpl[i + 1] == '\0' || tmpl[i + 1] == ';');
 		if (tilde) {
-			if (o + hl >= outsize)
+			if (o + hl >= dstsize)
 				return errno = ENAMETOOLONG, -1;
-			memcpy(out + o, home, hl);
+			memcpy(dst + o, home, hl);
 			o += hl;
 		} else {
-			if (o + 1 >= outsize)
+			if (o + 1 >= dstsize)
 				return errno = ENAMETOOLONG, -1;
-			out[o++] = tmpl[i];
+			dst[o++] = tmpl[i];
 		}
 	}
-	if (outsize == 0)
+	if (dstsize == 0)
 		return errno = ENAMETOOLONG, -1;
-	out[o] = '\0';
+	dst[o] = '\0';
 	return 0;
 }
 
-void hm_authdb_quota_rule(uint64_t bytes, char *out, size_t outsize)
+void hm_authdb_quota_rule(uint64_t bytes, char *dst, size_t dstsize)
 {
 	if (bytes == 0)
-		(void)hm_strlcpy(out, "", outsize);
+		(void)hm_strlcpy(dst, "", dstsize);
 	else
-		(void)hm_snprintf(out, outsize, "*:storage=%lluB", (unsigned long long)bytes);
+		(void)hm_snprintf(dst, dstsize, "*:storage=%lluB", (unsigned long long)bytes);
 }
 
 /* list_push - append a copy of s to a growing NULL-terminated array */

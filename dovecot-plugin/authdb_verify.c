@@ -112,29 +112,29 @@ static void dummy_crypt(struct hm_authdb *db, const char *password, const char *
 /* check_password - 1 match, 0 mismatch (reason set when it is no plain
  * wrong password), -1 error (reason set) */
 static int check_password(struct hm_authdb *db, const struct hm_authdb_account *acct,
-			  const char *password, struct hm_pw_info *info,
+			  const char *password, struct hm_pw_info *info_r,
 			  char *reason, size_t rsize)
 {
 	char scheme[64];
 	const char *bare = db->split(acct->hash, scheme, sizeof(scheme));
 	int r;
 
-	if (bare == NULL || hm_pw_identify(scheme, bare, info) < 0) {
+	if (bare == NULL || hm_pw_identify(scheme, bare, info_r) < 0) {
 		dummy_crypt(db, password, acct->name, "unusable hash");
 		(void)hm_snprintf(reason, rsize, "unusable password hash");
 		return -1;
 	}
-	if (info->scheme == HM_PW_NOLOGIN) {
+	if (info_r->scheme == HM_PW_NOLOGIN) {
 		/* "!", "!<hash>" (passwd -l), "*", or no shadow entry: nothing
 		 * can match, but the answer must take as long as a crypt */
 		dummy_crypt(db, password, acct->name, "no usable password");
 		(void)hm_snprintf(reason, rsize, "account has no usable password");
 		return 0;
 	}
-	if (info->weak && !db->set.allow_weak) {
+	if (info_r->weak && !db->set.allow_weak) {
 		dummy_crypt(db, password, acct->name, "weak scheme refused");
 		(void)hm_snprintf(reason, rsize, "weak password scheme %s refused (allow_weak=no)",
-				  info->name);
+				  info_r->name);
 		return -1;
 	}
 	r = hm_pw_verify(password, scheme, bare, db->set.allow_weak);

@@ -110,11 +110,11 @@ static int errno_code(int e)
 }
 
 /* normalize_or_die - validated lower-case address */
-static void normalize_or_die(const char *in, char *out, size_t size)
+static void normalize_or_die(const char *in, char *dst, size_t size)
 {
 	char clean[300];
 
-	if (hm_users_normalize_address(in, out, size) < 0) {
+	if (hm_users_normalize_address(in, dst, size) < 0) {
 		hm_log_clean(clean, sizeof(clean), in, strlen(in));
 		die(EX_DATAERR, "invalid address '%s' (need local@domain, letters, digits and .!#$%%&'*+=?^_{}~-)",
 		    clean);

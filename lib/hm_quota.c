@@ -22,7 +22,8 @@
 #define LIMIT_MAX ((1ULL << 63) - 1)
 
 /* parse_size - "N[unit]" with default multiplier; false on garbage/overflow */
-static bool parse_size(const char *s, unsigned long long mult, unsigned long long *out)
+static bool parse_size(const char *s, unsigned long long mult,
+		       unsigned long long *value_r)
 {
 	char *end;
 	if (*s < '0' || *s > '9')
@@ -43,10 +44,10 @@ static bool parse_size(const char *s, unsigned long long mult, unsigned long lon
 		if (end[1] != '\0' && !(end[1] == 'B' && end[2] == '\0'))
 			return false;
 	}
-	if (__builtin_mul_overflow(v, mult, out))
+	if (__builtin_mul_overflow(v, mult, value_r))
 		return false;
-	if (*out > LIMIT_MAX)
-		*out = LIMIT_MAX;
+	if (*value_r > LIMIT_MAX)
+		*value_r = LIMIT_MAX;
 	return true;
 }
 

@@ -5,6 +5,12 @@
  * the hex / Base64 digit decoding the MIME and RFC 2047 readers share.
  * Nothing here allocates except where stated; nothing calls exit() or alarm(),
  * so the helpers are safe inside Exim's and Dovecot's processes.
+ *
+ * Naming, in lib/, dovecot-plugin/ and exim-local-scan/: a parameter through
+ * which a function returns a value ends in _r (Dovecot's convention:
+ * size_t *len_r, struct hm_users **db_r); a caller's buffer it fills is dst
+ * with dstsize (as in hm_strlcpy); a parameter both read and updated (a
+ * cursor, a counter, a destructor's T **) keeps a plain name.
  */
 #ifndef HM_UTIL_H
 #define HM_UTIL_H
