@@ -131,6 +131,20 @@ bad:
 	return -1;
 }
 
+/* dir_stream - fdopendir(fd), closing fd when that fails.  NULL and errno
+ * set on failure */
+static DIR *dir_stream(int fd)
+{
+	DIR *d = fdopendir(fd);
+
+	if (d == NULL) {
+		int e = errno;
+		close(fd);
+		errno = e;
+	}
+	return d;
+}
+
 /* sum_dir - add the messages of dirfd/sub to the totals (,S= or stat size) */
 static int sum_dir(int dirfd, const char *sub, unsigned long long *bytes,
 		   unsigned long long *count, time_t *mtime_r)
@@ -141,11 +155,9 @@ static int sum_dir(int dirfd, const char *sub, unsigned long long *bytes,
 	struct stat st;
 	if (fstat(fd, &st) == 0 && st.st_mtime > *mtime_r)
 		*mtime_r = st.st_mtime;
-	DIR *d = fdopendir(fd);
-	if (d == NULL) {
-		close(fd);
+	DIR *d = dir_stream(fd);
+	if (d == NULL)
 		return -1;
-	}
 	struct dirent *e;
 	int rc = 0;
 	while ((e = readdir(d)) != NULL) {
@@ -185,11 +197,9 @@ static int scan_all(int root_fd, unsigned long long *bytes_r, unsigned long long
 	int fd = openat(root_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0)
 		return -1;
-	DIR *d = fdopendir(fd);
-	if (d == NULL) {
-		close(fd);
+	DIR *d = dir_stream(fd);
+	if (d == NULL)
 		return -1;
-	}
 	struct dirent *e;
 	int rc = 0;
 	while ((e = readdir(d)) != NULL) {
