@@ -25,7 +25,7 @@ import pytest
 
 import hmtest
 
-from test_scan_exim import san_env, san_reports
+from test_scan_exim import _conf, make_sink, san_env, san_reports
 
 SCAN = os.path.join(hmtest.BUILD, "homemail-scan")
 SO = os.path.join(hmtest.BUILD, "homemail_scan.so")
@@ -56,12 +56,7 @@ CASES = (_read_manifest(os.path.join(CORPUS, "MANIFEST"), CORPUS)
 @pytest.fixture(scope="module")
 def conf():
     """An empty scan.conf (built-in defaults), independent of /etc/homemail."""
-    w = hmtest._workdir("scanconf")
-    p = os.path.join(w, "scan.conf")
-    with open(p, "w") as f:
-        f.write("# defaults\n")
-    os.chmod(p, 0o644)
-    return p
+    return _conf("# defaults\n")
 
 
 def test_corpus_size():
@@ -147,14 +142,7 @@ def smtp_raw(port, mail_from, rcpt, data):
 def exim_sink(conf):
     """A private exim4 with the module loaded; local mail goes to a sink
     script that stores each message as a file."""
-    w = hmtest._workdir("scan-exim")
-    out = os.path.join(w, "out")
-    os.mkdir(out)
-    os.chmod(out, 0o1777)
-    sink = os.path.join(w, "sink.sh")
-    with open(sink, "w") as f:
-        f.write('#!/bin/sh\nf="%s/$(date +%%s%%N).$$"\ncat > "$f.tmp" && mv "$f.tmp" "$f.eml"\n' % out)
-    os.chmod(sink, 0o755)
+    sink, out = make_sink("scan-exim")
     user = hmtest.make_user()
     e = hmtest.Exim(None, transport_command=sink, local_scan=SO, env=san_env(),
                     extra_main=f"add_environment = HOMEMAIL_SCAN_CONF={conf}\n")
