@@ -201,6 +201,18 @@ static void get_password(const struct opts *o, char *buf, size_t size)
 		die(EX_DATAERR, "empty password refused");
 }
 
+/* get_hash - the new password (get_password) hashed with o->scheme into
+ * hash; the plain text is wiped */
+static void get_hash(const struct opts *o, char *hash, size_t size)
+{
+	char pw[HM_PW_MAX_PLAIN + 2];
+
+	get_password(o, pw, sizeof(pw));
+	if (hm_pw_hash(pw, o->scheme, hash, size) < 0)
+		die(EX_SOFTWARE, "hashing the password failed: %s", strerror(errno));
+	explicit_bzero(pw, sizeof(pw));
+}
+
 /* mkdir_owned - create dir (mode 0700, owner uid:gid) unless it exists;
  * refuses symlinks.  Returns 1 created, 0 existed. */
 static int mkdir_owned(const char *dir, uid_t uid, gid_t gid)
@@ -371,7 +383,7 @@ static void show_lockout(struct hm_lockout *lo, enum hm_lockout_kind kind, const
 static int cmd_add(const struct opts *o, const char *arg)
 {
 	char addr[HM_USERS_MAX_ADDRESS + 1], home[HM_USERS_MAX_HOME + 1];
-	char pw[HM_PW_MAX_PLAIN + 2], hash[HM_PW_HASH_SIZE];
+	char hash[HM_PW_HASH_SIZE];
 	struct hm_user u = { 0 };
 	struct edit e = { .op = OP_ADD };
 	uint64_t q;
@@ -407,10 +419,7 @@ static int cmd_add(const struct opts *o, const char *arg)
 	}
 	if (o->quota != NULL && hm_users_parse_quota(o->quota, &q) < 0)
 		die(EX_DATAERR, "invalid quota '%s' (bytes with optional k/M/G/T)", o->quota);
-	get_password(o, pw, sizeof(pw));
-	if (hm_pw_hash(pw, o->scheme, hash, sizeof(hash)) < 0)
-		die(EX_SOFTWARE, "hashing the password failed: %s", strerror(errno));
-	explicit_bzero(pw, sizeof(pw));
+	get_hash(o, hash, sizeof(hash));
 	u.address = addr;
 	u.hash = hash;
 	u.uid = uid;
@@ -460,7 +469,7 @@ static int cmd_del(const struct opts *o, const char *arg)
 
 static int cmd_passwd(const struct opts *o, const char *arg)
 {
-	char addr[HM_USERS_MAX_ADDRESS + 1], pw[HM_PW_MAX_PLAIN + 2], hash[HM_PW_HASH_SIZE];
+	char addr[HM_USERS_MAX_ADDRESS + 1], hash[HM_PW_HASH_SIZE];
 	struct edit e = { .op = OP_PASSWD };
 	struct hm_users *db;
 
@@ -474,10 +483,7 @@ static int cmd_passwd(const struct opts *o, const char *arg)
 	} else if (errno == ENOENT) {
 		die(EX_NOUSER, "no such account: %s (%s missing)", addr, o->users);
 	}
-	get_password(o, pw, sizeof(pw));
-	if (hm_pw_hash(pw, o->scheme, hash, sizeof(hash)) < 0)
-		die(EX_SOFTWARE, "hashing the password failed: %s", strerror(errno));
-	explicit_bzero(pw, sizeof(pw));
+	get_hash(o, hash, sizeof(hash));
 	e.address = addr;
 	e.hash = hash;
 	run_edit(o, &e);

@@ -131,13 +131,14 @@ bad:
 	return -1;
 }
 
-/* dir_stream - fdopendir(fd), closing fd when that fails.  NULL and errno
- * set on failure */
-static DIR *dir_stream(int fd)
+/* open_dir - a directory stream on parent/sub, opened with O_DIRECTORY |
+ * O_CLOEXEC | flags.  NULL and errno set on failure (nothing left open) */
+static DIR *open_dir(int parent, const char *sub, int flags)
 {
-	DIR *d = fdopendir(fd);
+	int fd = openat(parent, sub, O_RDONLY | O_DIRECTORY | O_CLOEXEC | flags);
+	DIR *d = fd < 0 ? NULL : fdopendir(fd);
 
-	if (d == NULL) {
+	if (d == NULL && fd >= 0) {
 		int e = errno;
 		close(fd);
 		errno = e;
@@ -145,19 +146,17 @@ static DIR *dir_stream(int fd)
 	return d;
 }
 
-/* sum_dir - add the messages of dirfd/sub to the totals (,S= or stat size) */
-static int sum_dir(int dirfd, const char *sub, unsigned long long *bytes,
+/* sum_dir - add the messages of parent/sub to the totals (,S= or stat size) */
+static int sum_dir(int parent, const char *sub, unsigned long long *bytes,
 		   unsigned long long *count, time_t *mtime_r)
 {
-	int fd = openat(dirfd, sub, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0)
+	DIR *d = open_dir(parent, sub, O_NOFOLLOW);
+	if (d == NULL)
 		return (errno == ENOENT || errno == ENOTDIR || errno == ELOOP) ? 0 : -1;
+	int fd = dirfd(d);
 	struct stat st;
 	if (fstat(fd, &st) == 0 && st.st_mtime > *mtime_r)
 		*mtime_r = st.st_mtime;
-	DIR *d = dir_stream(fd);
-	if (d == NULL)
-		return -1;
 	struct dirent *e;
 	int rc = 0;
 	while ((e = readdir(d)) != NULL) {
@@ -194,10 +193,7 @@ static int scan_all(int root_fd, unsigned long long *bytes_r, unsigned long long
 	if (sum_dir(root_fd, "new", bytes_r, count_r, mtime_r) < 0 ||
 	    sum_dir(root_fd, "cur", bytes_r, count_r, mtime_r) < 0)
 		return -1;
-	int fd = openat(root_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return -1;
-	DIR *d = dir_stream(fd);
+	DIR *d = open_dir(root_fd, ".", 0);
 	if (d == NULL)
 		return -1;
 	struct dirent *e;
