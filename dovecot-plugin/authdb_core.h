@@ -2,8 +2,12 @@
  * userdb: settings, account resolution (virtual users file and/or system
  * accounts), the password check with lockout, rehash and iteration.
  *
+ * Three files implement it, one job each: authdb_args.c (defaults and the
+ * args string), authdb_lookup.c (accounts: users file, NSS/shadow, userdb
+ * fields, iteration) and authdb_verify.c (the password check: lockout, crypt,
+ * rehash); authdb_private.h is what they share.
  * authdb_homemail.c is the thin Dovecot glue around it; keeping the policy
- * here lets unit tests (tests/unit/test_users_authcore.c) run it without a
+ * here lets unit tests (tests/unit/test_authdb_core.c) run it without a
  * Dovecot process.  Single-threaded use per struct hm_authdb (Dovecot's
  * processes are single-threaded); nothing static, nothing exits.
  */
@@ -109,9 +113,9 @@ enum hm_authdb_result hm_authdb_verify(struct hm_authdb *db, const char *login,
 
 /* hm_authdb_expand - template with "~" (at start or after '=' / ';' / ':')
  * replaced by home; -1 ENAMETOOLONG */
-int hm_authdb_expand(const char *tmpl, const char *home, char *out, size_t outsize);
+int hm_authdb_expand(const char *tmpl, const char *home, char *dst, size_t dstsize);
 /* hm_authdb_quota_rule - "*:storage=<bytes>B" or "" when no quota */
-void hm_authdb_quota_rule(uint64_t bytes, char *out, size_t outsize);
+void hm_authdb_quota_rule(uint64_t bytes, char *dst, size_t dstsize);
 
 /* hm_authdb_list - every account name (virtual, then system), malloc'd
  * NULL-terminated array of malloc'd strings; NULL on error (logged). */

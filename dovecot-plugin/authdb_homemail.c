@@ -10,7 +10,7 @@
  *     args = users=/etc/homemail/users system=yes group=users domains=home.com.bo
  *   }
  *
- * What for: plugs authdb_core.c (accounts, crypt, lockout, rehash) into
+ * What for: plugs authdb_core.h (accounts, crypt, lockout, rehash) into
  * Dovecot's passdb/userdb interfaces; all policy lives in the core.
  * Relies on: the installed dovecot-dev headers (built with -DHAVE_CONFIG_H,
  * see module.mk), password_get_scheme() to strip {SCHEME} prefixes,

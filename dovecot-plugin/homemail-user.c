@@ -110,18 +110,18 @@ static int errno_code(int e)
 }
 
 /* normalize_or_die - validated lower-case address */
-static void normalize_or_die(const char *in, char *out, size_t size)
+static void normalize_or_die(const char *in, char *dst, size_t size)
 {
 	char clean[300];
 
-	if (hm_users_normalize_address(in, out, size) < 0) {
+	if (hm_users_normalize_address(in, dst, size) < 0) {
 		hm_log_clean(clean, sizeof(clean), in, strlen(in));
 		die(EX_DATAERR, "invalid address '%s' (need local@domain, letters, digits and .!#$%%&'*+=?^_{}~-)",
 		    clean);
 	}
 }
 
-/* read_line_fd - one line from fd into buf (NUL-free, no newline) */
+/* read_password_line - one line from f into buf (NUL-free, no newline) */
 static int read_password_line(FILE *f, char *buf, size_t size)
 {
 	char *line = NULL;
@@ -199,6 +199,18 @@ static void get_password(const struct opts *o, char *buf, size_t size)
 	}
 	if (buf[0] == '\0')
 		die(EX_DATAERR, "empty password refused");
+}
+
+/* get_hash - the new password (get_password) hashed with o->scheme into
+ * hash; the plain text is wiped */
+static void get_hash(const struct opts *o, char *hash, size_t size)
+{
+	char pw[HM_PW_MAX_PLAIN + 2];
+
+	get_password(o, pw, sizeof(pw));
+	if (hm_pw_hash(pw, o->scheme, hash, size) < 0)
+		die(EX_SOFTWARE, "hashing the password failed: %s", strerror(errno));
+	explicit_bzero(pw, sizeof(pw));
 }
 
 /* mkdir_owned - create dir (mode 0700, owner uid:gid) unless it exists;
@@ -371,7 +383,7 @@ static void show_lockout(struct hm_lockout *lo, enum hm_lockout_kind kind, const
 static int cmd_add(const struct opts *o, const char *arg)
 {
 	char addr[HM_USERS_MAX_ADDRESS + 1], home[HM_USERS_MAX_HOME + 1];
-	char pw[HM_PW_MAX_PLAIN + 2], hash[HM_PW_HASH_SIZE];
+	char hash[HM_PW_HASH_SIZE];
 	struct hm_user u = { 0 };
 	struct edit e = { .op = OP_ADD };
 	uint64_t q;
@@ -407,10 +419,7 @@ static int cmd_add(const struct opts *o, const char *arg)
 	}
 	if (o->quota != NULL && hm_users_parse_quota(o->quota, &q) < 0)
 		die(EX_DATAERR, "invalid quota '%s' (bytes with optional k/M/G/T)", o->quota);
-	get_password(o, pw, sizeof(pw));
-	if (hm_pw_hash(pw, o->scheme, hash, sizeof(hash)) < 0)
-		die(EX_SOFTWARE, "hashing the password failed: %s", strerror(errno));
-	explicit_bzero(pw, sizeof(pw));
+	get_hash(o, hash, sizeof(hash));
 	u.address = addr;
 	u.hash = hash;
 	u.uid = uid;
@@ -426,7 +435,7 @@ static int cmd_add(const struct opts *o, const char *arg)
 	return 0;
 }
 
-/* rm_tree - remove a home (no symlinks followed: nftw with FTW_PHYS) */
+/* rm_one - nftw callback removing one entry of a home (no symlinks followed: nftw with FTW_PHYS) */
 static int rm_one(const char *p, const struct stat *st, int flag, struct FTW *f)
 {
 	(void)st; (void)f;
@@ -460,7 +469,7 @@ static int cmd_del(const struct opts *o, const char *arg)
 
 static int cmd_passwd(const struct opts *o, const char *arg)
 {
-	char addr[HM_USERS_MAX_ADDRESS + 1], pw[HM_PW_MAX_PLAIN + 2], hash[HM_PW_HASH_SIZE];
+	char addr[HM_USERS_MAX_ADDRESS + 1], hash[HM_PW_HASH_SIZE];
 	struct edit e = { .op = OP_PASSWD };
 	struct hm_users *db;
 
@@ -474,10 +483,7 @@ static int cmd_passwd(const struct opts *o, const char *arg)
 	} else if (errno == ENOENT) {
 		die(EX_NOUSER, "no such account: %s (%s missing)", addr, o->users);
 	}
-	get_password(o, pw, sizeof(pw));
-	if (hm_pw_hash(pw, o->scheme, hash, sizeof(hash)) < 0)
-		die(EX_SOFTWARE, "hashing the password failed: %s", strerror(errno));
-	explicit_bzero(pw, sizeof(pw));
+	get_hash(o, hash, sizeof(hash));
 	e.address = addr;
 	e.hash = hash;
 	run_edit(o, &e);

@@ -22,15 +22,19 @@ DOVECOT_MOD_LDFLAGS := -Wl,--exclude-libs,ALL
 LDLIBS_ALL += -lcrypt
 
 # ---- auth: libauthdb_homemail.so + homemail-user ------------------------
-# authdb_core.c is Dovecot-independent (unit-tested through libauthdb_core.a);
-# authdb_homemail.c is the glue that includes Dovecot's headers.
+# authdb_args.c (settings), authdb_lookup.c (accounts) and authdb_verify.c
+# (password check) are Dovecot-independent, behind authdb_core.h (unit-tested
+# through libauthdb_core.a); authdb_homemail.c is the glue that includes
+# Dovecot's headers.
 AUTHDB_CORE_LIB := $(B)/libauthdb_core.a
 AUTHDB_SO       := $(B)/libauthdb_homemail.so
 HOMEMAIL_USER   := $(B)/homemail-user
 
 $(B)/obj/dovecot-plugin/authdb_homemail.o: CFLAGS += $(DOVECOT_MOD_CFLAGS)
 
-$(AUTHDB_CORE_LIB): $(B)/obj/dovecot-plugin/authdb_core.o
+AUTHDB_CORE_OBJS := $(patsubst %,$(B)/obj/dovecot-plugin/authdb_%.o,args lookup verify)
+
+$(AUTHDB_CORE_LIB): $(AUTHDB_CORE_OBJS)
 	@rm -f $@
 	$(AR) rcs $@ $^
 

@@ -94,6 +94,11 @@ struct scan *scan_new(const struct scan_conf *c, const struct scan_opts *o);
 /* scan_feed - next bytes of the message (headers, blank line, body).
  * Returns 0 go on, 1 verdict already final (the caller may stop feeding), -1 ENOMEM. */
 int scan_feed(struct scan *s, const char *data, size_t len);
+/* scan_feed_fd - feed what fd holds, from its offset to end of file, in
+ * reads of at most 64 KiB (EINTR retried), stopping early once scan_feed
+ * says the verdict is final.  Returns 0 fed, -1 ENOMEM (no read buffer),
+ * -2 a read failed (errno). */
+int scan_feed_fd(struct scan *s, int fd);
 /* scan_finish - end of message; computes the verdict (never fails: internal
  * errors become a tempreject verdict) */
 const struct scan_verdict *scan_finish(struct scan *s);

@@ -41,27 +41,13 @@ static int scan_fd(const struct scan_conf *c, const struct scan_opts *o, int fd,
 	struct scan *s = scan_new(c, o);
 	if (!s)
 		return -1;
-	size_t cap = 256 * 1024;
-	char *buf = malloc(cap);
-	if (!buf) {
+	int r = scan_feed_fd(s, fd);
+	if (r < 0) {
+		int e = errno;
 		scan_free(&s);
-		return -1;
+		errno = e;
+		return r;
 	}
-	for (;;) {
-		ssize_t n = read(fd, buf, cap);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			int e = errno;
-			free(buf);
-			scan_free(&s);
-			errno = e;
-			return -2;
-		}
-		if (n == 0 || scan_feed(s, buf, (size_t)n) != 0)
-			break;
-	}
-	free(buf);
 	const struct scan_verdict *v = scan_finish(s);
 	const char *pre = label ? label : "";
 	const char *sep = label ? ": " : "";

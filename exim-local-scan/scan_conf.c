@@ -147,7 +147,8 @@ void scan_conf_free(struct scan_conf *c)
 }
 
 /* parse_size - decimal with optional K/M/G suffix (powers of 1024) within [lo, hi] */
-static bool parse_size(const char *v, unsigned long long lo, unsigned long long hi, size_t *r)
+static bool parse_size(const char *v, unsigned long long lo, unsigned long long hi,
+		       size_t *value_r)
 {
 	if (!isdigit((unsigned char)*v))
 		return false;
@@ -165,24 +166,24 @@ static bool parse_size(const char *v, unsigned long long lo, unsigned long long 
 		mul = 1024ull * 1024 * 1024, e++;
 	if (*e != 0 || __builtin_mul_overflow(n, mul, &n) || n < lo || n > hi)
 		return false;
-	*r = (size_t)n;
+	*value_r = (size_t)n;
 	return true;
 }
 
-static bool parse_bool(const char *v, bool *r)
+static bool parse_bool(const char *v, bool *value_r)
 {
 	if (!strcmp(v, "yes") || !strcmp(v, "true") || !strcmp(v, "on") || !strcmp(v, "1"))
-		return *r = true, true;
+		return *value_r = true, true;
 	if (!strcmp(v, "no") || !strcmp(v, "false") || !strcmp(v, "off") || !strcmp(v, "0"))
-		return *r = false, true;
+		return *value_r = false, true;
 	return false;
 }
 
-static bool parse_action(const char *v, enum scan_action *r)
+static bool parse_action(const char *v, enum scan_action *action_r)
 {
 	for (unsigned a = SCAN_ACCEPT; a <= SCAN_REJECT; a++)
 		if (!strcmp(v, action_names[a]))
-			return *r = (enum scan_action)a, true;
+			return *action_r = (enum scan_action)a, true;
 	return false;
 }
 

@@ -9,7 +9,8 @@
  * (hm_rfc2231), uuencode "begin" lines in text parts, member names of zip
  * archives (scan_archive.c), and the parts of message/rfc822 attachments.
  *
- * Relies on: hm_mime, hm_rfc2231, hm_buf, scan_names.c, scan_archive.c.
+ * Relies on: hm_mime, hm_rfc2231, hm_buf, scan_names.c, scan_archive.c;
+ * read(2) only in scan_feed_fd, for the callers that hold a file descriptor.
  * Fails: out of memory or the time budget → a tempreject verdict (SR_INTERNAL);
  * the engine itself never aborts the caller.
  */
@@ -21,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "hm_buf.h"
 #include "hm_util.h"
@@ -590,6 +592,30 @@ int scan_feed(struct scan *s, const char *data, size_t len)
 			return 1;
 		off += n;
 	} while (off < len);
+	return 0;
+}
+
+int scan_feed_fd(struct scan *s, int fd)
+{
+	enum { CHUNK = 64 * 1024 };
+	char *buf = malloc(CHUNK);
+
+	if (buf == NULL)
+		return errno = ENOMEM, -1;
+	for (;;) {
+		ssize_t n = read(fd, buf, CHUNK);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			int e = errno;
+			free(buf);
+			errno = e;
+			return -2;
+		}
+		if (n == 0 || scan_feed(s, buf, (size_t)n) != 0)
+			break;
+	}
+	free(buf);
 	return 0;
 }
 

@@ -112,29 +112,17 @@ int local_scan(int fd, uschar **return_text)
 	}
 	if (!stop)
 		stop = scan_feed(s, "\n", 1);
-	char *buf = stop ? NULL : malloc(65536);
-	if (!stop && !buf) {
+	int r = stop ? 0 : scan_feed_fd(s, fd);
+	if (r < 0) {
+		int e = errno;
 		scan_free(&s);
-		log_write(0, LOG_MAIN, "homemail-scan: out of memory, deferring");
-		return temp(return_text);
-	}
-	while (!stop) {
-		ssize_t n = read(fd, buf, 65536);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			int e = errno;
-			free(buf);
-			scan_free(&s);
+		if (r == -1)
+			log_write(0, LOG_MAIN, "homemail-scan: out of memory, deferring");
+		else
 			log_write(0, LOG_MAIN, "homemail-scan: reading the spool file: %s, deferring",
 				  strerror(e));
-			return temp(return_text);
-		}
-		if (n == 0)
-			break;
-		stop = scan_feed(s, buf, (size_t)n);
+		return temp(return_text);
 	}
-	free(buf);
 	const struct scan_verdict *v = scan_finish(s);
 	int rc;
 	switch (v->action) {

@@ -59,11 +59,11 @@ static int append_unescaped(struct hm_buf *b, const char *p, size_t n)
 /* tokenize - split in[0..len) into toks (capacity len+1) and comments.
  * Returns the number of tokens. */
 static size_t tokenize(const char *in, size_t len, struct tok *toks,
-		       struct cmt *cmts, size_t *ncmt)
+		       struct cmt *cmts, size_t *ncmt_r)
 {
 	size_t nt = 0, i = 0;
 	char sp = 0;
-	*ncmt = 0;
+	*ncmt_r = 0;
 	while (i < len) {
 		char c = in[i];
 		if (is_ws(c) || c == '\0') {
@@ -81,11 +81,11 @@ static size_t tokenize(const char *in, size_t len, struct tok *toks,
 				i++;
 			}
 			size_t e = depth == 0 ? i - 1 : i;
-			cmts[*ncmt].p = in + s;
-			cmts[*ncmt].n = e - s;
-			(*ncmt)++;
+			cmts[*ncmt_r].p = in + s;
+			cmts[*ncmt_r].n = e - s;
+			(*ncmt_r)++;
 			if (nt > 0 && toks[nt - 1].comment == 0)
-				toks[nt - 1].comment = *ncmt;
+				toks[nt - 1].comment = *ncmt_r;
 			sp = 1;
 		} else if (c == '"') {
 			size_t s = ++i;
@@ -249,24 +249,24 @@ static void addr_free(struct hm_addr *a)
 	memset(a, 0, sizeof *a);
 }
 
-/* one_address - parse toks[s..e) (no top-level ',' ';' inside) into out */
+/* one_address - parse toks[s..e) (no top-level ',' ';' inside) into list */
 static int one_address(const struct tok *t, size_t s, size_t e,
 		       const struct cmt *cm, size_t max, const char *group,
-		       struct hm_addr_list *out, size_t max_addrs)
+		       struct hm_addr_list *list, size_t max_addrs)
 {
 	if (s >= e)
 		return 0;
-	if (out->n >= max_addrs) {
-		out->truncated = true;
+	if (list->n >= max_addrs) {
+		list->truncated = true;
 		return 0;
 	}
-	if (out->n == out->cap) {
-		size_t nc = out->cap ? out->cap * 2 : 4;
-		struct hm_addr *v = realloc(out->v, nc * sizeof *v);
+	if (list->n == list->cap) {
+		size_t nc = list->cap ? list->cap * 2 : 4;
+		struct hm_addr *v = realloc(list->v, nc * sizeof *v);
 		if (!v)
 			return -1;
-		out->v = v;
-		out->cap = nc;
+		list->v = v;
+		list->cap = nc;
 	}
 	struct hm_addr a = { 0 };
 	size_t lt = e;
@@ -324,7 +324,7 @@ static int one_address(const struct tok *t, size_t s, size_t e,
 			return -1;
 		}
 	}
-	out->v[out->n++] = a;
+	list->v[list->n++] = a;
 	return 0;
 }
 
@@ -337,9 +337,9 @@ void hm_address_list_free(struct hm_addr_list *l)
 }
 
 int hm_address_parse(const char *in, size_t len, size_t max_addrs,
-		     struct hm_addr_list *out)
+		     struct hm_addr_list *list_r)
 {
-	memset(out, 0, sizeof *out);
+	memset(list_r, 0, sizeof *list_r);
 	struct tok *t = calloc(len + 1, sizeof *t);
 	struct cmt *cm = calloc(len + 1, sizeof *cm);
 	char *group = NULL;
@@ -381,7 +381,7 @@ int hm_address_parse(const char *in, size_t len, size_t max_addrs,
 			i = j + 1;
 			continue;
 		}
-		if (one_address(t, i, j, cm, max, group, out, max_addrs) < 0)
+		if (one_address(t, i, j, cm, max, group, list_r, max_addrs) < 0)
 			goto nomem;
 		if (j < nt && tok_is(&t[j], ';')) {
 			free(group);
@@ -397,7 +397,7 @@ nomem:
 	free(group);
 	free(t);
 	free(cm);
-	hm_address_list_free(out);
+	hm_address_list_free(list_r);
 	errno = ENOMEM;
 	return -1;
 }

@@ -28,12 +28,12 @@ struct hm_addr_list {
 	bool truncated; /* more than max_addrs addresses were present */
 };
 
-/* hm_address_parse - parse an unfolded header value into out (which must be
+/* hm_address_parse - parse an unfolded header value into list_r (which must be
  * zeroed or freshly freed).  Entries that hold nothing (empty elements
  * between commas, empty groups) are not returned.
- * Returns 0 ok, -1 and errno = ENOMEM (out is then freed). */
+ * Returns 0 ok, -1 and errno = ENOMEM (list_r is then freed). */
 int hm_address_parse(const char *in, size_t len, size_t max_addrs,
-		     struct hm_addr_list *out);
+		     struct hm_addr_list *list_r);
 
 /* hm_address_list_free - free all entries; the list may be reused. */
 void hm_address_list_free(struct hm_addr_list *l);

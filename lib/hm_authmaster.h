@@ -71,7 +71,7 @@ const char *hm_auth_reply_get(const struct hm_auth_reply *r, const char *key);
 /* hm_auth_reply_free - free a reply; sets *r to NULL; NULL is fine */
 void hm_auth_reply_free(struct hm_auth_reply **r);
 
-/* hm_auth_parse_reply_line - parse one "USER\t..." reply line (no LF) into a
+/* hm_auth_parse_user_line - parse one "USER\t..." reply line (no LF) into a
  * reply; exposed for unit tests.  Returns 0, or -1 (EINVAL malformed, ENOMEM). */
 int hm_auth_parse_user_line(const char *line, size_t len, struct hm_auth_reply **reply_r);
 

@@ -24,7 +24,7 @@ void hm_sha256(const void *a, size_t alen, const void *b, size_t blen,
 void hm_hmac_sha256(const void *key, size_t keylen, const void *a, size_t alen,
 		    const void *b, size_t blen, uint8_t out[HM_SHA256_SIZE]);
 
-/* hm_base64_size - bytes hm_base64_encode writes for len input bytes, NUL included */
+/* HM_BASE64_SIZE - bytes hm_base64_encode writes for len input bytes, NUL included */
 #define HM_BASE64_SIZE(len) (((len) + 2) / 3 * 4 + 1)
 
 /* hm_base64_encode - padded Base64 (RFC 4648 section 4) of src into dst,

@@ -22,16 +22,16 @@ struct span {
 };
 
 /* line_end - find the end of the line starting at p.
- * Sets *content_end (before CR LF / LF) and returns the start of the next line. */
-static size_t line_end(const unsigned char *d, size_t len, size_t p, size_t *content_end)
+ * Sets *content_end_r (before CR LF / LF) and returns the start of the next line. */
+static size_t line_end(const unsigned char *d, size_t len, size_t p, size_t *content_end_r)
 {
 	const unsigned char *lf = memchr(d + p, '\n', len - p);
 	if (lf == NULL) {
-		*content_end = len;
+		*content_end_r = len;
 		return len;
 	}
 	size_t e = (size_t)(lf - d);
-	*content_end = (e > p && d[e - 1] == '\r') ? e - 1 : e;
+	*content_end_r = (e > p && d[e - 1] == '\r') ? e - 1 : e;
 	return e + 1;
 }
 
@@ -91,9 +91,9 @@ fail:
 	return -1;
 }
 
-/* unfold - write the unfolded, cleaned value of raw[0..n) to out; returns its length.
- * out must hold 3*n+1 bytes (a NUL becomes 3 bytes of U+FFFD). */
-static size_t unfold(const unsigned char *raw, size_t n, char *out)
+/* unfold - write the unfolded, cleaned value of raw[0..n) to dst; returns its length.
+ * dst must hold 3*n+1 bytes (a NUL becomes 3 bytes of U+FFFD). */
+static size_t unfold(const unsigned char *raw, size_t n, char *dst)
 {
 	size_t o = 0;
 	for (size_t i = 0; i < n; i++) {
@@ -103,23 +103,23 @@ static size_t unfold(const unsigned char *raw, size_t n, char *out)
 		if (c == '\n')
 			continue;             /* every LF inside raw is a fold: drop it */
 		if (c == '\r') {
-			out[o++] = ' ';       /* bare CR */
+			dst[o++] = ' ';       /* bare CR */
 		} else if (c == '\0') {
-			out[o++] = (char)0xef; out[o++] = (char)0xbf; out[o++] = (char)0xbd;
+			dst[o++] = (char)0xef; dst[o++] = (char)0xbf; dst[o++] = (char)0xbd;
 		} else {
-			out[o++] = (char)c;
+			dst[o++] = (char)c;
 		}
 	}
 	/* trim WSP both ends */
 	size_t s = 0;
-	while (s < o && (out[s] == ' ' || out[s] == '\t'))
+	while (s < o && (dst[s] == ' ' || dst[s] == '\t'))
 		s++;
-	while (o > s && (out[o - 1] == ' ' || out[o - 1] == '\t'))
+	while (o > s && (dst[o - 1] == ' ' || dst[o - 1] == '\t'))
 		o--;
 	if (s > 0)
-		memmove(out, out + s, o - s);
+		memmove(dst, dst + s, o - s);
 	o -= s;
-	out[o] = '\0';
+	dst[o] = '\0';
 	return o;
 }
 

@@ -266,19 +266,13 @@ int hm_junklist_load(struct hm_junklist *l, const char *dir)
 
 	if (hm_snprintf(path, sizeof path, "%s/%s", dir, HM_JUNKLIST_FILE) < 0)
 		return -1;
-	fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+	fd = hm_open_regular(path, O_RDONLY | O_NONBLOCK, 0, &st);
 	if (fd < 0) {
 		if (errno == ENOENT) {
 			hm_junklist_finish(l);
 			return 0;
 		}
 		return -1;
-	}
-	if (fstat(fd, &st) < 0)
-		goto fail;
-	if (!S_ISREG(st.st_mode)) {
-		errno = EINVAL;
-		goto fail;
 	}
 	want = st.st_size > (off_t)HM_JUNKLIST_FILE_MAX ? HM_JUNKLIST_FILE_MAX
 							 : (size_t)st.st_size;

@@ -172,7 +172,7 @@ static void ensure_dir(const char *path)
 
 /* secret_path - the secret's file: path with ".db" replaced by ".key", or
  * ".key" appended */
-static int secret_path(const char *path, char *out, size_t size)
+static int secret_path(const char *path, char *dst, size_t size)
 {
 	size_t n = strlen(path);
 
@@ -180,7 +180,7 @@ static int secret_path(const char *path, char *out, size_t size)
 		n -= 3;
 	if (n > INT_MAX)
 		return errno = ENAMETOOLONG, -1;
-	return hm_snprintf(out, size, "%.*s.key", (int)n, path);
+	return hm_snprintf(dst, size, "%.*s.key", (int)n, path);
 }
 
 /* create_secret - write HM_LOCKOUT_SECRET_SIZE random bytes to a fresh
@@ -311,15 +311,9 @@ int hm_lockout_open(const char *path, const struct hm_lockout_policy *policy,
 	ensure_dir(path);
 	if (load_secret(path, lo->secret) < 0)
 		goto fail;
-	fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY, 0600);
+	fd = hm_open_regular(path, O_RDWR | O_CREAT, 0600, &st);
 	if (fd < 0)
 		goto fail;
-	if (fstat(fd, &st) < 0)
-		goto fail;
-	if (!S_ISREG(st.st_mode)) {
-		errno = EINVAL;
-		goto fail;
-	}
 	if (file_lock(fd, F_WRLCK) < 0)
 		goto fail;
 	memset(&h, 0, sizeof(h));
@@ -359,19 +353,19 @@ void hm_lockout_close(struct hm_lockout **lop)
 	*lop = NULL;
 }
 
-int hm_lockout_ip_key(const char *ip, unsigned int prefix, char *out, size_t outsize)
+int hm_lockout_ip_key(const char *ip, unsigned int prefix, char *dst, size_t dstsize)
 {
 	struct in_addr a4;
 	struct in6_addr a6;
 	char txt[INET6_ADDRSTRLEN];
 
 	if (inet_pton(AF_INET, ip, &a4) == 1)
-		return inet_ntop(AF_INET, &a4, out, (socklen_t)outsize) != NULL ? 0 : -1;
+		return inet_ntop(AF_INET, &a4, dst, (socklen_t)dstsize) != NULL ? 0 : -1;
 	if (inet_pton(AF_INET6, ip, &a6) != 1 || prefix < 1 || prefix > 128)
 		return errno = EINVAL, -1;
 	if (IN6_IS_ADDR_V4MAPPED(&a6)) {
 		memcpy(&a4, &a6.s6_addr[12], sizeof(a4));
-		return inet_ntop(AF_INET, &a4, out, (socklen_t)outsize) != NULL ? 0 : -1;
+		return inet_ntop(AF_INET, &a4, dst, (socklen_t)dstsize) != NULL ? 0 : -1;
 	}
 	/* keep the first prefix bits, clear the rest */
 	for (unsigned int i = 0; i < 16; i++) {
@@ -381,7 +375,7 @@ int hm_lockout_ip_key(const char *ip, unsigned int prefix, char *out, size_t out
 	}
 	if (inet_ntop(AF_INET6, &a6, txt, sizeof(txt)) == NULL)
 		return -1;
-	return hm_snprintf(out, outsize, "%s/%u", txt, prefix);
+	return hm_snprintf(dst, dstsize, "%s/%u", txt, prefix);
 }
 
 /* make_key - HMAC-SHA-256 under the installation secret of kind byte + key

@@ -193,7 +193,7 @@ unsigned int hm_lockout_home_slot(const struct hm_lockout *lo, enum hm_lockout_k
 /* hm_lockout_ip_key - the text an address is counted under: IPv4 as is,
  * IPv4-mapped IPv6 as IPv4, other IPv6 masked to prefix bits ("a:b::/64").
  * -1 EINVAL when ip is no address (the caller counts it verbatim). */
-int hm_lockout_ip_key(const char *ip, unsigned int prefix, char *out, size_t outsize);
+int hm_lockout_ip_key(const char *ip, unsigned int prefix, char *dst, size_t dstsize);
 const char *hm_lockout_verdict_name(enum hm_lockout_verdict v);
 
 #endif

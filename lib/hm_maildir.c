@@ -379,7 +379,7 @@ cut:
 }
 
 /* sort_flags - ASCII-sorted, de-duplicated copy of the valid letters of in */
-static void sort_flags(const char *in, char *out)
+static void sort_flags(const char *in, char *dst)
 {
 	bool seen[128] = { false };
 	size_t o = 0;
@@ -391,8 +391,8 @@ static void sort_flags(const char *in, char *out)
 	}
 	for (int c = 0; c < 128; c++)
 		if (seen[c])
-			out[o++] = (char)c;
-	out[o] = '\0';
+			dst[o++] = (char)c;
+	dst[o] = '\0';
 }
 
 /* copy_into - fallback when no hard link is possible: copy through f's tmp/ */

@@ -376,7 +376,8 @@ static void pop_frame(struct hm_mime *m)
 	f->boundary = NULL;
 }
 
-/* trim_lower_token - lowercased value of a simple field (CTE), comments dropped */
+/* parse_cte - the Content-Transfer-Encoding value: lowercased token,
+ * comments dropped */
 static enum hm_mime_cte parse_cte(const char *v, size_t n)
 {
 	char tok[32];
@@ -572,9 +573,10 @@ enomem:
 }
 
 /* match_boundary - is line a boundary of an open multipart?  Returns the
- * frame index or -1; *close set for a close delimiter, *prefix for a match
+ * frame index or -1; *close_r set for a close delimiter, *prefix_r for a match
  * that is not exact (RFC 2046 allows only whitespace after it). */
-static long match_boundary(struct hm_mime *m, const char *s, size_t n, bool *close, bool *prefix)
+static long match_boundary(struct hm_mime *m, const char *s, size_t n, bool *close_r,
+			   bool *prefix_r)
 {
 	if (n < 3 || s[0] != '-' || s[1] != '-' || m->nframes == 0)
 		return -1;
@@ -595,8 +597,8 @@ static long match_boundary(struct hm_mime *m, const char *s, size_t n, bool *clo
 					ws = false;
 			if (pass == 0 && !ws)
 				continue;
-			*close = cl;
-			*prefix = !ws;
+			*close_r = cl;
+			*prefix_r = !ws;
 			return (long)j;
 		}
 	}

@@ -78,8 +78,8 @@ static int drop_from_line(struct hm_msgin *m)
 	}
 }
 
-/* norm_read - hand out up to n normalised bytes straight from the fd stream */
-static ssize_t norm_read(struct hm_msgin *m, char *out, size_t n)
+/* norm_read - copy up to n normalised bytes into dst straight from the fd stream */
+static ssize_t norm_read(struct hm_msgin *m, char *dst, size_t n)
 {
 	size_t o = 0;
 
@@ -108,7 +108,7 @@ static ssize_t norm_read(struct hm_msgin *m, char *out, size_t n)
 				m->rpos++;  /* CRLF: drop the CR, the LF follows */
 				continue;
 			}
-			out[o++] = '\r';   /* bare CR is kept */
+			dst[o++] = '\r';   /* bare CR is kept */
 			m->rpos++;
 			continue;
 		}
@@ -116,11 +116,11 @@ static ssize_t norm_read(struct hm_msgin *m, char *out, size_t n)
 		char *cr = memchr(p, '\r', take);
 		if (cr != NULL)
 			take = (size_t)(cr - p);
-		memcpy(out + o, p, take);
+		memcpy(dst + o, p, take);
 		o += take;
 		m->rpos += take;
 	}
-	for (const char *p = out, *e = out + o; (p = memchr(p, '\n', (size_t)(e - p))) != NULL; p++)
+	for (const char *p = dst, *e = dst + o; (p = memchr(p, '\n', (size_t)(e - p))) != NULL; p++)
 		m->lf_count++;
 	m->bytes += o;
 	return (ssize_t)o;

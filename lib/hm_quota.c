@@ -22,7 +22,8 @@
 #define LIMIT_MAX ((1ULL << 63) - 1)
 
 /* parse_size - "N[unit]" with default multiplier; false on garbage/overflow */
-static bool parse_size(const char *s, unsigned long long mult, unsigned long long *out)
+static bool parse_size(const char *s, unsigned long long mult,
+		       unsigned long long *value_r)
 {
 	char *end;
 	if (*s < '0' || *s > '9')
@@ -43,10 +44,10 @@ static bool parse_size(const char *s, unsigned long long mult, unsigned long lon
 		if (end[1] != '\0' && !(end[1] == 'B' && end[2] == '\0'))
 			return false;
 	}
-	if (__builtin_mul_overflow(v, mult, out))
+	if (__builtin_mul_overflow(v, mult, value_r))
 		return false;
-	if (*out > LIMIT_MAX)
-		*out = LIMIT_MAX;
+	if (*value_r > LIMIT_MAX)
+		*value_r = LIMIT_MAX;
 	return true;
 }
 
@@ -130,21 +131,32 @@ bad:
 	return -1;
 }
 
-/* sum_dir - add the messages of dirfd/sub to the totals (,S= or stat size) */
-static int sum_dir(int dirfd, const char *sub, unsigned long long *bytes,
+/* open_dir - a directory stream on parent/sub, opened with O_DIRECTORY |
+ * O_CLOEXEC | flags.  NULL and errno set on failure (nothing left open) */
+static DIR *open_dir(int parent, const char *sub, int flags)
+{
+	int fd = openat(parent, sub, O_RDONLY | O_DIRECTORY | O_CLOEXEC | flags);
+	DIR *d = fd < 0 ? NULL : fdopendir(fd);
+
+	if (d == NULL && fd >= 0) {
+		int e = errno;
+		close(fd);
+		errno = e;
+	}
+	return d;
+}
+
+/* sum_dir - add the messages of parent/sub to the totals (,S= or stat size) */
+static int sum_dir(int parent, const char *sub, unsigned long long *bytes,
 		   unsigned long long *count, time_t *mtime_r)
 {
-	int fd = openat(dirfd, sub, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0)
+	DIR *d = open_dir(parent, sub, O_NOFOLLOW);
+	if (d == NULL)
 		return (errno == ENOENT || errno == ENOTDIR || errno == ELOOP) ? 0 : -1;
+	int fd = dirfd(d);
 	struct stat st;
 	if (fstat(fd, &st) == 0 && st.st_mtime > *mtime_r)
 		*mtime_r = st.st_mtime;
-	DIR *d = fdopendir(fd);
-	if (d == NULL) {
-		close(fd);
-		return -1;
-	}
 	struct dirent *e;
 	int rc = 0;
 	while ((e = readdir(d)) != NULL) {
@@ -171,23 +183,19 @@ static int sum_dir(int dirfd, const char *sub, unsigned long long *bytes,
 	return rc;
 }
 
-/* dirs_mtime - newest mtime of new/ and cur/ of INBOX and every folder */
-static int scan_all(int root_fd, unsigned long long *bytes, unsigned long long *count,
+/* scan_all - bytes, messages and newest mtime of new/ and cur/ of INBOX and
+ * every folder */
+static int scan_all(int root_fd, unsigned long long *bytes_r, unsigned long long *count_r,
 		    time_t *mtime_r)
 {
-	*bytes = *count = 0;
+	*bytes_r = *count_r = 0;
 	*mtime_r = 0;
-	if (sum_dir(root_fd, "new", bytes, count, mtime_r) < 0 ||
-	    sum_dir(root_fd, "cur", bytes, count, mtime_r) < 0)
+	if (sum_dir(root_fd, "new", bytes_r, count_r, mtime_r) < 0 ||
+	    sum_dir(root_fd, "cur", bytes_r, count_r, mtime_r) < 0)
 		return -1;
-	int fd = openat(root_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
+	DIR *d = open_dir(root_fd, ".", 0);
+	if (d == NULL)
 		return -1;
-	DIR *d = fdopendir(fd);
-	if (d == NULL) {
-		close(fd);
-		return -1;
-	}
 	struct dirent *e;
 	int rc = 0;
 	while ((e = readdir(d)) != NULL) {
@@ -196,8 +204,8 @@ static int scan_all(int root_fd, unsigned long long *bytes, unsigned long long *
 		int ffd = openat(root_fd, e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 		if (ffd < 0)
 			continue;   /* not a folder (a file, a symlink): not counted */
-		if (sum_dir(ffd, "new", bytes, count, mtime_r) < 0 ||
-		    sum_dir(ffd, "cur", bytes, count, mtime_r) < 0)
+		if (sum_dir(ffd, "new", bytes_r, count_r, mtime_r) < 0 ||
+		    sum_dir(ffd, "cur", bytes_r, count_r, mtime_r) < 0)
 			rc = -1;
 		close(ffd);
 	}

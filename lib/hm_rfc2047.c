@@ -61,7 +61,7 @@ size_t hm_utf8_seq_len(const unsigned char *p, size_t n)
 	return len;
 }
 
-int hm_utf8_append_valid(struct hm_buf *out, const char *in, size_t len)
+int hm_utf8_append_valid(struct hm_buf *dst, const char *in, size_t len)
 {
 	const unsigned char *p = (const unsigned char *)in;
 	size_t i = 0, run = 0;
@@ -72,16 +72,16 @@ int hm_utf8_append_valid(struct hm_buf *out, const char *in, size_t len)
 			continue;
 		}
 		/* flush the valid run, then a replacement character */
-		int r = append_cut(out, in + run, i - run);
+		int r = append_cut(dst, in + run, i - run);
 		if (r != 0)
 			return r;
-		r = append_cut(out, "\xEF\xBF\xBD", 3);
+		r = append_cut(dst, "\xEF\xBF\xBD", 3);
 		if (r != 0)
 			return r;
 		i++;
 		run = i;
 	}
-	return append_cut(out, in + run, len - run);
+	return append_cut(dst, in + run, len - run);
 }
 
 /* is_utf8_name - charset names that need no conversion */
@@ -91,11 +91,11 @@ static int is_utf8_name(const char *cs)
 	       strcasecmp(cs, "us-ascii") == 0 || strcasecmp(cs, "ascii") == 0;
 }
 
-int hm_charset_to_utf8(struct hm_buf *out, const char *charset,
+int hm_charset_to_utf8(struct hm_buf *dst, const char *charset,
 		       const char *in, size_t len)
 {
 	if (is_utf8_name(charset))
-		return hm_utf8_append_valid(out, in, len);
+		return hm_utf8_append_valid(dst, in, len);
 	iconv_t cd = iconv_open("UTF-8", charset);
 	if (cd == (iconv_t)-1) {
 		errno = EINVAL;
@@ -113,7 +113,7 @@ int hm_charset_to_utf8(struct hm_buf *out, const char *charset,
 		/* glibc's iconv passes code points above U+10FFFF through for
 		 * UTF-8 aliases ("UTF8//"): validate what it produced (found
 		 * by tests/fuzz, regression in tests/fuzz/regressions/rfc2047) */
-		int a = hm_utf8_append_valid(out, tmp, (size_t)(op - tmp));
+		int a = hm_utf8_append_valid(dst, tmp, (size_t)(op - tmp));
 		if (a != 0) {
 			ret = a;
 			goto done;
@@ -122,7 +122,7 @@ int hm_charset_to_utf8(struct hm_buf *out, const char *charset,
 			if (e == E2BIG)
 				continue;
 			/* EILSEQ or EINVAL (truncated sequence): replace one byte */
-			a = append_cut(out, "\xEF\xBF\xBD", 3);
+			a = append_cut(dst, "\xEF\xBF\xBD", 3);
 			if (a != 0) {
 				ret = a;
 				goto done;
@@ -137,7 +137,7 @@ int hm_charset_to_utf8(struct hm_buf *out, const char *charset,
 		char *op = tmp;
 		size_t oleft = sizeof tmp;
 		iconv(cd, NULL, NULL, &op, &oleft);
-		ret = hm_utf8_append_valid(out, tmp, (size_t)(op - tmp));
+		ret = hm_utf8_append_valid(dst, tmp, (size_t)(op - tmp));
 	}
 done:
 	iconv_close(cd);
@@ -168,8 +168,8 @@ static size_t decode_text(char enc, const char *p, size_t n, char *dst)
 
 /* parse_word - recognise an encoded-word at in[0..len).  On success returns
  * its total length and fills the parts; 0 when it is not one. */
-static size_t parse_word(const char *in, size_t len, const char **cs, size_t *cslen,
-			 char *enc, const char **txt, size_t *txtlen)
+static size_t parse_word(const char *in, size_t len, const char **cs_r, size_t *cslen_r,
+			 char *enc_r, const char **txt_r, size_t *txtlen_r)
 {
 	if (len < 8 || in[0] != '=' || in[1] != '?')
 		return 0;
@@ -178,14 +178,14 @@ static size_t parse_word(const char *in, size_t len, const char **cs, size_t *cs
 		i++;
 	if (i >= len || in[i] != '?' || i == 2)
 		return 0;
-	*cs = in + 2;
-	*cslen = i - 2;
+	*cs_r = in + 2;
+	*cslen_r = i - 2;
 	i++;
 	if (i + 1 >= len || in[i + 1] != '?')
 		return 0;
 	if (in[i] != 'B' && in[i] != 'b' && in[i] != 'Q' && in[i] != 'q')
 		return 0;
-	*enc = in[i];
+	*enc_r = in[i];
 	i += 2;
 	size_t start = i;
 	while (i + 1 < len && !(in[i] == '?' && in[i + 1] == '=')) {
@@ -195,12 +195,12 @@ static size_t parse_word(const char *in, size_t len, const char **cs, size_t *cs
 	}
 	if (i + 1 >= len)
 		return 0;
-	*txt = in + start;
-	*txtlen = i - start;
+	*txt_r = in + start;
+	*txtlen_r = i - start;
 	return i + 2;
 }
 
-int hm_rfc2047_decode(struct hm_buf *out, const char *in, size_t len)
+int hm_rfc2047_decode(struct hm_buf *dst, const char *in, size_t len)
 {
 	size_t i = 0, lit = 0;    /* lit: start of pending literal text */
 	int prev_word = 0;        /* the pending literal follows an encoded-word */
@@ -225,7 +225,7 @@ int hm_rfc2047_decode(struct hm_buf *out, const char *in, size_t len)
 			if (in[k] != ' ' && in[k] != '\t' && in[k] != '\r' && in[k] != '\n')
 				only_ws = 0;
 		if (!(prev_word && only_ws)) {
-			int r = hm_utf8_append_valid(out, in + lit, i - lit);
+			int r = hm_utf8_append_valid(dst, in + lit, i - lit);
 			if (r != 0)
 				return r;
 		}
@@ -241,13 +241,13 @@ int hm_rfc2047_decode(struct hm_buf *out, const char *in, size_t len)
 		size_t dl = decode_text(enc, txt, txtlen, dec);
 		int r;
 		if (cl == 0 || cl > MAX_CHARSET_NAME) {
-			r = hm_utf8_append_valid(out, dec, dl);
+			r = hm_utf8_append_valid(dst, dec, dl);
 		} else {
 			memcpy(charset, cs, cl);
 			charset[cl] = 0;
-			r = hm_charset_to_utf8(out, charset, dec, dl);
+			r = hm_charset_to_utf8(dst, charset, dec, dl);
 			if (r < 0 && errno == EINVAL)
-				r = hm_utf8_append_valid(out, dec, dl);
+				r = hm_utf8_append_valid(dst, dec, dl);
 		}
 		if (dec != stackbuf)
 			free(dec);
@@ -257,5 +257,5 @@ int hm_rfc2047_decode(struct hm_buf *out, const char *in, size_t len)
 		lit = i;
 		prev_word = 1;
 	}
-	return hm_utf8_append_valid(out, in + lit, len - lit);
+	return hm_utf8_append_valid(dst, in + lit, len - lit);
 }

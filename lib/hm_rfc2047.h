@@ -21,17 +21,17 @@
  * (RFC 2047 section 6.2).  Text outside encoded-words, undecodable words and
  * words in unknown charsets are kept; any byte sequence that is not valid
  * UTF-8 becomes U+FFFD, so the output is always valid UTF-8. */
-int hm_rfc2047_decode(struct hm_buf *out, const char *in, size_t len);
+int hm_rfc2047_decode(struct hm_buf *dst, const char *in, size_t len);
 
 /* hm_charset_to_utf8 - append in[0..len) converted from charset to UTF-8;
  * invalid input sequences become U+FFFD. */
-int hm_charset_to_utf8(struct hm_buf *out, const char *charset,
+int hm_charset_to_utf8(struct hm_buf *dst, const char *charset,
 		       const char *in, size_t len);
 
 /* hm_utf8_append_valid - append bytes, replacing invalid UTF-8 with U+FFFD. */
-int hm_utf8_append_valid(struct hm_buf *out, const char *in, size_t len);
+int hm_utf8_append_valid(struct hm_buf *dst, const char *in, size_t len);
 
-/* hm_utf8_valid_len - length of the valid UTF-8 sequence starting at p
+/* hm_utf8_seq_len - length of the valid UTF-8 sequence starting at p
  * (1..4), or 0 when p[0..n) does not start with one. */
 size_t hm_utf8_seq_len(const unsigned char *p, size_t n);
 

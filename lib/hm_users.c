@@ -120,7 +120,7 @@ static int push_line(struct hm_users *db, char *text, size_t len, struct hm_user
 	return 0;
 }
 
-int hm_users_normalize_address(const char *in, char *out, size_t outsize)
+int hm_users_normalize_address(const char *in, char *dst, size_t dstsize)
 {
 	/* Conservative RFC 5321 dot-atom local part: no quoting, no '/', '|'
 	 * or '`' (they end up in logs and shell-adjacent tools), no ':' (the
@@ -130,7 +130,7 @@ int hm_users_normalize_address(const char *in, char *out, size_t outsize)
 
 	if (n == 0 || n > HM_USERS_MAX_ADDRESS)
 		return errno = EINVAL, -1;
-	if (n >= outsize)
+	if (n >= dstsize)
 		return errno = ENAMETOOLONG, -1;
 	for (size_t i = 0; i < n; i++)
 		if (in[i] == '@')
@@ -159,7 +159,7 @@ int hm_users_normalize_address(const char *in, char *out, size_t outsize)
 		label++;
 	}
 	for (size_t i = 0; i <= n; i++)
-		out[i] = (char)tolower((unsigned char)in[i]);
+		dst[i] = (char)tolower((unsigned char)in[i]);
 	return 0;
 }
 
@@ -444,20 +444,14 @@ fail:
 int hm_users_load(const char *path, hm_users_warn_fn *warn, void *ctx,
 		  struct hm_users **db_r)
 {
-	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
 	struct stat st;
+	int fd = hm_open_regular(path, O_RDONLY, 0, &st);
 	char *data;
 	ssize_t n;
 	int ret, saved;
 
 	if (fd < 0)
 		return -1;
-	if (fstat(fd, &st) < 0)
-		goto fail_fd;
-	if (!S_ISREG(st.st_mode)) {
-		errno = EINVAL;
-		goto fail_fd;
-	}
 	if ((uint64_t)st.st_size > HM_USERS_MAX_FILE) {
 		errno = EFBIG;
 		goto fail_fd;

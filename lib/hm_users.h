@@ -108,9 +108,9 @@ int hm_users_modify(const char *path, hm_users_edit_fn *fn, void *ctx,
 int hm_users_write(const char *path, const struct hm_users *db);
 
 /* Validation helpers (also used by homemail-user). */
-/* hm_users_normalize_address - validate and lower-case into out[outsize].
+/* hm_users_normalize_address - validate and lower-case into dst[dstsize].
  * Returns 0, or -1 (EINVAL bad address, ENAMETOOLONG). */
-int hm_users_normalize_address(const char *in, char *out, size_t outsize);
+int hm_users_normalize_address(const char *in, char *dst, size_t dstsize);
 bool hm_users_valid_home(const char *home);
 /* hm_users_parse_quota - "" "-" "0" → 0; N[kKmMgGtT] → bytes.  EINVAL, ERANGE */
 int hm_users_parse_quota(const char *s, uint64_t *bytes_r);
@@ -153,8 +153,8 @@ int hm_pw_identify(const char *scheme, const char *hash, struct hm_pw_info *info
 int hm_pw_verify(const char *plain, const char *scheme, const char *hash,
 		 bool allow_weak);
 /* hm_pw_hash - new hash of plain with a fresh salt and default cost
- * (strong schemes only, EINVAL otherwise); out needs HM_PW_HASH_SIZE. */
-int hm_pw_hash(const char *plain, enum hm_pw_scheme scheme, char *out, size_t outsize);
+ * (strong schemes only, EINVAL otherwise); dst needs HM_PW_HASH_SIZE. */
+int hm_pw_hash(const char *plain, enum hm_pw_scheme scheme, char *dst, size_t dstsize);
 /* hm_pw_scheme_by_name - "yescrypt", "bcrypt"/"BLF-CRYPT", "SHA512-CRYPT",
  * "SHA256-CRYPT" (case-insensitive); HM_PW_UNKNOWN otherwise */
 enum hm_pw_scheme hm_pw_scheme_by_name(const char *name);

@@ -226,7 +226,7 @@ static const char *gensalt_prefix(enum hm_pw_scheme s, unsigned long *count_r)
 	}
 }
 
-int hm_pw_hash(const char *plain, enum hm_pw_scheme scheme, char *out, size_t outsize)
+int hm_pw_hash(const char *plain, enum hm_pw_scheme scheme, char *dst, size_t dstsize)
 {
 	char setting[CRYPT_GENSALT_OUTPUT_SIZE];
 	unsigned long count;
@@ -245,7 +245,7 @@ int hm_pw_hash(const char *plain, enum hm_pw_scheme scheme, char *out, size_t ou
 	h = crypt_rn(plain, setting, cd, (int)sizeof(*cd));
 	if (h == NULL || h[0] == '*')
 		{ errno = EINVAL; ret = -1; }
-	else if (hm_strlcpy(out, h, outsize) < 0)
+	else if (hm_strlcpy(dst, h, dstsize) < 0)
 		ret = -1;
 	explicit_bzero(cd, sizeof(*cd));
 	free(cd);

@@ -3,6 +3,7 @@
 #include "hm_util.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -213,4 +214,22 @@ char *hm_trim(char *s)
 		e--;
 	*e = '\0';
 	return s;
+}
+
+int hm_open_regular(const char *path, int flags, mode_t mode, struct stat *st_r)
+{
+	int fd = open(path, flags | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY, mode);
+	int e;
+
+	if (fd < 0)
+		return -1;
+	if (fstat(fd, st_r) < 0)
+		e = errno;
+	else if (!S_ISREG(st_r->st_mode))
+		e = EINVAL;
+	else
+		return fd;
+	close(fd);
+	errno = e;
+	return -1;
 }

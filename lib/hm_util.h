@@ -1,15 +1,22 @@
 /* hm_util.h — small helpers every piece of homemail uses.
  *
  * Checked size arithmetic, truncation-checked string copies, EINTR-safe full
- * reads/writes, the cleaning of untrusted text before it reaches a log, and
+ * reads/writes, opening a regular file without following links, the cleaning of untrusted text before it reaches a log, and
  * the hex / Base64 digit decoding the MIME and RFC 2047 readers share.
  * Nothing here allocates except where stated; nothing calls exit() or alarm(),
  * so the helpers are safe inside Exim's and Dovecot's processes.
+ *
+ * Naming, in lib/, dovecot-plugin/ and exim-local-scan/: a parameter through
+ * which a function returns a value ends in _r (Dovecot's convention:
+ * size_t *len_r, struct hm_users **db_r); a caller's buffer it fills is dst
+ * with dstsize (as in hm_strlcpy); a parameter both read and updated (a
+ * cursor, a counter, a destructor's T **) keeps a plain name.
  */
 #ifndef HM_UTIL_H
 #define HM_UTIL_H
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 
 #define HM_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
@@ -34,6 +41,12 @@ int hm_write_full(int fd, const void *p, size_t n);
 /* hm_read_full - read up to n bytes, retrying on EINTR; stops early only at EOF.
  * Returns bytes read (0 at EOF), or -1 and errno set. */
 ssize_t hm_read_full(int fd, void *p, size_t n);
+
+/* hm_open_regular - open(path, flags | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY,
+ * mode) and fstat it into *st_r; a link is refused by open (ELOOP), anything
+ * but a regular file (a FIFO, device or directory) with EINVAL.
+ * Returns the descriptor, or -1 and errno set (nothing left open). */
+int hm_open_regular(const char *path, int flags, mode_t mode, struct stat *st_r);
 
 /* hm_log_clean - copy untrusted text for a log line: control characters,
  * DEL and bytes >= 0x80 that are not valid UTF-8 become '?', length capped at

@@ -331,7 +331,7 @@ static int watched_fd(enum fcall c, int fd)
 
 #define INJECT(ret) do { errno = cfg.err; return (ret); } while (0)
 
-/* open - with O_CREAT/O_TMPFILE the mode argument is read */
+/* open_mode - the mode argument of open(), read only with O_CREAT/O_TMPFILE */
 static mode_t open_mode(int flags, va_list ap)
 {
 	if ((flags & O_CREAT) || (flags & O_TMPFILE) == O_TMPFILE)

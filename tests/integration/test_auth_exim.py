@@ -26,9 +26,11 @@ service auth {
 """
 
 
-def rcpt_codes(port, rcpts):
+def rcpt_codes(port, rcpts, source="127.0.0.2"):
+    """{recipient: SMTP reply code to its RCPT TO} in one transaction from
+    source (test_scan_exim.py shares it)."""
     codes = {}
-    with smtplib.SMTP("127.0.0.1", port, source_address=("127.0.0.2", 0), timeout=30) as s:
+    with smtplib.SMTP("127.0.0.1", port, source_address=(source, 0), timeout=30) as s:
         s.ehlo("client.example")
         s.mail("a@example.org")
         for r in rcpts:

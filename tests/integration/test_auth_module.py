@@ -59,18 +59,10 @@ def module_dir():
 def san_env(w):
     """(environment, dovecot conf) that load the ASan/UBSan runtimes first into
     uninstrumented dovecot/exim processes when the module is built with
-    SANITIZE=1; reports go to w/asan.PID (Env.stop fails on any)."""
-    if not hmtest.SANITIZE:
-        return None, ""
-    libs = [subprocess.run(["cc", "-print-file-name=" + n], capture_output=True,
-                           text=True).stdout.strip() for n in ("libasan.so", "libubsan.so")]
-    env = {"LD_PRELOAD": " ".join(libs),
-           "ASAN_OPTIONS": "detect_leaks=0:verify_asan_link_order=0:log_path=" +
-                           os.path.join(w, "asan")}
-    conf = ("import_environment = TZ CORE_OUTOFMEM CORE_ERROR LISTEN_PID LISTEN_FDS "
-            "LD_PRELOAD ASAN_OPTIONS UBSAN_OPTIONS\n"
-            "default_vsz_limit = 0\n")      # ASan's shadow memory needs address space
-    return env, conf
+    SANITIZE=1 (hmtest.sanitizer_env); reports go to w/sanitizer/ (Env.stop
+    fails on any).  (None, "") when SANITIZE is off."""
+    env = hmtest.sanitizer_env(os.path.join(w, "sanitizer"))
+    return env or None, hmtest.sanitizer_dovecot_conf()
 
 
 def sha512(pw):
@@ -94,6 +86,7 @@ class Env:
         self.args = (f"users={self.users_path} lockout={self.lockout_path} "
                      f"domains=home.com.bo {args}").strip()
         env, san_conf = san_env(self.w)
+        self.san = env
         extra = san_conf + extra
         self.d = hmtest.Dovecot(
             None, users=users,
@@ -134,9 +127,9 @@ class Env:
 
     def stop(self):
         self.d.stop()
-        reports = [n for n in os.listdir(self.w) if n.startswith("asan")]
+        reports = hmtest.sanitizer_reports(self.san)
         assert not reports, "sanitizer reports: " + "".join(
-            open(os.path.join(self.w, n), errors="replace").read()[:3000] for n in reports)
+            open(n, errors="replace").read()[:3000] for n in reports)
 
 
 _ipn = [0]

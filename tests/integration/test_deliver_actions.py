@@ -27,6 +27,7 @@ import shutil
 import subprocess
 
 import hmtest
+from test_deliver_e2e import write_conf
 
 # HM_DELIVER: run the same cases against another build (e.g. the unfixed one)
 LDA = os.environ.get("HM_DELIVER") or os.path.join(hmtest.BUILD, "homemail-deliver")
@@ -78,15 +79,6 @@ class Stand:
         else:
             with open(p, "w") as f:
                 f.write(str(code))
-
-
-def write_conf(text):
-    d = hmtest._workdir("deliverconf")
-    p = os.path.join(d, "deliver.conf")
-    with open(p, "w") as f:
-        f.write(text)
-    os.chmod(p, 0o644)
-    return p
 
 
 def put_script(user, text, name=".dovecot.sieve"):

@@ -15,17 +15,9 @@ import threading
 import pytest
 
 import hmtest
+from test_deliver_e2e import write_conf
 
 LDA = os.path.join(hmtest.BUILD, "homemail-deliver")
-
-
-def write_conf(text):
-    d = hmtest._workdir("deliverconf")
-    p = os.path.join(d, "deliver.conf")
-    with open(p, "w") as f:
-        f.write(text)
-    os.chmod(p, 0o644)
-    return p
 
 
 EMPTY_CONF = None

@@ -25,6 +25,7 @@ import sys
 import pytest
 
 import hmtest
+from test_scan_exim import _conf, make_sink
 
 sys.path.insert(0, os.path.join(hmtest.TOP, "tests", "scan-corpus"))
 import bombs  # noqa: E402
@@ -36,24 +37,8 @@ BUDGET_REASON = "decompression budget (max_archive_inflate) exhausted"
 DECLARED_REASON = "declared size over max_archive_inflate"
 
 
-def _conf(text):
-    w = hmtest._workdir("scanconf")
-    p = os.path.join(w, "scan.conf")
-    with open(p, "w") as f:
-        f.write(text)
-    os.chmod(p, 0o644)
-    return p
-
-
 def _exim(conf):
-    w = hmtest._workdir("scan-bomb")
-    out = os.path.join(w, "out")
-    os.mkdir(out)
-    os.chmod(out, 0o1777)
-    sink = os.path.join(w, "sink.sh")
-    with open(sink, "w") as f:
-        f.write('#!/bin/sh\nf="%s/$(date +%%s%%N).$$"\ncat > "$f.tmp" && mv "$f.tmp" "$f.eml"\n' % out)
-    os.chmod(sink, 0o755)
+    sink, out = make_sink("scan-bomb")
     san = hmtest.sanitizer_env()
     e = hmtest.Exim(None, transport_command=sink, local_scan=SO,
                     extra_main=f"add_environment = HOMEMAIL_SCAN_CONF={conf}\n", env=san)

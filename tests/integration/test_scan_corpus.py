@@ -25,25 +25,7 @@ import pytest
 
 import hmtest
 
-# Built with SANITIZE=1 the module needs the ASan/UBSan runtimes, which the
-# stock exim4 only has when they are preloaded (forked receiving processes
-# inherit them).  Reports go to ASAN_LOGS; the tests require it to stay empty.
-SAN_PRELOAD = "/usr/lib/x86_64-linux-gnu/libasan.so.8:/usr/lib/x86_64-linux-gnu/libubsan.so.1"
-ASAN_LOGS = os.path.join(hmtest.BASE, "scan-asan-logs")
-
-
-def san_env():
-    if not hmtest.SANITIZE:
-        return {}
-    os.makedirs(ASAN_LOGS, exist_ok=True)
-    os.chmod(ASAN_LOGS, 0o1777)
-    return {"LD_PRELOAD": SAN_PRELOAD,
-            "ASAN_OPTIONS": f"detect_leaks=0:abort_on_error=1:log_path={ASAN_LOGS}/asan",
-            "UBSAN_OPTIONS": f"print_stacktrace=1:halt_on_error=1:log_path={ASAN_LOGS}/ubsan"}
-
-
-def san_reports():
-    return sorted(os.listdir(ASAN_LOGS)) if os.path.isdir(ASAN_LOGS) else []
+from test_scan_exim import _conf, make_sink, san_env, san_reports
 
 SCAN = os.path.join(hmtest.BUILD, "homemail-scan")
 SO = os.path.join(hmtest.BUILD, "homemail_scan.so")
@@ -74,12 +56,7 @@ CASES = (_read_manifest(os.path.join(CORPUS, "MANIFEST"), CORPUS)
 @pytest.fixture(scope="module")
 def conf():
     """An empty scan.conf (built-in defaults), independent of /etc/homemail."""
-    w = hmtest._workdir("scanconf")
-    p = os.path.join(w, "scan.conf")
-    with open(p, "w") as f:
-        f.write("# defaults\n")
-    os.chmod(p, 0o644)
-    return p
+    return _conf("# defaults\n")
 
 
 def test_corpus_size():
@@ -165,14 +142,7 @@ def smtp_raw(port, mail_from, rcpt, data):
 def exim_sink(conf):
     """A private exim4 with the module loaded; local mail goes to a sink
     script that stores each message as a file."""
-    w = hmtest._workdir("scan-exim")
-    out = os.path.join(w, "out")
-    os.mkdir(out)
-    os.chmod(out, 0o1777)
-    sink = os.path.join(w, "sink.sh")
-    with open(sink, "w") as f:
-        f.write('#!/bin/sh\nf="%s/$(date +%%s%%N).$$"\ncat > "$f.tmp" && mv "$f.tmp" "$f.eml"\n' % out)
-    os.chmod(sink, 0o755)
+    sink, out = make_sink("scan-exim")
     user = hmtest.make_user()
     e = hmtest.Exim(None, transport_command=sink, local_scan=SO, env=san_env(),
                     extra_main=f"add_environment = HOMEMAIL_SCAN_CONF={conf}\n")

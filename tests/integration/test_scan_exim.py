@@ -11,22 +11,17 @@ import subprocess
 import pytest
 
 import hmtest
+from test_auth_exim import LISTENER as AUTH_LISTENER, rcpt_codes
 
 # Built with SANITIZE=1 the module needs the ASan/UBSan runtimes, which the
 # stock exim4 only has when they are preloaded (forked receiving processes
 # inherit them).  Reports go to ASAN_LOGS; the tests require it to stay empty.
-SAN_PRELOAD = "/usr/lib/x86_64-linux-gnu/libasan.so.8:/usr/lib/x86_64-linux-gnu/libubsan.so.1"
+# test_scan_corpus.py shares these.
 ASAN_LOGS = os.path.join(hmtest.BASE, "scan-asan-logs")
 
 
 def san_env():
-    if not hmtest.SANITIZE:
-        return {}
-    os.makedirs(ASAN_LOGS, exist_ok=True)
-    os.chmod(ASAN_LOGS, 0o1777)
-    return {"LD_PRELOAD": SAN_PRELOAD,
-            "ASAN_OPTIONS": f"detect_leaks=0:abort_on_error=1:log_path={ASAN_LOGS}/asan",
-            "UBSAN_OPTIONS": f"print_stacktrace=1:halt_on_error=1:log_path={ASAN_LOGS}/ubsan"}
+    return hmtest.sanitizer_env(ASAN_LOGS)
 
 
 def san_reports():
@@ -106,8 +101,11 @@ def test_abi_matches_installed_exim():
     assert got_minor <= minor
 
 
-def _sink_exim(conf_path, **kw):
-    w = hmtest._workdir("scan-x")
+def make_sink(name):
+    """(script, dir): a transport command that stores each message it is
+    given as a file <dir>/<time>.<pid>.eml, written under a temporary name
+    first (test_scan_corpus.py and test_scan_bombs.py share it)."""
+    w = hmtest._workdir(name)
     out = os.path.join(w, "out")
     os.mkdir(out)
     os.chmod(out, 0o1777)
@@ -115,6 +113,11 @@ def _sink_exim(conf_path, **kw):
     with open(sink, "w") as f:
         f.write('#!/bin/sh\nf="%s/$(date +%%s%%N).$$"\ncat > "$f.tmp" && mv "$f.tmp" "$f.eml"\n' % out)
     os.chmod(sink, 0o755)
+    return sink, out
+
+
+def _sink_exim(conf_path, **kw):
+    sink, out = make_sink("scan-x")
     extra = f"add_environment = HOMEMAIL_SCAN_CONF={conf_path}\n" if conf_path else ""
     e = hmtest.Exim(None, transport_command=sink, local_scan=SO, extra_main=extra, env=san_env(),
                     **kw)
@@ -122,6 +125,7 @@ def _sink_exim(conf_path, **kw):
 
 
 def _conf(text):
+    """A scan.conf holding text, readable by Exim; returns its path."""
     w = hmtest._workdir("scanconf")
     p = os.path.join(w, "scan.conf")
     with open(p, "w") as f:
@@ -219,26 +223,12 @@ def test_cli_exit_codes_and_errors(tmp_path):
 
 
 # ---- ${dlfunc ... homemail_user_exists} -------------------------------------
-LISTENER = """
-auth_username_format = %Ln
-service auth {
-  unix_listener auth-exim-master {
-    mode = 0600
-    user = Debian-exim
-  }
-}
-"""
+# the auth-master listener Exim's lookup connects to, as in test_auth_exim.py
+LISTENER = "auth_username_format = %Ln\n" + AUTH_LISTENER
 
 
 def _rcpt_codes(port, rcpts):
-    codes = {}
-    with smtplib.SMTP("127.0.0.1", port, timeout=30) as s:
-        s.ehlo("client.example")
-        s.mail("a@example.org")
-        for r in rcpts:
-            codes[r] = s.rcpt(r)[0]
-        s.rset()
-    return codes
+    return rcpt_codes(port, rcpts, source="127.0.0.1")
 
 
 def test_dlfunc_user_exists_and_defers(user):

@@ -855,19 +855,20 @@ static void old_format_reset_with_note(void **state)
 {
 	struct hm_lockout_policy p;
 	struct hm_lockout *lo;
-	/* format 1 header: magic[8], version, slots, rec_size (host order), pad to 64 */
+	/* format 1's 64-byte header: magic[8], then version, slots and
+	 * record size (host-order uint32), then zero padding */
 	uint8_t h1[64] = "HMLOCK1";
 	const uint32_t h1_fields[3] = { 1, 64, 64 };
 	uint8_t rec[64];
 	int64_t until = 1 << 30;
 	int fd;
 
+	memcpy(h1 + 8, h1_fields, sizeof(h1_fields));
 	hm_lockout_policy_default(&p);
 	p.slots = 128;
 	snprintf(path, sizeof(path), "%s/v1.db", tmpdir);
 	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
 	assert_true(fd >= 0);
-	memcpy(h1 + 8, h1_fields, sizeof(h1_fields));
 	assert_int_equal(write(fd, h1, sizeof(h1)), 64);
 	assert_int_equal(ftruncate(fd, 64 + 64 * 64), 0);
 	/* a locked record in every slot */

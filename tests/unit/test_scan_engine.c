@@ -213,7 +213,7 @@ static const struct scan_verdict *run(struct scan **s, const struct scan_conf *c
 	return scan_finish(*s);
 }
 
-/* write_zeros_zip - a zip (or solid 7z) of N members of SIZE zero bytes each,
+/* write_zeros - a zip (or solid 7z) of N members of SIZE zero bytes each,
  * named NAME0, NAME1...; a zip member of unknown size gets a data descriptor
  * (the length stored after the data), the case libarchive's streaming reader
  * must decompress to skip.  inner (may be NULL) is added first as "inner.zip". */

@@ -94,7 +94,7 @@ static char *run_scripts(const char *const *texts, size_t n, const char *msgtext
 	return out;
 }
 
-/* run - compile and run; returns the outcome as "a;b;c" (malloc'd) */
+/* run_msg - compile and run one script; returns the outcome as "a;b;c" (malloc'd) */
 static char *run_msg(const char *script, const char *msgtext, const char *from,
 		     struct sieve_limits *lim, bool *error_r)
 {

@@ -1,5 +1,6 @@
 /* test_util.c — unit tests for lib/hm_buf and lib/hm_util: bounds, truncation
- * reporting, log cleaning of hostile bytes, the shared hex / Base64 decoders. */
+ * reporting, log cleaning of hostile bytes, the shared hex / Base64 decoders,
+ * hm_open_regular (no link followed, nothing but a regular file opened). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -8,6 +9,10 @@
 #include <errno.h>
 #include <string.h>
 #include <stdlib.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "hm_buf.h"
 #include "hm_util.h"
@@ -98,6 +103,42 @@ static void hex_and_base64_digits(void **state)
 		assert_int_equal(out[i], "ABC"[i % 3]);
 }
 
+/* hm_open_regular is what keeps the users file, the lockout state and the
+ * junk lists from being read through a link or from a FIFO (which would
+ * block an auth worker) */
+static void open_regular_refuses_links_and_others(void **state)
+{
+	char dir[] = "/tmp/hm-test-util-XXXXXX", file[64], link_[64], fifo[64];
+	struct stat st;
+	int fd;
+
+	assert_non_null(mkdtemp(dir));
+	snprintf(file, sizeof(file), "%s/f", dir);
+	snprintf(link_, sizeof(link_), "%s/l", dir);
+	snprintf(fifo, sizeof(fifo), "%s/p", dir);
+	fd = hm_open_regular(file, O_RDWR | O_CREAT, 0600, &st);
+	assert_true(fd >= 0);
+	assert_true(S_ISREG(st.st_mode));
+	assert_int_equal(st.st_mode & 0777, 0600);
+	close(fd);
+	assert_int_equal(symlink(file, link_), 0);
+	assert_int_equal(hm_open_regular(link_, O_RDONLY, 0, &st), -1);
+	assert_int_equal(errno, ELOOP);
+	assert_int_equal(mkfifo(fifo, 0600), 0);
+	assert_int_equal(hm_open_regular(fifo, O_RDONLY | O_NONBLOCK, 0, &st), -1);
+	assert_int_equal(errno, EINVAL);
+	assert_int_equal(hm_open_regular(dir, O_RDONLY, 0, &st), -1);
+	assert_int_equal(errno, EINVAL);
+	snprintf(file, sizeof(file), "%s/missing", dir);
+	assert_int_equal(hm_open_regular(file, O_RDONLY, 0, &st), -1);
+	assert_int_equal(errno, ENOENT);
+	unlink(link_);
+	unlink(fifo);
+	snprintf(file, sizeof(file), "%s/f", dir);
+	unlink(file);
+	rmdir(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -107,6 +148,7 @@ int main(void)
 		cmocka_unit_test(log_clean_hostile),
 		cmocka_unit_test(checked_arith),
 		cmocka_unit_test(hex_and_base64_digits),
+		cmocka_unit_test(open_regular_refuses_links_and_others),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

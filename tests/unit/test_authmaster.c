@@ -1,4 +1,4 @@
-/* test_deliver_authmaster.c — unit tests for lib/hm_authmaster's protocol
+/* test_authmaster.c — unit tests for lib/hm_authmaster's protocol
  * handling against a scripted peer on a Unix socket (the real Dovecot is
  * exercised by tests/integration/test_deliver_*.py): found with escaped values,
  * NOTFOUND, FAIL, a silent server (timeout must hold), a missing socket, a

@@ -1,4 +1,4 @@
-/* test_deliver_msgin.c — unit tests for lib/hm_msgin: CRLF->LF across read
+/* test_msgin.c — unit tests for lib/hm_msgin: CRLF->LF across read
  * boundaries (a CR at the end of one read() and its LF in the next), bare CR
  * and NUL kept, leading "From " dropped, missing final newline kept, header
  * split at the empty line, oversized header streamed on as body, LF counts. */

@@ -1,4 +1,4 @@
-/* test_deliver_tmpclean.c — unit tests for hm_maildir_tmp_clean (lib/hm_maildir),
+/* test_tmpclean.c — unit tests for hm_maildir_tmp_clean (lib/hm_maildir),
  * the LDA's removal of stale tmp/ files (docs/hardening.md, "deliver-tmp-clean":
  * after 1,000 deliveries killed with SIGKILL, 195 files stayed in tmp/ for ever).
  *

@@ -1,4 +1,4 @@
-/* test_users_authcore.c — unit tests for dovecot-plugin/authdb_core.c, the
+/* test_authdb_core.c — unit tests for dovecot-plugin/authdb_*.c, the
  * Dovecot-independent policy of the `homemail` passdb/userdb: argument
  * parsing, login normalisation, the verify path with lockout (locked,
  * unknown and wrong all answer alike), rehash written back, templates.
