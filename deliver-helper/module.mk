@@ -21,18 +21,11 @@ $(DELIVER_LIB): $(DELIVER_OBJS)
 # (and STATIC_LIBS += $(B)/libits.a for the unit tests).
 DELIVER_LINK_LIBS = $(DELIVER_LIB) $(LIBHM)
 
-# Nettle is linked statically into the LDA: it runs once per message, and
-# loading libnettle.so cost each run ~0.12 ms (its ~550 symbol relocations
-# under -z now, four mmaps, 9 page faults) against ~0.03 ms for the few
-# objects it uses (SHA-256, Base64) linked in; see docs/deliver.md.  The
-# link order puts it after our archives; -lnettle in LDLIBS_ALL then finds
-# nothing left to resolve and --as-needed drops the shared one.
-DELIVER_STATIC_NETTLE := -Wl,-Bstatic -lnettle -Wl,-Bdynamic
-
+# Nettle is linked statically (NETTLE_STATIC in the Makefile says why).
 $(B)/homemail-deliver: $(DELIVER_MAIN_OBJ) $(DELIVER_LIB) $(LIBHM)
 	$(CC) $(CFLAGS) -o $@ $(DELIVER_MAIN_OBJ) $(LDFLAGS_EXE) \
 	  -Wl,--start-group $(sort $(filter %.a,$^) $(DELIVER_LINK_LIBS)) -Wl,--end-group \
-	  $(DELIVER_STATIC_NETTLE) $(LDLIBS_ALL)
+	  $(NETTLE_STATIC) $(LDLIBS_ALL)
 
 BINS        += $(B)/homemail-deliver
 UNIT_EXTRA_CFLAGS += -Ideliver-helper

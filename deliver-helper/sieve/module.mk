@@ -11,7 +11,7 @@ $(SIEVE_LIB): $(SIEVE_OBJS)
 	$(AR) rcs $@ $^
 
 $(B)/homemail-sieve: $(B)/obj/deliver-helper/sieve/homemail-sieve.o $(SIEVE_LIB) $(LIBHM)
-	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS_EXE) -lnettle
+	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS_EXE) $(NETTLE_STATIC)
 
 STATIC_LIBS += $(SIEVE_LIB)
 # the LDA's filter (deliver-helper/deliver_filter.c) runs the engine
