@@ -14,7 +14,7 @@
  *   hm_maildir for folder names (UTF-8, taken literally as Pigeonhole does).
  * How it fails: never loses mail, never repeats a side effect (see
  *   run_actions and docs/deliver.md "Sieve actions").  A script that does
- *   not compile is skipped with a log line; a runtime error, exceeded limit
+ *   not compile ends the sequence, logged; a runtime error, exceeded limit
  *   or a fileinto name Maildir++ cannot hold leaves only the keep in INBOX
  *   without the script's flags; a store that fails takes this run's copies
  *   back and keeps in INBOX; a redirect that sendmail does not take defers
@@ -390,10 +390,11 @@ static void run_actions(struct glue *g, const struct sieve_result *r)
 }
 
 /* load_scripts - compile the scripts of this delivery into scripts[] (room
- * for 2 * MAX_GLOBAL_SCRIPTS + 1): before.d, the user's, after.d; a user
- * script that exists but cannot be used ends the sequence there (the
- * after.d scripts do not run, as Pigeonhole's LDA: checked with
- * dovecot-lda 0.5.19 and sieve_after).  Returns how many. */
+ * for 2 * MAX_GLOBAL_SCRIPTS + 1): before.d, the user's, after.d; a script
+ * that exists but cannot be used ends the sequence there (no later script
+ * runs, as Pigeonhole's LDA: checked with dovecot-lda 0.5.19, sieve_before
+ * and sieve_after; tests/deliver-diff/d09-before-after.cases).  Returns
+ * how many. */
 static size_t load_scripts(struct deliver_ctx *ctx, struct sieve_script **scripts)
 {
 	size_t ns = 0;
@@ -407,14 +408,18 @@ static size_t load_scripts(struct deliver_ctx *ctx, struct sieve_script **script
 		return 0;
 	char *paths[MAX_GLOBAL_SCRIPTS];
 	size_t np = list_dir(beforedir, paths);
+	bool failed = false;
 	for (size_t i = 0; i < np; i++) {
-		struct sieve_script *s = compile_one(paths[i], globaldir, globaldir, false);
+		struct sieve_script *s = failed ? NULL :
+			compile_one(paths[i], globaldir, globaldir, false);
 		if (s)
 			scripts[ns++] = s;
+		else
+			failed = true;
 		free(paths[i]);
 	}
-	bool user_failed = false;
-	if (ctx->sieve_path && *ctx->sieve_path) {
+	bool user_failed = failed;
+	if (!failed && ctx->sieve_path && *ctx->sieve_path) {
 		struct sieve_script *s = compile_one(ctx->sieve_path, personal, globaldir, true);
 		if (s)
 			scripts[ns++] = s;
@@ -423,9 +428,12 @@ static size_t load_scripts(struct deliver_ctx *ctx, struct sieve_script **script
 	}
 	np = user_failed ? 0 : list_dir(afterdir, paths);
 	for (size_t i = 0; i < np; i++) {
-		struct sieve_script *s = compile_one(paths[i], globaldir, globaldir, false);
+		struct sieve_script *s = failed ? NULL :
+			compile_one(paths[i], globaldir, globaldir, false);
 		if (s)
 			scripts[ns++] = s;
+		else
+			failed = true;
 		free(paths[i]);
 	}
 	return ns;

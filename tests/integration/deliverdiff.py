@@ -1,8 +1,10 @@
 """deliverdiff — the delivery-level differential runner (issue 13), used by
 test_deliver_diff.py and from the command line.
 
-Every case (all accepted cases of tests/sieve-diff/, read with sievediff's
-case reader, plus the action cases in tests/deliver-diff/*.cases) is
+Every case (all cases of tests/sieve-diff/, read with sievediff's case
+reader, also the `fails: both` ones, plus the action cases in
+tests/deliver-diff/*.cases; a case file before.sieve / after.sieve is the
+admin's script around the user's) is
 delivered twice, as a non-root test user, with the same message, envelope
 (-f, -r, -a), script and frozen time (libfaketime, 2026-03-15 12:00 UTC):
 
@@ -13,7 +15,9 @@ delivered twice, as a non-root test user, with the same message, envelope
        (ereject -> reject, deviation #2, as sievediff's N8);
   hm   build/homemail-deliver -e --maildir DIR --sieve FILE, with
        HOMEMAIL_SENDMAIL = the case's stand-in, sieve_dir and
-       HOMEMAIL_SIEVE_GLOBAL_BASE pointing at the case's scripts.
+       HOMEMAIL_SIEVE_GLOBAL_BASE pointing at the case's scripts; run in a
+       private mount namespace where /dev/log is a socket of the case, so
+       its syslog lines are read (HM_NS).
 
 Each side has its own fresh Maildir, home and sendmail stand-in (a shell
 script that records argv and stdin of each call).  Both Maildirs are read
@@ -38,6 +42,11 @@ back by `doveadm mailbox list` and `doveadm fetch` on a private config
        text=SHA (decoded text parts, trailing blanks cut)
   send report ...             a DSN/MDN (multipart/report): type and text
   send other ...              anything else handed to sendmail
+  log compile-error "NAME"    a script the side's log says does not compile
+                              (dovecot-lda's log; homemail-deliver's syslog),
+                              `(no detail)` after it when its errors are not
+                              logged; a `fails: both` case must have one for
+                              script.sieve on both sides (run_case)
 
 Lines are sorted within their kind, so the order of sendmail calls and of
 folders does not count.  A case agrees when both lists are equal.
@@ -103,6 +112,19 @@ for a in "$@"; do printf '%s\\0' "$a"; done > "$d/argv"
 """
 
 PRECREATE = "precreate.folders"   # a case file: folders that exist before delivery
+# case files that are the admin's scripts run around the user's: dovecot-lda
+# gets them as sieve_before / sieve_after, homemail-deliver finds them in
+# HOMEMAIL_SIEVE_GLOBAL_BASE/before.d and after.d
+BEFORE, AFTER = "before.sieve", "after.sieve"
+# /dev nodes homemail-deliver sees in its mount namespace (run_hm: there
+# /dev/log is the case's socket, so its syslog lines are captured)
+DEV_NODES = ("null", "zero", "full", "random", "urandom")
+HM_NS = (
+    'd=$1 u=$2 g=$3; shift 3\n'
+    'for n in ' + " ".join(DEV_NODES) + '; do mount --bind /dev/$n "$d/$n" || exit 70; done\n'
+    'mount --bind /dev/shm "$d/shm" || exit 70\n'   # libfaketime's semaphore
+    'mount --rbind "$d" /dev || exit 70\n'
+    'exec /usr/bin/setpriv --reuid="$u" --regid="$g" --groups="$g" -- "$@"\n')
 TRACE_FIELDS = ("return-path", "delivered-to", "x-sieve", "x-sieve-redirected-from")
 # a redirected message that has no Message-ID gets one (RFC 5322 3.6.4 SHOULD;
 # Pigeonhole adds <dovecot-sieve-...@host> after its trace fields): its value
@@ -114,10 +136,11 @@ REDIRECT_TRACE_FIELDS = TRACE_FIELDS + ("message-id",)
 # ---------------------------------------------------------------------
 # Cases
 def load_cases(sieve_dir=sievediff.CASE_DIR, own_dir=CASE_DIR):
-    """(sieve-diff cases both engines accept, new cases): lists of Case.
-    A case marked `fails: both` is refused by both engines: there is no
-    delivery outcome to compare beyond "kept", so it is not run."""
-    old = [c for c in sievediff.load_cases(sieve_dir) if not c.fails]
+    """(every sieve-diff case, new cases): lists of Case.  A case marked
+    `fails: both` is refused by both engines: it is delivered like the
+    others (the message must still arrive: the implicit keep) and both
+    sides' logs must name the compile error (see compile_errors)."""
+    old = list(sievediff.load_cases(sieve_dir))
     new = sievediff.load_cases(own_dir)
     ids = {c.id for c in old}
     for c in new:
@@ -223,7 +246,8 @@ class Workspace:
         :global), lda/ and hmd/ (home, Maildir, stand-in, out/ per side)."""
         d = os.path.join(self.root, f"c{next(self.n):04d}")   # threads: count() is atomic
         os.mkdir(d)
-        for sub in ("ref", "hm", "gb", "gb/global", "lda", "lda/out", "hmd", "hmd/out"):
+        for sub in ("ref", "hm", "gb", "gb/global", "gb/before.d", "gb/after.d",
+                    "lda", "lda/out", "hmd", "hmd/out"):
             os.mkdir(os.path.join(d, sub))
         scripts = dict(case.files)
         scripts["script.sieve"] = case.script
@@ -232,6 +256,10 @@ class Workspace:
                              ("hm", text), ("gb/global", text)):
                 with open(os.path.join(d, where, name), "w", encoding="utf-8") as f:
                     f.write(t)
+            for special, sub in ((BEFORE, "before.d"), (AFTER, "after.d")):
+                if name == special:
+                    with open(os.path.join(d, "gb", sub, name), "w", encoding="utf-8") as f:
+                        f.write(text)
         with open(os.path.join(d, "message.eml"), "wb") as f:
             f.write(case.message)
         with open(os.path.join(d, "hm.conf"), "w") as f:
@@ -243,6 +271,12 @@ class Workspace:
         for base, dirs, files in os.walk(d):
             for n in [base] + [os.path.join(base, x) for x in files]:
                 os.chown(n, self.user.uid, self.user.gid)
+        # root's: homemail-deliver's /dev (mount points + /dev/log -> the socket)
+        os.mkdir(os.path.join(d, "dev"))
+        for n in DEV_NODES:
+            open(os.path.join(d, "dev", n), "w").close()
+        os.mkdir(os.path.join(d, "dev", "shm"))
+        os.symlink(os.path.join(d, "log.sock"), os.path.join(d, "dev", "log"))
         return d
 
     def close(self):
@@ -281,8 +315,11 @@ def run_lda(ws, d, case):
             "-o", f"plugin/sieve=file:{d}/ref;active={d}/ref/script.sieve",
             "-o", f"plugin/sieve_global={d}/ref",
             "-o", f"sendmail_path={home}/sendmail",
-            "-o", f"log_path={home}/log", "-o", f"info_log_path={home}/log",
-            "-f", _sender(case), "-r", case.env["to"], "-a", case.env["orig"]]
+            "-o", f"log_path={home}/log", "-o", f"info_log_path={home}/log"]
+    for name, key in ((BEFORE, "sieve_before"), (AFTER, "sieve_after")):
+        if name in case.files:
+            argv += ["-o", f"plugin/{key}={d}/ref/{name}"]
+    argv += ["-f", _sender(case), "-r", case.env["to"], "-a", case.env["orig"]]
     return _as_user(ws, argv, env, case.message)
 
 
@@ -296,7 +333,38 @@ def run_hm(ws, d, case, binary=None, script=None):
     argv = [binary or ws.hm, "-e", "--config", f"{d}/hm.conf",
             "--maildir", f"{home}/Maildir", "--sieve", script or f"{d}/hm/script.sieve",
             "-f", _sender(case), "-r", case.env["to"], "-a", case.env["orig"]]
-    return _as_user(ws, argv, env, case.message)
+    # its syslog lines: a datagram socket at d/log.sock, which is /dev/log
+    # in a private mount namespace (HM_NS); syslog() has queued every line
+    # by the time the program exits, so reading them after is complete
+    import socket
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    try:
+        sock.bind(os.path.join(d, "log.sock"))
+        os.chmod(os.path.join(d, "log.sock"), 0o666)
+        # libfaketime only in homemail-deliver (preloaded into the root
+        # wrapper it makes a semaphore the user cannot open)
+        pre = {k: env.pop(k) for k in ("LD_PRELOAD", "FAKETIME", "FAKETIME_DISABLE_SHM")}
+        ns = ["/usr/bin/unshare", "-m", "--propagation", "private", "/bin/sh", "-c", HM_NS,
+              "hm-ns", os.path.join(d, "dev"), str(ws.user.uid), str(ws.user.gid),
+              "/usr/bin/env"] + [f"{k}={v}" for k, v in pre.items()]
+        try:
+            p = subprocess.run(ns + argv, input=case.message, capture_output=True, env=env,
+                               timeout=60)
+            rc, out, err = p.returncode, p.stdout, p.stderr
+        except subprocess.TimeoutExpired:
+            rc, out, err = -1, b"", b"TIMEOUT"
+        sock.setblocking(False)
+        lines = []
+        while True:
+            try:
+                lines.append(sock.recv(65536).decode("utf-8", "replace"))
+            except BlockingIOError:
+                break
+    finally:
+        sock.close()
+    with open(os.path.join(home, "syslog"), "w", encoding="utf-8") as f:
+        f.write("".join(x.rstrip("\n") + "\n" for x in lines))
+    return rc, out, err
 
 
 def read_maildir(ws, home):
@@ -477,6 +545,41 @@ def read_calls(out):
     return calls
 
 
+def _read(path):
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return f.read()
+    except OSError:
+        return ""
+
+
+def compile_errors(d, side):
+    """`log compile-error "NAME"` for each script the side's log says does
+    not compile (NAME: the file name; the detail must be logged too, else
+    `(no detail)` follows).  dovecot-lda: its log names the script and the
+    errors are in the script's own log (sieve_user_log, SCRIPT.log) or its
+    log; homemail-deliver: its syslog lines (run_hm)."""
+    out = []
+    if side == "lda":
+        log = _read(os.path.join(d, "lda", "log"))
+        for m in re.finditer(r"[Ff]ailed to compile script `([^']+)'", log):
+            path = m.group(1)
+            detail = _read(path + ".log") + log
+            # the user log: `script: line 2: error: ...`; a global script's
+            # errors are in the log: `Error: sieve: before: line 1: ...`
+            ok = re.search(r"(?m)^\S+: (line \d+: )?error: |: Error: sieve: \S+: ", detail)
+            out.append(f"log compile-error {_q(os.path.basename(path))}"
+                       + ("" if ok else " (no detail)"))
+    else:
+        log = _read(os.path.join(d, "hmd", "syslog"))
+        for m in re.finditer(r"sieve: script (\S+) does not compile", log):
+            path = m.group(1)
+            ok = re.search(r"sieve: compile error: " + re.escape(path) + r":\d+:\d+: error: ", log)
+            out.append(f"log compile-error {_q(os.path.basename(path))}"
+                       + ("" if ok else " (no detail)"))
+    return sorted(out)
+
+
 def side_outcome(ws, home, rc, err):
     """The canonical lines of one side (see the module doc)."""
     lines = [f"exit {rc}"]
@@ -561,19 +664,23 @@ def run_case(ws, case, hm_binary=None, hm_script=None):
     rc1, _, e1 = run_lda(ws, d, case)
     rc2, _, e2 = run_hm(ws, d, case, hm_binary, hm_script)
     try:
-        lda = side_outcome(ws, os.path.join(d, "lda"), rc1, e1)
-        hm = side_outcome(ws, os.path.join(d, "hmd"), rc2, e2)
+        lda = side_outcome(ws, os.path.join(d, "lda"), rc1, e1) + compile_errors(d, "lda")
+        hm = side_outcome(ws, os.path.join(d, "hmd"), rc2, e2) + compile_errors(d, "hmd")
     except (RuntimeError, OSError) as e:
         lda, hm = [f"ERROR {e}"], ["(not read)"]
-    log = ""
-    try:
-        with open(os.path.join(d, "lda", "log"), errors="replace") as f:
-            log = f.read()[-3000:]
-    except OSError:
-        pass
+    log = _read(os.path.join(d, "lda", "log"))[-3000:]
     raw = (f"--- dovecot-lda stderr:\n{e1.decode(errors='replace')}\n--- its log:\n{log}"
-           f"\n--- homemail-deliver stderr:\n{e2.decode(errors='replace')}\n--- dir {d}")
-    return Result(case, lda, hm, raw)
+           f"\n--- homemail-deliver stderr:\n{e2.decode(errors='replace')}"
+           f"\n--- its syslog:\n{_read(os.path.join(d, 'hmd', 'syslog'))[-3000:]}\n--- dir {d}")
+    r = Result(case, lda, hm, raw)
+    if case.fails:
+        # a script both engines refuse: each side must log it (with the
+        # detail), else the case is an error even when the outcomes agree
+        want = 'log compile-error "script.sieve"'
+        r.error += [f"{side}: no {want!r} line" for side, lines in (("lda", lda), ("hm", hm))
+                    if want not in lines]
+        r.agree = r.agree and not r.error
+    return r
 
 
 def _run_case_safe(ws, case, **kw):
@@ -657,6 +764,7 @@ def summary(cases, results, status, known, deviations):
         out.append(f"{s} {c.id} ({c.src}) {why}")
         if s in ("known", "UNEXPECTED", "CHANGED-KNOWN"):
             out.extend("    " + x for x in results[c.id].diff().split("\n")[2:])
+            out.extend(f"    error: {x}" for x in results[c.id].error)
     return "\n".join(out)
 
 

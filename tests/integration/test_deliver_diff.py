@@ -1,5 +1,7 @@
-"""Delivery-level differential suite (issue 13): every accepted case of
-tests/sieve-diff/ and the action cases of tests/deliver-diff/ are delivered
+"""Delivery-level differential suite (issue 13): every case of
+tests/sieve-diff/ (also the 61 `fails: both` ones: the message must still
+arrive, and both logs must name the compile error) and the action cases of
+tests/deliver-diff/ (d09: sieve_before / sieve_after) are delivered
 through dovecot-lda + Pigeonhole and through homemail-deliver, as a test
 user, each into a fresh Maildir with a recording sendmail stand-in; folders,
 flags and keywords (read back by doveadm), the stored bytes and the sendmail
@@ -47,10 +49,13 @@ def outcome(ws):
 
 
 def test_case_lists():
-    """Issue 13: all accepted sieve-diff cases and >= 100 new action cases;
+    """Issue 13: all sieve-diff cases (the refused ones too) and >= 100 new
+    action cases;
     KNOWN and DEVIATIONS name real cases and real README rows."""
     assert len(NEW) >= 100, f"only {len(NEW)} new delivery cases"
     assert len(OLD) >= 500, f"only {len(OLD)} sieve-diff cases"
+    assert [c.id for c in OLD] == [c.id for c in deliverdiff.sievediff.load_cases()]
+    assert sum(1 for c in OLD if c.fails) >= 61, "the `fails: both` cases are left out"
     ids = {c.id for c in CASES}
     rows = deliverdiff.deviation_rows()
     for cid in KNOWN:
