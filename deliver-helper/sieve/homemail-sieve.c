@@ -145,7 +145,15 @@ static char *read_all(const char *path, size_t *len_r)
 	return p;
 }
 
-static int cmd_test(int argc, char **argv)
+/* struct test_opts - the command line of "test" */
+struct test_opts {
+	const char *from, *to, *orig, *now_s, *gdir;
+	const char *script, *message;
+};
+
+/* parse_test_args - options and the two positional arguments SCRIPT and
+ * MESSAGE.  Returns 0, or -1 after printing the usage. */
+static int parse_test_args(int argc, char **argv, struct test_opts *o)
 {
 	const char *from = "sender@example.com", *to = "recipient@example.com";
 	const char *orig = NULL, *now_s = NULL, *gdir = NULL;
@@ -163,53 +171,64 @@ static int cmd_test(int argc, char **argv)
 			else gdir = v;
 		} else if (a[0] == '-' && a[1] != 0) {
 			usage();
-			return 2;
+			return -1;
 		} else if (npos < 2) {
 			pos[npos++] = a;
 		} else {
 			usage();
-			return 2;
+			return -1;
 		}
 	}
 	if (npos != 2) {
 		usage();
-		return 2;
+		return -1;
 	}
-	struct sieve_message m = { .env_from = from, .env_to = to, .env_orig_to = orig };
+	*o = (struct test_opts){ .from = from, .to = to, .orig = orig, .now_s = now_s,
+				 .gdir = gdir, .script = pos[0], .message = pos[1] };
+	return 0;
+}
+
+/* set_now - the message's "now": --now, else the clock in the local zone.
+ * Returns 0, or -1 after saying the time is invalid. */
+static int set_now(const char *now_s, struct sieve_message *m)
+{
 	if (now_s) {
-		if (parse_now(now_s, &m.now, &m.now_gmtoff) < 0) {
+		if (parse_now(now_s, &m->now, &m->now_gmtoff) < 0) {
 			fprintf(stderr, "homemail-sieve: invalid --now time '%s'\n", now_s);
-			return 2;
+			return -1;
 		}
 	} else {
-		m.now = time(NULL);
+		m->now = time(NULL);
 		struct tm tm;
-		localtime_r(&m.now, &tm);
-		m.now_gmtoff = (int)tm.tm_gmtoff;
+		localtime_r(&m->now, &tm);
+		m->now_gmtoff = (int)tm.tm_gmtoff;
 	}
-	char *data = read_all(pos[1], &m.len);
-	if (!data) {
-		fprintf(stderr, "homemail-sieve: cannot read message %s: %s\n", pos[1],
-			strerror(errno));
-		return 75;
+	return 0;
+}
+
+/* print_store - the "store" line: folder and, if any, its IMAP flags */
+static void print_store(const struct sieve_action *a)
+{
+	fputs("store ", stdout);
+	print_quoted(a->target);
+	if (a->flags && a->flags[0]) {
+		/* IMAP flag names as they are (design.md): the
+		 * engine keeps only valid flags (RFC 3501 atoms,
+		 * system flags with their one backslash), which
+		 * hold no '"' and need no escaping */
+		fputs(" flags=\"", stdout);
+		for (size_t k = 0; a->flags[k]; k++)
+			printf("%s%s", k ? " " : "", a->flags[k]);
+		putchar('"');
 	}
-	m.data = data;
-	struct sieve_compile_env env = { .global_dir = gdir ? gdir : getenv("HOMEMAIL_SIEVE_GLOBAL_DIR") };
-	char *err = NULL;
-	struct sieve_script *s = sieve_compile(pos[0], &env, &err);
-	if (!s) {
-		fprintf(stderr, "%s\n", err ? err : "out of memory");
-		free(err);
-		free(data);
-		return 1;
-	}
-	struct sieve_result *r = sieve_execute(&s, 1, &m, NULL);
-	if (!r) {
-		fprintf(stderr, "homemail-sieve: out of memory\n");
-		sieve_script_free(&s);
-		free(data);
-		return 75;
-	}
+	putchar('\n');
+}
+
+/* print_result - warnings and a runtime error on stderr, then one line per
+ * action in execution order (design.md "homemail-sieve test output");
+ * discard prints only when nothing was delivered */
+static void print_result(const struct sieve_result *r)
+{
 	for (size_t i = 0; r->warnings && r->warnings[i]; i++)
 		fprintf(stderr, "%s\n", r->warnings[i]);
 	if (r->error)
@@ -225,19 +244,7 @@ static int cmd_test(int argc, char **argv)
 		const struct sieve_action *a = &r->actions[i];
 		switch (a->type) {
 		case SIEVE_ACT_STORE:
-			fputs("store ", stdout);
-			print_quoted(a->target);
-			if (a->flags && a->flags[0]) {
-				/* IMAP flag names as they are (design.md): the
-				 * engine keeps only valid flags (RFC 3501 atoms,
-				 * system flags with their one backslash), which
-				 * hold no '"' and need no escaping */
-				fputs(" flags=\"", stdout);
-				for (size_t k = 0; a->flags[k]; k++)
-					printf("%s%s", k ? " " : "", a->flags[k]);
-				putchar('"');
-			}
-			putchar('\n');
+			print_store(a);
 			break;
 		case SIEVE_ACT_REDIRECT:
 			fputs("redirect ", stdout);
@@ -268,6 +275,42 @@ static int cmd_test(int argc, char **argv)
 		}
 	}
 	fflush(stdout);
+}
+
+/* cmd_test - parse the options, load the message, compile and run the
+ * script, print the outcome.  Returns the exit code (header comment). */
+static int cmd_test(int argc, char **argv)
+{
+	struct test_opts o;
+	if (parse_test_args(argc, argv, &o) < 0)
+		return 2;
+	struct sieve_message m = { .env_from = o.from, .env_to = o.to, .env_orig_to = o.orig };
+	if (set_now(o.now_s, &m) < 0)
+		return 2;
+	char *data = read_all(o.message, &m.len);
+	if (!data) {
+		fprintf(stderr, "homemail-sieve: cannot read message %s: %s\n", o.message,
+			strerror(errno));
+		return 75;
+	}
+	m.data = data;
+	struct sieve_compile_env env = { .global_dir = o.gdir ? o.gdir : getenv("HOMEMAIL_SIEVE_GLOBAL_DIR") };
+	char *err = NULL;
+	struct sieve_script *s = sieve_compile(o.script, &env, &err);
+	if (!s) {
+		fprintf(stderr, "%s\n", err ? err : "out of memory");
+		free(err);
+		free(data);
+		return 1;
+	}
+	struct sieve_result *r = sieve_execute(&s, 1, &m, NULL);
+	if (!r) {
+		fprintf(stderr, "homemail-sieve: out of memory\n");
+		sieve_script_free(&s);
+		free(data);
+		return 75;
+	}
+	print_result(r);
 	sieve_result_free(&r);
 	sieve_script_free(&s);
 	free(data);

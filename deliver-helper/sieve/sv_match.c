@@ -123,21 +123,19 @@ static bool contains(const char *v, size_t vl, const char *k, size_t kl, bool ic
 /* Glob pattern element: literal byte, '*' or '?' (escapes resolved). */
 enum { G_LIT, G_STAR, G_ONE };
 
-int sv_glob(const char *p, size_t pl, const char *v, size_t vl, bool icase,
-	    char **caps, size_t *caplens, size_t maxcaps, size_t *ncaps_r, uint64_t *steps)
+/* struct glob_pat - a compiled pattern: np elements, kind[i] G_* and, for
+ * G_LIT, the byte chr[i] */
+struct glob_pat {
+	const unsigned char *kind;
+	const char *chr;
+	size_t np;
+};
+
+/* glob_compile - pattern p into kind/chr (each at least pl long): escapes
+ * "\x" stand for x (RFC 5228 2.7.1).  Returns the number of elements. */
+static size_t glob_compile(const char *p, size_t pl, unsigned char *kind, char *chr)
 {
-	/* the budget left is passed in *steps; on return it holds the cost */
-	uint64_t cap = *steps * 8 + 1;
-	*steps = 0;
-	/* compile the pattern: escapes "\x" stand for x (RFC 5228 2.7.1) */
-	unsigned char stackk[256];
-	char stackc[256];
-	unsigned char *kind = pl <= sizeof stackk ? stackk : malloc(pl);
-	char *chr = pl <= sizeof stackc ? stackc : malloc(pl);
 	size_t np = 0;
-	int result = 0;
-	if (!kind || !chr)
-		goto out;
 	for (size_t i = 0; i < pl; i++) {
 		if (p[i] == '\\' && i + 1 < pl) {
 			kind[np] = G_LIT;
@@ -153,109 +151,165 @@ int sv_glob(const char *p, size_t pl, const char *v, size_t vl, bool icase,
 			chr[np++] = p[i];
 		}
 	}
-	/* iterative matcher with backtracking to the most recent star: earlier
-	 * stars keep their shortest extent, as the leftmost-shortest captures of
-	 * RFC 5229 3.2 require */
+	return np;
+}
+
+/* glob_one - element pi (not a star) matches the value byte ch: '?' any
+ * byte, a literal under the comparator */
+static inline bool glob_one(const struct glob_pat *g, size_t pi, unsigned char ch, bool icase)
+{
+	return g->kind[pi] == G_ONE || ch_eq((unsigned char)g->chr[pi], ch, icase);
+}
+
+/* glob_backtrack - after a mismatch, let the most recent star (star_p, -1
+ * when none) take one more byte and resume after it.  Returns false when
+ * there is no star or it already reaches the end of the value. */
+static inline bool glob_backtrack(size_t *pi, size_t *vi, size_t star_p, size_t *star_v,
+				  size_t vl)
+{
+	if (star_p == (size_t)-1 || *star_v >= vl)
+		return false;
+	*pi = star_p + 1;
+	*vi = ++*star_v;
+	return true;
+}
+
+/* glob_match - iterative matcher with backtracking to the most recent star:
+ * earlier stars keep their shortest extent, as the leftmost-shortest
+ * captures of RFC 5229 3.2 require.  Every iteration counts one step in
+ * *st_r, checked against cap.  Returns 1 match, 0 no match, -1 when the
+ * steps ran past cap. */
+static int glob_match(const struct glob_pat *g, const char *v, size_t vl, bool icase,
+		      uint64_t cap, uint64_t *st_r)
+{
 	size_t pi = 0, vi = 0, star_p = (size_t)-1, star_v = 0;
 	uint64_t st = 0;
-	while (vi < vl || pi < np) {
+	int result = 1;
+	while (vi < vl || pi < g->np) {
 		if (++st > cap) {
-			*steps = st / 8 + 1;
 			result = -1;
-			goto out;
+			break;
 		}
-		if (pi < np) {
-			if (kind[pi] == G_STAR) {
+		if (pi < g->np) {
+			if (g->kind[pi] == G_STAR) {
 				star_p = pi;
 				star_v = vi;
 				pi++;
 				continue;
 			}
-			if (vi < vl && (kind[pi] == G_ONE ||
-					ch_eq((unsigned char)chr[pi], (unsigned char)v[vi], icase))) {
+			if (vi < vl && glob_one(g, pi, (unsigned char)v[vi], icase)) {
 				pi++;
 				vi++;
 				continue;
 			}
 		}
-		if (star_p != (size_t)-1 && star_v < vl) {
-			pi = star_p + 1;
-			vi = ++star_v;
+		if (glob_backtrack(&pi, &vi, star_p, &star_v, vl))
 			continue;
-		}
-		goto out;
+		result = 0;
+		break;
 	}
-	result = 1;
-	*steps += st / 8 + 1;
-	if (!caps)
-		goto out;
-	/* second pass to extract captures: re-run deterministically, recording
-	 * the extent each wildcard took.  Same algorithm with bookkeeping. */
-	{
-		size_t nw = 0;
-		for (size_t i = 0; i < np; i++)
-			if (kind[i] != G_LIT)
-				nw++;
-		size_t *wstart = calloc(nw + 1, sizeof *wstart);
-		size_t *wlen = calloc(nw + 1, sizeof *wlen);
-		size_t *widx = calloc(np + 1, sizeof *widx);
-		if (!wstart || !wlen || !widx) {
-			free(wstart);
-			free(wlen);
-			free(widx);
-			goto out;
-		}
-		size_t w = 0;
-		for (size_t i = 0; i < np; i++)
-			widx[i] = kind[i] != G_LIT ? w++ : (size_t)-1;
-		pi = 0;
-		vi = 0;
-		star_p = (size_t)-1;
-		star_v = 0;
-		while (vi < vl || pi < np) {
-			if (pi < np) {
-				if (kind[pi] == G_STAR) {
-					star_p = pi;
-					star_v = vi;
-					wstart[widx[pi]] = vi;
-					wlen[widx[pi]] = 0;
-					pi++;
-					continue;
-				}
-				if (vi < vl && (kind[pi] == G_ONE ||
-						ch_eq((unsigned char)chr[pi], (unsigned char)v[vi], icase))) {
-					if (kind[pi] == G_ONE) {
-						wstart[widx[pi]] = vi;
-						wlen[widx[pi]] = 1;
-					}
-					pi++;
-					vi++;
-					continue;
-				}
-			}
-			if (star_p != (size_t)-1 && star_v < vl) {
-				pi = star_p + 1;
-				vi = ++star_v;
-				wlen[widx[star_p]] = star_v - wstart[widx[star_p]];
+	*st_r = st;
+	return result;
+}
+
+/* glob_extents - for a value known to match, re-run the matcher
+ * deterministically recording where each wildcard starts (wstart) and how
+ * much it took (wlen); widx maps an element to its wildcard number.  No
+ * budget check: the same walk as glob_match's, which stayed within it. */
+static void glob_extents(const struct glob_pat *g, const char *v, size_t vl, bool icase,
+			 const size_t *widx, size_t *wstart, size_t *wlen)
+{
+	size_t pi = 0, vi = 0, star_p = (size_t)-1, star_v = 0;
+	while (vi < vl || pi < g->np) {
+		if (pi < g->np) {
+			if (g->kind[pi] == G_STAR) {
+				star_p = pi;
+				star_v = vi;
+				wstart[widx[pi]] = vi;
+				wlen[widx[pi]] = 0;
+				pi++;
 				continue;
 			}
-			break;
+			if (vi < vl && glob_one(g, pi, (unsigned char)v[vi], icase)) {
+				if (g->kind[pi] == G_ONE) {
+					wstart[widx[pi]] = vi;
+					wlen[widx[pi]] = 1;
+				}
+				pi++;
+				vi++;
+				continue;
+			}
 		}
-		size_t nc = 0;
-		if (maxcaps > 0) {
-			caps[0] = sv_strndup(v, vl);
-			caplens[0] = vl;
-			nc = 1;
+		if (glob_backtrack(&pi, &vi, star_p, &star_v, vl)) {
+			wlen[widx[star_p]] = star_v - wstart[widx[star_p]];
+			continue;
 		}
-		for (size_t k = 0; k < nw && nc < maxcaps; k++, nc++) {
-			caps[nc] = sv_strndup(v + wstart[k], wlen[k]);
-			caplens[nc] = wlen[k];
-		}
-		*ncaps_r = nc;
+		break;
+	}
+}
+
+/* glob_captures - ${0} the whole value, ${1}... each wildcard's extent, at
+ * most maxcaps in all; *ncaps_r the number filled (untouched when out of
+ * memory) */
+static void glob_captures(const struct glob_pat *g, const char *v, size_t vl, bool icase,
+			  char **caps, size_t *caplens, size_t maxcaps, size_t *ncaps_r)
+{
+	size_t nw = 0;
+	for (size_t i = 0; i < g->np; i++)
+		if (g->kind[i] != G_LIT)
+			nw++;
+	size_t *wstart = calloc(nw + 1, sizeof *wstart);
+	size_t *wlen = calloc(nw + 1, sizeof *wlen);
+	size_t *widx = calloc(g->np + 1, sizeof *widx);
+	if (!wstart || !wlen || !widx) {
 		free(wstart);
 		free(wlen);
 		free(widx);
+		return;
 	}
+	size_t w = 0;
+	for (size_t i = 0; i < g->np; i++)
+		widx[i] = g->kind[i] != G_LIT ? w++ : (size_t)-1;
+	glob_extents(g, v, vl, icase, widx, wstart, wlen);
+	size_t nc = 0;
+	if (maxcaps > 0) {
+		caps[0] = sv_strndup(v, vl);
+		caplens[0] = vl;
+		nc = 1;
+	}
+	for (size_t k = 0; k < nw && nc < maxcaps; k++, nc++) {
+		caps[nc] = sv_strndup(v + wstart[k], wlen[k]);
+		caplens[nc] = wlen[k];
+	}
+	*ncaps_r = nc;
+	free(wstart);
+	free(wlen);
+	free(widx);
+}
+
+int sv_glob(const char *p, size_t pl, const char *v, size_t vl, bool icase,
+	    char **caps, size_t *caplens, size_t maxcaps, size_t *ncaps_r, uint64_t *steps)
+{
+	/* the budget left is passed in *steps; on return it holds the cost */
+	uint64_t cap = *steps * 8 + 1;
+	*steps = 0;
+	unsigned char stackk[256];
+	char stackc[256];
+	unsigned char *kind = pl <= sizeof stackk ? stackk : malloc(pl);
+	char *chr = pl <= sizeof stackc ? stackc : malloc(pl);
+	int result = 0;
+	if (!kind || !chr)
+		goto out;
+	struct glob_pat g = { kind, chr, glob_compile(p, pl, kind, chr) };
+	uint64_t st;
+	result = glob_match(&g, v, vl, icase, cap, &st);
+	if (result == 0)
+		goto out;
+	/* over budget: the cost so far; a match: its cost */
+	*steps = st / 8 + 1;
+	if (result < 0 || !caps)
+		goto out;
+	glob_captures(&g, v, vl, icase, caps, caplens, maxcaps, ncaps_r);
 out:
 	if (kind != stackk)
 		free(kind);
