@@ -71,7 +71,7 @@ static void log_multi(int prio, const char *what, const char *msg)
 	}
 }
 
-/* global_dir - the admin's directory for before.d / after.d / global */
+/* global_base - the admin's directory for before.d / after.d / global */
 static const char *global_base(void)
 {
 	/* tests point this elsewhere; as the user may run us by hand anyway,

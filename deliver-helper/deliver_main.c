@@ -175,7 +175,7 @@ static void strip_angle(const char *v, char *out, size_t size)
 		out[--n] = '\0';
 }
 
-/* is_trace_top - fields an MTA's transport prepends for this delivery */
+/* is_transport_field - fields an MTA's transport prepends for this delivery */
 static bool is_transport_field(const struct hm_hfield *f)
 {
 	return hm_header_name_is(f, "Return-Path") || hm_header_name_is(f, "Envelope-to") ||

@@ -291,10 +291,10 @@ bool sv_hdr_is(const struct sv_msg *mm, size_t i, const char *name, size_t nlen)
 const char *sv_hdr_value(struct sv_msg *mm, size_t i, size_t *len_r);
 /* sv_hdr_uvalue - unfolded, trimmed, undecoded value (for addresses) */
 const char *sv_hdr_uvalue(struct sv_msg *mm, size_t i, size_t *len_r);
+#define SV_MAX_ADDRS_PER_FIELD 1000
 /* sv_hdr_addresses - the addresses of field i (parsed once, at most
  * SV_MAX_ADDRS_PER_FIELD; ->truncated when there were more, which callers
  * must not ignore); NULL on ENOMEM */
-#define SV_MAX_ADDRS_PER_FIELD 1000
 const struct hm_addr_list *sv_hdr_addresses(struct sv_msg *mm, size_t i);
 /* sv_msg_header1 - decoded value of the first field called name, or NULL */
 const char *sv_msg_header1(struct sv_msg *mm, const char *name, size_t *len_r);
