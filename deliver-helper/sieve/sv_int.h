@@ -368,6 +368,11 @@ char *sv_expand(struct sv_run *r, const struct sv_node *n, const struct sv_str *
  * caller frees); NULL on error (reported) */
 const char *sv_expand_ref(struct sv_run *r, const struct sv_node *n, const struct sv_str *s,
 			  size_t *len_r, char **own_r);
+/* sv_test_all - 1 when holds() is true (> 0) for every expanded string of a,
+ * 0 at the first for which it is not, -1 on error (reported); each call's
+ * *cost_r is charged with sv_step */
+int sv_test_all(struct sv_run *r, struct sv_node *n, const struct sv_arg *a,
+		int (*holds)(struct sv_run *r, const char *s, size_t len, uint64_t *cost_r));
 /* variables */
 int sv_var_set(struct sv_run *r, const struct sv_node *n, const char *name,
 	       const char *val, size_t len);

@@ -123,6 +123,70 @@ static bool contains(const char *v, size_t vl, const char *k, size_t kl, bool ic
 /* Glob pattern element: literal byte, '*' or '?' (escapes resolved). */
 enum { G_LIT, G_STAR, G_ONE };
 
+/* a compiled pattern (np elements kind/chr) and the value it is matched on */
+struct glob {
+	const unsigned char *kind;
+	const char *chr;
+	size_t np;
+	const char *v;
+	size_t vl;
+	bool icase;
+};
+
+/* glob_walk - iterative matcher with backtracking to the most recent star:
+ * earlier stars keep their shortest extent, as the leftmost-shortest captures
+ * of RFC 5229 3.2 require.  1 match, 0 none, -1 after more than cap steps;
+ * *st_r = the steps taken.  With widx (element -> wildcard number) set, the
+ * extent each wildcard took is recorded in wstart/wlen. */
+static int glob_walk(const struct glob *g, uint64_t cap, uint64_t *st_r, const size_t *widx,
+		     size_t *wstart, size_t *wlen)
+{
+	const unsigned char *kind = g->kind;
+	size_t pi = 0, vi = 0, star_p = (size_t)-1, star_v = 0;
+	uint64_t st = 0;
+	int ret = 0;
+	while (vi < g->vl || pi < g->np) {
+		if (++st > cap) {
+			ret = -1;
+			goto done;
+		}
+		if (pi < g->np) {
+			if (kind[pi] == G_STAR) {
+				star_p = pi;
+				star_v = vi;
+				if (widx) {
+					wstart[widx[pi]] = vi;
+					wlen[widx[pi]] = 0;
+				}
+				pi++;
+				continue;
+			}
+			if (vi < g->vl && (kind[pi] == G_ONE ||
+					   ch_eq((unsigned char)g->chr[pi], (unsigned char)g->v[vi], g->icase))) {
+				if (widx && kind[pi] == G_ONE) {
+					wstart[widx[pi]] = vi;
+					wlen[widx[pi]] = 1;
+				}
+				pi++;
+				vi++;
+				continue;
+			}
+		}
+		if (star_p != (size_t)-1 && star_v < g->vl) {
+			pi = star_p + 1;
+			vi = ++star_v;
+			if (widx)
+				wlen[widx[star_p]] = star_v - wstart[widx[star_p]];
+			continue;
+		}
+		goto done;
+	}
+	ret = 1;
+done:
+	*st_r = st;
+	return ret;
+}
+
 int sv_glob(const char *p, size_t pl, const char *v, size_t vl, bool icase,
 	    char **caps, size_t *caplens, size_t maxcaps, size_t *ncaps_r, uint64_t *steps)
 {
@@ -153,44 +217,20 @@ int sv_glob(const char *p, size_t pl, const char *v, size_t vl, bool icase,
 			chr[np++] = p[i];
 		}
 	}
-	/* iterative matcher with backtracking to the most recent star: earlier
-	 * stars keep their shortest extent, as the leftmost-shortest captures of
-	 * RFC 5229 3.2 require */
-	size_t pi = 0, vi = 0, star_p = (size_t)-1, star_v = 0;
+	const struct glob g = { kind, chr, np, v, vl, icase };
 	uint64_t st = 0;
-	while (vi < vl || pi < np) {
-		if (++st > cap) {
-			*steps = st / 8 + 1;
-			result = -1;
-			goto out;
-		}
-		if (pi < np) {
-			if (kind[pi] == G_STAR) {
-				star_p = pi;
-				star_v = vi;
-				pi++;
-				continue;
-			}
-			if (vi < vl && (kind[pi] == G_ONE ||
-					ch_eq((unsigned char)chr[pi], (unsigned char)v[vi], icase))) {
-				pi++;
-				vi++;
-				continue;
-			}
-		}
-		if (star_p != (size_t)-1 && star_v < vl) {
-			pi = star_p + 1;
-			vi = ++star_v;
-			continue;
-		}
+	result = glob_walk(&g, cap, &st, NULL, NULL, NULL);
+	if (result < 0) {
+		*steps = st / 8 + 1;
 		goto out;
 	}
-	result = 1;
+	if (result == 0)
+		goto out;
 	*steps += st / 8 + 1;
 	if (!caps)
 		goto out;
 	/* second pass to extract captures: re-run deterministically, recording
-	 * the extent each wildcard took.  Same algorithm with bookkeeping. */
+	 * the extent each wildcard took (the first pass bounded its steps) */
 	{
 		size_t nw = 0;
 		for (size_t i = 0; i < np; i++)
@@ -208,39 +248,7 @@ int sv_glob(const char *p, size_t pl, const char *v, size_t vl, bool icase,
 		size_t w = 0;
 		for (size_t i = 0; i < np; i++)
 			widx[i] = kind[i] != G_LIT ? w++ : (size_t)-1;
-		pi = 0;
-		vi = 0;
-		star_p = (size_t)-1;
-		star_v = 0;
-		while (vi < vl || pi < np) {
-			if (pi < np) {
-				if (kind[pi] == G_STAR) {
-					star_p = pi;
-					star_v = vi;
-					wstart[widx[pi]] = vi;
-					wlen[widx[pi]] = 0;
-					pi++;
-					continue;
-				}
-				if (vi < vl && (kind[pi] == G_ONE ||
-						ch_eq((unsigned char)chr[pi], (unsigned char)v[vi], icase))) {
-					if (kind[pi] == G_ONE) {
-						wstart[widx[pi]] = vi;
-						wlen[widx[pi]] = 1;
-					}
-					pi++;
-					vi++;
-					continue;
-				}
-			}
-			if (star_p != (size_t)-1 && star_v < vl) {
-				pi = star_p + 1;
-				vi = ++star_v;
-				wlen[widx[star_p]] = star_v - wstart[widx[star_p]];
-				continue;
-			}
-			break;
-		}
+		(void)glob_walk(&g, UINT64_MAX, &st, widx, wstart, wlen);
 		size_t nc = 0;
 		if (maxcaps > 0) {
 			caps[0] = sv_strndup(v, vl);

@@ -98,21 +98,34 @@ static struct entry *load(int fd, size_t *n_r)
 	return v;
 }
 
-int sv_state_seen(const char *path, const char *key, size_t keylen, time_t now)
+/* open_load - h = the hash of key; open and lock path and load its entries
+ * into *v_r / *n_r: the locked fd, or -1 (errno set, nothing left open) */
+static int open_load(const char *path, const char *key, size_t keylen, char h[HEXLEN + 1],
+		     struct entry **v_r, size_t *n_r)
 {
-	char h[HEXLEN + 1];
 	hash_key(key, keylen, h);
 	int fd = open_locked(path);
 	if (fd < 0)
 		return -1;
-	size_t n;
-	struct entry *v = load(fd, &n);
-	int e = errno;
-	close(fd);
-	if (!v) {
+	*v_r = load(fd, n_r);
+	if (!*v_r) {
+		int e = errno;
+		close(fd);
 		errno = e;
 		return -1;
 	}
+	return fd;
+}
+
+int sv_state_seen(const char *path, const char *key, size_t keylen, time_t now)
+{
+	char h[HEXLEN + 1];
+	struct entry *v;
+	size_t n;
+	int fd = open_load(path, key, keylen, h, &v, &n);
+	if (fd < 0)
+		return -1;
+	close(fd);
 	int seen = 0;
 	for (size_t i = 0; i < n; i++)
 		if (v[i].expiry > (long long)now && strcmp(v[i].hash, h) == 0)
@@ -131,18 +144,11 @@ int sv_state_mark(const char *path, const char *key, size_t keylen, time_t expir
 		  time_t now)
 {
 	char h[HEXLEN + 1];
-	hash_key(key, keylen, h);
-	int fd = open_locked(path);
+	struct entry *v;
+	size_t n;
+	int fd = open_load(path, key, keylen, h, &v, &n);
 	if (fd < 0)
 		return -1;
-	size_t n;
-	struct entry *v = load(fd, &n);
-	if (!v) {
-		int e = errno;
-		close(fd);
-		errno = e;
-		return -1;
-	}
 	/* drop expired entries and the old entry of this key */
 	size_t k = 0;
 	for (size_t i = 0; i < n; i++)
