@@ -294,6 +294,32 @@ def as_user(user, argv, **kw):
 
 
 # --------------------------------------------------------------------------
+# the end of both dovecot templates' service auth, and deliver's log lines on stderr
+_AUTH_MASTER_AND_LDA = """\
+  unix_listener auth-master {{
+    mode = 0600
+    user = root
+  }}
+}}
+protocol lda {{
+  log_path = /dev/stderr
+  info_log_path = /dev/stderr
+}}
+"""
+
+
+def _terminate(proc):
+    """End a daemon the harness started (None or ended: nothing to do):
+    SIGTERM, then SIGKILL after 15 s."""
+    if proc and proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 def _login_services(ssl_on_connect):
     """The service *-login blocks of a private dovecot, as template text: each
     listener on 127.0.0.1 at the port of field NAME_port; ssl_on_connect marks
@@ -341,15 +367,7 @@ service auth {{
   unix_listener auth-userdb {{
     mode = 0666
   }}
-  unix_listener auth-master {{
-    mode = 0600
-    user = root
-  }}
-}}
-protocol lda {{
-  log_path = /dev/stderr
-  info_log_path = /dev/stderr
-}}
+""" + _AUTH_MASTER_AND_LDA + """\
 service stats {{
   unix_listener stats-writer {{
     mode = 0666
@@ -498,13 +516,7 @@ class Dovecot:
                            f"{r.returncode}: {r.stderr.strip()})\n" + "\n".join(errors[-15:]))
 
     def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        _terminate(self.proc)
         self.proc = None
 
     def restart(self):
@@ -836,13 +848,7 @@ class Exim:
         return out
 
     def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        _terminate(self.proc)
         self.proc = None
 
     def _log(self, name):
@@ -1086,15 +1092,7 @@ first_valid_uid = 1000
 postmaster_address = postmaster@home.com.bo
 """ + _login_services(False) + """\
 service auth {{
-  unix_listener auth-master {{
-    mode = 0600
-    user = root
-  }}
-}}
-protocol lda {{
-  log_path = /dev/stderr
-  info_log_path = /dev/stderr
-}}
+""" + _AUTH_MASTER_AND_LDA + """\
 {passdb}
 {userdb}
 {extra}
