@@ -28,19 +28,19 @@ static int set_str(char **dst, const char *v)
 }
 
 /* parse_bool - yes/no/true/false/1/0 */
-static int parse_bool(const char *v, bool *out)
+static int parse_bool(const char *v, bool *val_r)
 {
 	if (!strcasecmp(v, "yes") || !strcasecmp(v, "true") || !strcmp(v, "1"))
-		*out = true;
+		*val_r = true;
 	else if (!strcasecmp(v, "no") || !strcasecmp(v, "false") || !strcmp(v, "0"))
-		*out = false;
+		*val_r = false;
 	else
 		return -1;
 	return 0;
 }
 
 /* parse_num - unsigned decimal with optional K/M suffix, <= max */
-static int parse_num(const char *v, unsigned long long max, unsigned long long *out)
+static int parse_num(const char *v, unsigned long long max, unsigned long long *val_r)
 {
 	char *end;
 	if (*v < '0' || *v > '9')
@@ -53,7 +53,7 @@ static int parse_num(const char *v, unsigned long long max, unsigned long long *
 	else if (*end == 'M' || *end == 'm') { n *= 1024 * 1024; end++; }
 	if (*end != '\0' || n > max)
 		return -1;
-	*out = n;
+	*val_r = n;
 	return 0;
 }
 

@@ -71,7 +71,7 @@ static void log_multi(int prio, const char *what, const char *msg)
 	}
 }
 
-/* global_dir - the admin's directory for before.d / after.d / global */
+/* global_base - the admin's directory for before.d / after.d / global */
 static const char *global_base(void)
 {
 	/* tests point this elsewhere; as the user may run us by hand anyway,
@@ -87,7 +87,7 @@ static int cmp_str(const void *a, const void *b)
 }
 
 /* list_dir - sorted paths of dir/ *.sieve (at most MAX_GLOBAL_SCRIPTS) */
-static size_t list_dir(const char *dir, char **out)
+static size_t list_dir(const char *dir, char **dst)
 {
 	DIR *d = opendir(dir);
 	if (!d)
@@ -99,14 +99,14 @@ static size_t list_dir(const char *dir, char **out)
 		if (de->d_name[0] == '.' || l < 7 || strcmp(de->d_name + l - 6, ".sieve") != 0)
 			continue;
 		size_t pl = strlen(dir) + l + 2;
-		out[n] = malloc(pl);
-		if (!out[n])
+		dst[n] = malloc(pl);
+		if (!dst[n])
 			break;
-		snprintf(out[n], pl, "%s/%s", dir, de->d_name);
+		snprintf(dst[n], pl, "%s/%s", dir, de->d_name);
 		n++;
 	}
 	closedir(d);
-	qsort(out, n, sizeof *out, cmp_str);
+	qsort(dst, n, sizeof *dst, cmp_str);
 	return n;
 }
 

@@ -23,7 +23,7 @@ struct deliver_user {
 /* deliver_user_resolve - who we deliver for.  dflag: -d USER or NULL.
  * Returns DELIVER_EX_OK, DELIVER_EX_NOUSER or DELIVER_EX_TEMPFAIL (err set). */
 int deliver_user_resolve(const struct deliver_conf *c, const char *dflag,
-			 struct deliver_user *u, char *err, size_t errsize);
+			 struct deliver_user *user_r, char *err, size_t errsize);
 
 /* deliver_user_become - switch to u (setgroups -> setresgid -> setresuid)
  * when running as root; otherwise check we already are u.  Refuses uid 0.

@@ -47,33 +47,33 @@ static bool scan_tagged(const struct hm_header *hdr)
 	return false;
 }
 
-/* lookup_into - look addr up; on a hit fill v and return true */
+/* lookup_into - look addr up; on a hit fill verdict_r and return true */
 static bool lookup_into(const struct hm_junklist *l, const char *addr, const char *via,
-			struct deliver_junk_verdict *v)
+			struct deliver_junk_verdict *verdict_r)
 {
 	const char *matched;
 	enum hm_junk_kind k = hm_junklist_lookup(l, addr, &matched);
 
 	if (k == HM_JUNK_NONE)
 		return false;
-	v->kind = k;
-	v->via = via;
-	(void)hm_strlcpy(v->sender, matched, sizeof v->sender);
+	verdict_r->kind = k;
+	verdict_r->via = via;
+	(void)hm_strlcpy(verdict_r->sender, matched, sizeof verdict_r->sender);
 	return true;
 }
 
 int deliver_junk_check(const char *maildir, const struct hm_header *hdr,
-		       const char *env_sender, struct deliver_junk_verdict *v)
+		       const char *env_sender, struct deliver_junk_verdict *verdict_r)
 {
 	char from[HM_JUNKLIST_ADDR_MAX + 1];
 	const struct hm_hfield *f;
 	struct hm_junklist l;
 	int ret = 0;
 
-	memset(v, 0, sizeof *v);
-	v->kind = HM_JUNK_NONE;
+	memset(verdict_r, 0, sizeof *verdict_r);
+	verdict_r->kind = HM_JUNK_NONE;
 	if (hdr != NULL)
-		v->scan_tagged = scan_tagged(hdr);
+		verdict_r->scan_tagged = scan_tagged(hdr);
 
 	hm_junklist_init(&l);
 	if (maildir == NULL || hm_junklist_load(&l, maildir) < 0) {
@@ -88,20 +88,20 @@ int deliver_junk_check(const char *maildir, const struct hm_header *hdr,
 		if (e == ENOMEM)
 			ret = -1;
 	}
-	v->damaged = l.damaged;
+	verdict_r->damaged = l.damaged;
 
 	/* From: decides when it is on a list: it is what the user saw when
 	 * they moved the message; the envelope sender only when it is not */
 	if (hdr != NULL && (f = hm_header_get(hdr, "From")) != NULL &&
 	    hm_junk_sender_addr(f->value, f->value_len, from, sizeof from) == 0 &&
-	    lookup_into(&l, from, "From", v))
+	    lookup_into(&l, from, "From", verdict_r))
 		goto decided;
 	if (env_sender != NULL && env_sender[0] != '\0')
-		(void)lookup_into(&l, env_sender, "envelope", v);
+		(void)lookup_into(&l, env_sender, "envelope", verdict_r);
 decided:
 	hm_junklist_free(&l);
-	v->to_junk = v->kind == HM_JUNK_BLOCKED ||
-		     (v->scan_tagged && v->kind != HM_JUNK_TRUSTED);
+	verdict_r->to_junk = verdict_r->kind == HM_JUNK_BLOCKED ||
+			     (verdict_r->scan_tagged && verdict_r->kind != HM_JUNK_TRUSTED);
 	if (ret < 0)
 		errno = ENOMEM;
 	return ret;

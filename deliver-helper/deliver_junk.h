@@ -48,10 +48,10 @@ struct deliver_ctx;
 
 /* deliver_junk_check - the verdict for a message (hdr may be NULL,
  * env_sender "" or NULL for the null sender) from the lists in maildir.
- * Returns 0 (v filled; list problems are folded into "none" and v->damaged),
- * or -1 and errno (ENOMEM; v then says "none"). */
+ * Returns 0 (verdict_r filled; list problems are folded into "none" and
+ * verdict_r->damaged), or -1 and errno (ENOMEM; verdict_r then says "none"). */
 int deliver_junk_check(const char *maildir, const struct hm_header *hdr,
-		       const char *env_sender, struct deliver_junk_verdict *v);
+		       const char *env_sender, struct deliver_junk_verdict *verdict_r);
 
 /* deliver_junk_name - "blocked", "trusted" or "none" */
 const char *deliver_junk_name(enum hm_junk_kind kind);

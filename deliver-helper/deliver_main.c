@@ -143,11 +143,11 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 }
 
 /* envelope_value - take an address from opt or env var; strip <>; validate.
- * Returns 0 and *out (malloc'd, may be ""), or -1 when invalid. */
-static int envelope_value(const char *opt, const char *envname, char **out)
+ * Returns 0 and *value_r (malloc'd, may be ""), or -1 when invalid. */
+static int envelope_value(const char *opt, const char *envname, char **value_r)
 {
 	const char *v = opt ? opt : (envname ? getenv(envname) : NULL);
-	*out = NULL;
+	*value_r = NULL;
 	if (v == NULL)
 		return 0;
 	size_t n = strlen(v);
@@ -160,22 +160,22 @@ static int envelope_value(const char *opt, const char *envname, char **out)
 		free(s);
 		return -1;
 	}
-	*out = s;
+	*value_r = s;
 	return 0;
 }
 
 /* strip_angle - address value of a header field without <> and blanks */
-static void strip_angle(const char *v, char *out, size_t size)
+static void strip_angle(const char *v, char *dst, size_t dstsize)
 {
 	while (*v == ' ' || *v == '\t' || *v == '<')
 		v++;
-	hm_strlcpy(out, v, size);
-	size_t n = strlen(out);
-	while (n > 0 && (out[n - 1] == '>' || out[n - 1] == ' ' || out[n - 1] == '\t'))
-		out[--n] = '\0';
+	hm_strlcpy(dst, v, dstsize);
+	size_t n = strlen(dst);
+	while (n > 0 && (dst[n - 1] == '>' || dst[n - 1] == ' ' || dst[n - 1] == '\t'))
+		dst[--n] = '\0';
 }
 
-/* is_trace_top - fields an MTA's transport prepends for this delivery */
+/* is_transport_field - fields an MTA's transport prepends for this delivery */
 static bool is_transport_field(const struct hm_hfield *f)
 {
 	return hm_header_name_is(f, "Return-Path") || hm_header_name_is(f, "Envelope-to") ||
@@ -215,7 +215,7 @@ static char *maildir_from_location(const char *loc, const char *user, const char
 /* spool_message - write m's header with add inserted at offset ins, then
  * the body, into the spool; fsync */
 static int spool_message(struct deliver_priv *pv, struct hm_msgin *m,
-			 size_t ins, const char *add, size_t addlen, unsigned long long *lf_extra)
+			 size_t ins, const char *add, size_t addlen, unsigned long long *lf_extra_r)
 {
 	struct hm_spool *sp = &pv->spool;
 	const char *hdr = m->header;
@@ -243,7 +243,7 @@ static int spool_message(struct deliver_priv *pv, struct hm_msgin *m,
 	}
 	sp->size = m->bytes + addlen;
 	sp->vsize = sp->size + m->lf_count + lfs;
-	*lf_extra = lfs;
+	*lf_extra_r = lfs;
 	return hm_maildir_spool_sync(sp);
 }
 

@@ -153,7 +153,7 @@ static bool redirect_loop(struct deliver_ctx *ctx)
  * Exim writes a new Delivery-date on each attempt), the envelope and the
  * target, so two different messages never share a key (a Message-ID
  * alone could: it may be missing or reused). */
-static void redirect_key(struct glue *g, const char *to, unsigned char out[32])
+static void redirect_key(struct glue *g, const char *to, unsigned char dst[32])
 {
 	struct deliver_ctx *ctx = g->ctx;
 	struct hm_buf pre;
@@ -168,7 +168,7 @@ static void redirect_key(struct glue *g, const char *to, unsigned char out[32])
 	hm_buf_putc(&pre, '\0');
 	hm_buf_printf(&pre, "%llu", ctx->msg_size_received);
 	size_t from = g->msg_start < g->raw_len ? g->msg_start : g->raw_len;
-	hm_sha256(hm_buf_cstr(&pre), pre.len, g->raw + from, g->raw_len - from, out);
+	hm_sha256(hm_buf_cstr(&pre), pre.len, g->raw + from, g->raw_len - from, dst);
 	hm_buf_free(&pre);
 }
 

@@ -42,7 +42,7 @@ void deliver_user_free(struct deliver_user *u)
 }
 
 /* parse_id - numeric id or a name looked up with lookup (1 = user, 0 = group) */
-static int parse_id(const char *v, int is_user, unsigned long *out)
+static int parse_id(const char *v, int is_user, unsigned long *id_r)
 {
 	char *end;
 	if (v == NULL || *v == '\0')
@@ -50,36 +50,36 @@ static int parse_id(const char *v, int is_user, unsigned long *out)
 	errno = 0;
 	unsigned long n = strtoul(v, &end, 10);
 	if (*end == '\0' && errno == 0 && n < (unsigned long)UINT_MAX) {
-		*out = n;
+		*id_r = n;
 		return 0;
 	}
 	if (is_user) {
 		struct passwd *pw = getpwnam(v);
 		if (pw == NULL)
 			return -1;
-		*out = pw->pw_uid;
+		*id_r = pw->pw_uid;
 	} else {
 		struct group *gr = getgrnam(v);
 		if (gr == NULL)
 			return -1;
-		*out = gr->gr_gid;
+		*id_r = gr->gr_gid;
 	}
 	return 0;
 }
 
-/* from_passwd - fill u from the passwd entry pw */
-static int from_passwd(const struct passwd *pw, struct deliver_user *u)
+/* from_passwd - fill user_r from the passwd entry pw */
+static int from_passwd(const struct passwd *pw, struct deliver_user *user_r)
 {
-	u->name = strdup(pw->pw_name);
-	u->home = strdup(pw->pw_dir ? pw->pw_dir : "");
-	u->uid = pw->pw_uid;
-	u->gid = pw->pw_gid;
-	return (u->name && u->home) ? 0 : -1;
+	user_r->name = strdup(pw->pw_name);
+	user_r->home = strdup(pw->pw_dir ? pw->pw_dir : "");
+	user_r->uid = pw->pw_uid;
+	user_r->gid = pw->pw_gid;
+	return (user_r->name && user_r->home) ? 0 : -1;
 }
 
-/* from_userdb - fill u from a userdb reply (uid and gid are required) */
+/* from_userdb - fill user_r from a userdb reply (uid and gid are required) */
 static int from_userdb(const struct hm_auth_reply *r, const char *asked,
-		       struct deliver_user *u, char *err, size_t errsize)
+		       struct deliver_user *user_r, char *err, size_t errsize)
 {
 	unsigned long uid, gid;
 	if (parse_id(hm_auth_reply_get(r, "uid"), 1, &uid) < 0 ||
@@ -88,14 +88,14 @@ static int from_userdb(const struct hm_auth_reply *r, const char *asked,
 		return -1;
 	}
 	const char *home = hm_auth_reply_get(r, "home");
-	u->name = strdup(r->user && *r->user ? r->user : asked);
-	u->home = strdup(home ? home : "");
-	u->mail = dupn(hm_auth_reply_get(r, "mail"));
-	u->quota_rule = dupn(hm_auth_reply_get(r, "quota_rule"));
-	u->sieve = dupn(hm_auth_reply_get(r, "sieve"));
-	u->uid = (uid_t)uid;
-	u->gid = (gid_t)gid;
-	if (u->name == NULL || u->home == NULL) {
+	user_r->name = strdup(r->user && *r->user ? r->user : asked);
+	user_r->home = strdup(home ? home : "");
+	user_r->mail = dupn(hm_auth_reply_get(r, "mail"));
+	user_r->quota_rule = dupn(hm_auth_reply_get(r, "quota_rule"));
+	user_r->sieve = dupn(hm_auth_reply_get(r, "sieve"));
+	user_r->uid = (uid_t)uid;
+	user_r->gid = (gid_t)gid;
+	if (user_r->name == NULL || user_r->home == NULL) {
 		snprintf(err, errsize, "out of memory");
 		return -1;
 	}
@@ -122,37 +122,37 @@ static bool env_name_ok(const char *v)
  * as the caller's uid, and lookup_own_user still checks the userdb's uid.
  * Returns 1 when used, 0 when the environment does not say (use passwd),
  * -1 out of memory. */
-static int from_env(struct deliver_user *u)
+static int from_env(struct deliver_user *user_r)
 {
 	const char *name = getenv("USER"), *home = getenv("HOME");
 	if (!env_name_ok(name) || home == NULL || home[0] != '/' || strlen(home) > 4096)
 		return 0;
-	u->name = strdup(name);
-	u->home = strdup(home);
-	u->uid = getuid();
-	u->gid = getgid();
-	return (u->name && u->home) ? 1 : -1;
+	user_r->name = strdup(name);
+	user_r->home = strdup(home);
+	user_r->uid = getuid();
+	user_r->gid = getgid();
+	return (user_r->name && user_r->home) ? 1 : -1;
 }
 
 /* deliver_user_resolve - see deliver_int.h */
 int deliver_user_resolve(const struct deliver_conf *c, const char *dflag,
-			 struct deliver_user *u, char *err, size_t errsize)
+			 struct deliver_user *user_r, char *err, size_t errsize)
 {
 	char clean[128];
-	memset(u, 0, sizeof *u);
+	memset(user_r, 0, sizeof *user_r);
 
 	if (dflag == NULL) {
 		if (getuid() == 0 || geteuid() == 0) {
 			snprintf(err, errsize, "running as root without -d USER: refusing to deliver as root");
 			return DELIVER_EX_TEMPFAIL;
 		}
-		int fe = from_env(u);
+		int fe = from_env(user_r);
 		struct passwd *pw = fe == 0 ? getpwuid(getuid()) : NULL;
 		if (fe == 0 && pw == NULL) {
 			snprintf(err, errsize, "no passwd entry for uid %ld", (long)getuid());
 			return DELIVER_EX_TEMPFAIL;
 		}
-		if (fe < 0 || (fe == 0 && from_passwd(pw, u) < 0)) {
+		if (fe < 0 || (fe == 0 && from_passwd(pw, user_r) < 0)) {
 			snprintf(err, errsize, "out of memory");
 			return DELIVER_EX_TEMPFAIL;
 		}
@@ -161,31 +161,31 @@ int deliver_user_resolve(const struct deliver_conf *c, const char *dflag,
 		/* ask the userdb about ourselves for mail/quota/sieve settings */
 		struct hm_auth_reply *r = NULL;
 		char aerr[256];
-		int a = hm_auth_user_lookup(c->auth_socket, u->name, "deliver", c->auth_timeout_ms,
+		int a = hm_auth_user_lookup(c->auth_socket, user_r->name, "deliver", c->auth_timeout_ms,
 					    &r, aerr, sizeof aerr);
 		if (a == HM_AUTH_TEMPFAIL) {
-			snprintf(err, errsize, "userdb lookup for %s: %s", u->name, aerr);
+			snprintf(err, errsize, "userdb lookup for %s: %s", user_r->name, aerr);
 			return DELIVER_EX_TEMPFAIL;
 		}
 		if (a == HM_AUTH_FOUND) {
 			struct deliver_user v;
 			memset(&v, 0, sizeof v);
-			if (from_userdb(r, u->name, &v, err, errsize) < 0) {
+			if (from_userdb(r, user_r->name, &v, err, errsize) < 0) {
 				hm_auth_reply_free(&r);
 				deliver_user_free(&v);
 				return DELIVER_EX_TEMPFAIL;
 			}
 			hm_auth_reply_free(&r);
-			if (v.uid != u->uid) {
+			if (v.uid != user_r->uid) {
 				snprintf(err, errsize, "userdb says uid %ld for %s, we run as uid %ld",
-					 (long)v.uid, u->name, (long)u->uid);
+					 (long)v.uid, user_r->name, (long)user_r->uid);
 				deliver_user_free(&v);
 				return DELIVER_EX_TEMPFAIL;
 			}
-			deliver_user_free(u);
-			*u = v;
+			deliver_user_free(user_r);
+			*user_r = v;
 		} else if (!c->userdb_passwd) {
-			snprintf(err, errsize, "unknown user %s (userdb)", u->name);
+			snprintf(err, errsize, "unknown user %s (userdb)", user_r->name);
 			return DELIVER_EX_NOUSER;
 		}
 		return DELIVER_EX_OK;
@@ -202,7 +202,7 @@ int deliver_user_resolve(const struct deliver_conf *c, const char *dflag,
 			return DELIVER_EX_TEMPFAIL;
 		}
 		if (a == HM_AUTH_FOUND) {
-			int rc = from_userdb(r, dflag, u, err, errsize);
+			int rc = from_userdb(r, dflag, user_r, err, errsize);
 			hm_auth_reply_free(&r);
 			return rc == 0 ? DELIVER_EX_OK : DELIVER_EX_TEMPFAIL;
 		}
@@ -221,7 +221,7 @@ int deliver_user_resolve(const struct deliver_conf *c, const char *dflag,
 		snprintf(err, errsize, "unknown user %s", clean);
 		return DELIVER_EX_NOUSER;
 	}
-	if (from_passwd(pw, u) < 0) {
+	if (from_passwd(pw, user_r) < 0) {
 		snprintf(err, errsize, "out of memory");
 		return DELIVER_EX_TEMPFAIL;
 	}

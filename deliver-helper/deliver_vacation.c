@@ -59,7 +59,7 @@ static int encode_subject(struct hm_buf *b, const char *s)
 	return 0;
 }
 
-/* header_value_clean - a header value that cannot break the header */
+/* put_clean_value - append v to b with CR/LF as blanks, so it cannot break the header */
 static void put_clean_value(struct hm_buf *b, const char *v)
 {
 	for (const char *p = v; *p; p++)

@@ -66,6 +66,15 @@ struct la {
 	la_int64_t (*size)(struct archive_entry *);
 };
 
+/* DL_SYM - dlsym(h, name) into the function pointer table.field; the loader
+ * it stands in (la_get, lz_get) returns NULL when the symbol is missing */
+#define DL_SYM(h, table, field, name)                           \
+	do {                                                    \
+		*(void **)(&(table).field) = dlsym(h, name);    \
+		if (!(table).field)                             \
+			return NULL;                            \
+	} while (0)
+
 /* la_get - the loaded library, or NULL when it cannot be loaded (a handle
  * cache, not a result buffer: it lives as long as the process) */
 static const struct la *la_get(void)
@@ -78,12 +87,7 @@ static const struct la *la_get(void)
 	void *h = dlopen("libarchive.so.13", RTLD_NOW | RTLD_LOCAL);
 	if (!h)
 		return NULL;
-#define SYM(field, name)                                        \
-	do {                                                    \
-		*(void **)(&la.field) = dlsym(h, name);         \
-		if (!la.field)                                  \
-			return NULL;                            \
-	} while (0)
+#define SYM(field, name) DL_SYM(h, la, field, name)
 	SYM(read_new, "archive_read_new");
 	SYM(zip_seekable, "archive_read_support_format_zip_seekable");
 	SYM(zip_streamable, "archive_read_support_format_zip_streamable");
@@ -134,12 +138,7 @@ static const struct lz *lz_get(void)
 	void *h = dlopen("libzip.so.4", RTLD_NOW | RTLD_LOCAL);
 	if (!h)
 		return NULL;
-#define SYM(field, name)                                        \
-	do {                                                    \
-		*(void **)(&lz.field) = dlsym(h, name);         \
-		if (!lz.field)                                  \
-			return NULL;                            \
-	} while (0)
+#define SYM(field, name) DL_SYM(h, lz, field, name)
 	SYM(source_buffer_create, "zip_source_buffer_create");
 	SYM(source_free, "zip_source_free");
 	SYM(open_from_source, "zip_open_from_source");

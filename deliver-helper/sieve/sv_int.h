@@ -291,10 +291,10 @@ bool sv_hdr_is(const struct sv_msg *mm, size_t i, const char *name, size_t nlen)
 const char *sv_hdr_value(struct sv_msg *mm, size_t i, size_t *len_r);
 /* sv_hdr_uvalue - unfolded, trimmed, undecoded value (for addresses) */
 const char *sv_hdr_uvalue(struct sv_msg *mm, size_t i, size_t *len_r);
+#define SV_MAX_ADDRS_PER_FIELD 1000
 /* sv_hdr_addresses - the addresses of field i (parsed once, at most
  * SV_MAX_ADDRS_PER_FIELD; ->truncated when there were more, which callers
  * must not ignore); NULL on ENOMEM */
-#define SV_MAX_ADDRS_PER_FIELD 1000
 const struct hm_addr_list *sv_hdr_addresses(struct sv_msg *mm, size_t i);
 /* sv_msg_header1 - decoded value of the first field called name, or NULL */
 const char *sv_msg_header1(struct sv_msg *mm, const char *name, size_t *len_r);
@@ -368,6 +368,11 @@ char *sv_expand(struct sv_run *r, const struct sv_node *n, const struct sv_str *
  * caller frees); NULL on error (reported) */
 const char *sv_expand_ref(struct sv_run *r, const struct sv_node *n, const struct sv_str *s,
 			  size_t *len_r, char **own_r);
+/* sv_test_all - 1 when holds() is true (> 0) for every expanded string of a,
+ * 0 at the first for which it is not, -1 on error (reported); each call's
+ * *cost_r is charged with sv_step */
+int sv_test_all(struct sv_run *r, struct sv_node *n, const struct sv_arg *a,
+		int (*holds)(struct sv_run *r, const char *s, size_t len, uint64_t *cost_r));
 /* variables */
 int sv_var_set(struct sv_run *r, const struct sv_node *n, const char *name,
 	       const char *val, size_t len);

@@ -98,26 +98,43 @@ static struct entry *load(int fd, size_t *n_r)
 	return v;
 }
 
-int sv_state_seen(const char *path, const char *key, size_t keylen, time_t now)
-{
-	char h[HEXLEN + 1];
-	hash_key(key, keylen, h);
-	int fd = open_locked(path);
-	if (fd < 0)
-		return -1;
+/* a state file opened, locked and read, for the key hashed as h */
+struct loaded {
+	int fd;
+	struct entry *v;
 	size_t n;
-	struct entry *v = load(fd, &n);
-	int e = errno;
-	close(fd);
-	if (!v) {
+	char h[HEXLEN + 1];
+};
+
+/* open_load - ld->h = the hash of key; open and lock path and load its
+ * entries: 0, or -1 (errno set, nothing left open) */
+static int open_load(struct loaded *ld, const char *path, const char *key, size_t keylen)
+{
+	hash_key(key, keylen, ld->h);
+	ld->fd = open_locked(path);
+	if (ld->fd < 0)
+		return -1;
+	ld->v = load(ld->fd, &ld->n);
+	if (!ld->v) {
+		int e = errno;
+		close(ld->fd);
 		errno = e;
 		return -1;
 	}
+	return 0;
+}
+
+int sv_state_seen(const char *path, const char *key, size_t keylen, time_t now)
+{
+	struct loaded ld;
+	if (open_load(&ld, path, key, keylen) < 0)
+		return -1;
+	close(ld.fd);
 	int seen = 0;
-	for (size_t i = 0; i < n; i++)
-		if (v[i].expiry > (long long)now && strcmp(v[i].hash, h) == 0)
+	for (size_t i = 0; i < ld.n; i++)
+		if (ld.v[i].expiry > (long long)now && strcmp(ld.v[i].hash, ld.h) == 0)
 			seen = 1;
-	free(v);
+	free(ld.v);
 	return seen;
 }
 
@@ -130,19 +147,13 @@ static int cmp_expiry(const void *a, const void *b)
 int sv_state_mark(const char *path, const char *key, size_t keylen, time_t expiry,
 		  time_t now)
 {
-	char h[HEXLEN + 1];
-	hash_key(key, keylen, h);
-	int fd = open_locked(path);
-	if (fd < 0)
+	struct loaded ld;
+	if (open_load(&ld, path, key, keylen) < 0)
 		return -1;
-	size_t n;
-	struct entry *v = load(fd, &n);
-	if (!v) {
-		int e = errno;
-		close(fd);
-		errno = e;
-		return -1;
-	}
+	int fd = ld.fd;
+	struct entry *v = ld.v;
+	size_t n = ld.n;
+	const char *h = ld.h;
 	/* drop expired entries and the old entry of this key */
 	size_t k = 0;
 	for (size_t i = 0; i < n; i++)

@@ -221,3 +221,22 @@ const char *sv_expand_ref(struct sv_run *r, const struct sv_node *n, const struc
 	*own_r = sv_expand(r, n, s, len_r);
 	return *own_r;
 }
+
+int sv_test_all(struct sv_run *r, struct sv_node *n, const struct sv_arg *a,
+		int (*holds)(struct sv_run *r, const char *s, size_t len, uint64_t *cost_r))
+{
+	for (size_t i = 0; i < a->n; i++) {
+		size_t len;
+		char *s = sv_expand(r, n, &a->v[i], &len);
+		if (!s)
+			return -1;
+		uint64_t cost;
+		int ok = holds(r, s, len, &cost);
+		free(s);
+		if (sv_step(r, n, cost) < 0)
+			return -1;
+		if (ok <= 0)
+			return 0;
+	}
+	return 1;
+}

@@ -59,25 +59,19 @@ static int validate_exists(struct sv_comp *c, struct sv_node *n)
 	return 0;
 }
 
+static int header_exists(struct sv_run *r, const char *name, size_t len, uint64_t *cost_r)
+{
+	bool found = false;
+	size_t nf = sv_msg_nfields(&r->msg);
+	for (size_t k = 0; k < nf && !found; k++)
+		found = sv_hdr_is(&r->msg, k, name, len);
+	*cost_r = nf / 16 + 1;
+	return found;
+}
+
 static int exec_exists(struct sv_run *r, struct sv_node *n)
 {
-	const struct sv_arg *a = sv_pos(n, 0);
-	for (size_t i = 0; i < a->n; i++) {
-		size_t len;
-		char *name = sv_expand(r, n, &a->v[i], &len);
-		if (!name)
-			return -1;
-		bool found = false;
-		size_t nf = sv_msg_nfields(&r->msg);
-		for (size_t k = 0; k < nf && !found; k++)
-			found = sv_hdr_is(&r->msg, k, name, len);
-		free(name);
-		if (sv_step(r, n, nf / 16 + 1) < 0)
-			return -1;
-		if (!found)
-			return 0;
-	}
-	return 1;
+	return sv_test_all(r, n, sv_pos(n, 0), header_exists);
 }
 
 const struct sv_def sv_def_exists = {

@@ -112,9 +112,9 @@ static size_t fields_named(struct sv_run *r, const struct sv_node *n, const char
 	return k;
 }
 
-/* for_each_field - call fn for each selected field of each header name */
 typedef int (*field_fn)(struct sv_run *r, struct sv_match *m, size_t field);
 
+/* for_each_field - call fn for each selected field of each header name */
 static int for_each_field(struct sv_run *r, struct sv_node *n, const struct sv_arg *names,
 			  struct sv_match *m, field_fn fn)
 {
@@ -155,20 +155,6 @@ static int header_value(struct sv_run *r, struct sv_match *m, size_t field)
 	return sv_match_value(m, v, len);
 }
 
-/* header_name_ok - field-name = 1*ftext, ftext = %d33-57 / %d59-126 (RFC 5322);
- * not called: names outside it are accepted and never match (Pigeonhole) */
-static bool header_name_ok(const char *s, size_t len)
-{
-	if (len == 0)
-		return false;
-	for (size_t i = 0; i < len; i++) {
-		unsigned char ch = (unsigned char)s[i];
-		if (ch < 33 || ch > 126 || ch == ':')
-			return false;
-	}
-	return true;
-}
-
 static int check_names(struct sv_comp *c, const struct sv_arg *a, bool addr, const char *t)
 {
 	static const char *const addr_headers[] = {
@@ -184,9 +170,8 @@ static int check_names(struct sv_comp *c, const struct sv_arg *a, bool addr, con
 		const struct sv_str *s = &a->v[i];
 		if (s->var)
 			continue;
-		/* a name that is not a valid field-name is accepted and never
-		 * matches, as in Pigeonhole */
-		(void)header_name_ok;
+		/* a name that is not a valid field-name (RFC 5322 ftext) is
+		 * accepted and never matches, as in Pigeonhole */
 		if (addr) {
 			bool ok = false;
 			for (size_t k = 0; addr_headers[k] && !ok; k++)

@@ -15,6 +15,8 @@ MANIFEST columns: path  expected-verdict  rule  [exim=VERDICT]
 import base64, io, os, sys, zipfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import bombs  # noqa: E402  (its 7z writer)
 H = "From: Alice <alice@example.org>\nTo: bob@home.com.bo\nDate: Mon, 1 Jan 2024 10:00:00 +0000\nMessage-ID: <{n}@example.org>\nMIME-Version: 1.0\n"
 
 entries = []
@@ -60,41 +62,10 @@ def zipbytes(members, nested=None):
     return b.getvalue()
 
 
-def sevenzip(members):
-    """A 7z archive made with libarchive's writer through ctypes (Python has none)."""
-    import ctypes
-    la = ctypes.CDLL("libarchive.so.13")
-    la.archive_write_new.restype = ctypes.c_void_p
-    la.archive_entry_new.restype = ctypes.c_void_p
-    for f in ("archive_write_set_format_7zip", "archive_write_close", "archive_write_free"):
-        getattr(la, f).argtypes = [ctypes.c_void_p]
-    la.archive_write_open_memory.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t,
-                                             ctypes.POINTER(ctypes.c_size_t)]
-    la.archive_write_header.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
-    la.archive_write_data.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_size_t]
-    la.archive_entry_set_pathname.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
-    la.archive_entry_set_size.argtypes = [ctypes.c_void_p, ctypes.c_int64]
-    la.archive_entry_set_filetype.argtypes = [ctypes.c_void_p, ctypes.c_uint]
-    la.archive_entry_set_perm.argtypes = [ctypes.c_void_p, ctypes.c_uint]
-    la.archive_entry_free.argtypes = [ctypes.c_void_p]
-    buf = ctypes.create_string_buffer(1 << 16)
-    used = ctypes.c_size_t(0)
-    a = la.archive_write_new()
-    la.archive_write_set_format_7zip(a)
-    la.archive_write_open_memory(a, buf, len(buf), ctypes.byref(used))
-    for m in members:
-        data = b"content of " + m.encode() + b"\n"
-        e = la.archive_entry_new()
-        la.archive_entry_set_pathname(e, m.encode())
-        la.archive_entry_set_size(e, len(data))
-        la.archive_entry_set_filetype(e, 0o100000)
-        la.archive_entry_set_perm(e, 0o644)
-        la.archive_write_header(a, e)
-        la.archive_write_data(a, data, len(data))
-        la.archive_entry_free(e)
-    la.archive_write_close(a)
-    la.archive_write_free(a)
-    return buf.raw[:used.value]
+def sevenzip(names):
+    """A 7z archive of the named members, each holding "content of NAME\n"
+    (written by bombs.sevenzip, libarchive through ctypes: Python has none)."""
+    return bombs.sevenzip([(m, b"content of " + m.encode() + b"\n") for m in names])
 
 
 def b64(data):

@@ -87,6 +87,27 @@ static void addresses(void **state)
 	assert_false(deliver_valid_address(big));
 }
 
+/* expect_location - loc for bob at home names the script home/script_rel
+ * and the script directory home/dir_rel (home itself for "", none for NULL) */
+static void expect_location(const char *loc, const char *home, const char *script_rel,
+			    const char *dir_rel)
+{
+	char err[200], *script, *dir;
+	assert_int_equal(deliver_sieve_location(loc, "bob", home, &script, &dir, err, sizeof err),
+			 0);
+	char want[400];
+	snprintf(want, sizeof want, "%s/%s", home, script_rel);
+	assert_string_equal(script, want);
+	if (!dir_rel) {
+		assert_null(dir);
+	} else {
+		snprintf(want, sizeof want, "%s%s%s", home, *dir_rel ? "/" : "", dir_rel);
+		assert_string_equal(dir, want);
+	}
+	free(script);
+	free(dir);
+}
+
 /* the userdb/config `sieve` value in Pigeonhole's location syntax (issue 13):
  * before, "file:~/sieve;active=~/.dovecot.sieve" was taken as a file name */
 static void sieve_locations(void **state)
@@ -97,32 +118,11 @@ static void sieve_locations(void **state)
 	char home[300];
 	snprintf(home, sizeof home, "%s", tmpl);
 
-	assert_int_equal(deliver_sieve_location("file:~/sieve;active=~/.dovecot.sieve", "bob", home,
-						&script, &dir, err, sizeof err), 0);
-	char want[400];
-	snprintf(want, sizeof want, "%s/.dovecot.sieve", home);
-	assert_string_equal(script, want);
-	snprintf(want, sizeof want, "%s/sieve", home);
-	assert_string_equal(dir, want);
-	free(script);
-	free(dir);
-
+	expect_location("file:~/sieve;active=~/.dovecot.sieve", home, ".dovecot.sieve", "sieve");
 	/* a bare path to a file (missing is fine: "no script") */
-	assert_int_equal(deliver_sieve_location("~/my.sieve", "bob", home, &script, &dir,
-						err, sizeof err), 0);
-	snprintf(want, sizeof want, "%s/my.sieve", home);
-	assert_string_equal(script, want);
-	assert_null(dir);
-	free(script);
-
+	expect_location("~/my.sieve", home, "my.sieve", NULL);
 	/* a directory without active=: the default active script */
-	assert_int_equal(deliver_sieve_location("file:%h", "bob", home, &script, &dir,
-						err, sizeof err), 0);
-	snprintf(want, sizeof want, "%s/.dovecot.sieve", home);
-	assert_string_equal(script, want);
-	assert_string_equal(dir, home);
-	free(script);
-	free(dir);
+	expect_location("file:%h", home, ".dovecot.sieve", "");
 
 	/* refused, with a reason: another type, unknown option, relative path */
 	const char *bad[] = { "ldap:/etc/x", "dict:proxy::sieve", "file:~/s;bogus=1", "file:",
