@@ -4,8 +4,8 @@
  *   in order and sharing one result (Pigeonhole's sieve_before/sieve_after):
  *   the admin's scripts in /etc/homemail/sieve/before.d/NAME.sieve (sorted),
  *   the user's active script (~/.dovecot.sieve, or --sieve FILE; none with
- *   --no-sieve), the admin's scripts in after.d (not when the user's script
- *   exists but does not compile, as Pigeonhole); then carries the actions
+ *   --no-sieve), the admin's scripts in after.d (a script that exists but
+ *   does not compile ends the sequence there, as Pigeonhole); then carries the actions
  *   out: stores through deliver_store(), redirects through
  *   deliver_redirect.c and vacation replies through deliver_vacation.c (both
  *   by /usr/sbin/sendmail), rejects through deliver_reject().
@@ -389,6 +389,26 @@ static void run_actions(struct glue *g, const struct sieve_result *r)
 	}
 }
 
+/* compile_global - append the scripts of one global directory (before.d or
+ * after.d, in name order) to scripts[ns..]; once one cannot be used
+ * (*failed set), no later one is compiled.  Returns the new count. */
+static size_t compile_global(const char *dir, const char *globaldir,
+			     struct sieve_script **scripts, size_t ns, bool *failed)
+{
+	char *paths[MAX_GLOBAL_SCRIPTS];
+	size_t np = list_dir(dir, paths);
+	for (size_t i = 0; i < np; i++) {
+		struct sieve_script *s = *failed ? NULL :
+			compile_one(paths[i], globaldir, globaldir, false);
+		if (s)
+			scripts[ns++] = s;
+		else
+			*failed = true;
+		free(paths[i]);
+	}
+	return ns;
+}
+
 /* load_scripts - compile the scripts of this delivery into scripts[] (room
  * for 2 * MAX_GLOBAL_SCRIPTS + 1): before.d, the user's, after.d; a script
  * that exists but cannot be used ends the sequence there (no later script
@@ -406,36 +426,17 @@ static size_t load_scripts(struct deliver_ctx *ctx, struct sieve_script **script
 	const char *personal = ctx->sieve_dir && *ctx->sieve_dir ? ctx->sieve_dir : NULL;
 	if (ctx->no_sieve)
 		return 0;
-	char *paths[MAX_GLOBAL_SCRIPTS];
-	size_t np = list_dir(beforedir, paths);
 	bool failed = false;
-	for (size_t i = 0; i < np; i++) {
-		struct sieve_script *s = failed ? NULL :
-			compile_one(paths[i], globaldir, globaldir, false);
-		if (s)
-			scripts[ns++] = s;
-		else
-			failed = true;
-		free(paths[i]);
-	}
-	bool user_failed = failed;
+	ns = compile_global(beforedir, globaldir, scripts, ns, &failed);
 	if (!failed && ctx->sieve_path && *ctx->sieve_path) {
 		struct sieve_script *s = compile_one(ctx->sieve_path, personal, globaldir, true);
 		if (s)
 			scripts[ns++] = s;
 		else
-			user_failed = access(ctx->sieve_path, F_OK) == 0 || errno != ENOENT;
+			failed = access(ctx->sieve_path, F_OK) == 0 || errno != ENOENT;
 	}
-	np = user_failed ? 0 : list_dir(afterdir, paths);
-	for (size_t i = 0; i < np; i++) {
-		struct sieve_script *s = failed ? NULL :
-			compile_one(paths[i], globaldir, globaldir, false);
-		if (s)
-			scripts[ns++] = s;
-		else
-			failed = true;
-		free(paths[i]);
-	}
+	if (!failed)
+		ns = compile_global(afterdir, globaldir, scripts, ns, &failed);
 	return ns;
 }
 
