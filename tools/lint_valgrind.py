@@ -407,6 +407,13 @@ def main(argv=None):
     NOBODY_LOGS = os.path.join(work, "vglogs")
     os.mkdir(NOBODY_LOGS)
     os.chmod(NOBODY_LOGS, 0o755)
+    # valgrind reads its suppressions as the user it runs as: the runs as
+    # nobody get a copy in the scratch tree (the checkout may be 0700)
+    supp = os.path.join(work, "lint.valgrind.supp")
+    shutil.copyfile(os.path.join(TOP, "tools", "lint.valgrind.supp"), supp)
+    os.chmod(supp, 0o644)
+    VALGRIND[:] = [a if not a.startswith("--suppressions=") else "--suppressions=" + supp
+                   for a in VALGRIND]
     try:
         plan = Plan(build, work)
         # the deliver runs with Sieve use the differential case dirs
