@@ -601,8 +601,9 @@ def side_outcome(ws, home, rc, err):
 
 # Normalisations that a README deviation row explains; a case listed in
 # DEVIATIONS with that row is compared after them (so the rest of the
-# outcome must still be equal).  Rows without an entry here accept the
-# difference as it is.
+# outcome must still be equal).  A case whose row has no entry here
+# records the difference itself (`diff=FINGERPRINT` after the row number,
+# written by --refresh-lists): any other difference fails it.
 def _dev_reject(lines):
     """Row 9: Pigeonhole's lda sends the rejection itself (an MDN to the
     sender, exit 0); homemail-deliver -e exits 77 with the reason and Exim
@@ -707,11 +708,18 @@ def run_all(ws, cases, workers=3, **kw):
 
 # ---------------------------------------------------------------------
 # Verdicts
+def _recorded(text):
+    """The diff= fingerprint a KNOWN or DEVIATIONS entry records, or None."""
+    m = re.search(r"(?:^|\s)diff=([0-9a-f]{12})(?:\s|$)", text)
+    return m.group(1) if m else None
+
+
 def classify(results, known, deviations):
     """{id: status}: agree | deviation (listed, differs) | known (listed,
-    differs as recorded: a KNOWN reason may start with `diff=FINGERPRINT`)
-    | UNEXPECTED (differs, not listed) | CHANGED-KNOWN (listed, but differs
-    in another way now: a fix landed in part, or a new bug) | STALE-KNOWN /
+    differs as recorded: a KNOWN entry and a DEVIATIONS entry whose row has
+    no normalisation carry `diff=FINGERPRINT`) | UNEXPECTED (differs, not
+    listed) | CHANGED-KNOWN / CHANGED-DEVIATION (listed, but differs in
+    another way now, or records no fingerprint) | STALE-KNOWN /
     STALE-DEVIATION (listed, but agrees now: take it out of the list)."""
     st = {}
     for cid, r in results.items():
@@ -726,10 +734,11 @@ def classify(results, known, deviations):
             st[cid] = ("STALE-KNOWN" if cid in known else
                        "STALE-DEVIATION" if cid in deviations else "agree")
         elif cid in deviations and cid not in known and not norm and not r.error:
-            st[cid] = "deviation"      # a row without a normalisation
+            # a row without a normalisation: the difference recorded, no other
+            st[cid] = ("deviation" if _recorded(deviations[cid]) == r.fingerprint()
+                       else "CHANGED-DEVIATION")
         elif cid in known:
-            m = re.match(r"diff=([0-9a-f]{12})\s", known[cid])
-            st[cid] = "known" if not m or m.group(1) == r.fingerprint() else "CHANGED-KNOWN"
+            st[cid] = "known" if _recorded(known[cid]) == r.fingerprint() else "CHANGED-KNOWN"
         else:
             st[cid] = "UNEXPECTED"
     return st
@@ -762,24 +771,28 @@ def summary(cases, results, status, known, deviations):
             continue
         why = known.get(c.id) or (f"deviation #{deviations[c.id]}" if c.id in deviations else "")
         out.append(f"{s} {c.id} ({c.src}) {why}")
-        if s in ("known", "UNEXPECTED", "CHANGED-KNOWN"):
+        if s in ("known", "UNEXPECTED", "CHANGED-KNOWN", "CHANGED-DEVIATION"):
             out.extend("    " + x for x in results[c.id].diff().split("\n")[2:])
             out.extend(f"    error: {x}" for x in results[c.id].error)
     return "\n".join(out)
 
 
-def refresh_known(path, results):
-    """Put the current diff fingerprint in front of each KNOWN reason."""
+def refresh_list(path, results, deviations=False):
+    """Write the current diff fingerprint into each entry of KNOWN (before
+    the reason) or DEVIATIONS (after the row number, for rows without a
+    normalisation); comments and reasons stay."""
     out = []
     with open(path, encoding="utf-8") as f:
         for line in f:
             cid, _, rest = line.rstrip("\n").partition(" ")
+            rest = re.sub(r"(^|\s)diff=[0-9a-f]{12}(?=\s|$)", "", rest).strip()
             if line.startswith("#") or not line.strip() or cid not in results \
-                    or results[cid].agree:
+                    or results[cid].agree or \
+                    (deviations and DEVIATION_NORMALISE.get(int(rest.split()[0]))):
                 out.append(line.rstrip("\n"))
                 continue
-            rest = re.sub(r"^\s*diff=[0-9a-f]{12}\s+", "", rest.strip())
-            out.append(f"{cid}  diff={results[cid].fingerprint()}  {rest}")
+            fp = f"diff={results[cid].fingerprint()}"
+            out.append(f"{cid}  {rest} {fp}" if deviations else f"{cid}  {fp}  {rest}")
     with open(path, "w", encoding="utf-8") as f:
         f.write("\n".join(out) + "\n")
 
@@ -792,8 +805,8 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("-v", action="store_true", help="raw output of disagreeing cases")
     ap.add_argument("-j", type=int, default=3)
-    ap.add_argument("--refresh-known", action="store_true",
-                    help="rewrite the diff= fingerprints in KNOWN (reasons and comments stay)")
+    ap.add_argument("--refresh-lists", action="store_true",
+                    help="rewrite the diff= fingerprints in KNOWN and DEVIATIONS (reasons and comments stay)")
     ap.add_argument("pattern", nargs="?", default="")
     a = ap.parse_args(argv)
     old, new = load_cases()
@@ -813,8 +826,9 @@ def main(argv=None):
                 if not res[c.id].agree:
                     print(f"=== {c.id}\n{c.script}\n{res[c.id].raw}")
         print(f"{len(cases)} cases in {el:.1f} s")
-        if a.refresh_known:
-            refresh_known(os.path.join(CASE_DIR, "KNOWN"), res)
+        if a.refresh_lists and not a.pattern:
+            refresh_list(os.path.join(CASE_DIR, "KNOWN"), res)
+            refresh_list(os.path.join(CASE_DIR, "DEVIATIONS"), res, deviations=True)
     finally:
         ws.close()
 
