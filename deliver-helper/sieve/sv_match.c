@@ -297,17 +297,16 @@ int sv_glob(const char *p, size_t pl, const char *v, size_t vl, bool icase,
 	char stackc[256];
 	unsigned char *kind = pl <= sizeof stackk ? stackk : malloc(pl);
 	char *chr = pl <= sizeof stackc ? stackc : malloc(pl);
-	int result = 0;
+	int result = -1;        /* out of memory counts as over budget (an error, keep) */
 	if (!kind || !chr)
 		goto out;
 	struct glob_pat g = { kind, chr, glob_compile(p, pl, kind, chr) };
 	uint64_t st;
 	result = glob_match(&g, v, vl, icase, cap, &st);
-	if (result == 0)
-		goto out;
-	/* over budget: the cost so far; a match: its cost */
+	/* every outcome costs its steps: over budget the cost so far, a match
+	 * or a miss what the walk took (a miss is as costly as a match) */
 	*steps = st / 8 + 1;
-	if (result < 0 || !caps)
+	if (result <= 0 || !caps)
 		goto out;
 	glob_captures(&g, v, vl, icase, caps, caplens, maxcaps, ncaps_r);
 out:

@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "sieve.h"
+#include "sv_int.h"   /* sv_glob: the matcher's own cost accounting */
 
 static const char *MSG =
 	"From: Alice <alice@example.org>\n"
@@ -438,6 +439,25 @@ static void strings_and_siblings(void **st)
 	free(big);
 }
 
+/* A :matches that fails costs what its walk took, like one that matches:
+ * a hostile value that makes the star backtrack over and over must use up
+ * the CPU budget, not a flat charge per test (issue 14 review). */
+static void glob_miss_is_charged(void **state)
+{
+	(void)state;
+	char v[4000];
+	memset(v, 'a', sizeof v);
+	uint64_t budget = 1000000, steps = budget;
+	size_t n = 0;
+	assert_int_equal(sv_glob("*a*b", 4, v, sizeof v, false, NULL, NULL, 0, &n, &steps), 0);
+	assert_true(steps > sizeof v / 8);        /* the backtracking was counted */
+	steps = 10;                                /* too small a budget: over */
+	assert_int_equal(sv_glob("*a*b", 4, v, sizeof v, false, NULL, NULL, 0, &n, &steps), -1);
+	steps = budget;
+	assert_int_equal(sv_glob("*a*a", 4, v, sizeof v, false, NULL, NULL, 0, &n, &steps), 1);
+	assert_true(steps >= 1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -450,6 +470,7 @@ int main(void)
 		cmocka_unit_test(nothing_silently_dropped),
 		cmocka_unit_test(limits_end_in_keep),
 		cmocka_unit_test(strings_and_siblings),
+		cmocka_unit_test(glob_miss_is_charged),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
