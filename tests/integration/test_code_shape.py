@@ -15,6 +15,13 @@ MAX_LINES = 120
 
 
 def test_no_function_in_deliver_helper_over_120_lines():
+    # the count must see the tree at all (a renamed directory or a layout
+    # fnlen cannot read would otherwise pass with nothing listed)
+    every = subprocess.run([FNLEN, os.path.join(hmtest.TOP, "deliver-helper")],
+                           capture_output=True, text=True, timeout=60)
+    names = [line.split()[-1] for line in every.stdout.splitlines()]
+    assert every.returncode == 0 and len(names) > 100 and "main" in names \
+        and "deliver_filter" in names, every.stdout[-500:] + every.stderr
     p = subprocess.run([FNLEN, "--max", str(MAX_LINES),
                         os.path.join(hmtest.TOP, "deliver-helper")],
                        capture_output=True, text=True, timeout=60)
