@@ -202,7 +202,9 @@ def test_webmail_logins_count_per_browser_address():
         guesses = [line for line in log.lines() if "guess-" + tag in line and "auth failed" in line]
         assert len(guesses) == limit, "\n".join(guesses[:5])
         assert all("rip=%s," % BROWSER_A in line for line in guesses), guesses[:3]
-        # A is locked: even the right password fails from there ...
+        # Dovecot's lockout (not some other failure) has locked browser A ...
+        log.wait_for(r"%s now remote address locked out" % re.escape(BROWSER_A))
+        # ... so even the right password fails from there ...
         assert not Browser(BROWSER_A).login("roberto", L.password("roberto"))
         log.wait_for(r"auth failed.*user=<roberto>, .*rip=%s," % re.escape(BROWSER_A))
         # ... while browser B gets in, and Dovecot names B as the login's rip.
