@@ -296,7 +296,7 @@ int deliver_sieve_location(const char *loc, const char *user, const char *home,
 		}
 	}
 	struct stat st;
-	bool is_dir = stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+	bool is_dir = active == NULL && stat(path, &st) == 0 && S_ISDIR(st.st_mode);
 	if (active != NULL || is_dir) {
 		*dir_r = path;
 		path = NULL;

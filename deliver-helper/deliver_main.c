@@ -586,9 +586,9 @@ static enum result decide_and_store(struct delivery *d)
 	if (deliver_filter(ctx) < 0)
 		deliver_log(LOG_ERR, "filter failed for %s; falling back to INBOX", d->u.name);
 	if (ctx->deferred) {
-		/* a side effect could not be carried out now: nothing stays
-		 * visible, Exim's retry delivers once (what was sent is recorded) */
-		(void)deliver_unstore_all(ctx);
+		/* a side effect could not be carried out now: deliver_defer took
+		 * this run's copies back, Exim's retry delivers once (what was
+		 * sent is recorded) */
 		return why(d, RES_TEMP, "%s", ctx->defer_reason ? ctx->defer_reason : "temporary failure");
 	}
 	if (ctx->n_stored > 0 || (ctx->discarded && ctx->reject_reason == NULL))

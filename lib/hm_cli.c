@@ -13,11 +13,6 @@
 #define HM_VERSION "unknown"
 #endif
 
-const char *hm_cli_version(void)
-{
-	return HM_VERSION;
-}
-
 /* answer - print to stdout and exit 0 (74 when stdout cannot be written) */
 static void answer(const char *text, const char *tail)
 {

@@ -15,7 +15,4 @@
  * 0 means "delivered", so no option value can ever be taken for these. */
 void hm_cli_std_options(int argc, char **argv, const char *prog, const char *usage);
 
-/* hm_cli_version - the package version string */
-const char *hm_cli_version(void);
-
 #endif

@@ -408,7 +408,7 @@ static void param_problems(struct hm_mime *m, struct hm_mime_part *p, const stru
 {
 	if (f->problems & HM_PARAM_DUP)
 		problem(m, p, HM_MIME_DUP_PARAM, which);
-	if (f->problems & (HM_PARAM_SYNTAX | HM_PARAM_GAP | HM_PARAM_ORDER | HM_PARAM_TOO_MANY |
+	if (f->problems & (HM_PARAM_SYNTAX | HM_PARAM_GAP | HM_PARAM_ORDER |
 			   HM_PARAM_NUL))
 		problem(m, p, HM_MIME_PARAM_SYNTAX, which);
 }

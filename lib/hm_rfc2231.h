@@ -35,7 +35,6 @@
 #define HM_PARAM_DUP          0x01u /* one name (or one section) given twice */
 #define HM_PARAM_SYNTAX       0x02u /* junk a lenient parser skips: missing ';', bad quote */
 #define HM_PARAM_GAP          0x04u /* continuation sections missing an index */
-#define HM_PARAM_TOO_MANY     0x08u /* no longer set (there is no count bound); kept for callers' masks */
 #define HM_PARAM_BAD_CHARSET  0x10u /* unknown charset or bytes invalid in it */
 #define HM_PARAM_ORDER        0x20u /* continuation sections out of order */
 #define HM_PARAM_NUL          0x40u /* a NUL byte in a value */
