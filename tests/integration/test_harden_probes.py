@@ -101,8 +101,14 @@ def test_lda_refuses_root(tmp_path):
     assert not md.exists(), "the LDA running as root created the Maildir"
     # started as root with -d USER it switches to that user: nothing it
     # creates in the user's home belongs to root
+    # (the user comes from passwd: this probe must not depend on a system
+    # dovecot answering on /run/dovecot/auth-userdb, which a fresh host lacks)
     u = hmtest.make_user(prefix="hmr")
-    r = subprocess.run([DELIVER, "--no-sieve", "-d", u.name], input=msg("root2"),
+    conf = os.path.join(hmtest._workdir("rootconf"), "deliver.conf")
+    with open(conf, "w") as f:
+        f.write("userdb = passwd\n")
+    os.chmod(conf, 0o644)
+    r = subprocess.run([DELIVER, "--config", conf, "--no-sieve", "-d", u.name], input=msg("root2"),
                        capture_output=True, env=_env(), timeout=60)
     assert r.returncode == 0, (r.returncode, r.stderr)
     assert len(stored(u.maildir, "root2")) == 1, "exit 0 but the message is not in the Maildir"
