@@ -600,7 +600,7 @@ spool_directory = {w}/spool
 log_file_path = {w}/log/%slog
 pid_file_path = {w}/exim.pid
 daemon_smtp_ports = {port}
-local_interfaces = 127.0.0.1
+local_interfaces = {listen}
 never_users = root
 host_lookup =
 rfc1413_hosts =
@@ -725,10 +725,12 @@ class Exim:
     def __init__(self, tmp_path=None, transport_command=None, local_scan=None,
                  rcpt_acl="", auth_client_socket=None, extra_main="", tls=True,
                  verify_recipient=False, data_acl="", routers="", transports="",
-                 transport_extra="", message_size_limit="100M", env=None, probe=True):
+                 transport_extra="", message_size_limit="100M", env=None, probe=True,
+                 host=None):
         """probe=False: no start-up probe message (for a test whose Exim is
-        meant to refuse or defer every message)."""
-        self._setup_dirs()
+        meant to refuse or defer every message).  host: an hm_world.Host to
+        run in (its namespace, resolver and address, beside 127.0.0.1)."""
+        self._setup_dirs(host)
         if transport_command is None:
             transport_command = os.path.join(BUILD, "homemail-deliver")
         tls_conf = ""
@@ -753,7 +755,8 @@ class Exim:
             verify_recipient="          verify = recipient" if verify_recipient else "",
             routers=routers, transports=transports, transport_extra=transport_extra,
             transport_command=transport_command, auth=auth,
-            message_size_limit=message_size_limit)
+            message_size_limit=message_size_limit,
+            listen="127.0.0.1" if host is None else f"<; 127.0.0.1 ; {host.addr}")
         with open(self.conf_path, "w") as f:
             f.write(conf)
         os.chmod(self.conf_path, 0o644)
@@ -761,8 +764,10 @@ class Exim:
         ref = weakref.ref(self)
         _cleanups.append(lambda: ref() is not None and ref().stop())
 
-    def _setup_dirs(self):
+    def _setup_dirs(self, host=None):
         """Work dir, trusted-config slot, port, spool/log/outbox (owned by Exim's user)."""
+        self.host = host
+        self.addr = host.addr if host is not None else "127.0.0.1"
         self.w = _workdir("exim")
         self.slot_dir, self._slot_lock = _claim_slot()
         self.conf_path = os.path.join(self.slot_dir, "exim.conf")
@@ -785,7 +790,8 @@ class Exim:
 
     def exim(self, *args, input=None, check=False, text=True):
         """Run exim4 with this instance's config (as root)."""
-        return subprocess.run(["exim4", "-C", self.conf_path] + list(args), input=input,
+        return subprocess.run(self._argv(["exim4", "-C", self.conf_path] + list(args)),
+                              input=input,
                               capture_output=True, text=text, check=check,
                               env=dict(os.environ, **self.env))
 
@@ -793,13 +799,16 @@ class Exim:
         r = self.exim("-bV")
         if r.returncode != 0:
             raise RuntimeError("exim config check failed:\n" + r.stdout + r.stderr)
-        self.proc = subprocess.Popen(["exim4", "-C", self.conf_path, "-bdf"],
+        self.proc = subprocess.Popen(self._argv(["exim4", "-C", self.conf_path, "-bdf"]),
                                      stdin=subprocess.DEVNULL,
                                      stdout=open(os.path.join(self.w, "stdout"), "w"),
                                      stderr=subprocess.STDOUT,
                                      env=dict(os.environ, **self.env))
         self.await_ready()
         return self
+
+    def _argv(self, argv):
+        return argv if self.host is None else self.host.argv(argv)
 
     def await_ready(self):
         """Wait for the listener (failing at once if the daemon exits), then
@@ -811,7 +820,7 @@ class Exim:
                 raise RuntimeError(f"exim exited with {self.proc.returncode} at start:\n"
                                    + self.log_tail())
             try:
-                with socket.create_connection(("127.0.0.1", self.smtp_port), timeout=0.5):
+                with socket.create_connection((self.addr, self.smtp_port), timeout=0.5):
                     return True
             except OSError:
                 return False
@@ -827,7 +836,8 @@ class Exim:
              f"Message-ID: <{secrets.token_hex(8)}"
              f"@probe.invalid>\r\n\r\nprobe\r\n").encode()
         try:
-            send(self.smtp_port, self.probe_sender, [self.probe_rcpt], m)
+            send(self.smtp_port, self.probe_sender, [self.probe_rcpt], m, host=self.addr,
+                 source="127.0.0.1" if self.host is None else None)
         except (smtplib.SMTPException, OSError) as ex:
             time.sleep(0.3)          # Exim writes its log lines after the reply
             tail = self.log_tail()
@@ -899,7 +909,8 @@ def send(port, mail_from, rcpt_tos, msg, source="127.0.0.1", host="127.0.0.1",
         rcpt_tos = [rcpt_tos]
     if isinstance(msg, str):
         msg = msg.encode()
-    with smtplib.SMTP(host, port, source_address=(source, 0), timeout=60) as s:
+    with smtplib.SMTP(host, port, source_address=(source, 0) if source else None,
+                      timeout=60) as s:
         s.ehlo("client.example")
         if starttls:
             s.starttls(context=client_tls_context())
@@ -1005,8 +1016,8 @@ class PackageExim(Exim):
     """
 
     def __init__(self, dovecot=None, local_scan=True, user_check=True, macros="", env=None,
-                 probe=True, confd=None):
-        self._setup_dirs()
+                 probe=True, confd=None, host=None):
+        self._setup_dirs(host)
         # SANITIZE=1: homemail_scan.so needs the sanitizer runtimes preloaded
         self.env = env if env is not None else (sanitizer_env() if local_scan else {})
         self.probe = probe
@@ -1031,7 +1042,8 @@ class PackageExim(Exim):
             f"log_file_path = {self.w}/log/%slog",
             f"pid_file_path = {self.w}/exim.pid",
             f"HOMEMAIL_SMTP_PORTS = {self.smtp_port}",
-            "MAIN_LOCAL_INTERFACES = 127.0.0.1",
+            "MAIN_LOCAL_INTERFACES = " + ("127.0.0.1" if host is None
+                                          else f"<; 127.0.0.1 ; {host.addr}"),
             "MAIN_HARDCODE_PRIMARY_HOSTNAME = mail.home.com.bo",
             f"MAIN_QUALIFY_DOMAIN = {MAIL_DOMAIN}",
             "MAIN_HOST_LOOKUP =",
