@@ -33,6 +33,7 @@
  * to change /etc/homemail/users and create homes for other users.
  */
 #define _GNU_SOURCE 1   /* nftw */
+#include "homemail-user-vdom.h"
 #include "hm_cli.h"
 #include "hm_lockout.h"
 #include "hm_users.h"
@@ -40,6 +41,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <ftw.h>
 #include <getopt.h>
 #include <pwd.h>
@@ -65,6 +67,8 @@ struct opts {
 	enum hm_pw_scheme scheme;
 	bool password_stdin;
 	bool remove_home;
+	const char *archive;    /* NULL: HOMEMAIL_ARCHIVE_DIR */
+	bool no_archive;
 	bool hashes;
 	bool ip;
 };
@@ -86,11 +90,18 @@ static const char USAGE[] =
 	"usage: homemail-user [--users FILE] [--lockout FILE] COMMAND ...\n"
 	"  add ADDRESS [--owner USER | --uid N --gid N] [--home DIR] [--quota SIZE]\n"
 	"              [--scheme yescrypt|bcrypt|sha512-crypt|sha256-crypt] [--password-stdin]\n"
-	"  del ADDRESS [--remove-home]\n"
+	"  del ADDRESS [--remove-home [--archive DIR | --no-archive]]\n"
 	"  passwd ADDRESS [--scheme S] [--password-stdin]\n"
 	"  list [--hashes]\n"
 	"  lock ADDRESS | unlock ADDRESS | unlock --ip IPADDRESS\n"
 	"  show ADDRESS [--hash]\n"
+	"  domain add DOMAIN [system=yes|no] [remote_aliases=yes|no] [quota=SIZE] [KEY=VALUE...]\n"
+	"  domain del DOMAIN [--force] | domain list\n"
+	"  alias add SOURCE TARGET... | alias del SOURCE [TARGET] | alias list [SOURCE|@DOMAIN]\n"
+	"  disable ADDRESS [--refuse-mail] | enable ADDRESS\n"
+	"  rename OLD NEW [--home DIR] | quota ADDRESS SIZE\n"
+	"  (domain/alias/...: [--domains FILE] [--aliases FILE]; del --remove-home archives\n"
+	"   the home first unless --no-archive: [--archive DIR])\n"
 	"       homemail-user --help | --version\n";
 
 static void usage(void)
@@ -323,6 +334,9 @@ static int run_edit(const struct opts *o, struct edit *e)
 			die(EX_NOUSER, "no such account: %s", e->address);
 		if (e->err == EX_DATAERR && e->op == OP_ADD && errno == EEXIST)
 			die(EX_DATAERR, "account exists: %s", e->address);
+		if (e->err == EX_DATAERR && e->op == OP_ADD && errno == EINVAL)
+			die(EX_DATAERR, "%s: invalid fields, or the home is (inside) another account's home",
+			    e->address);
 		if (e->err != 0)
 			die(e->err, "%s: %s", e->address, strerror(errno));
 		die(errno_code(errno), "updating %s: %s", o->users, strerror(errno));
@@ -454,6 +468,14 @@ static int cmd_del(const struct opts *o, const char *arg)
 		if (u != NULL)
 			(void)hm_strlcpy(home, u->home, sizeof(home));
 		hm_users_free(&db);
+	}
+	if (o->remove_home && home[0] != '\0' && !o->no_archive) {
+		char ar[PATH_MAX];
+		if (homemail_user_archive_home(home, addr, o->archive ? o->archive : HOMEMAIL_ARCHIVE_DIR,
+					       ar, sizeof(ar)) < 0)
+			die(EX_CANTCREAT, "%s not deleted: its home could not be archived "
+			    "(--no-archive to delete without one)", addr);
+		printf("archived %s into %s\n", home, ar);
 	}
 	e.address = addr;
 	run_edit(o, &e);
@@ -628,6 +650,8 @@ int main(int argc, char **argv)
 		{ "scheme", required_argument, NULL, 's' },
 		{ "password-stdin", no_argument, NULL, 'p' },
 		{ "remove-home", no_argument, NULL, 'r' },
+		{ "archive", required_argument, NULL, 'a' },
+		{ "no-archive", no_argument, NULL, 'n' },
 		{ "hashes", no_argument, NULL, 'H' },
 		{ "hash", no_argument, NULL, 'H' },
 		{ "ip", no_argument, NULL, 'i' },
@@ -643,6 +667,10 @@ int main(int argc, char **argv)
 
 	hm_cli_std_options(argc, argv, "homemail-user", USAGE);
 	umask(077);
+	/* domain, alias, disable, enable, rename, quota: homemail-user-vdom.c */
+	c = homemail_user_vdom_main(argc, argv);
+	if (c >= 0)
+		return c;
 	/* options may come before or after the command (GNU permutation) */
 	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
 		char *end;
@@ -669,6 +697,8 @@ int main(int argc, char **argv)
 			break;
 		case 'p': o.password_stdin = true; break;
 		case 'r': o.remove_home = true; break;
+		case 'a': o.archive = optarg; break;
+		case 'n': o.no_archive = true; break;
 		case 'H': o.hashes = true; break;
 		case 'i': o.ip = true; break;
 		default: usage();
