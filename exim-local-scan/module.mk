@@ -5,7 +5,8 @@
 #                           Debian's exim4 (local_scan_path), ABI checked here
 
 SCAN_ENGINE_SRCS := exim-local-scan/scan_engine.c exim-local-scan/scan_conf.c \
-                    exim-local-scan/scan_names.c exim-local-scan/scan_archive.c
+                    exim-local-scan/scan_names.c exim-local-scan/scan_archive.c \
+                    exim-local-scan/scan_route.c
 SCAN_ENGINE_OBJS := $(patsubst %.c,$(B)/obj/%.o,$(SCAN_ENGINE_SRCS))
 SCAN_LIB         := $(B)/libhmscan.a
 SCAN_CLI         := $(B)/homemail-scan

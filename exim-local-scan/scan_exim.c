@@ -20,6 +20,13 @@
  * Dovecot's userdb over its auth-master socket (lib/hm_authmaster, bounded
  * by auth_timeout with poll(), no signals); a socket that is missing, refuses
  * or times out gives DEFER, so the ACL answers 451 and never "unknown user".
+ *
+ * homemail_route, for the routers of router/340_homemail_accounts:
+ * ${dlfunc{.../homemail_scan.so}{homemail_route}{ADDRESS}{SOCKET}{account|alias}}
+ * asks the same userdb (service "smtp": accounts, plus-addresses, aliases,
+ * catch-alls) and gives the router's address_data (scan_route.c), a forced
+ * failure (the router declines) when the address is not of that kind, DEFER
+ * when Dovecot cannot answer or answers something unusable.
  */
 #define LOCAL_SCAN
 #define DLFUNC_IMPL
@@ -31,6 +38,7 @@
 #include "hm_authmaster.h"
 #include "local_scan.h"
 #include "scan.h"
+#include "scan_route.h"
 
 #if !defined(HM_EXIM_ABI_MAJOR) || LOCAL_SCAN_ABI_VERSION_MAJOR != HM_EXIM_ABI_MAJOR
 #error "local_scan.h does not match the ABI major of the installed exim4"
@@ -188,4 +196,58 @@ int homemail_user_exists(uschar **yield, int argc, uschar *argv[])
 		*yield = string_copy(US "recipient verification temporarily unavailable");
 		return DEFER;
 	}
+}
+
+int homemail_route(uschar **yield, int argc, uschar *argv[]);
+
+/* homemail_route - dlfunc: OK with the router's data, FAIL_FORCED when the
+ * address is unknown or of the other kind, DEFER when the userdb cannot
+ * answer usably, ERROR for a call with the wrong arguments */
+int homemail_route(uschar **yield, int argc, uschar *argv[])
+{
+	if (argc != 3 || !argv[0] || !argv[1] || !argv[2] ||
+	    (strcmp((const char *)argv[2], "account") != 0 &&
+	     strcmp((const char *)argv[2], "alias") != 0)) {
+		*yield = string_copy(US "homemail_route: usage: {ADDRESS}{SOCKET}{account|alias}");
+		return ERROR;
+	}
+	if (load_conf() < 0) {
+		log_write(0, LOG_MAIN, "homemail-scan: configuration error: %s", g_err);
+		*yield = string_copy(US "homemail_route: configuration error");
+		return DEFER;
+	}
+	const char *sock = argv[1][0] ? (const char *)argv[1] : g_conf.auth_socket;
+	enum scan_route_want want = argv[2][1] == 'c' ? SCAN_ROUTE_ACCOUNT : SCAN_ROUTE_ALIAS;
+	struct hm_auth_reply *r = NULL;
+	char err[256] = "";
+	char *out = NULL;
+	int rc = hm_auth_user_lookup(sock, (const char *)argv[0], "smtp", (int)g_conf.auth_timeout_ms,
+				     &r, err, sizeof err);
+	switch (rc) {
+	case HM_AUTH_FOUND:
+		break;
+	case HM_AUTH_NOTFOUND:
+		hm_auth_reply_free(&r);
+		*yield = string_copy(US "not a homemail address");
+		return FAIL_FORCED;
+	default:
+		hm_auth_reply_free(&r);
+		log_write(0, LOG_MAIN, "homemail_route: userdb unreachable: %s", err);
+		*yield = string_copy(US "address lookup temporarily unavailable");
+		return DEFER;
+	}
+	rc = scan_route_format(r, want, &out, err, sizeof err);
+	hm_auth_reply_free(&r);
+	if (rc < 0) {
+		log_write(0, LOG_MAIN, "homemail_route: %s", err);
+		*yield = string_copy(US "address lookup temporarily unavailable");
+		return DEFER;
+	}
+	if (rc == 0) {
+		*yield = string_copy(US "not of this kind");
+		return FAIL_FORCED;
+	}
+	*yield = string_copy(US out);
+	free(out);
+	return OK;
 }

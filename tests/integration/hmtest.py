@@ -1016,8 +1016,14 @@ class PackageExim(Exim):
     """
 
     def __init__(self, dovecot=None, local_scan=True, user_check=True, macros="", env=None,
-                 probe=True, confd=None, host=None):
+                 probe=True, confd=None, host=None, domains_file=None):
         self._setup_dirs(host)
+        # the package's local_domains come from homemail's domains table
+        # (main/00_homemail_macros): by default one holding MAIL_DOMAIN
+        if domains_file is None:
+            domains_file = os.path.join(self.w, "homemail-domains")
+            with open(domains_file, "w") as f:
+                f.write(MAIL_DOMAIN + "\n")
         # SANITIZE=1: homemail_scan.so needs the sanitizer runtimes preloaded
         self.env = env if env is not None else (sanitizer_env() if local_scan else {})
         self.probe = probe
@@ -1055,6 +1061,7 @@ class PackageExim(Exim):
                                        if user_check else missing),
             f"HOMEMAIL_AUTH_CLIENT_SOCKET = {base}/auth-exim",
             f"HOMEMAIL_AUTH_MASTER_SOCKET = {base}/auth-exim-master",
+            f"HOMEMAIL_DOMAINS_FILE = {domains_file}",
             macros, ""])
         files["router/050_hmtest_outbox"] = PKG_EXIM_OUTBOX.format(probe_sender=self.probe_sender)
         files["transport/05_hmtest_outbox"] = PKG_EXIM_OUTBOX_T.format(outbox=self.outbox)
