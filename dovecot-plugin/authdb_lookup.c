@@ -491,6 +491,15 @@ int hm_authdb_route(struct hm_authdb *db, const char *address, struct hm_route *
 
 	memset(acct_r, 0, sizeof(*acct_r));
 	memset(route_r, 0, sizeof(*route_r));
+	if (login_ok(address) && strchr(address, '@') == NULL) {
+		/* a bare name (Exim's -bt, local tools): a system account only */
+		int r = authdb_lookup_account(db, address, false, acct_r);
+		if (r == 1) {
+			route_r->kind = HM_ROUTE_ACCOUNT;
+			(void)hm_strlcpy(route_r->account, acct_r->name, sizeof(route_r->account));
+		}
+		return r < 0 ? -1 : 0;
+	}
 	if (!login_ok(address) || hm_users_normalize_address(address, addr, sizeof(addr)) < 0)
 		return 0;
 	if (tables_refresh(db) < 0 || users_refresh(db) < 0)
