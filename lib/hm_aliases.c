@@ -164,8 +164,10 @@ static struct hm_alias *parse_line(char *line, const char **why_r)
 	}
 	hm_strmap_init(&seen);
 	*why_r = NULL;
-	for (char *tok = strtok_r(colon + 1, ",", &save); tok != NULL && *why_r == NULL;
-	     tok = strtok_r(NULL, ",", &save)) {
+	save = colon + 1;
+	/* strsep, not strtok: "a,,b" has an empty target */
+	for (char *tok = strsep(&save, ","); tok != NULL && *why_r == NULL;
+	     tok = strsep(&save, ",")) {
 		char *t = trim(tok);
 		if (*t == '\0')
 			*why_r = "empty target";

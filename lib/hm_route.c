@@ -212,8 +212,9 @@ int hm_route_resolve(const struct hm_route_opts *o, const char *address, struct 
 		(void)fail(&w, "%s needs too many lookups", address);
 	} else if (c == 1) {
 		r->kind = HM_ROUTE_ACCOUNT;
-		if (detail != NULL)
-			(void)hm_strlcpy(r->detail, detail, sizeof(r->detail));
+		if (detail != NULL)     /* the detail ends at the '@' */
+			(void)hm_snprintf(r->detail, sizeof(r->detail), "%.*s",
+					  (int)strcspn(detail, "@"), detail);
 	} else if (al != NULL) {
 		r->kind = HM_ROUTE_ALIAS;
 		c = expand(&w, al);
