@@ -71,6 +71,7 @@ FUZZ_NEEDS_mime     := lib/hm_mime.c lib/hm_rfc2231.c
 FUZZ_NEEDS_rfc2231  := lib/hm_rfc2231.c
 FUZZ_NEEDS_authmaster := lib/hm_authmaster.c
 FUZZ_NEEDS_users    := lib/hm_users.c
+FUZZ_NEEDS_vdomains := lib/hm_route.c
 FUZZ_NEEDS_mutf7    := lib/hm_mutf7.c
 FUZZ_NEEDS_msgin    := lib/hm_msgin.c
 FUZZ_NEEDS_quota    := lib/hm_quota.c
