@@ -405,7 +405,7 @@ static void route_bounds(void **state)
 static void strmap_basics(void **state)
 {
 	struct hm_strmap m;
-	char keys[3000][12];
+	char keys[3000][16];
 	void *old = NULL;
 
 	hm_strmap_init(&m);
