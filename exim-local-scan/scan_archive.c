@@ -288,6 +288,10 @@ static int list_cdir(struct job *j, const void *data, size_t len)
 	int rc = 0;
 	zip_int64_t n = lz->num_entries(z, 0);
 	for (zip_int64_t i = 0; i < n && rc == 0; i++) {
+		if (past_deadline(j)) {
+			rc = 4;
+			break;
+		}
 		if (j->entries_left[V_ZIP_CDIR] == 0) {
 			j->partial = "too many archive members";
 			break;
@@ -304,7 +308,6 @@ static int list_cdir(struct job *j, const void *data, size_t len)
 	return rc;
 }
 
-/* list_all - every view of one archive: 0 listed, 1 unreadable, else as fn/ENOMEM/4 */
 /* list_7z - libarchive 3.6 skips a 7z member for free in list mode, but a
  * later member of the same solid block then cannot be read ("Truncated
  * 7-Zip file body"): a nested archive behind a skipped member would go
@@ -322,6 +325,7 @@ static int list_7z(struct job *j, const void *data, size_t len, unsigned depth)
 	return list_one(j, data, len, depth, V_OTHER, P_READ, NULL);
 }
 
+/* list_all - every view of one archive: 0 listed, 1 unreadable, else as fn/ENOMEM/4 */
 static int list_all(struct job *j, const void *data, size_t len, unsigned depth)
 {
 	switch (kind_of(data, len)) {
