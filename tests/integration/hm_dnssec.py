@@ -88,7 +88,8 @@ class SignedWorld(hm_world.World):
             key = self._key(origin)
             with open(db, "a") as f:
                 f.write(f"$INCLUDE {key}.key\n")
-            subprocess.run(["dnssec-signzone", "-q", "-z", "-o", origin, "-f", db + ".signed",
+            subprocess.run(["dnssec-signzone", "-q", "-z", "-d", self._kdir, "-o", origin,
+                            "-f", db + ".signed",
                             "-K", self._kdir, db, key],
                            capture_output=True, text=True, check=True)
             os.chmod(db + ".signed", 0o644)
