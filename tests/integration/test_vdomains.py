@@ -284,3 +284,36 @@ def test_no_sanitizer_reports(world):
     """SANITIZE=1: nothing above made the module, homemail_scan.so or the
     LDA report (last in the file: the checks above ran first)."""
     assert not hmtest.sanitizer_reports(world.e.env), hmtest.sanitizer_reports(world.e.env)
+
+
+def test_alias_bounds(world):
+    """What fits in one userdb reply to Exim (6 KiB of addresses: Dovecot's
+    auth worker sends at most 8 KiB) is routed whole; a longer list is
+    refused by homemail-user and, written by hand, refused at RCPT with
+    550 instead of a 451 that would retry forever."""
+    w = world
+    targets = [f"bob+t{i}@home.com.bo" for i in range(250)]      # ~5.3 KB
+    r = w.cli("alias", "add", "big@home.com.bo", *targets)
+    assert r.returncode == 0, r.stderr
+    assert w.rcpt_codes(["big@home.com.bo"])["big@home.com.bo"][0] == 250
+    out = w.e.exim("-bt", "big@home.com.bo").stdout
+    routed = re.findall(r"^bob\+t\d+@home\.com\.bo\s*$", out, re.M)
+    assert len(set(routed)) == 250, out[-2000:]
+    assert out.count("transport = homemail_userdb") == 250, out[-2000:]
+    more = [f"bob+u{i}@home.com.bo" for i in range(100)]
+    r = w.cli("alias", "add", "big@home.com.bo", *more)
+    assert r.returncode == 65 and "bytes of addresses" in r.stderr, r.stderr
+    assert w.cli("alias", "del", "big@home.com.bo").returncode == 0
+    # 1,000 targets by hand: a valid line, an alias that cannot be sent
+    with open(w.aliases_path) as f:
+        keep = f.read()
+    try:
+        with open(w.aliases_path, "a") as f:
+            f.write("huge@home.com.bo: " + ", ".join(f"bob+h{i}@home.com.bo" for i in range(1000))
+                    + "\n")
+        assert w.rcpt_codes(["huge@home.com.bo"])["huge@home.com.bo"][0] == 550
+        assert re.search(r"huge@home\.com\.bo: alias huge@home\.com\.bo expands to more than "
+                         r"6144 bytes", w.d.log())
+    finally:
+        with open(w.aliases_path, "w") as f:
+            f.write(keep)
