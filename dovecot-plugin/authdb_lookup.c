@@ -471,7 +471,9 @@ static int route_account(void *ctx, const char *address)
 		return -1;
 	}
 	hm_authdb_account_free(&a);
-	return r == 1 && !a.mail_refused;
+	if (r == 1 && a.mail_refused)
+		return HM_ROUTE_CLOSED;
+	return r == 1;
 }
 
 /* route_local - the resolver's is_local */

@@ -102,7 +102,10 @@ int hm_alias_source_normalize(const char *in, char *dst, size_t dstsize);
 
 enum hm_route_kind { HM_ROUTE_UNKNOWN = 0, HM_ROUTE_ACCOUNT, HM_ROUTE_ALIAS, HM_ROUTE_FAIL };
 
-/* 1 account, 0 not one, -1 error (lookup failed: the resolution fails) */
+/* 1 account, 0 not one, HM_ROUTE_CLOSED an account that refuses mail
+ * (unknown then, and no catch-all or plus rule takes it), -1 error (lookup
+ * failed: the resolution fails) */
+#define HM_ROUTE_CLOSED 3
 typedef int hm_route_account_fn(void *ctx, const char *address);
 /* 1 local domain, 0 not */
 typedef int hm_route_local_fn(void *ctx, const char *domain);

@@ -87,7 +87,8 @@ static const char *domain_of(const char *addr)
 
 /* classify - what addr is: *alias_r set for an alias (or catch-all);
  * returns 1 account (base_r: the account, differs from addr for a detail),
- * 0 alias or unknown, 2 budget exceeded, -1 error */
+ * 0 alias or unknown, 2 budget exceeded, HM_ROUTE_CLOSED an account that
+ * refuses mail, -1 error */
 static int classify(struct walk *w, const char *addr, const struct hm_alias **alias_r,
 		    char *base_r, size_t base_size, const char **detail_r)
 {
@@ -98,6 +99,7 @@ static int classify(struct walk *w, const char *addr, const struct hm_alias **al
 	*detail_r = NULL;
 	if ((a = account(w, addr)) != 0)
 		return a == 1 ? (hm_strlcpy(base_r, addr, base_size), 1) : a;
+	/* (HM_ROUTE_CLOSED: an account that refuses mail stops here) */
 	*alias_r = hm_aliases_find(w->o->aliases, addr);
 	if (*alias_r != NULL)
 		return 0;
@@ -151,8 +153,8 @@ static int target(struct walk *w, const struct hm_alias *from, const char *t)
 		return fail(w, "alias %s needs too many lookups", w->path[0]);
 	if (c < 0)
 		return -1;
-	if (c == 1 || al == NULL)
-		return add_leaf(w, t);  /* an account, or unknown: Exim decides */
+	if (c == 1 || c == HM_ROUTE_CLOSED || al == NULL)
+		return add_leaf(w, t);  /* an account, closed or unknown: Exim decides */
 	return expand(w, al);
 }
 
@@ -215,6 +217,8 @@ int hm_route_resolve(const struct hm_route_opts *o, const char *address, struct 
 		ret = -1;
 	} else if (c == 2) {
 		(void)fail(&w, "%s needs too many lookups", address);
+	} else if (c == HM_ROUTE_CLOSED) {
+		r->kind = HM_ROUTE_UNKNOWN;     /* refused: 550, no catch-all */
 	} else if (c == 1) {
 		r->kind = HM_ROUTE_ACCOUNT;
 		if (detail != NULL)     /* the detail ends at the '@' */

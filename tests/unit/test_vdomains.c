@@ -17,7 +17,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "authdb_core.h"
 #include "hm_aliases.h"
 #include "hm_domains.h"
 #include "hm_strmap.h"
@@ -433,6 +435,87 @@ static void strmap_basics(void **state)
 	hm_strmap_free(&m);
 }
 
+/* the module's core (dovecot-plugin/authdb_lookup.c) over real files:
+ * the tables found next to users=, reloaded when they change, closed
+ * accounts unknown to Exim */
+static void put(const char *dir, const char *name, const char *text)
+{
+	char p[256];
+	snprintf(p, sizeof(p), "%s/%s", dir, name);
+	FILE *f = fopen(p, "w");
+	assert_non_null(f);
+	fputs(text, f);
+	fclose(f);
+}
+
+static void authdb_route_core(void **state)
+{
+	char dir[] = "/tmp/test_vdomains.XXXXXX", args[512], err[256];
+	struct hm_authdb_set set;
+	struct hm_authdb db;
+	struct hm_authdb_account a;
+	struct hm_route r;
+
+	assert_non_null(mkdtemp(dir));
+	put(dir, "users", "ana@v.bo:" H ":5000:5000:/var/vmail/v.bo/ana::\n"
+			  "cy@v.bo:" H ":5001:5001:/var/vmail/v.bo/cy::closed\n");
+	put(dir, "domains", "v.bo\nh.bo remote_aliases=yes\n");
+	put(dir, "aliases", "sales@v.bo: ana@v.bo, cy@v.bo\n@v.bo: ana@v.bo\n"
+			    "out@v.bo: x@example.org\nfwd@h.bo: x@example.org\n");
+	snprintf(args, sizeof(args), "users=%s/users system=no lockout=no", dir);
+	hm_authdb_set_default(&set);
+	assert_int_equal(hm_authdb_parse_args(args, &set, err, sizeof(err)), 0);
+	hm_authdb_init(&db, &set, NULL, NULL);
+
+	assert_int_equal(hm_authdb_route(&db, "ANA+news@v.bo", &r, &a), 0);
+	assert_int_equal(r.kind, HM_ROUTE_ACCOUNT);
+	assert_string_equal(a.name, "ana@v.bo");
+	assert_int_equal(a.uid, 5000);
+	assert_string_equal(r.detail, "news");
+	hm_authdb_account_free(&a);
+	hm_route_free(&r);
+	/* a closed account is unknown to Exim, and so is its plus-address;
+	 * the catch-all does not take its mail either */
+	assert_int_equal(hm_authdb_route(&db, "cy@v.bo", &r, &a), 0);
+	assert_int_equal(r.kind, HM_ROUTE_UNKNOWN);     /* not @v.bo's either */
+	assert_int_equal(hm_authdb_route(&db, "cy+x@v.bo", &r, &a), 0);
+	assert_int_equal(r.kind, HM_ROUTE_UNKNOWN);
+	assert_int_equal(hm_authdb_route(&db, "zed@v.bo", &r, &a), 0);
+	assert_int_equal(r.kind, HM_ROUTE_ALIAS);       /* the catch-all */
+	hm_route_free(&r);
+	assert_int_equal(hm_authdb_route(&db, "sales@v.bo", &r, &a), 0);
+	assert_int_equal(r.kind, HM_ROUTE_ALIAS);       /* cy is a leaf: bounced alone */
+	assert_int_equal(r.ntargets, 2);
+	hm_route_free(&r);
+	assert_int_equal(hm_authdb_route(&db, "out@v.bo", &r, &a), 0);
+	assert_int_equal(r.kind, HM_ROUTE_FAIL);
+	assert_int_equal(hm_authdb_route(&db, "fwd@h.bo", &r, &a), 0);
+	assert_int_equal(r.kind, HM_ROUTE_ALIAS);
+	assert_string_equal(r.targets[0], "x@example.org");
+	hm_route_free(&r);
+	assert_int_equal(hm_authdb_route(&db, "nobody@h.bo", &r, &a), 0);
+	assert_int_equal(r.kind, HM_ROUTE_UNKNOWN);
+	assert_int_equal(hm_authdb_route(&db, "root", &r, &a), 0);   /* system=no */
+	assert_int_equal(r.kind, HM_ROUTE_UNKNOWN);
+	assert_int_equal(hm_authdb_route(&db, "bad address@v.bo", &r, &a), 0);
+	assert_int_equal(r.kind, HM_ROUTE_UNKNOWN);
+	/* the tables are re-read when they change: the catch-all goes away */
+	put(dir, "aliases", "sales@v.bo: ana@v.bo\n# no catch-all now, and a longer file\n");
+	assert_int_equal(hm_authdb_route(&db, "zed@v.bo", &r, &a), 0);
+	assert_int_equal(r.kind, HM_ROUTE_UNKNOWN);
+	/* the plain lookup (IMAP, doveadm) still sees the closed account */
+	assert_int_equal(hm_authdb_lookup(&db, "cy@v.bo", &a), 1);
+	assert_true(a.mail_refused);
+	hm_authdb_account_free(&a);
+	hm_authdb_deinit(&db);
+	char p[256];
+	for (const char *n = "users\0domains\0aliases\0"; *n; n += strlen(n) + 1) {
+		snprintf(p, sizeof(p), "%s/%s", dir, n);
+		unlink(p);
+	}
+	rmdir(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -443,6 +526,7 @@ int main(void)
 		cmocka_unit_test(route_rules),
 		cmocka_unit_test(route_bounds),
 		cmocka_unit_test(strmap_basics),
+		cmocka_unit_test(authdb_route_core),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
