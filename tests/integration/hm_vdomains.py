@@ -57,8 +57,13 @@ class Virtual:
 
 class VWorld:
     def __init__(self, system_users=(), domains_text=None):
+        # auth-vtest-master: a master-type listener anybody may use (tests
+        # only): it answers about any user, so homemail-deliver's own uid
+        # check can be seen refusing, not just Dovecot's per-uid auth-userdb
         self.d = hmtest.PackageDovecot(None, users=list(system_users), auth_backend=True,
-                                       extra_conf="auth_verbose = yes\n")
+                                       extra_conf="auth_verbose = yes\nservice auth {\n"
+                                       "  unix_listener auth-vtest-master {\n    mode = 0666\n"
+                                       "  }\n}\n")
         w = self.d.w
         self.users_path = os.path.join(w, "homemail-users")
         self.domains_path = os.path.join(w, "domains")
@@ -71,6 +76,10 @@ class VWorld:
         with open(self.deliver_conf, "w") as f:
             f.write(f"auth_socket = {self.d.auth_userdb_socket}\n")
         os.chmod(self.deliver_conf, 0o644)
+        self.open_master_conf = os.path.join(self.vmail, "deliver-open-master.conf")
+        with open(self.open_master_conf, "w") as f:
+            f.write(f"auth_socket = {os.path.join(self.d.base_dir, 'auth-vtest-master')}\n")
+        os.chmod(self.open_master_conf, 0o644)
         self.e = None
 
     def start(self):

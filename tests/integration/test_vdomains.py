@@ -213,6 +213,16 @@ def test_lda_never_writes_with_another_uid(world):
                         "--config", w.deliver_conf], input=msg, capture_output=True, text=True)
     assert r.returncode == 75, (r.returncode, r.stderr)
     assert not stored(w.ana.maildir, tag) and not stored(w.bob.maildir, tag)
+    # ... and when the userdb does answer (a master socket anybody may use),
+    # homemail-deliver itself refuses: it runs as bob, the userdb says ana's uid
+    r = subprocess.run(["setpriv", f"--reuid={w.bob.uid}", f"--regid={w.bob.gid}",
+                        "--clear-groups", "--", deliver, "-d", "ana@ventas.com.bo",
+                        "--config", w.open_master_conf], input=msg, capture_output=True,
+                       text=True)
+    assert r.returncode == 75, (r.returncode, r.stderr)
+    assert re.search(rf"cannot deliver for ana@ventas\.com\.bo \(uid {w.ana.uid}\) as uid "
+                     rf"{w.bob.uid}", r.stderr), r.stderr
+    assert not stored(w.ana.maildir, tag) and not stored(w.bob.maildir, tag)
     # the right uid delivers (the refusal above is about the uid)
     # (SANITIZE=1: the ASan-built LDA writes its report next to the others)
     r = subprocess.run(["setpriv", f"--reuid={w.ana.uid}", f"--regid={w.ana.gid}",
