@@ -622,7 +622,7 @@ def check_dns(host):
     for d in host.domains():
         mx = dig(d, "MX")
         if not mx:
-            out.append(Result(f"dns MX {d}", ERR, f"{d} has no MX record",
+            out.append(Result(f"dns mail route {d}", ERR, f"{d} has no MX record",
                               f"publish '{d}. IN MX 10 {hn}.' and reload bind9"))
             continue
         targets = {m.split()[-1].rstrip(".") for m in mx if len(m.split()) == 2}

@@ -129,6 +129,11 @@ class StatusHost:
                       text, count=1, flags=re.M)
         with open(self.ex.conf_path, "w") as f:
             f.write(text)
+        inc = os.path.join(self.ex.w, "share", "local_scan.conf")   # names the module too
+        with open(inc) as f:
+            text = f.read().replace(os.path.join(hmtest.BUILD, "homemail_scan.so"), self.scan_so)
+        with open(inc, "w") as f:
+            f.write(text)
 
     def write_backup(self, t, result, size):
         with open(self.backup_state, "w") as f:
