@@ -71,8 +71,8 @@ DEFAULTS = {
     "https_port": "443",            # Roundcube (apache2); 0: not checked
     "dns_server": "",               # this host's own bind9 (address); empty: none
     "resolver": "",                 # empty: /etc/resolv.conf's, the mail daemons' resolver
-    "rspamd": "auto",               # host:port of rspamd's normal worker, auto, no
-    "clamd": "auto",                # clamd's socket, auto, no
+    "rspamd": "auto",               # host:port, no; auto: as Exim's spamd_address says
+    "clamd": "auto",                # socket or "address port", no; auto: Exim's av_scanner
     "auth_sockets": "/run/dovecot/auth-client /run/dovecot/auth-userdb "
                     "/run/dovecot/auth-master /run/dovecot/auth-exim "
                     "/run/dovecot/auth-exim-master",
@@ -495,8 +495,10 @@ def check_bind(host):
 def check_filters(host):
     cfg, out = host.cfg, []
     rs = cfg["rspamd"]
-    if rs == "auto":
-        rs = "127.0.0.1:11333" if os.path.exists("/usr/bin/rspamd") else "no"
+    if rs == "auto":             # configured: Exim's spam condition asks rspamd
+        sa = host.exim_option("spamd_address") or ""
+        f = sa.split()
+        rs = f"{f[0]}:{f[1]}" if "variant=rspamd" in sa and len(f) >= 2 else "no"
     if rs != "no":
         h, _, p = rs.rpartition(":")
         try:
@@ -510,14 +512,21 @@ def check_filters(host):
             out.append(Result("service rspamd", ERR, f"rspamd on {rs}: {ex}",
                               "start it: /etc/init.d/rspamd start"))
     cd = cfg["clamd"]
-    if cd == "auto":
-        cd = "/run/clamav/clamd.ctl" if os.path.exists("/usr/sbin/clamd") else "no"
+    if cd == "auto":             # configured: Exim's malware condition asks clamd
+        av = host.exim_option("av_scanner") or ""
+        cd = av[len("clamd:"):].split(":")[0].strip() if av.startswith("clamd:") else "no"
     if cd != "no":
         try:
-            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            if cd.startswith("/"):
+                s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                target = cd
+            else:                # "ADDRESS PORT"
+                a, _, p = cd.replace(":", " ").rpartition(" ")
+                s = socket.socket(socket.AF_INET6 if ":" in a.strip() else socket.AF_INET)
+                target = (a.strip(), int(p))
             s.settimeout(TIMEOUT)
             try:
-                s.connect(cd)
+                s.connect(target)
                 s.sendall(b"PING\n")
                 data = s.recv(64)
             finally:
@@ -525,7 +534,7 @@ def check_filters(host):
             if not data.startswith(b"PONG"):
                 raise OSError(f"answered {data[:40]!r}")
             out.append(Result("service clamd", OK, f"clamd answers on {cd}"))
-        except OSError as ex:
+        except (OSError, ValueError) as ex:
             out.append(Result("service clamd", ERR, f"clamd on {cd}: {ex.strerror or ex}",
                               "start it: /etc/init.d/clamav-daemon start (it needs its "
                               "signature database)"))
@@ -1009,9 +1018,15 @@ def check_lockouts(host):
 def check_quota(host):
     limit = int(host.cfg["quota_warn"])
     rc, text, err = run(host.doveadm_argv("-f", "tab", "quota", "get", "-A"), timeout=60)
-    if rc != 0:
+    if not text.startswith("Username\t"):
         return Result("dovecot quota", ERR, f"doveadm quota get -A: "
                       f"{(err or text).strip()[:90]}", "is dovecot running?")
+    # One user's error does not hide the others; an account removed while
+    # the list was walked (its home gone) is no error at all.
+    unreadable = set()
+    for m in re.finditer(r"doveadm\(([^)]+)\): Error: (.*)", err):
+        if "No such file or directory" not in m.group(2):
+            unreadable.add(m.group(1))
     over, users = [], set()
     for line in text.splitlines()[1:]:
         f = line.split("\t")
@@ -1023,6 +1038,11 @@ def check_quota(host):
             except ValueError:
                 pass
     metrics = [("homemail_quota_users_over", {}, len(over))]
+    if unreadable:
+        return Result("dovecot quota", WARN, f"quota unreadable for {' '.join(sorted(unreadable)[:5])}"
+                      + (f"; over {limit} %: {', '.join(over[:5])}" if over else ""),
+                      "doveadm quota get -u USER shows the error (a broken maildirsize?)",
+                      metrics)
     if over:
         return Result("dovecot quota", WARN, f"over {limit} %: {', '.join(over[:5])}"
                       + (" ..." if len(over) > 5 else ""),

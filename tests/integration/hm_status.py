@@ -20,6 +20,7 @@ import hashlib
 import json
 import os
 import re
+import secrets
 import shutil
 import subprocess
 import time
@@ -206,3 +207,20 @@ class _TLSDovecot(hmtest.PackageDovecot):
     def _conf_text(self, **fields):
         fields["cert"], fields["key"] = self._sh.cert, self._sh.key
         return super()._conf_text(**fields)
+
+    def _render_auth(self, w):
+        """The package's auth backend serving the accounts of a group of
+        this host's own (empty): `doveadm quota get -A` then walks this
+        host's users only, not the test users other runs create and remove
+        at the same time."""
+        inc = super()._render_auth(w)
+        group = "hmst" + secrets.token_hex(4)
+        subprocess.run(["groupadd", "-K", "GID_MIN=20000", group], check=True,
+                       capture_output=True)
+        hmtest._cleanups.append(lambda: subprocess.run(["groupdel", group], capture_output=True))
+        site = os.path.join(w, "dovecot-authdb.conf")
+        text = open(site).read()
+        assert " group=users " in text, text
+        with open(site, "w") as f:
+            f.write(text.replace(" group=users ", f" group={group} "))
+        return inc

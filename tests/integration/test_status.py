@@ -117,6 +117,14 @@ def test_all_ok_then_each_fault_reported_and_cleared(host):
     assert "missing" in [c for c in doc["checks"] if c["check"] == "homemail local_scan"][0]["detail"]
     os.rename(sh.scan_so + ".away", sh.scan_so)
     assert_all_ok(sh)
+    # ... and present but not loadable: Exim's answer to the probe says so (451)
+    os.rename(sh.scan_so, sh.scan_so + ".away")
+    with open(sh.scan_so, "wb") as f:
+        f.write(b"\x7fELF not really\n")
+    doc = assert_fault(sh, {"homemail local_scan": "error"}, 2)
+    assert "451" in [c for c in doc["checks"] if c["check"] == "homemail local_scan"][0]["detail"]
+    os.replace(sh.scan_so + ".away", sh.scan_so)
+    assert_all_ok(sh)
 
 
 def test_backup_state_and_outputs(host, tmp_path):
