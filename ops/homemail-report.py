@@ -23,7 +23,6 @@ import re
 import subprocess
 import sys
 import tempfile
-import time
 
 PROG = "homemail-report"
 VERSION = "@VERSION@"
@@ -287,7 +286,7 @@ def run_eximstats(lines, top):
                 c = row.split()
                 if len(c) >= 4:
                     res[key].append((c[-1], int(c[0]), int(c[-3])))
-    return res if res["received"] is not None or "Grand total" not in out else res
+    return res
 
 
 def human_bytes(n):
@@ -345,11 +344,11 @@ def render(day, d, host, top, quota):
         (a, day.sender_msgs[a], b) for a, b in
         sorted(day.sender_bytes.items(), key=lambda x: -x[1])[:top]]
     recips = sorted(day.rcpt_bytes.items(), key=lambda x: -x[1])[:top]
-    add(f"TOP SENDERS (volume)")
+    add("TOP SENDERS (volume)")
     for a, n, b in senders[:top]:
         add(f"  {a[:34]}")
         add(f"    {n} msgs, {human_bytes(b)}")
-    add(f"TOP RECIPIENTS (volume)")
+    add("TOP RECIPIENTS (volume)")
     for a, b in recips:
         add(f"  {a[:34]}")
         add(f"    {day.rcpt_msgs[a]} msgs, {human_bytes(b)}")
