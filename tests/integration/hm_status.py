@@ -174,12 +174,18 @@ class StatusHost:
     def status(self, *args):
         """(exit code, parsed --json output, stderr)."""
         r = subprocess.run([os.path.join(hmtest.BUILD, "homemail-status"), "--config", self.conf,
-                            "--json"] + list(args), capture_output=True, text=True, timeout=120)
+                            "--json"] + list(args), capture_output=True, text=True, timeout=120,
+                           env=self.env())
         try:
             doc = json.loads(r.stdout)
         except ValueError:
             raise AssertionError(f"not JSON (exit {r.returncode}):\n{r.stdout}\n{r.stderr}")
         return r.returncode, doc, r.stderr
+
+    def env(self):
+        """homemail-status's environment: with SANITIZE=1 the exim4 it runs
+        (-bh probe) loads the ASan-built homemail_scan.so, as the daemon does."""
+        return dict(os.environ, **self.ex.env)
 
     def restart_daemons(self):
         self.ex.stop()

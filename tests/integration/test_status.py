@@ -139,7 +139,7 @@ def test_backup_state_and_outputs(host, tmp_path):
     assert "repository locked" in json.dumps(doc)
     prom = tmp_path / "homemail.prom"
     r = subprocess.run([STATUS, "--config", sh.conf, "--prometheus", str(prom)],
-                       capture_output=True, text=True)
+                       capture_output=True, text=True, env=sh.env())
     assert r.returncode == 2
     assert "error   backup" in r.stdout and "\033[" not in r.stdout   # no colour off a tty
     text = prom.read_text()
@@ -157,7 +157,7 @@ def test_backup_state_and_outputs(host, tmp_path):
         f.write(f"sendmail = {fake}\npostmaster = admin@home.com.bo\n")
     try:
         r = subprocess.run([STATUS, "--config", sh.conf, "--cron"], capture_output=True,
-                           text=True)
+                           text=True, env=sh.env())
         assert (r.returncode, r.stdout) == (2, ""), r
         mail = out.read_text()
         assert "To: admin@home.com.bo" in mail and "Subject: homemail-status" in mail
@@ -165,7 +165,7 @@ def test_backup_state_and_outputs(host, tmp_path):
         sh.write_backup(time.time() - 600, "ok", 1000)
         out.unlink()
         r = subprocess.run([STATUS, "--config", sh.conf, "--cron"], capture_output=True,
-                           text=True)
+                           text=True, env=sh.env())
         assert (r.returncode, r.stdout) == (0, ""), r
         assert not out.exists()          # all ok: no mail
     finally:
