@@ -247,8 +247,7 @@ def parse_dovecot(lines, day):
             continue
         m = LOCK_RE.search(ln)
         if m:
-            day.lockouts.append(f"{m.group(1)} ({'address' if m.group(2) != 'user' else 'user'}, "
-                                f"{int(m.group(3)) // 60} min)")
+            day.lockouts.append(f"{m.group(1)} ({'address' if m.group(2) != 'user' else 'user'})")
         elif re.search(r"Quota exceeded", ln, re.I):
             day.quota_hits += 1
 
@@ -330,13 +329,15 @@ def render(day, d, host, top, quota):
     add(f"  sent out      {day.sent_out:6}")
     add(f"  bounced       {day.bounced:6}")
     add(f"  deferred      {len(day.deferred_msgs):6}  messages")
+    if day.deferred:
+        add("   attempts by reason:")
     for r, c in sorted(day.deferred.items(), key=lambda x: -x[1]):
         add(f"    {r:<18}{c:4}")
     add("")
     total = sum(day.refused.values())
     add(f"REFUSED       {total:8}")
     for r, c in sorted(day.refused.items(), key=lambda x: (-x[1], x[0])):
-        add(f"  {r:<20}{c:6}")
+        add(f"  {r:<24}{c:6}")
     for t, c in sorted(day.refused_other.items(), key=lambda x: -x[1])[:3]:
         add(f"    {c:4} {t}")
     add("")
@@ -360,8 +361,11 @@ def render(day, d, host, top, quota):
     add(f"  SMTP AUTH used  {day.received_auth:5}")
     add(f"  SMTP AUTH failed{day.smtp_auth_failed:5}")
     add(f"  lockouts        {len(day.lockouts):5}")
-    for x in day.lockouts[:10]:
-        add(f"    {x}")
+    locked = {}
+    for x in day.lockouts:
+        locked[x] = locked.get(x, 0) + 1
+    for x, n in sorted(locked.items(), key=lambda i: -i[1])[:10]:
+        add(f"    {x[:30]}" + (f" x{n}" if n > 1 else ""))
     add("")
     add("QUOTA")
     add(f"  over-quota events {day.quota_hits:3}")
