@@ -81,6 +81,12 @@ def test_all_ok_then_each_fault_reported_and_cleared(host):
     assert_fault(sh, {"dns MX home.com.bo": "error", "dns mail route home.com.bo": "error"}, 2)
     sh.world.set_zone(hm_status.DOMAIN, sh.zone)
     assert_all_ok(sh)
+    # ... and a PTR that names another host than the HELO name
+    sh.world.set_zone(hm_status.REV_ZONE, ["25 IN PTR host25.provider.example."])
+    doc = assert_fault(sh, {"dns PTR 192.0.2.25": "error"}, 2)
+    assert "host25.provider.example" in json.dumps(doc)
+    sh.world.set_zone(hm_status.REV_ZONE, [f"25 IN PTR {hm_status.HOSTNAME}."])
+    assert_all_ok(sh)
 
     # 3. a frozen message
     r = sh.ex.exim("-odq", "-f", "sender@example.org", "someone@example.net",
