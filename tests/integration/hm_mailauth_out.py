@@ -1,0 +1,214 @@
+"""hm_mailauth_out.py — pieces for the outgoing mail-authentication tests
+(test_mailauth_out.py): DKIM keys made the way the playbook makes them, the
+DNS records the lab zone publishes, an "outside world" Exim that logs what a
+receiving site sees (SPF result, each DKIM signature's verification), and an
+independent checker (python3-dkim, python3-spf, python3-authheaders from
+Debian: not homemail's code, not Exim's) run inside a World host so it asks
+the test's bind9.
+
+Relies on hmtest (Exim, the trusted-config slots) and hm_world (namespaces,
+DNS).  Everything lives under /var/tmp/hmtest and goes with hmtest's cleanups.
+"""
+import base64
+import grp
+import json
+import os
+import subprocess
+import textwrap
+
+import hmtest
+
+SYS_PY = "/usr/bin/python3"     # Debian's python: dkim, spf, authheaders
+
+
+# --- DKIM keys and records --------------------------------------------------
+def make_dkim_keys(keydir, domain, rsa_selector, ed_selector):
+    """RSA 2048 and Ed25519 private keys in keydir/<domain>/<selector>.private
+    (root:Debian-exim 0640, as the playbook leaves them); returns the zone
+    lines publishing both public keys."""
+    d = os.path.join(keydir, domain)
+    os.makedirs(d, exist_ok=True)
+    gid = grp.getgrnam("Debian-exim").gr_gid
+    for p in (keydir, d):
+        os.chown(p, 0, gid)
+        os.chmod(p, 0o750)
+    rsa = os.path.join(d, rsa_selector + ".private")
+    ed = os.path.join(d, ed_selector + ".private")
+    subprocess.run(["openssl", "genpkey", "-algorithm", "RSA", "-pkeyopt",
+                    "rsa_keygen_bits:2048", "-out", rsa], check=True, capture_output=True)
+    subprocess.run(["openssl", "genpkey", "-algorithm", "ED25519", "-out", ed],
+                   check=True, capture_output=True)
+    for p in (rsa, ed):
+        os.chown(p, 0, gid)
+        os.chmod(p, 0o640)
+    return [dkim_record(rsa_selector, "rsa", public_key_b64(rsa)),
+            dkim_record(ed_selector, "ed25519", public_key_b64(ed))]
+
+
+def public_key_b64(private_path):
+    """The p= value: base64 of the SubjectPublicKeyInfo for RSA, of the bare
+    32-byte key for Ed25519 (RFC 8463 3.2)."""
+    der = subprocess.run(["openssl", "pkey", "-in", private_path, "-pubout", "-outform", "DER"],
+                         check=True, capture_output=True).stdout
+    if len(der) == 44:          # Ed25519 SPKI: 12-byte prefix + 32-byte key
+        der = der[12:]
+    return base64.b64encode(der).decode()
+
+
+def dkim_record(selector, k, p):
+    """A zone line for <selector>._domainkey, split in strings of <= 255 octets."""
+    value = f"v=DKIM1; k={k}; p={p}"
+    parts = " ".join(f'"{value[i:i + 250]}"' for i in range(0, len(value), 250))
+    return f"{selector}._domainkey IN TXT ( {parts} )"
+
+
+# --- the outside world's receiving Exim -------------------------------------
+OUTSIDE_RCPT_ACL = """\
+  warn    spf = pass : fail : softfail : neutral : none : permerror : temperror
+          logwrite = hmtest-spf sender=<$sender_address> ip=$sender_host_address result=$spf_result
+  accept  domains = {domains}
+"""
+
+# acl_smtp_dkim: one line per signature Exim verified (data_acl ends the
+# DATA ACL with accept; the template's closing accept ends this one).
+OUTSIDE_DATA_ACL = """\
+  accept
+
+acl_hmtest_dkim:
+  warn    logwrite = hmtest-dkim d=$dkim_cur_signer s=$dkim_selector a=$dkim_algo \
+status=$dkim_verify_status reason=$dkim_verify_reason
+"""
+
+OUTSIDE_AUTH = """
+hmtest_plain:
+  driver = plaintext
+  public_name = PLAIN
+  server_condition = ${if and{{eq{$auth2}{USER}}{eq{$auth3}{PASSWORD}}}}
+  server_set_id = $auth2
+  server_advertise_condition = ${if eq{$tls_in_cipher}{}{no}{yes}}
+"""
+
+
+class OutsideExim(hmtest.Exim):
+    """A receiving site in a World host: accepts mail for `domains` on port
+    `port` (25: what dnslookup/remote_smtp connect to), logs the SPF result of
+    each sender and each DKIM signature's status, keeps the messages in
+    outbox/ (outbox_messages()).  auth=(user, password): a relay that takes
+    mail for anywhere from that client (the smarthost); cert: (crt, key) to
+    present instead of the harness's test certificate."""
+
+    def __init__(self, host, domains, port=25, auth=None, cert=None):
+        self._port = port
+        super().__init__(host=host, transport_command="/bin/false",
+                         rcpt_acl=OUTSIDE_RCPT_ACL.format(domains=" : ".join(domains)),
+                         data_acl=OUTSIDE_DATA_ACL,
+                         extra_main=("acl_smtp_dkim = acl_hmtest_dkim\n"
+                                     "dkim_verify_signers = $dkim_signers\n"
+                                     "log_selector = +dkim_verbose +received_recipients\n"),
+                         tls=True)
+        text = open(self.conf_path).read()
+        if cert:
+            crt, key = hmtest.test_cert()
+            text = text.replace(crt, cert[0]).replace(key, cert[1])
+        if auth:
+            text += OUTSIDE_AUTH.replace("USER", auth[0]).replace("PASSWORD", auth[1])
+        with open(self.conf_path, "w") as f:
+            f.write(text)
+
+    def _setup_dirs(self, host=None):
+        super()._setup_dirs(host)
+        self.smtp_port = self._port
+
+    def lines(self, tag):
+        return [ln for ln in self.mainlog().splitlines() if tag in ln]
+
+
+def make_cert(name):
+    """(crt, key) of a self-signed certificate for name (its own trust anchor)."""
+    d = hmtest._workdir("cert-" + name.split(".")[0])
+    crt, key = os.path.join(d, "cert.pem"), os.path.join(d, "key.pem")
+    subprocess.run(["openssl", "req", "-x509", "-nodes", "-newkey", "rsa:2048", "-days", "2",
+                    "-subj", f"/CN={name}", "-addext", f"subjectAltName=DNS:{name}",
+                    "-keyout", key, "-out", crt], check=True, capture_output=True)
+    os.chmod(crt, 0o644)
+    os.chmod(key, 0o644)        # test only: Debian-exim reads it
+    return crt, key
+
+
+# --- independent verdicts ----------------------------------------------------
+CHECKER = textwrap.dedent("""\
+    import json, sys
+    import dkim, spf
+    import authheaders
+    path, ip, mail_from, helo = sys.argv[1:5]
+    msg = open(path, "rb").read()
+    out = {"dkim": []}
+    d = dkim.DKIM(msg)
+    sigs = [h for h in d.headers if h[0].lower() == b"dkim-signature"]
+    for i, (_, value) in enumerate(sigs):
+        tags = dict(t.strip().split("=", 1) for t in
+                    value.decode().replace("\\r\\n", "").split(";") if "=" in t)
+        try:
+            ok = dkim.DKIM(msg).verify(idx=i)
+        except dkim.DKIMException:
+            ok = False
+        out["dkim"].append({"d": tags.get("d", "").strip(), "s": tags.get("s", "").strip(),
+                            "a": tags.get("a", "").strip(), "pass": bool(ok)})
+    out["spf"] = spf.check2(i=ip, s=mail_from, h=helo)[0]
+    out["ar_dkim_only"] = authheaders.authenticate_message(msg, "checker.test", spf=False)
+    out["ar"] = authheaders.authenticate_message(msg, "checker.test", spf=True, ip=ip,
+                                                 mail_from=mail_from, helo=helo)
+    print(json.dumps(out))
+""")
+
+
+def check_independently(host, message, ip, mail_from, helo):
+    """Verdicts of Debian's python3-dkim (each signature), python3-spf and
+    python3-authheaders (DMARC: with SPF+DKIM, and with DKIM alone), asked
+    inside host (its resolver is the World's bind9)."""
+    d = hmtest._workdir("checker")
+    path = os.path.join(d, "msg.eml")
+    with open(path, "wb") as f:
+        f.write(message)
+    r = host.run([SYS_PY, "-c", CHECKER, path, ip, mail_from, helo], text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout)
+
+
+def strip_trace(raw):
+    """The message as the sender sent it: without the fields the receiving
+    Exim's appendfile added on top (Return-path, Envelope-to, Delivery-date)
+    and its own Received field (the first one)."""
+    head, sep, body = raw.partition(b"\n\n")
+    lines = head.split(b"\n")
+    out, skip_received = [], True
+    i = 0
+    while i < len(lines):
+        ln = lines[i]
+        name = ln.split(b":", 1)[0].lower()
+        j = i + 1
+        while j < len(lines) and lines[j][:1] in (b" ", b"\t"):
+            j += 1
+        if name in (b"return-path", b"envelope-to", b"delivery-date"):
+            pass
+        elif name == b"received" and skip_received:
+            skip_received = False
+        else:
+            out.extend(lines[i:j])
+        i = j
+    return b"\n".join(out) + sep + body
+
+
+def header(raw, name):
+    """First value of a header field (unfolded), or None."""
+    head = raw.split(b"\n\n", 1)[0].decode(errors="replace")
+    cur = None
+    for ln in head.split("\n"):
+        if ln[:1] in (" ", "\t") and cur is not None:
+            cur += " " + ln.strip()
+            continue
+        if cur is not None:
+            return cur
+        if ln.lower().startswith(name.lower() + ":"):
+            cur = ln.split(":", 1)[1].strip()
+    return cur
