@@ -16,6 +16,8 @@ import os
 import subprocess
 import textwrap
 
+import jinja2
+
 import hmtest
 
 SYS_PY = "/usr/bin/python3"     # Debian's python: dkim, spf, authheaders
@@ -24,8 +26,8 @@ SYS_PY = "/usr/bin/python3"     # Debian's python: dkim, spf, authheaders
 # --- DKIM keys and records --------------------------------------------------
 def make_dkim_keys(keydir, domain, rsa_selector, ed_selector):
     """RSA 2048 and Ed25519 private keys in keydir/<domain>/<selector>.private
-    (root:Debian-exim 0640, as the playbook leaves them); returns the zone
-    lines publishing both public keys."""
+    (root:Debian-exim 0640, as the playbook's mailauth role leaves them);
+    returns the records to publish, as the role computes them."""
     d = os.path.join(keydir, domain)
     os.makedirs(d, exist_ok=True)
     gid = grp.getgrnam("Debian-exim").gr_gid
@@ -41,25 +43,41 @@ def make_dkim_keys(keydir, domain, rsa_selector, ed_selector):
     for p in (rsa, ed):
         os.chown(p, 0, gid)
         os.chmod(p, 0o640)
-    return [dkim_record(rsa_selector, "rsa", public_key_b64(rsa)),
-            dkim_record(ed_selector, "ed25519", public_key_b64(ed))]
+    return [{"selector": rsa_selector, "k": "rsa", "p": _pem_body(rsa)},
+            {"selector": ed_selector, "k": "ed25519", "p": _pem_body(ed)[16:]}]
 
 
-def public_key_b64(private_path):
-    """The p= value: base64 of the SubjectPublicKeyInfo for RSA, of the bare
-    32-byte key for Ed25519 (RFC 8463 3.2)."""
-    der = subprocess.run(["openssl", "pkey", "-in", private_path, "-pubout", "-outform", "DER"],
-                         check=True, capture_output=True).stdout
-    if len(der) == 44:          # Ed25519 SPKI: 12-byte prefix + 32-byte key
-        der = der[12:]
-    return base64.b64encode(der).decode()
+def _pem_body(private_path):
+    """The playbook's derivation of p=: the base64 body of `openssl pkey
+    -pubout` (for Ed25519 the role drops the 16 characters of the SPKI
+    prefix, leaving the bare key)."""
+    pem = subprocess.run(["openssl", "pkey", "-pubout", "-in", private_path],
+                         check=True, capture_output=True, text=True).stdout
+    return "".join(pem.strip().splitlines()[1:-1])
 
 
-def dkim_record(selector, k, p):
-    """A zone line for <selector>._domainkey, split in strings of <= 255 octets."""
-    value = f"v=DKIM1; k={k}; p={p}"
-    parts = " ".join(f'"{value[i:i + 250]}"' for i in range(0, len(value), 250))
-    return f"{selector}._domainkey IN TXT ( {parts} )"
+ZONE_TEMPLATE = os.path.join(hmtest.TOP, "ansible", "roles", "dns", "templates")
+
+
+def lab_zone_records(mail_addr, dkim_records, dmarc_policy, rua, mta_sts_id="test1"):
+    """The records the lab playbook's zone template (dns role, db.zone.j2)
+    publishes, rendered as Ansible does (trim_blocks) for these values, as
+    record lines for hm_world (its SOA/NS replace the template's)."""
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(ZONE_TEMPLATE),
+                             trim_blocks=True, undefined=jinja2.StrictUndefined)
+    text = env.get_template("db.zone.j2").render(
+        ansible_managed="test", mail_domain=hmtest.MAIL_DOMAIN,
+        mail_hostname="mail." + hmtest.MAIL_DOMAIN, mail_address=mail_addr,
+        dns_ttl=60, dns_serial=1, dmarc_policy=dmarc_policy, dmarc_rua=rua,
+        dkim_records=dkim_records, mta_sts_id=mta_sts_id, tlsrpt_rua=rua)
+    out = []
+    for ln in text.splitlines():
+        if not ln.strip() or ln.startswith((";", "$")) or "\tNS\t" in ln:
+            continue
+        if ln.startswith(("@\tIN\tSOA", "\t\t")):       # the template's SOA block
+            continue
+        out.append("@" + ln if ln[:1] == "\t" else ln)
+    return out
 
 
 # --- the outside world's receiving Exim -------------------------------------

@@ -47,17 +47,15 @@ class Site:
         self.relay = self.world.add_host("relay")
         self.w = hmtest._workdir("mailauth-out")
         keydir = os.path.join(self.w, "dkim")
-        dkim_txt = M.make_dkim_keys(keydir, DOMAIN, RSA_SEL, ED_SEL)
+        dkim = M.make_dkim_keys(keydir, DOMAIN, RSA_SEL, ED_SEL)
         self.srs_secret = os.path.join(self.w, "srs.secret")
         with open(self.srs_secret, "w") as f:
             f.write(os.urandom(16).hex() + "\n")
         os.chown(self.srs_secret, 0, M.grp.getgrnam("Debian-exim").gr_gid)
         os.chmod(self.srs_secret, 0o640)
         self.world.start_dns({
-            DOMAIN: ["@ IN MX 10 mail", f"mail IN A {self.mail.addr}",
-                     '@ IN TXT "v=spf1 mx -all"', 'mail IN TXT "v=spf1 a -all"',
-                     '_dmarc IN TXT "v=DMARC1; p=reject; rua=mailto:dmarc@home.com.bo"']
-                    + dkim_txt,
+            # the lab zone's records, from the playbook's own template
+            DOMAIN: M.lab_zone_records(self.mail.addr, dkim, "reject", "postmaster@" + DOMAIN),
             "outside.test": ["@ IN MX 10 mx", f"mx IN A {self.mx.addr}",
                              f"relay IN A {self.relay.addr}",
                              f'@ IN TXT "v=spf1 ip4:{self.mx.addr} -all"',
