@@ -9,7 +9,6 @@ the test's bind9.
 Relies on hmtest (Exim, the trusted-config slots) and hm_world (namespaces,
 DNS).  Everything lives under /var/tmp/hmtest and goes with hmtest's cleanups.
 """
-import base64
 import grp
 import json
 import os
