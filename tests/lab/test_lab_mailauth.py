@@ -125,7 +125,7 @@ def test_dkim_records_match_the_keys_exim_signs_with():
 def test_exim_signs_our_authenticated_mail_only():
     conf = _out("exim4", "-bP", "transport", "remote_smtp")
     expr = re.search(r"^dkim_domain = (.*)$", conf, re.M).group(1)
-    assert "/etc/exim4/dkim" in _out("exim4", "-bP", "transport", "remote_smtp")
+    assert os.path.dirname(DKIM_DIR) + "/" in conf, conf
     d = os.path.join(L.ARTIFACTS, "dkim-probe")
     os.makedirs(d, exist_ok=True)
     ours, theirs = os.path.join(d, "ours.eml"), os.path.join(d, "theirs.eml")
@@ -136,8 +136,8 @@ def test_exim_signs_our_authenticated_mail_only():
 
     def domain_for(path):
         out = _out("exim4", "-oMai", "roberto", "-bem", path, stdin=expr + "\n")
-        return out.strip().lstrip(">").strip()
-    assert domain_for(ours) == L.DOMAIN
+        return out.splitlines()[0].lstrip(">").strip()     # the answer to the one line
+    assert domain_for(ours) == L.DOMAIN, expr
     assert domain_for(theirs) == ""
 
 
