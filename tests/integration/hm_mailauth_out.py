@@ -155,6 +155,34 @@ def make_cert(name):
     return crt, key
 
 
+# --- sendmail for homemail-deliver inside a World host ------------------------
+# homemail-deliver runs `HOMEMAIL_SENDMAIL -oi -f SENDER -- TARGET` as the
+# user; a user cannot run exim4 -C with a private configuration and keep the
+# privilege to write its spool, so this stand-in hands the same envelope and
+# bytes to the private Exim over SMTP on the host's loopback (a local
+# program, as Debian's relay_from_hosts treats it).
+SENDMAIL_VIA_SMTP = textwrap.dedent("""\
+    import smtplib, sys
+    port = int(sys.argv[1])
+    args = sys.argv[2:]
+    sender = args[args.index("-f") + 1]
+    rcpts = args[args.index("--") + 1:]
+    data = sys.stdin.buffer.read().replace(b"\\r\\n", b"\\n").replace(b"\\n", b"\\r\\n")
+    with smtplib.SMTP("127.0.0.1", port, timeout=60) as s:
+        s.sendmail("" if sender == "<>" else sender, rcpts, data)
+""")
+
+
+def sendmail_stand_in(port):
+    """The HOMEMAIL_SENDMAIL value (space separated) for the stand-in."""
+    d = hmtest._workdir("sendmail-smtp")
+    path = os.path.join(d, "sendmail.py")
+    with open(path, "w") as f:
+        f.write(SENDMAIL_VIA_SMTP)
+    os.chmod(path, 0o644)
+    return f"{SYS_PY} {path} {port}"
+
+
 # --- independent verdicts ----------------------------------------------------
 CHECKER = textwrap.dedent("""\
     import json, sys

@@ -13,11 +13,12 @@ that logs SPF and each DKIM signature.  Proved here:
     alone; the same message with its body altered in transit fails both;
   * mail from an unauthenticated client, and mail whose From: is another
     domain, is not signed;
-  * a message from an outside sender forwarded by a user's .forward, and one
-    re-sent the way homemail-deliver's Sieve redirect does (sendmail -f
-    SENDER as the user), leave with an SRS0 sender of home.com.bo that passes
-    SPF at the destination; a bounce to it comes back to the original sender;
-    a forged SRS address is refused; our own senders are not rewritten;
+  * a message from an outside sender forwarded by a user's .forward, by the
+    user's Sieve redirect in homemail-deliver, and one submitted locally
+    with sendmail -f SENDER, leave with an SRS0 sender of home.com.bo that
+    passes SPF at the destination; a bounce to it comes back to the original
+    sender; a forged SRS address is refused; our own senders are not
+    rewritten;
   * with HOMEMAIL_SMARTHOST_HOSTS, mail goes through the smarthost (TLS verified,
     AUTH) signed as well.
 """
@@ -249,7 +250,7 @@ def test_forward_leaves_with_srs_and_bounce_comes_back(site):
     assert "\n<** 550" in r.stdout, r.stdout
 
 
-def test_sieve_style_redirect_is_srs_rewritten(site):
+def test_local_sendmail_submission_is_srs_rewritten(site):
     """What homemail-deliver's Sieve redirect runs: sendmail -oi -f SENDER --
     TARGET, a local submission of the recipient (-oMai names the user: Exim
     keeps no privilege for a private -C configuration run by another user,
@@ -263,6 +264,33 @@ def test_sieve_style_redirect_is_srs_rewritten(site):
     got = site.arrived(subject)
     _srs_checks(site, got, "alice@outside.test")
     assert M.header(got, "DKIM-Signature") is None     # From: is not ours
+
+
+def test_sieve_redirect_by_homemail_deliver_is_srs_rewritten(site):
+    """homemail-deliver itself, as the user, runs the user's Sieve
+    `redirect`; its sendmail call (-f the original sender) reaches the
+    package's Exim (sendmail_stand_in), which sends it on with an SRS
+    sender that passes SPF at the destination."""
+    u = site.user
+    script = os.path.join(u.home, ".dovecot.sieve")
+    with open(script, "w") as f:
+        f.write('redirect "carol@far.test";\n')
+    os.chown(script, u.uid, u.gid)
+    try:
+        subject = "sieve " + os.urandom(4).hex()
+        msg = _msg(subject, "alice@outside.test", to=u.address)
+        env = {"PATH": "/usr/bin:/bin", "HOME": u.home, "USER": u.name, "RECIPIENT": u.address,
+               "HOMEMAIL_SENDMAIL": M.sendmail_stand_in(site.exim.smtp_port)}
+        r = site.mail.run(["setpriv", f"--reuid={u.uid}", f"--regid={u.gid}", "--init-groups",
+                           "--", "env", "-i"] + [f"{k}={v}" for k, v in env.items()]
+                          + [os.path.join(hmtest.BUILD, "homemail-deliver"),
+                             "-f", "alice@outside.test"], input=msg, timeout=60)
+        assert r.returncode == 0, r.stderr
+        got = site.arrived(subject)
+    finally:
+        os.unlink(script)
+    assert M.header(got, "X-Sieve-Redirected-From"), got[:1500]   # homemail-deliver's marker
+    _srs_checks(site, got, "alice@outside.test")
 
 
 def test_smarthost_signs_too(site):
