@@ -14,15 +14,22 @@ package's Dovecot (recipient check at RCPT; delivery by homemail-deliver).
   * HOMEMAIL_AV_ON_FAILURE = pass: infected mail is still refused, a message
     that could not be scanned is accepted with `X-Homemail-AV: unscanned`
     and a log line; a sender's own X-Homemail-AV is removed;
-  * the order: a forbidden .exe attachment (not malware) is scanned by clamd
-    first and refused by local_scan's MIME policy after (docs/filtering.md).
+  * two messages on one connection: each gets its own verdict;
+  * the order (docs/filtering.md): the MIME policy's refusals come first, in
+    the DATA ACL (homemail_mime_verdict): a forbidden .exe attachment is
+    refused without clamd seeing it; with HOMEMAIL_MIME_FIRST = no, clamd
+    scans it and local_scan refuses it after.  Every message of the scan
+    corpus gets the verdict local_scan would give, from the ACL; accepted
+    mail is judged once more by local_scan (one X-Homemail-Scan, one log line).
 """
 import base64
 import email
 import io
+import os
 import re
 import secrets
 import smtplib
+import socket
 import zipfile
 
 import pytest
@@ -140,6 +147,10 @@ def test_clean_message_scanned_once_for_five_recipients(av):
     scans = clamd.scans(mid)
     assert len(scans) == 1, f"clamd scanned message {mid} {len(scans)} times: {scans}"
     assert scans[0].endswith(": OK")
+    # the MIME policy ran in the ACL and in local_scan; one verdict line, one header
+    assert len(re.findall(f"^\\S+ \\S+ {mid} homemail-scan: ", e.mainlog(), re.M)) == 1
+    copy = email.message_from_binary_file(open(in_maildir(users[0], tag)[0], "rb"))
+    assert len(copy.get_all("X-Homemail-Scan")) == 1
 
 
 def test_clamd_stopped_defers_then_retry_is_delivered(av):
@@ -152,6 +163,7 @@ def test_clamd_stopped_defers_then_retry_is_delivered(av):
     try:
         code, text = refused(e, frm, [u.address], m)
         assert code == 451, (code, text, e.log_tail())
+        assert text == "virus scanner unavailable, please try again later", text
         assert "malware acl condition: clamd" in e.paniclog(), e.log_tail()
         assert f"F=<{frm}> temporarily rejected after DATA" in e.mainlog()
         assert not in_maildir(u, tag)
@@ -215,21 +227,125 @@ def test_pass_mode_marks_unscanned_and_still_refuses_malware():
         clamd.stop()
 
 
-def test_order_clamav_then_mime_policy(av):
-    """A forbidden attachment type that is not malware: clamd scans the
-    message first (DATA ACL), then local_scan refuses it (docs/filtering.md)."""
+def exe_message():
+    return mime([("Content-Type: text/plain", "run this"),
+                 ("Content-Type: application/octet-stream; name=\"setup.exe\"\n"
+                  "Content-Transfer-Encoding: base64\n"
+                  "Content-Disposition: attachment; filename=\"setup.exe\"",
+                  b64(b"MZ not really a program " * 20))],
+                "exe")
+
+
+def test_order_mime_policy_refuses_before_clamav(av):
+    """A forbidden attachment type that is not malware: refused in the DATA
+    ACL by the MIME policy; clamd never sees it."""
     clamd, _, e, users = av
     frm = sender()
-    m = mime([("Content-Type: text/plain", "run this"),
-              ("Content-Type: application/octet-stream; name=\"setup.exe\"\n"
-               "Content-Transfer-Encoding: base64\n"
-               "Content-Disposition: attachment; filename=\"setup.exe\"",
-               b64(b"MZ not really a program " * 20))],
-             "exe")
-    code, text = refused(e, frm, [users[2].address], m)
-    assert code == 550 and "blocked attachment type .exe" in text, (code, text)
-    mid = re.search(r"^\S+ \S+ (\S+) F=" + re.escape(frm) + r" .* rejected by local_scan\(\)",
-                    e.mainlog(), re.M)
-    assert mid, e.log_tail()
-    scans = clamd.scans(mid.group(1))
-    assert len(scans) == 1 and scans[0].endswith(": OK"), scans
+    code, text = refused(e, frm, [users[2].address], exe_message())
+    assert code == 550 and text == 'blocked attachment type .exe (filename "setup.exe")', \
+        (code, text)
+    m = re.search(r"^\S+ \S+ (\S+) H=.* F=<" + re.escape(frm) + "> rejected after DATA: "
+                  "blocked attachment type", e.mainlog(), re.M)
+    assert m, "not refused by the DATA ACL:\n" + e.log_tail()
+    assert clamd.scans(m.group(1)) == [], "clamd scanned a message the policy refuses"
+    assert f"{m.group(1)} homemail-scan: reject;" in e.mainlog()
+
+
+def test_order_without_mime_first_clamav_then_local_scan():
+    """HOMEMAIL_MIME_FIRST = no: clamd scans first, local_scan refuses after."""
+    u = hmtest.make_user(prefix="hmq")
+    clamd = hm_clamav.Clamd().start()
+    e = hmtest.PackageExim(None, user_check=False,
+                           macros=clamd.exim_macros() + "\nHOMEMAIL_MIME_FIRST = no")
+    try:
+        e.start()
+        frm = sender()
+        code, text = refused(e, frm, [u.address], exe_message())
+        assert code == 550 and "blocked attachment type .exe" in text, (code, text)
+        m = re.search(r"^\S+ \S+ (\S+) F=" + re.escape(frm) + r" .* rejected by local_scan\(\)",
+                      e.mainlog(), re.M)
+        assert m, e.log_tail()
+        scans = clamd.scans(m.group(1))
+        assert len(scans) == 1 and scans[0].endswith(": OK"), scans
+    finally:
+        e.stop()
+        clamd.stop()
+
+
+def test_one_connection_two_messages(av):
+    """Exim keeps a scan's result for the rest of its message only."""
+    clamd, _, e, users = av
+    u = users[3]
+    tags = ["c1-" + secrets.token_hex(4), "c3-" + secrets.token_hex(4)]
+    with smtplib.SMTP("127.0.0.1", e.smtp_port, timeout=60) as s:
+        s.ehlo("client.example")
+        s.sendmail(sender(), [u.address], hmtest.make_message(subject=tags[0], to=u.address))
+        with pytest.raises(smtplib.SMTPDataError) as ex:
+            s.sendmail(sender(), [u.address], eicar_multipart())
+        assert ex.value.smtp_code == 550
+        s.sendmail(sender(), [u.address], hmtest.make_message(subject=tags[1], to=u.address))
+    for t in tags:
+        hmtest.wait_for(lambda: in_maildir(u, t), 30, 0.1, f"{t} delivered")
+
+
+CORPUS = os.path.join(hmtest.TOP, "tests", "scan-corpus")
+
+
+def corpus():
+    """(path, expected Exim verdict) of the checked-in scan corpus."""
+    out = []
+    for line in open(os.path.join(CORPUS, "MANIFEST")):
+        f = line.split()
+        if not f or f[0].startswith("#"):
+            continue
+        exim = next((x[5:] for x in f[3:] if x.startswith("exim=")), f[1])
+        out.append((os.path.join(CORPUS, f[0]), exim))
+    return out
+
+
+def smtp_bytes(port, frm, rcpt, data):
+    """(code, text) of the DATA reply; raw socket, LF -> CRLF, bare CR kept
+    (smtplib would repair it and hide the bare-CR cases).  From 127.0.0.2,
+    an outside host: Debian's config treats 127.0.0.1 as a local submission
+    and repairs missing From:/Date: fields before any check sees them."""
+    with socket.create_connection(("127.0.0.1", port), timeout=60,
+                                  source_address=("127.0.0.2", 0)) as so:
+        f = so.makefile("rb")
+
+        def reply():
+            while True:
+                ln = f.readline()
+                if len(ln) < 4 or ln[3:4] != b"-":
+                    return int(ln[:3]), ln[4:].decode("latin-1").strip()
+        reply()
+        for cmd in (b"EHLO client.example", b"MAIL FROM:<%s>" % frm.encode(),
+                    b"RCPT TO:<%s>" % rcpt.encode(), b"DATA"):
+            so.sendall(cmd + b"\r\n")
+            code, text = reply()
+            if code >= 400:
+                return code, text
+        lines = data.split(b"\n")
+        if lines[-1] == b"":
+            lines.pop()
+        so.sendall(b"".join((b"." if ln.startswith(b".") else b"") + ln + b"\r\n"
+                            for ln in lines) + b".\r\n")
+        return reply()
+
+
+def test_corpus_verdicts_from_the_data_acl(av):
+    """The ACL's verdict is local_scan's: every refusal of the scan corpus
+    comes from the DATA ACL with local_scan's text, every message local_scan
+    accepts is accepted (the ACL sees the same bytes)."""
+    _, _, e, users = av
+    wrong = []
+    for path, want in corpus():
+        frm = sender()
+        code, text = smtp_bytes(e.smtp_port, frm, users[4].address, open(path, "rb").read())
+        name = os.path.basename(path)
+        if want == "reject":
+            acl = re.search(r" F=<" + re.escape(frm) + "> rejected after DATA: ", e.mainlog())
+            if code != 550 or not acl:
+                wrong.append(f"{name}: {code} {text} (refused by the DATA ACL: {bool(acl)})")
+        elif code != 250:
+            wrong.append(f"{name}: {code} {text}, wanted 250")
+    assert not wrong, "\n".join(wrong)
