@@ -162,12 +162,6 @@ class Rspamd:
             a += ["--var", f"{k}={v}"]
         return a
 
-    def configtest(self):
-        a = ["rspamadm", "configtest", "-c", self.conf_path]
-        for k, v in self.vars.items():
-            a += ["--var", f"{k}={v}"]
-        return subprocess.run(a, capture_output=True, text=True)
-
     def start(self):
         self.proc = subprocess.Popen(self.argv(), stdin=subprocess.DEVNULL,
                                      stdout=open(os.path.join(self.w, "stdout"), "w"),
@@ -214,11 +208,14 @@ class Rspamd:
         return json.loads(self.http("/stat"))
 
     def learned(self):
-        """{'BAYES_HAM': n, 'BAYES_SPAM': n}: messages learned per class."""
-        out = {}
-        for s in self.stat().get("statfiles", []):
-            out[s["symbol"]] = out.get(s["symbol"], 0) + int(s.get("revision", 0))
-        return out
+        """{'ham': n, 'spam': n}: messages Bayes learned per class, as rspamd
+        keeps them in its statistics store (redis hash RS, learns_ham /
+        learns_spam; the controller's /stat statfiles lag behind)."""
+        r = subprocess.run(["redis-cli", "-h", "127.0.0.1", "-p", str(self.redis.port),
+                            "hmget", "RS", "learns_ham", "learns_spam"],
+                           capture_output=True, text=True, check=True)
+        ham, spam = (r.stdout.splitlines() + ["", ""])[:2]
+        return {"ham": int(ham or 0), "spam": int(spam or 0)}
 
     def scanned(self):
         return int(self.stat().get("scanned", 0))
