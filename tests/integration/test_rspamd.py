@@ -62,6 +62,7 @@ def stack():
                     os.path.join(d.w, "share", "junk.conf.ext"))
     d.start()
     macros = "\n".join([
+        "HOMEMAIL_RSPAMD_ENABLE = yes",
         f"HOMEMAIL_RSPAMD_ADDRESS = 127.0.0.1 {rs.port}",
         f"HOMEMAIL_OUT_RATELIMIT = {RATE} / 1h",
         # also listen where the outside host reaches the root namespace
@@ -196,7 +197,8 @@ def test_rspamd_down_is_a_temporary_451(stack):
     d, u = stack["d"], stack["users"][0]
     dead = hmtest.free_port()                 # nothing listens there
     e = hmtest.PackageExim(d, user_check=False,
-                           macros=f"HOMEMAIL_RSPAMD_ADDRESS = 127.0.0.1 {dead}",
+                           macros="HOMEMAIL_RSPAMD_ENABLE = yes\n"
+                                  f"HOMEMAIL_RSPAMD_ADDRESS = 127.0.0.1 {dead}",
                            probe=False).start()
     try:
         code, text = refused_at_data(e.smtp_port, [u.address], msg("while down"),
