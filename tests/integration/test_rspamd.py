@@ -52,7 +52,9 @@ def stack():
     users = [hmtest.make_user(prefix="hmr") for _ in range(4)]
     learn = open(os.path.join(hm_rspamd.CONF_RSPAMD, "dovecot-learn.conf")).read()
     learn = learn.replace("127.0.0.1:11334", f"127.0.0.1:{rs.controller_port}")
-    d = hmtest.PackageDovecot(None, users=users, extra_conf=(
+    # SANITIZE=1: the junk plugin carries ASan/UBSan, dovecot does not
+    d = hmtest.PackageDovecot(None, users=users, env=hmtest.sanitizer_env(), extra_conf=(
+        hmtest.sanitizer_dovecot_conf() +
         f"mail_plugin_dir = {_plugin_dir()}\n"
         # Debian's 10-mail.conf, which the package relies on, says this
         "namespace inbox {\n  inbox = yes\n}\n" + learn))
