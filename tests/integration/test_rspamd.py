@@ -17,6 +17,7 @@ import os
 import re
 import shutil
 import smtplib
+import subprocess
 import time
 
 import pytest
@@ -53,7 +54,10 @@ def stack():
     learn = open(os.path.join(hm_rspamd.CONF_RSPAMD, "dovecot-learn.conf")).read()
     learn = learn.replace("127.0.0.1:11334", f"127.0.0.1:{rs.controller_port}")
     # SANITIZE=1: the junk plugin carries ASan/UBSan, dovecot does not
-    d = hmtest.PackageDovecot(None, users=users, env=hmtest.sanitizer_env(), extra_conf=(
+    san = hmtest.sanitizer_env()
+    if san:     # rspamc does not run with the ASan runtime preloaded (IFUNC relink)
+        learn = learn.replace("/usr/bin/rspamc", "/usr/bin/env -u LD_PRELOAD /usr/bin/rspamc")
+    d = hmtest.PackageDovecot(None, users=users, env=san, extra_conf=(
         hmtest.sanitizer_dovecot_conf() +
         f"mail_plugin_dir = {_plugin_dir()}\n"
         # Debian's 10-mail.conf, which the package relies on, says this
@@ -62,6 +66,10 @@ def stack():
     hmtest._mkdir(os.path.join(d.w, "share"), 0o755)
     shutil.copyfile(os.path.join(hmtest.CONF_SRC, "share", "dovecot", "junk.conf.ext"),
                     os.path.join(d.w, "share", "junk.conf.ext"))
+    if san:     # doveadm (the start-up probe) loads the plugin too
+        d.doveadm = lambda *a, input=None, check=False: subprocess.run(
+            ["doveadm", "-c", d.conf_path] + list(a), input=input, capture_output=True,
+            text=True, check=check, env=dict(os.environ, **san))
     d.start()
     macros = "\n".join([
         "HOMEMAIL_RSPAMD_ENABLE = yes",
