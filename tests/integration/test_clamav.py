@@ -274,17 +274,36 @@ def test_order_without_mime_first_clamav_then_local_scan():
         clamd.stop()
 
 
-def test_one_connection_two_messages(av):
-    """Exim keeps a scan's result for the rest of its message only."""
+def test_mime_first_with_split_spool_directory():
+    """split_spool_directory = true puts the -D file in input/<6th character
+    of the id>/: the DATA ACL still finds it and refuses there."""
+    u = hmtest.make_user(prefix="hms")
+    e = hmtest.PackageExim(None, user_check=False, macros="split_spool_directory = true")
+    try:
+        e.start()
+        frm = sender()
+        code, text = refused(e, frm, [u.address], exe_message())
+        assert code == 550 and "blocked attachment type .exe" in text, (code, text)
+        assert re.search(r" F=<" + re.escape(frm) + "> rejected after DATA: blocked attachment",
+                         e.mainlog()), e.log_tail()
+        assert "not readable in the DATA ACL" not in e.mainlog()
+    finally:
+        e.stop()
+
+
+def test_one_connection_several_messages(av):
+    """Verdicts belong to their message: Exim keeps a scan's result (and our
+    acl_m_ variables) for the rest of that message only."""
     clamd, _, e, users = av
     u = users[3]
-    tags = ["c1-" + secrets.token_hex(4), "c3-" + secrets.token_hex(4)]
+    tags = ["c1-" + secrets.token_hex(4), "c4-" + secrets.token_hex(4)]
     with smtplib.SMTP("127.0.0.1", e.smtp_port, timeout=60) as s:
         s.ehlo("client.example")
         s.sendmail(sender(), [u.address], hmtest.make_message(subject=tags[0], to=u.address))
-        with pytest.raises(smtplib.SMTPDataError) as ex:
-            s.sendmail(sender(), [u.address], eicar_multipart())
-        assert ex.value.smtp_code == 550
+        for bad, text in ((eicar_multipart(), NEUTRAL), (exe_message(), "blocked attachment")):
+            with pytest.raises(smtplib.SMTPDataError) as ex:
+                s.sendmail(sender(), [u.address], bad)
+            assert ex.value.smtp_code == 550 and text in ex.value.smtp_error.decode()
         s.sendmail(sender(), [u.address], hmtest.make_message(subject=tags[1], to=u.address))
     for t in tags:
         hmtest.wait_for(lambda: in_maildir(u, t), 30, 0.1, f"{t} delivered")
