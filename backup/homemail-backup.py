@@ -291,10 +291,14 @@ def stage_user(dove, stage, name):
     if not rel.startswith("..") and os.path.lexists(os.path.join(home, rel)):
         members.append(rel)
     tarpath = os.path.join(stage, "files", name + ".tar")
-    with open(tarpath + ".tmp", "wb") as out:
-        run(as_user(uid, gid, ["tar", "-C", home, "--create", "--file=-", "--"] + members),
-            f"user {name}: archiving the Sieve scripts", stdout=out)
-    os.replace(tarpath + ".tmp", tarpath)
+    if not members:              # tar refuses an empty archive: keep none
+        if os.path.lexists(tarpath):
+            os.unlink(tarpath)
+    else:
+        with open(tarpath + ".tmp", "wb") as out:
+            run(as_user(uid, gid, ["tar", "-C", home, "--create", "--file=-", "--"] + members),
+                f"user {name}: archiving the Sieve scripts", stdout=out)
+        os.replace(tarpath + ".tmp", tarpath)
     return {"name": name, "uid": uid, "home": home,
             "maildir": os.path.relpath(maildir, home), "files": members}
 
@@ -452,7 +456,8 @@ def restore_user(borg, dove, conf, archive, manifest, name, mode, date):
     uid, gid, home = acct
     if not os.path.isdir(home):
         raise Failure(f"user {name}: home {home} does not exist")
-    d = extract(borg, conf, archive, [f"{STAGE}/mail/{name}", f"{STAGE}/files/{name}.tar"])
+    members = [f"{STAGE}/mail/{name}"] + ([f"{STAGE}/files/{name}.tar"] if entry["files"] else [])
+    d = extract(borg, conf, archive, members)
     try:
         src = os.path.join(d, STAGE, "mail", name)
         tarf = os.path.join(d, STAGE, "files", name + ".tar")
