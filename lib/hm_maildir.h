@@ -160,7 +160,12 @@ int hm_maildir_tmp_clean(int tmp_fd, time_t now, struct hm_tmpclean *st);
  * 0 when the name is not a system flag, -1 for \Recent and other '\' names. */
 int hm_maildir_flag_letter(const char *imap_flag);
 
-/* hm_maildir_keyword_valid - true for an IMAP atom usable as a keyword */
+/* hm_imap_atom_valid - the len bytes at s are a non-empty IMAP flag-keyword
+ * atom (RFC 3501 9: atom-char except "]", no "\\" anywhere) */
+bool hm_imap_atom_valid(const char *s, size_t len);
+
+/* hm_maildir_keyword_valid - true for an IMAP atom usable as a keyword
+ * (hm_imap_atom_valid, at most 128 bytes) */
 bool hm_maildir_keyword_valid(const char *kw);
 
 /* hm_maildir_keywords - letters (a-z) for keywords kw[0..n) in folder f,
