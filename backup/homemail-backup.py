@@ -238,9 +238,10 @@ class Borg:
         return [a["name"] for a in json.loads(r.stdout)["archives"]]
 
     def latest(self):
-        names = self.archives()
+        """The newest full archive (partial ones only by name)."""
+        names = [n for n in self.archives() if n.startswith("homemail-")]
         if not names:
-            raise Failure(f"{self.repo}: no archive yet")
+            raise Failure(f"{self.repo}: no full archive yet")
         return names[-1]
 
 
@@ -349,7 +350,18 @@ def do_init(conf):
     return 0
 
 
+def evict(stage, names):
+    """Remove the staged copies of users no longer backed up."""
+    for sub, suffix in (("mail", ""), ("files", ".tar")):
+        for n in os.listdir(os.path.join(stage, sub)):
+            if n.removesuffix(suffix) not in names:
+                p = os.path.join(stage, sub, n)
+                shutil.rmtree(p) if os.path.isdir(p) and not os.path.islink(p) else os.unlink(p)
+
+
 def do_backup(conf, users_arg):
+    """One run: stage every user (one user's failure does not stop the
+    others, it makes the run an error), archive, prune, compact, state."""
     t0 = time.time()
     state = conf["state_file"]
     try:
@@ -359,34 +371,43 @@ def do_backup(conf, users_arg):
             dove = Dove(conf)
             stage = prepare_stage(conf)
             names = users_arg or conf["users"].split() or dove.users()
-            entries = []
+            entries, failed = [], []
             for name in names:
-                e = stage_user(dove, stage, name)
+                try:
+                    e = stage_user(dove, stage, name)
+                except (Failure, OSError) as ex:
+                    failed.append(str(ex) if isinstance(ex, Failure)
+                                  else f"user {name}: {ex.filename}: {ex.strerror}")
+                    continue
                 if e is not None:
                     entries.append(e)
-            kept = {e["name"] for e in entries}
-            for sub, suffix in (("mail", ""), ("files", ".tar")):     # users gone since
-                for n in os.listdir(os.path.join(stage, sub)):
-                    if n.removesuffix(suffix) not in kept:
-                        p = os.path.join(stage, sub, n)
-                        shutil.rmtree(p) if os.path.isdir(p) and not os.path.islink(p) else os.unlink(p)
+            # -u runs make "partial-" archives: never the newest full one,
+            # pruned apart, and the other users' staged copies stay
+            prefix = "partial-" if users_arg else "homemail-"
+            if not users_arg:
+                evict(stage, set(names))
             paths = [p for p in conf["paths"].split() if os.path.lexists(p)]
             manifest = {"format": 1, "version": VERSION, "host": socket.getfqdn(),
                         "time": int(t0), "users": entries, "paths": paths,
                         "restore_paths": conf["restore_paths"].split()}
             with open(os.path.join(stage, "manifest.json"), "w") as f:
                 json.dump(manifest, f, indent=1)
-            name = "homemail-" + datetime.datetime.now().strftime("%Y-%m-%dT%H:%M:%S")
+            name = prefix + datetime.datetime.now().strftime("%Y-%m-%dT%H:%M:%S")
             excl = []
             for x in conf["exclude"].split():
                 excl += ["--exclude", "pp:" + x.lstrip("/")]
+            staged = [f"{STAGE}/manifest.json"]
+            for e in entries:
+                staged.append(f"{STAGE}/mail/{e['name']}")
+                if e["files"]:
+                    staged.append(f"{STAGE}/files/{e['name']}.tar")
             r = borg("create", "--json", "--compression", conf["compression"],
-                     "--exclude-caches", *excl, borg.archive(name), STAGE, *paths,
+                     "--exclude-caches", *excl, borg.archive(name), *staged, *paths,
                      what="borg create", ok=(0, 1), cwd=conf["staging_dir"])
             warn = r.stderr.decode("utf-8", "replace").strip() if r.returncode == 1 else ""
             info = json.loads(r.stdout)
             a = info["archive"]["stats"]
-            borg("prune", "--glob-archives", "homemail-*",
+            borg("prune", "--glob-archives", prefix + "*",
                  "--keep-daily", conf["keep_daily"], "--keep-weekly", conf["keep_weekly"],
                  "--keep-monthly", conf["keep_monthly"], borg.repo, what="borg prune")
             borg("compact", borg.repo, what="borg compact")
@@ -395,6 +416,8 @@ def do_backup(conf, users_arg):
                    f"deduplication, {time.time() - t0:.1f} s")
             if warn:
                 msg += "; borg warned: " + " | ".join(warn.splitlines()[-2:])
+            if failed:
+                raise Failure(f"{msg}; NOT BACKED UP: " + "; ".join(failed))
             write_state(state, "ok", a["original_size"], msg, {
                 "archive": name, "deduplicated_size": a["deduplicated_size"],
                 "repository_size": info["cache"]["stats"]["unique_csize"],

@@ -245,3 +245,33 @@ def test_hostile_input_changes_nothing(world):
     assert r.returncode == 64 and "invalid user name" in r.stderr, r
     assert (hb.tree(u.home), hb.tree(b.repo)) == before
     assert hb.snapshot(d, u) == mail
+
+
+def test_one_failing_user_and_partial_runs(world):
+    """A user the userdb does not know makes the run an error, yet the
+    others are archived; a -u run makes a partial- archive that neither
+    replaces the newest full one as the default nor prunes it."""
+    u, d, b = world
+    populate(d, u)
+    mail = hb.snapshot(d, u)
+    with open(b.conf, "a") as f:
+        f.write(f"users = {u.name} hmnosuchuser\n")
+    r = b.backup(check=False)
+    last = b.last()
+    assert r.returncode == 1 and last["result"] == "error", (r, last)
+    assert "NOT BACKED UP: user hmnosuchuser: not in the userdb" in last["message"], last
+    assert "1 mailbox(es)" in last["message"], last
+    full = b.archives()
+    assert len(full) == 1 and full[0].startswith("homemail-"), full
+    c = d.imap(u)
+    c.append("INBOX", None, None, b"Subject: only in the partial one\r\n\r\nx\r\n")
+    c.logout()
+    b.backup("-u", u.name)
+    names = b.archives()
+    assert len(names) == 2 and names[0] == full[0] and names[1].startswith("partial-"), names
+    wipe(u)
+    b.restore("user", u.name)                 # the newest *full* archive
+    assert hb.snapshot(d, u) == mail
+    b.restore("--archive", names[1], "user", u.name)
+    assert sum(sum(v.values()) for k, v in hb.snapshot(d, u).items() if k != "subscribed") \
+        == sum(sum(v.values()) for k, v in mail.items() if k != "subscribed") + 1
