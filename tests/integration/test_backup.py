@@ -64,8 +64,10 @@ def populate(d, u):
 
 
 def wipe(u):
+    # moved aside first: an imap process may still be writing its index
     for p in (u.maildir, os.path.join(u.home, "sieve")):
-        shutil.rmtree(p)
+        os.rename(p, p + ".gone")
+        shutil.rmtree(p + ".gone")
     os.unlink(os.path.join(u.home, ".dovecot.sieve"))
 
 
