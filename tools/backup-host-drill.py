@@ -5,7 +5,12 @@ ManageSieve 4190 of the running lab, as the users) into a JSON snapshot.
 
   backup-host-drill.py seed               folders, flagged messages, a script
   backup-host-drill.py snapshot FILE      write what the users see to FILE
-  backup-host-drill.py compare FILE       exit 1 unless it equals FILE
+  backup-host-drill.py compare FILE       exit 1 unless every message of FILE is
+                                          there with the same flags and keywords,
+                                          every folder, subscription and script
+                                          (and the active one) the same; mail
+                                          that arrived since (the re-provisioning's
+                                          round trip, other probes) is listed
 """
 import hashlib
 import imaplib
@@ -67,8 +72,11 @@ def snapshot():
                 for it in items:
                     if isinstance(it, tuple):
                         flags = re.search(rb"FLAGS \(([^)]*)\)", it[0]).group(1).decode().split()
+                        subj = re.search(rb"^Subject: ?(.*)$", it[1], re.M | re.I)
                         msgs.append([hashlib.sha256(it[1]).hexdigest(),
-                                     sorted(f for f in flags if f != "\\Recent")])
+                                     sorted(f for f in flags if f != "\\Recent"),
+                                     subj.group(1).decode("ascii", "replace").strip()
+                                     if subj else ""])
             boxes[name] = sorted(msgs)
         typ, data = c.lsub()
         subs = sorted(LIST_RE.match(x).group(2).decode() for x in data if x)
@@ -96,14 +104,32 @@ def main():
             json.dump(snapshot(), f, indent=1, sort_keys=True)
     elif sys.argv[1] == "compare":
         want = json.load(open(sys.argv[2]))
-        got = json.loads(json.dumps(snapshot()))
+        got = snapshot()
+        bad = False
         for user in USERS:
-            print(f"{user}: {got[user]['messages']} messages in {len(got[user]['mailboxes'])} "
-                  f"folders, {len(got[user]['scripts'])} script(s): "
-                  + ("identical" if got[user] == want[user] else "DIFFERENT"))
-        if got != want:
-            print(json.dumps({"want": want, "got": got}, indent=1, sort_keys=True), file=sys.stderr)
-            return 1
+            w, g = want[user], got[user]
+            lost, extra = [], []
+            for box, msgs in w["mailboxes"].items():
+                have = [m[:2] for m in g["mailboxes"].get(box, [])]
+                for m in msgs:
+                    if m[:2] in have:
+                        have.remove(m[:2])
+                    else:
+                        lost.append((box, m[2] if len(m) > 2 else m[0][:12], m[1]))
+            for box, msgs in g["mailboxes"].items():
+                wanted = [m[:2] for m in w["mailboxes"].get(box, [])]
+                extra += [(box, m[2]) for m in msgs if m[:2] not in wanted]
+            same = (not lost and set(w["mailboxes"]) <= set(g["mailboxes"])
+                    and w["subscribed"] == g["subscribed"] and w["scripts"] == g["scripts"])
+            bad |= not same
+            print(f"{user}: {w['messages']} messages in {len(w['mailboxes'])} folders, "
+                  f"{len(w['scripts'])} script(s): "
+                  + ("all back, identical" if same else f"DIFFERENT: lost {lost}")
+                  + (f"; {len(extra)} arrived since: {extra}" if extra else ""))
+            if w["scripts"] != g["scripts"] or w["subscribed"] != g["subscribed"]:
+                print(f"  scripts {w['scripts']} -> {g['scripts']}; subscribed "
+                      f"{w['subscribed']} -> {g['subscribed']}")
+        return 1 if bad else 0
     return 0
 
 
