@@ -387,7 +387,7 @@ def do_backup(conf, users_arg):
             if not users_arg:
                 evict(stage, set(names))
             paths = [p for p in conf["paths"].split() if os.path.lexists(p)]
-            manifest = {"format": 1, "version": VERSION, "host": socket.getfqdn(),
+            manifest = {"format": 1, "version": VERSION, "host": socket.gethostname(),
                         "time": int(t0), "users": entries, "paths": paths,
                         "restore_paths": conf["restore_paths"].split()}
             with open(os.path.join(stage, "manifest.json"), "w") as f:
@@ -495,6 +495,15 @@ def restore_user(borg, dove, conf, archive, manifest, name, mode, date):
                     dove.adm("mailbox", "create", "-s", "-u", name, f"{folder}.{box}",
                              what=f"user {name}: creating {folder}.{box}", ok=(0, 65, 68))
             elif mode == "replace":
+                # dsync cannot replace a live INBOX whose GUID differs ("INBOX
+                # can't be deleted"): the live Maildir is kept aside and the
+                # backup copied into a new one, UIDs and all
+                live = dove.maildir(home)
+                aside = live + ".replaced-" + time.strftime("%Y%m%dT%H%M%S")
+                dove.adm("kick", name, what=f"user {name}: doveadm kick", ok=(0, 68))
+                if os.path.lexists(live):
+                    os.rename(live, aside)
+                    print(f"{PROG}: user {name}: the mailbox it replaces is kept as {aside}")
                 dove.adm("backup", "-R", "-u", name, f"maildir:{src}",
                          what=f"user {name}: doveadm backup -R")
             else:

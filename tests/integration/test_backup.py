@@ -7,6 +7,7 @@ clients: IMAP over TLS and ManageSieve (hm_backup.py).
     is active) reads back identical; the host file in the archive too;
   * restore into Restored-<date>: the backup appears under that folder, the
     live mailbox and scripts are untouched, the scripts come back aside;
+    then --replace makes the mailbox the backup exactly;
   * a backup taken while messages are being delivered and marked read
     restores consistently: every message whole, none twice, none that was
     there when the backup began missing;
@@ -123,6 +124,14 @@ def test_restore_into_dated_folder(world):
         assert s["scripts"][f"Restored-{date}-{name}"] == text
     assert {k: v for k, v in s["scripts"].items() if not k.startswith("Restored-")} \
         == live_scripts["scripts"]
+    # --replace: the mailbox becomes the backup exactly (the later message,
+    # the Restored- folders gone, the expunged one back), scripts as backed up
+    b.restore("user", u.name, "--replace")
+    mail_now = hb.snapshot(d, u)
+    del mail_now["subscribed"]
+    assert mail_now == mail
+    s = hb.sieve_snapshot(d, u)
+    assert s["active"] == "main" and s["scripts"]["main"] == scripts["scripts"]["main"]
 
 
 def _message(i):
