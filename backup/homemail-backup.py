@@ -660,7 +660,15 @@ def main(argv):
         check_user(u)
     if a.init + a.list + bool(a.user) > 1:
         raise Usage("--init, --list and --user do not go together")
-    conf = read_config(a.config, not a.init)
+    try:
+        conf = read_config(a.config, not a.init)
+    except Failure as e:
+        if not (a.init or a.list):    # cron's run: homemail-status must see it
+            try:
+                write_state(DEFAULTS["state_file"], "error", 0, str(e))
+            except OSError:
+                pass
+        raise
     if a.init:
         return do_init(conf)
     if a.list:
