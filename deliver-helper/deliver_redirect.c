@@ -133,17 +133,23 @@ int deliver_sendmail(struct deliver_ctx *ctx, const char *from, const char *to,
 	return ok && WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
 }
 
-/* marks - a marker field's value is exactly "<recipient>" (blanks around
- * it allowed, case-insensitive): "<ana@x>" must not match "<mariana@x>" */
+/* marks - a marker field's value is exactly this recipient, in angle
+ * brackets (as we write it) or bare (as Pigeonhole does), blanks around it
+ * allowed, case-insensitive: "<ana@x>" must not match "<mariana@x>" */
 static bool marks(const char *v, const char *rcpt)
 {
 	size_t rl = strlen(rcpt);
 	while (*v == ' ' || *v == '\t')
 		v++;
-	if (*v != '<' || strncasecmp(v + 1, rcpt, rl) != 0 || v[1 + rl] != '>')
+	bool angle = *v == '<';
+	v += angle;
+	if (strncasecmp(v, rcpt, rl) != 0)
 		return false;
-	for (v += rl + 2; *v == ' ' || *v == '\t' || *v == '\r' || *v == '\n'; v++)
-		;
+	v += rl;
+	if (angle && *v++ != '>')
+		return false;
+	while (*v == ' ' || *v == '\t')
+		v++;
 	return *v == '\0';
 }
 

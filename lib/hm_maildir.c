@@ -433,6 +433,13 @@ fail:
 	return -1;
 }
 
+/* hm_maildir_stored_in - see hm_maildir.h */
+const char *hm_maildir_stored_in(const char *name)
+{
+	const char *info = strrchr(name, ':');
+	return info != NULL && strncmp(info, ":2,", 3) == 0 ? "cur" : "new";
+}
+
 /* hm_maildir_store - see hm_maildir.h */
 int hm_maildir_store(struct hm_maildir *md, struct hm_mfolder *f, const struct hm_spool *sp,
 		     const char *flags, char *name_r, size_t name_size)

@@ -120,6 +120,11 @@ void hm_maildir_spool_discard(struct hm_maildir *md, struct hm_spool *sp);
 int hm_maildir_store(struct hm_maildir *md, struct hm_mfolder *f, const struct hm_spool *sp,
 		     const char *flags, char *name_r, size_t name_size);
 
+/* hm_maildir_stored_in - "cur" or "new": the sub-directory of its folder
+ * where hm_maildir_store put the file it named (cur/ exactly when flags
+ * were given, which the ":2," info of the name records) */
+const char *hm_maildir_stored_in(const char *name);
+
 /* Stale files in tmp/ (maildir(5): "not accessed for 36 hours"; Dovecot's
  * rule, the same numbers: scan tmp/ when its atime is 8 hours old, set the
  * atime afterwards when the mount did not). */

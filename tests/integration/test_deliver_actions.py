@@ -175,7 +175,9 @@ def test_redirect_loop_marker_names_this_recipient_exactly(user, dovecot_for):
     put_script(user, 'redirect "maria@example.net";')
     for marker, sent, inbox in ((f"<x{user.address}>", ["maria@example.net"], 0),
                                 (f"<{user.address}x>", ["maria@example.net"], 0),
-                                (f" <{user.address.upper()}> ", [], 1)):
+                                (f"x{user.address}", ["maria@example.net"], 0),
+                                (f" <{user.address.upper()}> ", [], 1),
+                                (user.address, [], 1)):
         fresh(user)
         for f in os.listdir(st.dir):
             if f.startswith("call."):
