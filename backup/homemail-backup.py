@@ -9,9 +9,10 @@ under picks the role):
                      indexes, never a raw copy of a Maildir being written),
                      their Sieve scripts and junk lists (a tar written as the
                      user), and archive that plus the host's files
-                     (/etc/homemail with the users file, TLS and DKIM keys,
-                     the inventory values; Exim's and Dovecot's conf; the
-                     lab credentials) with borgbackup: deduplicated,
+                     (/etc/homemail with the users file, TLS keys and the
+                     inventory values; Exim's conf with its DKIM keys;
+                     Dovecot's conf; ACME's certificates; the lab
+                     credentials) with borgbackup: deduplicated,
                      encrypted (repokey-blake2, passphrase in a root-only
                      file), pruned by the configured retention.  Writes the
                      state file homemail-status reads (docs/operations.md).
@@ -64,11 +65,13 @@ DEFAULTS = {
     # borg only look at what changed) and borg's cache
     "staging_dir": "/var/cache/homemail-backup",
     "state_file": "/var/lib/homemail/backup/last.json",
-    "paths": "/etc/homemail /etc/exim4 /etc/dovecot /var/lib/homemail /root/homemail-lab",
+    "paths": "/etc/homemail /etc/exim4 /etc/dovecot /etc/letsencrypt /var/lib/homemail "
+             "/root/homemail-lab",
     "exclude": "/etc/homemail/backup/passphrase /var/lib/homemail/backup",
     # what `homemail-restore host` puts back (the rest is the package's and
     # the playbook's, and stays in the archive for reference)
-    "restore_paths": "/etc/homemail /var/lib/homemail /root/homemail-lab",
+    "restore_paths": "/etc/homemail /etc/exim4/dkim /etc/letsencrypt /var/lib/homemail "
+                     "/root/homemail-lab",
     "users": "",
     "keep_daily": "7",
     "keep_weekly": "4",
@@ -387,9 +390,13 @@ def do_backup(conf, users_arg):
             if not users_arg:
                 evict(stage, set(names))
             paths = [p for p in conf["paths"].split() if os.path.lexists(p)]
+            # what `restore host` puts back: those of restore_paths that
+            # exist now and lie in the archive
+            back = [p for p in conf["restore_paths"].split() if os.path.lexists(p)
+                    and any(p == q or p.startswith(q.rstrip("/") + "/") for q in paths)]
             manifest = {"format": 1, "version": VERSION, "host": socket.gethostname(),
                         "time": int(t0), "users": entries, "paths": paths,
-                        "restore_paths": conf["restore_paths"].split()}
+                        "restore_paths": back}
             with open(os.path.join(stage, "manifest.json"), "w") as f:
                 json.dump(manifest, f, indent=1)
             name = prefix + datetime.datetime.now().strftime("%Y-%m-%dT%H:%M:%S")
@@ -574,7 +581,7 @@ def restore_host(borg, dove, conf, archive, manifest):
     if missing:
         raise Failure("no account on this host for: " + " ".join(missing)
                       + " (provision the host with the same inventory first)")
-    keep = [p.lstrip("/") for p in manifest.get("restore_paths", []) if p in manifest["paths"]]
+    keep = [p.lstrip("/") for p in manifest.get("restore_paths", [])]
     if keep:
         borg("extract", borg.archive(archive), *keep, what="restoring the host's files", cwd="/")
         print(f"{PROG}: restored " + " ".join("/" + p for p in keep))

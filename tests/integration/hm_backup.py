@@ -46,7 +46,7 @@ class Backup:
                     f"staging_dir = {self.staging}\nstate_file = {self.state}\n"
                     f"doveadm_config = {dovecot.conf_path}\n"
                     f"users = {' '.join(u.name for u in users)}\n"
-                    f"paths = {self.etc}\nrestore_paths = {self.etc}\n"
+                    f"paths = {self.etc}\nrestore_paths = {self.etc}/users {self.etc}/dkim-absent {self.w}/elsewhere\n"
                     "keep_daily = 3\nkeep_weekly = 0\nkeep_monthly = 0\n" + extra)
 
     def run(self, prog, *args, check=True, wrap=()):
