@@ -1128,8 +1128,9 @@ def parse_time(v):
 
 
 def check_backup(host):
-    """The state file homemail-backup writes after each run (docs/operations.md):
-    {"time": ISO 8601 or epoch, "result": "ok" or the error, "size": bytes}."""
+    """The state file homemail-backup writes after each run (docs/operations.md,
+    "State file"): {"time": epoch (or ISO 8601), "result": "ok" | "error",
+    "size": bytes, "message": what failed or what was archived}."""
     cfg = host.cfg
     path = cfg["backup_state"]
     req = cfg["backup_required"]
@@ -1141,6 +1142,7 @@ def check_backup(host):
         t = parse_time(st["time"])
         result = str(st.get("result", ""))
         size = st.get("size")
+        message = str(st.get("message", "")) or result
     except FileNotFoundError:
         if req == "yes":
             return [Result("backup", WARN, f"no backup has run yet ({path} missing)",
@@ -1156,7 +1158,7 @@ def check_backup(host):
         metrics.append(("homemail_backup_size_bytes", {}, size))
     sz = f", {size / (1 << 20):.1f} MiB" if isinstance(size, int) else ""
     if result != "ok":
-        return [Result("backup", ERR, f"last backup {human_age(age)} ago failed: {result[:80]}",
+        return [Result("backup", ERR, f"last backup {human_age(age)} ago failed: {message[:80]}",
                        "run homemail-backup by hand and read its error", metrics)]
     if age >= duration(cfg["backup_error_age"]):
         v = ERR

@@ -136,10 +136,11 @@ class StatusHost:
         with open(inc, "w") as f:
             f.write(text)
 
-    def write_backup(self, t, result, size):
+    def write_backup(self, t, result, size, message=""):
+        """The state file as homemail-backup writes it (docs/operations.md)."""
         with open(self.backup_state, "w") as f:
-            json.dump({"time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t)),
-                       "result": result, "size": size}, f)
+            json.dump({"time": int(t), "result": result, "size": size,
+                       "message": message}, f)
 
     def write_conf(self, **over):
         b = self.dv.base_dir

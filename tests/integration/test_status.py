@@ -139,7 +139,7 @@ def test_backup_state_and_outputs(host, tmp_path):
     sh = host
     sh.write_backup(time.time() - 30 * 3600, "ok", 1000)
     assert_fault(sh, {"backup": "warning"}, 1)
-    sh.write_backup(time.time() - 600, "error: borg: repository locked", 1000)
+    sh.write_backup(time.time() - 600, "error", 0, "borg create: borg exit 2: repository locked")
     rc, doc, _ = sh.status()
     assert not_ok(doc) == {"backup": "error"} and rc == 2
     assert "repository locked" in json.dumps(doc)
