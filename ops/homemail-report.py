@@ -165,9 +165,13 @@ class Day:
 ADDR_RE = re.compile(r"<([^>]*)>")
 
 
+SCAN_REJECT_RE = re.compile(r"^homemail-scan: (?:reject|tempreject);.*?; rule=(\w+)")
+
+
 def parse_exim(lines, day, local_domains):
     """Count one day's Exim mainlog lines into day."""
     sizes = {}
+    scan_rule = {}       # message id -> rule of homemail_scan.so's refusal
     for ln in lines:
         body = ln[20:]
         f = body.split(" ", 2)
@@ -210,8 +214,14 @@ def parse_exim(lines, day, local_domains):
                 day.deferred_msgs.add(mid)
                 if reason == "over quota":
                     day.quota_hits += 1
+            elif flag == "homemail-scan:":
+                m = SCAN_REJECT_RE.match(f"{flag} {rest}")
+                if m:
+                    scan_rule[mid] = m.group(1)
             elif " rejected " in " " + rest or rest.startswith("rejected "):
-                count_refusal(day, body)
+                # homemail_scan.so logs its verdict on a line of its own
+                # (the DATA ACL or local_scan then refuses with its text)
+                count_refusal(day, body, scan_rule.pop(mid, None))
             continue
         if "authenticator failed" in body:
             day.smtp_auth_failed += 1
@@ -219,8 +229,14 @@ def parse_exim(lines, day, local_domains):
             count_refusal(day, body)
 
 
-def count_refusal(day, body):
-    reason = next((r for r, rx in REFUSALS if rx.search(body)), None)
+def count_refusal(day, body, scan_rule=None):
+    if "temporarily rejected" in body:     # 4xx: the sender retries
+        return
+    if scan_rule is not None:
+        reason = "SPF/DKIM/DMARC" if scan_rule.lower() in ("dmarc", "spf", "dkim") \
+            else "MIME policy"
+    else:
+        reason = next((r for r, rx in REFUSALS if rx.search(body)), None)
     if reason is None:
         reason = "other"
         m = re.search(r"rejected [^:]*: (.*)$", body)

@@ -881,7 +881,8 @@ PROBE = ("EHLO homemail-status.invalid\r\nMAIL FROM:<>\r\nRCPT TO:<postmaster@{d
 def check_local_scan(host):
     """local_scan answered: a message without From: run through Exim's
     host-checking mode (-bh: nothing is accepted or delivered) must be
-    refused by homemail_scan.so; 451 means the module does not load."""
+    refused by homemail_scan.so's local_scan(); 451 means the module does
+    not load."""
     if host.cfg["local_scan_probe"] != "yes":
         return Result("homemail local_scan", SKIP, "probe off (local_scan_probe)")
     path = host.exim_option("local_scan_path")
@@ -893,15 +894,18 @@ def check_local_scan(host):
     if not os.path.exists(path):
         return Result("homemail local_scan", ERR, f"{path} is missing: Exim answers 451 "
                       "to every message", "apt install --reinstall homemail")
-    rc, text, err = run(host.exim_argv("-bh", "127.0.0.1"),
+    # HOMEMAIL_MIME_FIRST=no: the DATA ACL leaves the policy to local_scan
+    # (with it, the ACL's homemail_mime_verdict would refuse the probe first
+    # and local_scan itself would go unproven)
+    rc, text, err = run(host.exim_argv("-DHOMEMAIL_MIME_FIRST=no", "-bh", "127.0.0.1"),
                         input=PROBE.format(d=host.domains()[0]), timeout=30)
     replies = [ln for ln in text.splitlines() if re.match(r"^\d{3}[ -]", ln)]
     after_data = replies[replies.index(next(r for r in replies if r.startswith("354"))) + 1:] \
         if any(r.startswith("354") for r in replies) else []
     final = after_data[0] if after_data else (replies[-1] if replies else "no answer")
-    if final.startswith("550") and "From:" in final:
+    if final.startswith("550") and "From:" in final and "rejected by local_scan()" in text + err:
         return Result("homemail local_scan", OK, f"{os.path.basename(path)} answered "
-                      "(refused the probe as it should)")
+                      "(local_scan() refused the probe as it should)")
     if final.startswith("451") or final.startswith("4"):
         return Result("homemail local_scan", ERR, f"{path} does not work: {final[:80]}",
                       "exim4's mainlog says why; apt install --reinstall homemail")
