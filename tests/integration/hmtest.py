@@ -1055,6 +1055,8 @@ class PackageExim(Exim):
                                        if user_check else missing),
             f"HOMEMAIL_AUTH_CLIENT_SOCKET = {base}/auth-exim",
             f"HOMEMAIL_AUTH_MASTER_SOCKET = {base}/auth-exim-master",
+            # no private clamd unless the test brings one (hm_clamav.Clamd)
+            "" if "HOMEMAIL_AV_SCAN" in macros else "HOMEMAIL_AV_SCAN = no",
             macros, ""])
         files["router/050_hmtest_outbox"] = PKG_EXIM_OUTBOX.format(probe_sender=self.probe_sender)
         files["transport/05_hmtest_outbox"] = PKG_EXIM_OUTBOX_T.format(outbox=self.outbox)
