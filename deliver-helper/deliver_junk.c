@@ -2,7 +2,9 @@
  *
  * What for: mail from a sender the user moved to Junk goes to Junk; mail
  *   from a sender the user moved out of Junk is never sent there by
- *   homemail's own rules; the user's Sieve script sees the verdict.
+ *   homemail's own rules; a message Exim's rspamd scan marked as spam
+ *   (HOMEMAIL_SPAM=yes from the transport) goes to Junk unless its sender
+ *   is trusted; the user's Sieve script sees the verdict.
  * Relies on: lib/hm_junklist (list file, address normal form, sender
  *   extraction through lib/hm_address), lib/hm_header (the parsed header
  *   block deliver_main.c hands to the filter), deliver.h (ctx, deliver_log).
@@ -47,6 +49,21 @@ static bool scan_tagged(const struct hm_header *hdr)
 	return false;
 }
 
+/* spam_verdict - did Exim's rspamd scan mark this message as spam?
+ * The verdict comes out of band, never from the message: the homemail
+ * transport (transport/30_homemail) sets HOMEMAIL_SPAM=yes from the DATA
+ * ACL's $acl_m_hm_spam, which no sender can set.  The X-Spam-Flag field
+ * the ACL adds is for people and Sieve only; a copy that reached us some
+ * other way (an upstream filter, a local program's mail, which skips the
+ * SMTP ACLs) decides nothing here. */
+static bool spam_verdict(void)
+{
+	/* secure_getenv: a setuid/setgid run trusts no caller's environment */
+	const char *v = secure_getenv(DELIVER_SPAM_ENV);
+
+	return v != NULL && strcmp(v, "yes") == 0;
+}
+
 /* lookup_into - look addr up; on a hit fill verdict_r and return true */
 static bool lookup_into(const struct hm_junklist *l, const char *addr, const char *via,
 			struct deliver_junk_verdict *verdict_r)
@@ -74,6 +91,7 @@ int deliver_junk_check(const char *maildir, const struct hm_header *hdr,
 	verdict_r->kind = HM_JUNK_NONE;
 	if (hdr != NULL)
 		verdict_r->scan_tagged = scan_tagged(hdr);
+	verdict_r->spam_flagged = spam_verdict();
 
 	hm_junklist_init(&l);
 	if (maildir == NULL || hm_junklist_load(&l, maildir) < 0) {
@@ -101,7 +119,8 @@ int deliver_junk_check(const char *maildir, const struct hm_header *hdr,
 decided:
 	hm_junklist_free(&l);
 	verdict_r->to_junk = verdict_r->kind == HM_JUNK_BLOCKED ||
-			     (verdict_r->scan_tagged && verdict_r->kind != HM_JUNK_TRUSTED);
+			     ((verdict_r->scan_tagged || verdict_r->spam_flagged) &&
+			      verdict_r->kind != HM_JUNK_TRUSTED);
 	if (ret < 0)
 		errno = ENOMEM;
 	return ret;
@@ -132,12 +151,14 @@ int deliver_junk_route(struct deliver_ctx *ctx)
 		ctx->mailbox = DELIVER_JUNK_FOLDER;
 	if (v.kind != HM_JUNK_NONE) {
 		hm_log_clean(clean, sizeof clean, v.sender, strlen(v.sender));
-		deliver_log(LOG_INFO, "junk: sender %s is %s (by %s)%s; implicit keep %s",
+		deliver_log(LOG_INFO, "junk: sender %s is %s (by %s)%s%s; implicit keep %s",
 			    clean, deliver_junk_name(v.kind), v.via,
 			    v.scan_tagged ? ", scan tag" : "",
+			    v.spam_flagged ? ", rspamd spam" : "",
 			    v.to_junk ? "Junk" : "unchanged");
-	} else if (v.scan_tagged) {
-		deliver_log(LOG_INFO, "junk: scan tag; implicit keep Junk");
+	} else if (v.scan_tagged || v.spam_flagged) {
+		deliver_log(LOG_INFO, "junk: %s; implicit keep Junk",
+			    v.scan_tagged ? "scan tag" : "rspamd spam");
 	}
 	return 0;
 }

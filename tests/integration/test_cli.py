@@ -17,8 +17,13 @@ TOOLS = {  # tool -> (man page, exit code of a usage error)
     "homemail-sieve": ("homemail-sieve.1", 2),
     "homemail-scan": ("homemail-scan.1", 64),
     "homemail-user": ("homemail-user.8", 64),
+    "homemail-backup": ("homemail-backup.8", 64),
+    "homemail-restore": ("homemail-restore.8", 64),
+    "homemail-status": ("homemail-status.8", 64),
+    "homemail-report": ("homemail-report.8", 64),
 }
-CONF_PAGES = ["homemail-deliver.conf.5", "homemail-scan.conf.5", "homemail-users.5"]
+CONF_PAGES = ["homemail-deliver.conf.5", "homemail-scan.conf.5", "homemail-users.5",
+              "homemail-backup.conf.5"]
 MAN = os.path.join(hmtest.TOP, "man")
 
 
