@@ -22,7 +22,7 @@
  * or times out gives DEFER, so the ACL answers 451 and never "unknown user".
  *
  * homemail_route, for the routers of router/340_homemail_accounts:
- * ${dlfunc{.../homemail_scan.so}{homemail_route}{ADDRESS}{SOCKET}{account|alias}}
+ * ${dlfunc{.../homemail_scan.so}{homemail_route}{ADDRESS}{SOCKET}{virtual|system|alias}}
  * asks the same userdb (service "smtp": accounts, plus-addresses, aliases,
  * catch-alls) and gives the router's address_data (scan_route.c), a forced
  * failure (the router declines) when the address is not of that kind, DEFER
@@ -208,9 +208,10 @@ int homemail_route(uschar **yield, int argc, uschar *argv[]);
 int homemail_route(uschar **yield, int argc, uschar *argv[])
 {
 	if (argc != 3 || !argv[0] || !argv[1] || !argv[2] ||
-	    (strcmp((const char *)argv[2], "account") != 0 &&
+	    (strcmp((const char *)argv[2], "virtual") != 0 &&
+	     strcmp((const char *)argv[2], "system") != 0 &&
 	     strcmp((const char *)argv[2], "alias") != 0)) {
-		*yield = string_copy(US "homemail_route: usage: {ADDRESS}{SOCKET}{account|alias}");
+		*yield = string_copy(US "homemail_route: usage: {ADDRESS}{SOCKET}{virtual|system|alias}");
 		return ERROR;
 	}
 	if (load_conf() < 0) {
@@ -219,7 +220,8 @@ int homemail_route(uschar **yield, int argc, uschar *argv[])
 		return DEFER;
 	}
 	const char *sock = argv[1][0] ? (const char *)argv[1] : g_conf.auth_socket;
-	enum scan_route_want want = argv[2][1] == 'c' ? SCAN_ROUTE_ACCOUNT : SCAN_ROUTE_ALIAS;
+	enum scan_route_want want = argv[2][0] == 'v' ? SCAN_ROUTE_VIRTUAL :
+				    argv[2][0] == 's' ? SCAN_ROUTE_SYSTEM : SCAN_ROUTE_ALIAS;
 	struct hm_auth_reply *r = NULL;
 	char err[256] = "";
 	char *out = NULL;

@@ -68,6 +68,9 @@ int scan_route_format(const struct hm_auth_reply *r, enum scan_route_want want, 
 	}
 	if ((want == SCAN_ROUTE_ALIAS) != is_alias)
 		return 0;
+	if (!is_alias &&
+	    (want == SCAN_ROUTE_SYSTEM) != (hm_auth_reply_get(r, "system_groups_user") != NULL))
+		return 0;
 	hm_buf_init(&b, SCAN_ROUTE_MAX);
 	if (is_alias) {
 		if (why != NULL) {

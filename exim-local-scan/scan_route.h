@@ -9,9 +9,12 @@
 
 #include "hm_authmaster.h"
 
-enum scan_route_want { SCAN_ROUTE_ACCOUNT, SCAN_ROUTE_ALIAS };
+/* VIRTUAL: an account of the users file; SYSTEM: a Unix account (the
+ * module marks it with system_groups_user); ALIAS: an alias or catch-all */
+enum scan_route_want { SCAN_ROUTE_VIRTUAL, SCAN_ROUTE_SYSTEM, SCAN_ROUTE_ALIAS };
 
-/* scan_route_format - for an ACCOUNT reply and want ACCOUNT:
+/* scan_route_format - for an account reply and want VIRTUAL or SYSTEM (as
+ * the account is):
  *   user="..." uid="N" gid="N" home="..." detail="..."
  * for an alias reply (homemail_targets or homemail_fail) and want ALIAS:
  *   data="a@x, b@y"   or   data=":fail: <why>"

@@ -108,7 +108,12 @@ def test_every_kind_of_address(world):
         for m in (s1.maildir, s2.maildir, w.bob.maildir, w.ana.maildir, w.ivy.maildir):
             if m not in want:
                 assert not stored(m, tag), (rcpt, m)
-    assert "T=homemail_userdb" in w.e.mainlog(), w.e.log_tail()
+    log = w.e.mainlog()
+    # virtual accounts: homemail-deliver -d through homemail_userdb; system
+    # accounts: the stock LOCAL_DELIVERY (homemail) as their uid, as before
+    assert re.search(r"=> ana <ana@ventas\.com\.bo> R=homemail_accounts T=homemail_userdb", log)
+    assert re.search(rf"=> {s2.name} <{s2.name}@ventas\.com\.bo> "
+                     r"R=homemail_system_accounts T=homemail$", log, re.M), w.e.log_tail()
 
 
 def test_remote_alias_only_where_allowed(world):

@@ -29,11 +29,22 @@ static void account_and_alias(void **state)
 {
 	int rc;
 	char *s = route("USER\t1\tana@v.bo\tuid=5000\tgid=5001\thome=/var/vmail/v.bo/ana\t"
-			"homemail_detail=tag", SCAN_ROUTE_ACCOUNT, &rc);
+			"homemail_detail=tag", SCAN_ROUTE_VIRTUAL, &rc);
 	assert_int_equal(rc, 1);
 	assert_string_equal(s, "user=\"ana@v.bo\" uid=\"5000\" gid=\"5001\" "
 			    "home=\"/var/vmail/v.bo/ana\" detail=\"tag\"");
 	free(s);
+	/* a system account (the module adds system_groups_user) is not virtual */
+	s = route("USER\t1\talice\tsystem_groups_user=alice\tuid=1001\tgid=100\thome=/home/alice",
+		  SCAN_ROUTE_VIRTUAL, &rc);
+	assert_int_equal(rc, 0);
+	s = route("USER\t1\talice\tsystem_groups_user=alice\tuid=1001\tgid=100\thome=/home/alice",
+		  SCAN_ROUTE_SYSTEM, &rc);
+	assert_int_equal(rc, 1);
+	assert_non_null(strstr(s, "user=\"alice\" uid=\"1001\""));
+	free(s);
+	s = route("USER\t1\tana@v.bo\tuid=5000\tgid=5001\thome=/h", SCAN_ROUTE_SYSTEM, &rc);
+	assert_int_equal(rc, 0);
 	s = route("USER\t1\tana@v.bo\tuid=5000\tgid=5001\thome=/h", SCAN_ROUTE_ALIAS, &rc);
 	assert_int_equal(rc, 0);
 	assert_null(s);
@@ -41,7 +52,7 @@ static void account_and_alias(void **state)
 	assert_int_equal(rc, 1);
 	assert_string_equal(s, "data=\"a@v.bo, b@h.bo\"");
 	free(s);
-	s = route("USER\t1\tsales@v.bo\thomemail_targets=a@v.bo", SCAN_ROUTE_ACCOUNT, &rc);
+	s = route("USER\t1\tsales@v.bo\thomemail_targets=a@v.bo", SCAN_ROUTE_VIRTUAL, &rc);
 	assert_int_equal(rc, 0);
 	s = route("USER\t1\tl@v.bo\thomemail_fail=alias loop: l@v.bo -> m@v.bo -> l@v.bo",
 		  SCAN_ROUTE_ALIAS, &rc);
@@ -50,7 +61,7 @@ static void account_and_alias(void **state)
 	free(s);
 	/* quotes and backslashes in a home stay inside the value */
 	s = route("USER\t1\tq@v.bo\tuid=5000\tgid=5000\thome=/v/a\" uid=\"0\\x",
-		  SCAN_ROUTE_ACCOUNT, &rc);
+		  SCAN_ROUTE_VIRTUAL, &rc);
 	assert_int_equal(rc, 1);
 	assert_non_null(strstr(s, "home=\"/v/a\\\" uid=\\\"0\\\\x\""));
 	free(s);
@@ -71,7 +82,7 @@ static void unusable_ids(void **state)
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		int rc;
-		char *s = route(bad[i], SCAN_ROUTE_ACCOUNT, &rc);
+		char *s = route(bad[i], SCAN_ROUTE_VIRTUAL, &rc);
 		if (rc != -1)
 			fail_msg("accepted: %s", bad[i]);
 		assert_null(s);
