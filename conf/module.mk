@@ -18,6 +18,7 @@ install-conf:
 	  install -m 0644 conf/share/exim4/local_scan.conf $(DESTDIR)$(PREFIX)/share/homemail/exim4/; fi
 	if [ -f $(B)/homemail_scan.so ]; then \
 	  install -m 0644 conf/share/exim4/vdomains-routers.conf conf/share/exim4/vdomains-transport.conf \
+	    conf/share/exim4/vdomains-system-router.conf \
 	    $(DESTDIR)$(PREFIX)/share/homemail/exim4/; fi
 	if [ -f $(B)/libauthdb_homemail.so ]; then \
 	  install -m 0644 conf/share/dovecot/auth-homemail.conf.ext $(DESTDIR)$(PREFIX)/share/homemail/dovecot/; fi
