@@ -5,7 +5,8 @@
 #                           Debian's exim4 (local_scan_path), ABI checked here
 
 SCAN_ENGINE_SRCS := exim-local-scan/scan_engine.c exim-local-scan/scan_conf.c \
-                    exim-local-scan/scan_names.c exim-local-scan/scan_archive.c
+                    exim-local-scan/scan_names.c exim-local-scan/scan_archive.c \
+                    exim-local-scan/scan_dmarc.c
 SCAN_ENGINE_OBJS := $(patsubst %.c,$(B)/obj/%.o,$(SCAN_ENGINE_SRCS))
 SCAN_LIB         := $(B)/libhmscan.a
 SCAN_CLI         := $(B)/homemail-scan
@@ -17,6 +18,9 @@ SCAN_EXIM_INC := /usr/include/exim4
 
 STATIC_LIBS += $(SCAN_LIB)
 LDLIBS_ALL  += -larchive   # unit tests build zips with libarchive's writer
+# DMARC (scan_dmarc.c): Debian's libopendmarc (libopendmarc-dev), linked into
+# the .so only; the CLI never pulls scan_dmarc.o out of the archive
+LDLIBS_ALL  += -lopendmarc
 UNIT_EXTRA_CFLAGS += -Iexim-local-scan
 
 $(SCAN_LIB): $(SCAN_ENGINE_OBJS)
@@ -44,7 +48,7 @@ $(B)/obj/exim-local-scan/scan_exim.o: exim-local-scan/scan_exim.c $(FLAGS_STAMP)
 # everything else binds inside the module and cannot clash with exim's symbols.
 $(SCAN_SO): $(B)/obj/exim-local-scan/scan_exim.o $(SCAN_LIB) $(LIBHM) exim-local-scan/homemail_scan.map
 	$(CC) $(CFLAGS) -o $@ $< $(LDFLAGS_SO) -Wl,--version-script=exim-local-scan/homemail_scan.map \
-	  -Wl,-Bsymbolic $(SCAN_LIB) $(LIBHM)
+	  -Wl,-Bsymbolic $(SCAN_LIB) $(LIBHM) -lopendmarc
 
 BINS += $(SCAN_CLI)
 SOS  += $(SCAN_SO)
