@@ -282,6 +282,10 @@ static int discover(const char *domain, dmarc_lookup_fn lookup, void *ctx, char 
 	*rec_r = NULL;
 	if (hm_snprintf(name, sizeof name, "_dmarc.%s", domain) < 0)
 		return 0;     /* a name DNS cannot hold has no record */
+	/* RFC 6761 6.4: names under .invalid do not exist; not asked */
+	size_t n = strlen(domain);
+	if (strcmp(domain, "invalid") == 0 || (n > 8 && strcmp(domain + n - 8, ".invalid") == 0))
+		return 0;
 	r = lookup(ctx, name, &txt);
 	if (r <= 0)
 		return r < 0 ? -1 : 0;

@@ -1,0 +1,159 @@
+"""test_mailauth_in.py — incoming sender authentication through the real
+daemons (issue 15, docs/mailauth.md): the package's Exim configuration in a
+network namespace resolving through a private bind9 (hm_mailauth), SPF at
+RCPT, DKIM verified by Exim, DMARC in homemail_scan.so, delivery by
+homemail-deliver into the recipient's Maildir.
+
+Each case names what it guards:
+  * a forged From: of a p=reject domain is refused at SMTP time by DMARC
+    (the envelope sender's SPF passes, so SPF is not what refuses it);
+  * p=quarantine lands in the recipient's Junk folder;
+  * p=none is delivered with dmarc=fail in Authentication-Results;
+  * a DKIM signature by the From: domain gives dmarc=pass;
+  * a DNS timeout during DMARC defers (451), never a pass;
+  * a forged Authentication-Results with our authserv-id is removed;
+  * an SPF hard fail is refused at RCPT (HOMEMAIL_SPF_FAIL = refuse) or
+    recorded (mark);
+  * the aggregate-report data line is written.
+One world serves all cases (one bind9, one Exim, one Dovecot): ~10 s.
+"""
+import os
+import re
+import signal
+
+import pytest
+
+import hm_mailauth
+
+AR_ID = "mail.home.com.bo"
+
+
+@pytest.fixture(scope="module")
+def mw():
+    w = hm_mailauth.MailauthWorld()
+    yield w
+    w.close()
+
+
+def _authres(msg):
+    """The Authentication-Results fields of a stored message, unfolded."""
+    text = msg.decode(errors="replace")
+    head = text.split("\n\n", 1)[0]
+    fields = re.findall(r"^Authentication-Results:(.*(?:\n[ \t].*)*)", head, re.M | re.I)
+    return [" ".join(f.split()) for f in fields]
+
+
+def _count(mw, folder=""):
+    import hmtest
+    return len(hmtest.maildir_files(mw.user.maildir, folder))
+
+
+def test_forged_from_p_reject_refused_by_dmarc(mw):
+    before = _count(mw)
+    code, text = mw.send("bounce@sender.test",
+                         mw.message("Chief <ceo@reject.test>", subject="wire money"))
+    assert code == 550, (code, text)
+    assert "DMARC policy of reject.test rejects this message" in text, text
+    # and SPF passed for the envelope: DMARC, not SPF, refused it
+    log = mw.exim.mainlog()
+    assert re.search(r"homemail-dmarc: fail header\.from=reject\.test policy=reject dis=reject", log), log[-2000:]
+    assert _count(mw) == before
+
+
+def test_dkim_pass_gives_dmarc_pass(mw):
+    before = _count(mw)
+    m = mw.message("Chief <ceo@reject.test>", subject="signed", sign_domain="reject.test")
+    code, text = mw.send("bounce@sender.test", m)
+    assert code == 250, (code, text)
+    msg = [m for m in mw.delivered(n=before + 1) if b"Subject: signed" in m][0]
+    ar = _authres(msg)
+    assert len(ar) == 1, ar
+    assert ar[0].startswith(AR_ID + ";"), ar
+    assert "spf=pass smtp.mailfrom=sender.test" in ar[0], ar
+    assert "dkim=pass header.d=reject.test header.s=sel" in ar[0], ar
+    assert "dmarc=pass (p=reject dis=none) header.from=reject.test" in ar[0], ar
+
+
+def test_p_quarantine_goes_to_junk(mw):
+    m = mw.message("Shop <news@quarantine.test>", subject="quarantined")
+    code, text = mw.send("bounce@sender.test", m)
+    assert code == 250, (code, text)
+    junk = mw.delivered(folder="Junk", n=1)
+    msg = [m for m in junk if b"Subject: quarantined" in m][0]
+    ar = _authres(msg)
+    assert len(ar) == 1 and "dmarc=fail (p=quarantine dis=quarantine) header.from=quarantine.test" in ar[0], ar
+    assert b"dmarc=quarantine" in msg
+
+
+def test_p_none_delivered_with_dmarc_fail(mw):
+    before = _count(mw)
+    code, text = mw.send("bounce@sender.test",
+                         mw.message("List <info@none.test>", subject="monitored"))
+    assert code == 250, (code, text)
+    msg = [m for m in mw.delivered(n=before + 1) if b"Subject: monitored" in m][0]
+    ar = _authres(msg)
+    assert len(ar) == 1, ar
+    assert "spf=pass smtp.mailfrom=sender.test" in ar[0] and "dkim=none" in ar[0], ar
+    assert "dmarc=fail (p=none dis=none) header.from=none.test" in ar[0], ar
+
+
+def test_forged_authres_with_our_id_removed(mw):
+    before = _count(mw)
+    forged = (f"Authentication-Results: {AR_ID.upper()}; dmarc=pass header.from=none.test\r\n"
+              f"Authentication-Results: (comment) {AR_ID};\r\n spf=pass\r\n"
+              "Authentication-Results: other.example; spf=pass smtp.mailfrom=x.example\r\n")
+    code, text = mw.send("bounce@sender.test",
+                         mw.message("List <info@none.test>", subject="forged-ar",
+                                    extra_headers=forged))
+    assert code == 250, (code, text)
+    msg = [m for m in mw.delivered(n=before + 1) if b"Subject: forged-ar" in m][0]
+    ar = _authres(msg)
+    ours = [a for a in ar if re.match(r"(\([^)]*\)\s*)?" + re.escape(AR_ID) + r"\s*;", a, re.I)]
+    assert len(ours) == 1 and "dmarc=fail" in ours[0], ar
+    assert any(a.startswith("other.example;") for a in ar), ar    # someone else's stays
+    assert len(ar) == 2, ar
+
+
+def test_dns_timeout_defers(mw):
+    """named stops answering between RCPT (SPF already looked up) and DATA:
+    the DMARC lookup of slow.test times out and the message gets 451."""
+    before = _count(mw)
+    named = mw.world.named
+
+    def freeze():
+        named.send_signal(signal.SIGSTOP)
+    try:
+        code, text = mw.send("bounce@sender.test",
+                             mw.message("x <a@slow.test>", subject="slow"), between=freeze)
+    finally:
+        named.send_signal(signal.SIGCONT)
+    assert code == 451, (code, text)
+    assert "DMARC" in text and "try again" in text, text
+    assert _count(mw) == before
+
+
+def test_spf_fail_refused_at_rcpt(mw):
+    code, text = mw.send("someone@spffail.test", mw.message("someone@spffail.test"))
+    assert code == 550, (code, text)
+    assert "SPF" in text and "spffail.test" in text, text
+
+
+def test_aggregate_report_data(mw):
+    files = os.listdir(mw.history)
+    assert files, "no report data written"
+    lines = open(os.path.join(mw.history, files[0])).read().splitlines()
+    rows = [ln.split("\t") for ln in lines]
+    assert all(len(r) == 18 for r in rows), rows
+    rej = [r for r in rows if r[2] == "reject.test" and r[9] == "reject"]
+    assert rej and rej[0][1] == mw.src and rej[0][17] == "mailto:dmarc@reject.test", rows
+
+
+def test_spf_fail_marked_not_refused():
+    """HOMEMAIL_SPF_FAIL = mark: the hard fail is accepted and recorded."""
+    with hm_mailauth.MailauthWorld(macros="HOMEMAIL_SPF_FAIL = mark\n") as w:
+        code, text = w.send("someone@spffail.test", w.message("someone@spffail.test",
+                                                              subject="marked"))
+        assert code == 250, (code, text)
+        msg = w.delivered(n=1)[0]
+        ar = _authres(msg)
+        assert len(ar) == 1 and "spf=fail smtp.mailfrom=spffail.test" in ar[0], ar
