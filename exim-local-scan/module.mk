@@ -50,13 +50,22 @@ $(SCAN_SO): $(B)/obj/exim-local-scan/scan_exim.o $(SCAN_LIB) $(LIBHM) exim-local
 	$(CC) $(CFLAGS) -o $@ $< $(LDFLAGS_SO) -Wl,--version-script=exim-local-scan/homemail_scan.map \
 	  -Wl,-Bsymbolic $(SCAN_LIB) $(LIBHM) -lopendmarc
 
-BINS += $(SCAN_CLI)
+# homemail-dmarc-report (Python 3): DMARC aggregate reports from the data
+# homemail_scan.so records; the build writes the package version into it
+DMARC_REPORT := $(B)/homemail-dmarc-report
+$(DMARC_REPORT): exim-local-scan/homemail-dmarc-report debian/changelog
+	@mkdir -p $(dir $@)
+	sed 's/@HM_VERSION@/$(HM_VERSION)/' $< > $@.tmp && chmod 755 $@.tmp && mv $@.tmp $@
+
+BINS += $(SCAN_CLI) $(DMARC_REPORT)
 SOS  += $(SCAN_SO)
 
-scan-install: $(SCAN_CLI) $(SCAN_SO)
+scan-install: $(SCAN_CLI) $(SCAN_SO) $(DMARC_REPORT)
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/exim4/local_scan $(DESTDIR)/etc/homemail
 	install -m 755 $(SCAN_CLI) $(DESTDIR)$(PREFIX)/bin/homemail-scan
 	install -m 644 $(SCAN_SO) $(DESTDIR)$(PREFIX)/lib/exim4/local_scan/homemail_scan.so
+	install -d $(DESTDIR)$(PREFIX)/sbin
+	install -m 755 $(DMARC_REPORT) $(DESTDIR)$(PREFIX)/sbin/homemail-dmarc-report
 	test -e $(DESTDIR)/etc/homemail/scan.conf || install -m 644 exim-local-scan/scan.conf $(DESTDIR)/etc/homemail/scan.conf
 
 INSTALL_STEPS += scan-install

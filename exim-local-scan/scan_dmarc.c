@@ -417,7 +417,8 @@ int dmarc_evaluate(const struct dmarc_input *in, dmarc_lookup_fn lookup, void *c
 	clean_rua(pctx, out->rua, sizeof out->rua);
 	opendmarc_policy_connect_shutdown(pctx);
 
-	out->policy = policy_of(p);
+	out->policy = out->p = policy_of(p);
+	out->sp = policy_of(sp);
 	/* sp= applies to a From: domain below the organisational domain whose
 	 * record was found there (6.6.3 step 6) */
 	if (at_org && policy_of(sp) != DMARC_P_UNSET) {
@@ -584,7 +585,8 @@ char *dmarc_report_line(long long when, const struct dmarc_input *in,
 	int e = hm_buf_printf(&b, "%lld\t%s\t%s\t%s\t%s\t%s\t%d\t%c\t%c\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t",
 			      when, ip[0] ? ip : "-", o->from_domain,
 			      o->policy_domain[0] ? o->policy_domain : "-",
-			      dmarc_policy_name(o->policy), o->sp_used ? "sp" : "p", o->pct,
+			      dmarc_policy_name(o->p),
+			      o->sp != DMARC_P_UNSET ? dmarc_policy_name(o->sp) : "-", o->pct,
 			      o->adkim, o->aspf, dmarc_policy_name(o->disposition),
 			      o->dkim_aligned ? "pass" : "fail", o->spf_aligned ? "pass" : "fail",
 			      dmarc_result_name(o->result), spf_dom[0] ? spf_dom : "-",

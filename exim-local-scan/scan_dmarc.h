@@ -55,6 +55,7 @@ typedef int (*dmarc_lookup_fn)(void *ctx, const char *name, char **txt_r);
 struct dmarc_outcome {
 	enum dmarc_result result;
 	enum dmarc_policy policy;       /* p= or sp= that applies */
+	enum dmarc_policy p, sp;        /* as published (sp UNSET when absent) */
 	enum dmarc_policy disposition;  /* what is done (after pct; none on pass) */
 	bool sp_used;
 	int pct;

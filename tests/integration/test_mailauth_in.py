@@ -157,3 +157,39 @@ def test_spf_fail_marked_not_refused():
         msg = w.delivered(n=1)[0]
         ar = _authres(msg)
         assert len(ar) == 1 and "spf=fail smtp.mailfrom=spffail.test" in ar[0], ar
+
+
+def test_report_command(mw, tmp_path):
+    """homemail-dmarc-report turns the day's data into RFC 7489 XML and
+    mails it to the rua address through sendmail (a stand-in here)."""
+    import datetime
+    import gzip
+    import subprocess
+    import xml.etree.ElementTree as ET
+    import hmtest
+    tool = os.path.join(hmtest.BUILD, "homemail-dmarc-report")
+    day = datetime.datetime.now(datetime.timezone.utc).date().isoformat()
+    r = subprocess.run([tool, "-d", mw.history, "--date", day, "--org-name", AR_ID,
+                        "--domain", "reject.test"], capture_output=True)
+    assert r.returncode == 0, r
+    root = ET.fromstring(r.stdout)
+    assert root.findtext("policy_published/domain") == "reject.test"
+    assert root.findtext("policy_published/p") == "reject"
+    recs = {(x.findtext("row/policy_evaluated/disposition"), x.findtext("row/source_ip")):
+            int(x.findtext("row/count")) for x in root.findall("record")}
+    assert recs.get(("reject", mw.src), 0) >= 1, recs
+    assert recs.get(("none", mw.src), 0) >= 1, recs        # the DKIM-signed one
+    fake = tmp_path / "sendmail"
+    out = tmp_path / "sent"
+    fake.write_text(f"#!/bin/sh\necho \"$@\" > {out}.args\ncat > {out}\n")
+    fake.chmod(0o755)
+    r = subprocess.run([tool, "-d", mw.history, "--date", day, "--org-name", AR_ID,
+                        "--send", "--sendmail", str(fake), "--outdir", str(tmp_path)],
+                       capture_output=True)
+    assert r.returncode == 0, r
+    assert "dmarc@reject.test" in (tmp_path / "sent.args").read_text()
+    sent = out.read_bytes()
+    assert b"Subject: Report Domain: reject.test Submitter: mail.home.com.bo" in sent, sent[:500]
+    gz = [p for p in os.listdir(tmp_path) if p.startswith(f"{AR_ID}!reject.test!")]
+    assert len(gz) == 1 and gz[0].endswith(".xml.gz"), os.listdir(tmp_path)
+    assert b"<feedback>" in gzip.decompress((tmp_path / gz[0]).read_bytes())

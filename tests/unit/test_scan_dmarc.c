@@ -243,7 +243,7 @@ static void test_authres_and_report_line(void **state)
 	for (char *p = line; *p; p++)
 		tabs += *p == '\t';
 	assert_int_equal(tabs, 17);
-	assert_non_null(strstr(line, "1764900000\t198.18.1.1\texample.com\texample.com\treject\tp\t100\t"));
+	assert_non_null(strstr(line, "1764900000\t198.18.1.1\texample.com\texample.com\treject\t-\t100\t"));
 	assert_non_null(strstr(line, "\tmailto:r@example.com\n"));
 	free(line);
 }
