@@ -139,6 +139,7 @@ def test_spf_fail_refused_at_rcpt(mw):
 
 
 def test_aggregate_report_data(mw):
+    assert mw.send("bounce@sender.test", mw.message("ceo@reject.test"))[0] == 550
     files = os.listdir(mw.history)
     assert files, "no report data written"
     lines = open(os.path.join(mw.history, files[0])).read().splitlines()
@@ -168,6 +169,10 @@ def test_report_command(mw, tmp_path):
     import xml.etree.ElementTree as ET
     import hmtest
     tool = os.path.join(hmtest.BUILD, "homemail-dmarc-report")
+    # one refused and one passing message of reject.test (self-contained)
+    assert mw.send("bounce@sender.test", mw.message("ceo@reject.test"))[0] == 550
+    assert mw.send("bounce@sender.test", mw.message("ceo@reject.test", subject="rep",
+                                                    sign_domain="reject.test"))[0] == 250
     day = datetime.datetime.now(datetime.timezone.utc).date().isoformat()
     r = subprocess.run([tool, "-d", mw.history, "--date", day, "--org-name", AR_ID,
                         "--domain", "reject.test"], capture_output=True)
