@@ -133,7 +133,7 @@ int scan_conf_defaults(struct scan_conf *c)
 	c->auth_socket = strdup(SCAN_AUTH_SOCKET_DEFAULT);
 	c->dmarc = true;
 	c->authserv_id = strdup("");
-	c->dmarc_psl = strdup("/usr/share/publicsuffix/public_suffix_list.dat");
+	c->dmarc_psl = strdup("/usr/share/publicsuffix/public_suffix_list.dafsa");
 	c->dmarc_history = strdup("");
 	c->dmarc_history_max = 64u * 1024 * 1024;
 	if (!c->auth_socket || !c->authserv_id || !c->dmarc_psl || !c->dmarc_history ||

