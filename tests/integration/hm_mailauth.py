@@ -47,9 +47,10 @@ def _txt(name, text):
 
 class MailauthWorld:
     """See the module docstring.  macros: extra Exim macros (000_localmacros);
-    scan_conf: extra scan.conf lines; mailauth=False: HOMEMAIL_MAILAUTH = no."""
+    scan_conf: extra scan.conf lines; mailauth=False: HOMEMAIL_MAILAUTH = no;
+    mx_host: a function of the world giving the host for the Exim (default: "mx")."""
 
-    def __init__(self, macros="", scan_conf="", mailauth=True, dkim_record=True):
+    def __init__(self, macros="", scan_conf="", mailauth=True, dkim_record=True, mx_host=None):
         self.world = hm_world.World()
         self.src = f"{self.world.prefix}.1"
         self.mx = self.world.add_host("mx")
@@ -67,7 +68,7 @@ class MailauthWorld:
             "none.test": ['_dmarc IN TXT "v=DMARC1; p=none"'],
             "slow.test": ['_dmarc IN TXT "v=DMARC1; p=reject"'],
         }
-        self.world.start_dns(zones)
+        self.dns_host = self.world.start_dns(zones)
         self.user = hmtest.make_user(prefix="hmma")
         self.dovecot = hmtest.PackageDovecot(None, users=[self.user]).start()
         self.history = hmtest._mkdir(os.path.join(self.wdir, "dmarc-history"), 0o750)
@@ -76,7 +77,7 @@ class MailauthWorld:
         with open(self.scan_conf, "w") as f:
             f.write(f"dmarc_history = {self.history}\n" + scan_conf)
         os.chmod(self.scan_conf, 0o644)
-        self.exim = self.new_exim(self.mx, mailauth, macros)
+        self.exim = self.new_exim(mx_host(self) if mx_host else self.mx, mailauth, macros)
 
     def new_exim(self, host, mailauth=True, macros=""):
         """A started PackageExim in host with this world's scan.conf."""
