@@ -132,6 +132,35 @@ def test_dns_timeout_defers(mw):
     assert _count(mw) == before
 
 
+def test_dns_timeout_dkim_key_defers(mw):
+    """A DKIM signature whose key cannot be fetched because DNS does not
+    answer: the DKIM ACL defers (451 at the end of DATA), it is not taken
+    for a missing key."""
+    before = _count(mw)
+    named = mw.world.named
+    m = mw.message("x <a@slow.test>", subject="slow-dkim", sign_domain="slow.test")
+    try:
+        code, text = mw.send("bounce@sender.test", m,
+                             between=lambda: named.send_signal(signal.SIGSTOP))
+    finally:
+        named.send_signal(signal.SIGCONT)
+    assert code == 451, (code, text)
+    assert "DKIM key of slow.test" in text, text
+    assert _count(mw) == before
+
+
+def test_dns_timeout_spf_defers_at_rcpt(mw):
+    """The SPF lookup times out: 451 at RCPT, never a pass."""
+    named = mw.world.named
+    named.send_signal(signal.SIGSTOP)
+    try:
+        code, text = mw.send("x@slow.test", mw.message("x@slow.test"))
+    finally:
+        named.send_signal(signal.SIGCONT)
+    assert code == 451, (code, text)
+    assert "SPF" in text and "slow.test" in text, text
+
+
 def test_spf_fail_refused_at_rcpt(mw):
     code, text = mw.send("someone@spffail.test", mw.message("someone@spffail.test"))
     assert code == 550, (code, text)
