@@ -323,12 +323,117 @@ static void clean_rua(DMARC_POLICY_T *pctx, char *out, size_t outsz)
 	}
 }
 
+/* find_policy - 6.6.3 discovery: the record at the From: domain, else at
+ * its organisational domain (into org, *at_org_r).  Returns 1 found
+ * (*rec_r malloc'd, out->policy_domain set), 0 none, -1 temporary DNS
+ * failure, -2 ENOMEM */
+static int find_policy(struct dmarc_outcome *out, dmarc_lookup_fn lookup, void *ctx,
+		       char *org, size_t orgsz, bool *at_org_r, char **rec_r)
+{
+	int r = discover(out->from_domain, lookup, ctx, rec_r);
+
+	*at_org_r = false;
+	dmarc_org_domain(out->from_domain, org, orgsz);
+	if (r == 0 && strcmp(org, out->from_domain) != 0) {
+		r = discover(org, lookup, ctx, rec_r);
+		*at_org_r = true;
+	}
+	if (r == 1)
+		(void)hm_strlcpy(out->policy_domain, *at_org_r ? org : out->from_domain,
+				 sizeof out->policy_domain);
+	return r;
+}
+
+/* read_policy - parse rec with libopendmarc into out (p, sp, pct, adkim,
+ * aspf, rua; the policy that applies).  Returns 0 usable, 1 permerror
+ * (out->why set), -1 ENOMEM */
+static int read_policy(struct dmarc_outcome *out, const char *rec, bool at_org, const char *org)
+{
+	DMARC_POLICY_T *pctx = opendmarc_policy_connect_init((u_char *)"0.0.0.0",
+							     DMARC_POLICY_IP_TYPE_IPV4);
+	int p = 0, sp = 0, pct = 100, adkim = 0, aspf = 0;
+
+	if (pctx == NULL) {
+		errno = ENOMEM;
+		return -1;
+	}
+	int pr = opendmarc_policy_store_from_domain(pctx, (u_char *)out->from_domain);
+	if (pr == DMARC_PARSE_OKAY)
+		pr = opendmarc_policy_store_dmarc(pctx, (u_char *)rec, (u_char *)out->from_domain,
+						  at_org ? (u_char *)org : NULL);
+	if (pr != DMARC_PARSE_OKAY) {
+		opendmarc_policy_connect_shutdown(pctx);
+		if (pr == DMARC_PARSE_ERROR_NO_ALLOC) {
+			errno = ENOMEM;
+			return -1;
+		}
+		out->why = "DMARC record does not parse";
+		return 1;
+	}
+	(void)opendmarc_policy_fetch_p(pctx, &p);
+	(void)opendmarc_policy_fetch_sp(pctx, &sp);
+	(void)opendmarc_policy_fetch_pct(pctx, &pct);
+	(void)opendmarc_policy_fetch_adkim(pctx, &adkim);
+	(void)opendmarc_policy_fetch_aspf(pctx, &aspf);
+	clean_rua(pctx, out->rua, sizeof out->rua);
+	opendmarc_policy_connect_shutdown(pctx);
+
+	out->policy = out->p = policy_of(p);
+	out->sp = policy_of(sp);
+	/* sp= applies to a From: domain below the organisational domain whose
+	 * record was found there (6.6.3 step 6) */
+	if (at_org && out->sp != DMARC_P_UNSET) {
+		out->policy = out->sp;
+		out->sp_used = true;
+	}
+	if (out->policy == DMARC_P_UNSET) {
+		out->why = "DMARC record has no usable p=";
+		return 1;
+	}
+	out->pct = (pct >= 0 && pct <= 100) ? pct : 100;
+	out->adkim = adkim == 's' ? 's' : 'r';
+	out->aspf = aspf == 's' ? 's' : 'r';
+	return 0;
+}
+
+/* decide - alignment (RFC 7489 3.1: SPF only when it passed, DKIM per
+ * passing signature), the result, and the disposition after pct= */
+static void decide(const struct dmarc_input *in, struct dmarc_outcome *out)
+{
+	char spf_dom[DMARC_DOMAIN_MAX + 1];
+
+	if (in->spf != NULL && strcmp(in->spf, "pass") == 0 && in->spf_domain != NULL &&
+	    dmarc_domain_clean(in->spf_domain, strlen(in->spf_domain), spf_dom) == 0)
+		out->spf_aligned = aligned(spf_dom, out->from_domain, out->aspf);
+	for (size_t i = 0; i < out->nsigs; i++) {
+		struct dmarc_sig *g = &out->sigs[i];
+		g->aligned = strcmp(g->result, "pass") == 0 &&
+			     aligned(g->d, out->from_domain, out->adkim);
+		out->dkim_aligned |= g->aligned;
+	}
+	if (out->spf_aligned || out->dkim_aligned) {
+		out->result = DMARC_PASS;
+		out->disposition = DMARC_P_NONE;
+		return;
+	}
+	out->result = DMARC_FAIL;
+	out->why = "From: domain not aligned with a passing SPF or DKIM";
+	out->disposition = out->policy;
+	/* 6.6.4: a message outside the pct= sample gets the next policy down */
+	if (in->pct_roll >= (unsigned)out->pct) {
+		if (out->disposition == DMARC_P_REJECT)
+			out->disposition = DMARC_P_QUARANTINE;
+		else if (out->disposition == DMARC_P_QUARANTINE)
+			out->disposition = DMARC_P_NONE;
+	}
+}
+
 int dmarc_evaluate(const struct dmarc_input *in, dmarc_lookup_fn lookup, void *ctx,
 		   struct dmarc_outcome *out)
 {
-	char org[DMARC_DOMAIN_MAX + 1], spf_dom[DMARC_DOMAIN_MAX + 1];
+	char org[DMARC_DOMAIN_MAX + 1];
 	char *rec = NULL;
-	bool at_org = false;
+	bool at_org;
 	int r;
 
 	memset(out, 0, sizeof *out);
@@ -351,12 +456,7 @@ int dmarc_evaluate(const struct dmarc_input *in, dmarc_lookup_fn lookup, void *c
 	if (r == 1)
 		return 0;       /* nothing to check: dmarc=none */
 
-	r = discover(out->from_domain, lookup, ctx, &rec);
-	dmarc_org_domain(out->from_domain, org, sizeof org);
-	if (r == 0 && strcmp(org, out->from_domain) != 0) {
-		r = discover(org, lookup, ctx, &rec);
-		at_org = true;
-	}
+	r = find_policy(out, lookup, ctx, org, sizeof org, &at_org, &rec);
 	if (r == -2)
 		return -1;
 	if (r == -1) {
@@ -368,83 +468,15 @@ int dmarc_evaluate(const struct dmarc_input *in, dmarc_lookup_fn lookup, void *c
 		out->why = "no DMARC record";
 		return 0;
 	}
-	(void)hm_strlcpy(out->policy_domain, at_org ? org : out->from_domain,
-			 sizeof out->policy_domain);
-
-	DMARC_POLICY_T *pctx = opendmarc_policy_connect_init((u_char *)"0.0.0.0",
-							     DMARC_POLICY_IP_TYPE_IPV4);
-	if (pctx == NULL) {
-		free(rec);
-		errno = ENOMEM;
-		return -1;
-	}
-	int pr = opendmarc_policy_store_from_domain(pctx, (u_char *)out->from_domain);
-	if (pr == DMARC_PARSE_OKAY)
-		pr = opendmarc_policy_store_dmarc(pctx, (u_char *)rec, (u_char *)out->from_domain,
-						  at_org ? (u_char *)org : NULL);
+	r = read_policy(out, rec, at_org, org);
 	free(rec);
-	if (pr == DMARC_PARSE_ERROR_NO_ALLOC) {
-		opendmarc_policy_connect_shutdown(pctx);
-		errno = ENOMEM;
+	if (r < 0)
 		return -1;
-	}
-	if (pr != DMARC_PARSE_OKAY) {
-		opendmarc_policy_connect_shutdown(pctx);
+	if (r == 1) {
 		out->result = DMARC_PERMERROR;
-		out->why = "DMARC record does not parse";
 		return 0;
 	}
-	int p = 0, sp = 0, pct = 100, adkim = 0, aspf = 0;
-	(void)opendmarc_policy_fetch_p(pctx, &p);
-	(void)opendmarc_policy_fetch_sp(pctx, &sp);
-	(void)opendmarc_policy_fetch_pct(pctx, &pct);
-	(void)opendmarc_policy_fetch_adkim(pctx, &adkim);
-	(void)opendmarc_policy_fetch_aspf(pctx, &aspf);
-	clean_rua(pctx, out->rua, sizeof out->rua);
-	opendmarc_policy_connect_shutdown(pctx);
-
-	out->policy = out->p = policy_of(p);
-	out->sp = policy_of(sp);
-	/* sp= applies to a From: domain below the organisational domain whose
-	 * record was found there (6.6.3 step 6) */
-	if (at_org && policy_of(sp) != DMARC_P_UNSET) {
-		out->policy = policy_of(sp);
-		out->sp_used = true;
-	}
-	if (out->policy == DMARC_P_UNSET) {
-		out->result = DMARC_PERMERROR;
-		out->why = "DMARC record has no usable p=";
-		return 0;
-	}
-	out->pct = (pct >= 0 && pct <= 100) ? pct : 100;
-	out->adkim = adkim == 's' ? 's' : 'r';
-	out->aspf = aspf == 's' ? 's' : 'r';
-
-	/* alignment (RFC 7489 3.1): SPF only when it passed, DKIM per passing signature */
-	if (in->spf != NULL && strcmp(in->spf, "pass") == 0 && in->spf_domain != NULL &&
-	    dmarc_domain_clean(in->spf_domain, strlen(in->spf_domain), spf_dom) == 0)
-		out->spf_aligned = aligned(spf_dom, out->from_domain, out->aspf);
-	for (size_t i = 0; i < out->nsigs; i++) {
-		struct dmarc_sig *g = &out->sigs[i];
-		g->aligned = strcmp(g->result, "pass") == 0 &&
-			     aligned(g->d, out->from_domain, out->adkim);
-		out->dkim_aligned |= g->aligned;
-	}
-	if (out->spf_aligned || out->dkim_aligned) {
-		out->result = DMARC_PASS;
-		out->disposition = DMARC_P_NONE;
-		return 0;
-	}
-	out->result = DMARC_FAIL;
-	out->why = "From: domain not aligned with a passing SPF or DKIM";
-	out->disposition = out->policy;
-	/* 6.6.4: a message outside the pct= sample gets the next policy down */
-	if (in->pct_roll >= (unsigned)out->pct) {
-		if (out->disposition == DMARC_P_REJECT)
-			out->disposition = DMARC_P_QUARANTINE;
-		else if (out->disposition == DMARC_P_QUARANTINE)
-			out->disposition = DMARC_P_NONE;
-	}
+	decide(in, out);
 	return 0;
 }
 
