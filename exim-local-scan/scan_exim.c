@@ -161,7 +161,12 @@ static BOOL header_name_is(const header_line *h, const char *name)
 /* header_value - start of the value of h (after "Name:") and its length */
 static const char *header_value(const header_line *h, size_t *len_r)
 {
-	const char *t = (const char *)h->text, *c = memchr(t, ':', (size_t)h->slen);
+	const char *t = (const char *)h->text, *c;
+	if (!t || h->slen <= 0) {
+		*len_r = 0;
+		return "";
+	}
+	c = memchr(t, ':', (size_t)h->slen);
 	if (!c) {
 		*len_r = 0;
 		return t;
