@@ -43,6 +43,23 @@ def _authres(msg):
     return [" ".join(f.split()) for f in fields]
 
 
+def _stopped(pid):
+    """Every thread of pid is stopped (state T): kill() only asks for it."""
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+        return all(open(f"/proc/{pid}/task/{t}/stat").read().rsplit(")", 1)[1].split()[0] in "Tt"
+                   for t in tasks)
+    except OSError:
+        return False
+
+
+def _freeze(named):
+    """Stop bind9 and return once all its threads are stopped."""
+    import hmtest
+    named.send_signal(signal.SIGSTOP)
+    hmtest.wait_for(lambda: _stopped(named.pid), 10, 0.01, "named to stop")
+
+
 def _count(mw, folder=""):
     import hmtest
     return len(hmtest.maildir_files(mw.user.maildir, folder))
@@ -120,11 +137,10 @@ def test_dns_timeout_defers(mw):
     before = _count(mw)
     named = mw.world.named
 
-    def freeze():
-        named.send_signal(signal.SIGSTOP)
     try:
         code, text = mw.send("bounce@sender.test",
-                             mw.message("x <a@slow.test>", subject="slow"), between=freeze)
+                             mw.message("x <a@slow.test>", subject="slow"),
+                             between=lambda: _freeze(named))
     finally:
         named.send_signal(signal.SIGCONT)
     assert code == 451, (code, text)
@@ -140,8 +156,7 @@ def test_dns_timeout_dkim_key_defers(mw):
     named = mw.world.named
     m = mw.message("x <a@slow.test>", subject="slow-dkim", sign_domain="slow.test")
     try:
-        code, text = mw.send("bounce@sender.test", m,
-                             between=lambda: named.send_signal(signal.SIGSTOP))
+        code, text = mw.send("bounce@sender.test", m, between=lambda: _freeze(named))
     finally:
         named.send_signal(signal.SIGCONT)
     assert code == 451, (code, text)
@@ -152,8 +167,8 @@ def test_dns_timeout_dkim_key_defers(mw):
 def test_dns_timeout_spf_defers_at_rcpt(mw):
     """The SPF lookup times out: 451 at RCPT, never a pass."""
     named = mw.world.named
-    named.send_signal(signal.SIGSTOP)
     try:
+        _freeze(named)
         code, text = mw.send("x@slow.test", mw.message("x@slow.test"))
     finally:
         named.send_signal(signal.SIGCONT)
@@ -227,3 +242,34 @@ def test_report_command(mw, tmp_path):
     gz = [p for p in os.listdir(tmp_path) if p.startswith(f"{AR_ID}!reject.test!")]
     assert len(gz) == 1 and gz[0].endswith(".xml.gz"), os.listdir(tmp_path)
     assert b"<feedback>" in gzip.decompress((tmp_path / gz[0]).read_bytes())
+
+
+def test_quarantine_beats_a_trusted_sender(mw):
+    """The user once moved news@quarantine.test out of Junk (trusted), but a
+    message failing that domain's DMARC p=quarantine still goes to Junk:
+    the trusted From: is exactly what it forged (deliver_junk.c)."""
+    import hmtest
+    u = mw.user
+    os.makedirs(u.maildir, exist_ok=True)
+    os.chown(u.maildir, u.uid, u.gid)
+    lst = os.path.join(u.maildir, "homemail-junklist")
+    with open(lst, "w") as f:
+        f.write("# homemail junk sender lists, format 1 (docs/junk.md)\n"
+                "T 1764294100 news@quarantine.test\n"
+                "T 1764294100 info@none.test\n")
+    os.chown(lst, u.uid, u.gid)
+    os.chmod(lst, 0o600)
+    try:
+        junk_before = len(hmtest.maildir_files(u.maildir, "Junk"))
+        inbox_before = _count(mw)
+        assert mw.send("bounce@sender.test",
+                       mw.message("news@quarantine.test", subject="trusted-q"))[0] == 250
+        msg = [m for m in mw.delivered(folder="Junk", n=junk_before + 1)
+               if b"Subject: trusted-q" in m]
+        assert msg, "not in Junk"
+        # the trust itself still works for mail that is not quarantined
+        assert mw.send("bounce@sender.test",
+                       mw.message("info@none.test", subject="trusted-n"))[0] == 250
+        assert [m for m in mw.delivered(n=inbox_before + 1) if b"Subject: trusted-n" in m]
+    finally:
+        os.unlink(lst)
