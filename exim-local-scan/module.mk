@@ -19,9 +19,9 @@ SCAN_EXIM_INC := /usr/include/exim4
 STATIC_LIBS += $(SCAN_LIB)
 LDLIBS_ALL  += -larchive   # unit tests build zips with libarchive's writer
 # DMARC (scan_dmarc.c): Debian's libopendmarc (libopendmarc-dev) and libpsl
-# (libpsl-dev, public suffix list), linked into
+# (libpsl-dev, public suffix list), libidn2 (UTF-8 From: domains), linked into
 # the .so only; the CLI never pulls scan_dmarc.o out of the archive
-LDLIBS_ALL  += -lopendmarc -lpsl
+LDLIBS_ALL  += -lopendmarc -lpsl -lidn2
 UNIT_EXTRA_CFLAGS += -Iexim-local-scan
 
 $(SCAN_LIB): $(SCAN_ENGINE_OBJS)
@@ -49,7 +49,7 @@ $(B)/obj/exim-local-scan/scan_exim.o: exim-local-scan/scan_exim.c $(FLAGS_STAMP)
 # everything else binds inside the module and cannot clash with exim's symbols.
 $(SCAN_SO): $(B)/obj/exim-local-scan/scan_exim.o $(SCAN_LIB) $(LIBHM) exim-local-scan/homemail_scan.map
 	$(CC) $(CFLAGS) -o $@ $< $(LDFLAGS_SO) -Wl,--version-script=exim-local-scan/homemail_scan.map \
-	  -Wl,-Bsymbolic $(SCAN_LIB) $(LIBHM) -lopendmarc -lpsl
+	  -Wl,-Bsymbolic $(SCAN_LIB) $(LIBHM) -lopendmarc -lpsl -lidn2
 
 # homemail-dmarc-report (Python 3): DMARC aggregate reports from the data
 # homemail_scan.so records; the build writes the package version into it

@@ -6,7 +6,8 @@
  *
  * Relies on: Debian's libopendmarc (record parsing: p, sp, pct, adkim,
  *   aspf, rua), libpsl with the public suffix list Debian's `publicsuffix`
- *   ships (organisational domains), lib/hm_address (From: field), lib/hm_buf.
+ *   ships (organisational domains), libidn2 (a UTF-8 From: domain is checked
+ *   in its A-label form), lib/hm_address (From: field), lib/hm_buf.
  *   Alignment is checked here, not by libopendmarc: 1.4.2 calls any two
  *   domains "aligned" when neither's TLD is in its list (x.test and y.test
  *   align there), so an unknown TLD would let any domain pass for any other.

@@ -180,6 +180,13 @@ static void test_hostile_from(void **state)
 	assert_string_equal(o.from_domain, "");
 	eval("undisclosed", "none", "", NULL, 0, &f, &o);
 	assert_int_equal(o.result, DMARC_NONE);
+	/* an internationalised From: domain is checked in its A-label form */
+	struct fake idn = {{"_dmarc.xn--bnk-qla.example.com"}, {"v=DMARC1; p=reject"}, 0};
+	eval("a@B\xc3\xa4nk.example.com", "none", "", NULL, 0, &idn, &o);
+	assert_string_equal(o.from_domain, "xn--bnk-qla.example.com");
+	assert_int_equal(o.disposition, DMARC_P_REJECT);
+	eval("a@\xff\xfe.example.com", "none", "", NULL, 0, &idn, &o);
+	assert_int_equal(o.result, DMARC_NONE);
 	eval("a@x.invalid", "none", "", NULL, 0, &f, &o);
 	assert_int_equal(o.result, DMARC_NONE);
 	memset(big, 'a', sizeof big - 1);
