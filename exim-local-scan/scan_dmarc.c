@@ -439,6 +439,16 @@ static void decide(const struct dmarc_input *in, struct dmarc_outcome *out)
 		out->disposition = DMARC_P_NONE;
 		return;
 	}
+	/* a signature whose key DNS could not deliver might have passed and
+	 * aligned: the outcome is unknown, so temporary (never a 550 or a
+	 * quarantine on a DNS hiccup); an unaligned one changes nothing */
+	for (size_t i = 0; i < out->nsigs; i++)
+		if (strcmp(out->sigs[i].result, "temperror") == 0 &&
+		    aligned(out->sigs[i].d, out->from_domain, out->adkim)) {
+			out->result = DMARC_TEMPERROR;
+			out->why = "DNS failure fetching the DKIM key of an aligned signature";
+			return;
+		}
 	out->result = DMARC_FAIL;
 	out->why = "From: domain not aligned with a passing SPF or DKIM";
 	out->disposition = out->policy;
@@ -518,13 +528,16 @@ static const char *spf_word(const char *s)
 	return "none";
 }
 
-/* dkim_word - Exim's $dkim_verify_status to RFC 8601 2.7.1 words */
+/* dkim_word - Exim's $dkim_verify_status (or the ACL's "temperror") to
+ * RFC 8601 2.7.1 words */
 static const char *dkim_word(const char *s)
 {
 	if (strcmp(s, "pass") == 0)
 		return "pass";
 	if (strcmp(s, "fail") == 0)
 		return "fail";
+	if (strcmp(s, "temperror") == 0)
+		return "temperror";
 	if (strcmp(s, "invalid") == 0)
 		return "neutral";  /* RFC 8601: signature could not be processed */
 	return "none";

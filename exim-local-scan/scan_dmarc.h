@@ -31,7 +31,7 @@ enum dmarc_result { DMARC_NONE, DMARC_PASS, DMARC_FAIL, DMARC_TEMPERROR, DMARC_P
 enum dmarc_policy { DMARC_P_UNSET, DMARC_P_NONE, DMARC_P_QUARANTINE, DMARC_P_REJECT };
 
 struct dmarc_sig {
-	char result[16];               /* pass, fail, invalid, none (Exim's words) */
+	char result[16];               /* pass, fail, invalid, none (Exim's words), temperror */
 	char d[DMARC_DOMAIN_MAX + 1];  /* "" when not a valid domain */
 	char s[64];
 	bool aligned;                  /* pass and d= aligned with From: */
@@ -43,7 +43,8 @@ struct dmarc_input {
 	const char *spf;         /* $acl_m_hm_spf: pass fail softfail neutral none ... */
 	const char *spf_domain;  /* MAIL FROM domain, or the HELO name for <> */
 	bool spf_helo;           /* spf_domain is the HELO name */
-	const char *dkim;        /* $acl_m_hm_dkim: "RESULT D S;" per signature */
+	const char *dkim;        /* $acl_m_hm_dkim: "RESULT D S;" per signature; RESULT
+				  * "temperror" = the key's DNS lookup failed */
 	const char *ip;          /* client address, for the report line */
 	unsigned pct_roll;       /* 0..99; failures are enforced when roll < pct */
 };

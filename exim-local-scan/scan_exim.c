@@ -285,7 +285,11 @@ static int mailauth_check(struct mailauth *ma, uschar **return_text)
 		  o.spf_aligned ? "yes" : "no", o.dkim_aligned ? "yes" : "no",
 		  o.why ? " (" : "", o.why ? o.why : "", o.why ? ")" : "");
 	if (o.result == DMARC_TEMPERROR) {
-		*return_text = string_copy(US DMARC_TEMP_TEXT);
+		char t[200];
+		/* o.why is one of scan_dmarc.c's fixed texts */
+		hm_snprintf(t, sizeof t, "DMARC: temporary failure (%s), please try again later",
+			    o.why ? o.why : "DNS");
+		*return_text = string_copy(US t);
 		return LOCAL_SCAN_TEMPREJECT;
 	}
 	if (g_conf.dmarc_history && g_conf.dmarc_history[0] && o.policy_domain[0]) {

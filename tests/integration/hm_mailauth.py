@@ -67,6 +67,10 @@ class MailauthWorld:
             "quarantine.test": ['_dmarc IN TXT "v=DMARC1; p=quarantine"'],
             "none.test": ['_dmarc IN TXT "v=DMARC1; p=none"'],
             "slow.test": ['_dmarc IN TXT "v=DMARC1; p=reject"'],
+            # a policy, and keys in a child zone that does not load: bind9
+            # answers SERVFAIL for every key (a DNS failure, not a missing key)
+            "tempdkim.test": ['_dmarc IN TXT "v=DMARC1; p=reject"'],
+            "_domainkey.tempdkim.test": ["this line does not parse"],
         }
         self.dns_host = self.world.start_dns(zones)
         self.user = hmtest.make_user(prefix="hmma")
@@ -92,14 +96,15 @@ class MailauthWorld:
     def message(self, from_addr, subject="test", body="hello\n", extra_headers="",
                 sign_domain=None, size=None):
         """A message to the test user; signed by sign_domain (selector sel)
-        with this world's key when given; body padded to size bytes."""
+        with this world's key when given (a list: one signature each);
+        body padded to size bytes."""
         if size:
             line = "x" * 76 + "\n"
             body = body + line * max(0, (size - len(body)) // len(line))
         m = hmtest.make_message(subject=subject, body=body, sender=from_addr,
                                 to=self.user.address, extra_headers=extra_headers)
-        if sign_domain:
-            sig = dkim.sign(m, b"sel", sign_domain.encode(), self.key,
+        for d in ([sign_domain] if isinstance(sign_domain, str) else sign_domain or []):
+            sig = dkim.sign(m, b"sel", d.encode(), self.key,
                             include_headers=[b"from", b"to", b"subject", b"date", b"message-id"])
             m = sig.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n") + m
         return m

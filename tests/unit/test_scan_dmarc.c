@@ -3,7 +3,8 @@
  * at its organisational domain, p=/sp=/pct=, strict and relaxed alignment
  * (and the libopendmarc 1.4.2 trap: two names under a suffix missing from
  * the list must not align), several or no v=DMARC1 records, DNS temporary
- * failure never passing, hostile From: fields and DKIM result strings,
+ * failure never passing (a DKIM key DNS could not deliver only when its
+ * signature could align), hostile From: fields and DKIM result strings,
  * the authserv-id match used to remove forged Authentication-Results, and
  * the report line's shape. */
 #include <stdarg.h>
@@ -109,6 +110,23 @@ static void test_unknown_suffix_does_not_align(void **state)
 	eval("a@x.test", "pass", "y.test", "pass y.test s;", 0, &f, &o);
 	assert_int_equal(o.result, DMARC_FAIL);
 	eval("a@x.test", "pass", "bounce.x.test", NULL, 0, &f, &o);
+	assert_int_equal(o.result, DMARC_PASS);
+}
+
+static void test_dkim_temperror(void **state)
+{
+	struct fake f = {{"_dmarc.example.com"}, {"v=DMARC1; p=reject"}, 0};
+	struct dmarc_outcome o;
+	(void)state;
+	/* the key of an aligned signature could not be fetched: unknown, 451 */
+	eval("a@example.com", "none", "", "temperror mail.example.com s;", 0, &f, &o);
+	assert_int_equal(o.result, DMARC_TEMPERROR);
+	/* unaligned: cannot change the outcome */
+	eval("a@example.com", "none", "", "temperror other.net s;", 0, &f, &o);
+	assert_int_equal(o.result, DMARC_FAIL);
+	assert_int_equal(o.disposition, DMARC_P_REJECT);
+	/* another aligned signature passes: pass */
+	eval("a@example.com", "none", "", "temperror example.com s;pass example.com t;", 0, &f, &o);
 	assert_int_equal(o.result, DMARC_PASS);
 }
 
@@ -262,6 +280,7 @@ int main(void)
 		cmocka_unit_test(test_spf_relaxed_and_strict),
 		cmocka_unit_test(test_dkim_alignment),
 		cmocka_unit_test(test_unknown_suffix_does_not_align),
+		cmocka_unit_test(test_dkim_temperror),
 		cmocka_unit_test(test_org_domain_fallback_and_sp),
 		cmocka_unit_test(test_pct),
 		cmocka_unit_test(test_records),
