@@ -2,7 +2,9 @@
  *
  * What for: mail from a sender the user moved to Junk goes to Junk; mail
  *   from a sender the user moved out of Junk is never sent there by
- *   homemail's own rules; the user's Sieve script sees the verdict.
+ *   homemail's own rules; a message Exim marked X-Spam-Flag: YES (rspamd)
+ *   goes to Junk unless its sender is trusted; the user's Sieve script
+ *   sees the verdict.
  * Relies on: lib/hm_junklist (list file, address normal form, sender
  *   extraction through lib/hm_address), lib/hm_header (the parsed header
  *   block deliver_main.c hands to the filter), deliver.h (ctx, deliver_log).
@@ -20,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <syslog.h>
 
 const char *deliver_junk_name(enum hm_junk_kind kind)
@@ -42,6 +45,29 @@ static bool scan_tagged(const struct hm_header *hdr)
 	while ((f = hm_header_next(hdr, "X-Homemail-Scan", &it)) != NULL) {
 		const char *v = f->value;
 		if (strncmp(v, "tag", 3) == 0 && (v[3] == '\0' || v[3] == ';' || v[3] == ' '))
+			return true;
+	}
+	return false;
+}
+
+/* spam_flagged - does an X-Spam-Flag field say YES?
+ * Exim's DATA ACL (acl/45_homemail_check_data, section 3) removes every
+ * X-Spam-* field a message arrives with and adds "X-Spam-Flag: YES" when
+ * rspamd marks it as spam, so a field here is Exim's.  Only YES is acted
+ * on, and any YES field counts: a field that reached us some other way
+ * (a local program's own mail, which skips the SMTP ACLs) can only send
+ * that message to Junk, never keep one out of it. */
+static bool spam_flagged(const struct hm_header *hdr)
+{
+	const struct hm_hfield *f;
+	size_t it = 0;
+
+	while ((f = hm_header_next(hdr, "X-Spam-Flag", &it)) != NULL) {
+		const char *v = f->value;
+		while (*v == ' ' || *v == '\t')
+			v++;
+		if (strncasecmp(v, "yes", 3) == 0 &&
+		    (v[3] == '\0' || v[3] == ' ' || v[3] == '\t' || v[3] == '\r' || v[3] == '\n'))
 			return true;
 	}
 	return false;
@@ -89,6 +115,7 @@ int deliver_junk_check(const char *maildir, const struct hm_header *hdr,
 	verdict_r->kind = HM_JUNK_NONE;
 	if (hdr != NULL) {
 		verdict_r->scan_tagged = scan_tagged(hdr);
+		verdict_r->spam_flagged = spam_flagged(hdr);
 		verdict_r->dmarc_quarantine = dmarc_quarantine(hdr);
 	}
 
@@ -120,7 +147,8 @@ decided:
 	/* a DMARC quarantine beats a trusted sender: the From: the user
 	 * trusted is exactly what that message forged */
 	verdict_r->to_junk = verdict_r->kind == HM_JUNK_BLOCKED || verdict_r->dmarc_quarantine ||
-			     (verdict_r->scan_tagged && verdict_r->kind != HM_JUNK_TRUSTED);
+			     ((verdict_r->scan_tagged || verdict_r->spam_flagged) &&
+			      verdict_r->kind != HM_JUNK_TRUSTED);
 	if (ret < 0)
 		errno = ENOMEM;
 	return ret;
@@ -151,14 +179,16 @@ int deliver_junk_route(struct deliver_ctx *ctx)
 		ctx->mailbox = DELIVER_JUNK_FOLDER;
 	if (v.kind != HM_JUNK_NONE) {
 		hm_log_clean(clean, sizeof clean, v.sender, strlen(v.sender));
-		deliver_log(LOG_INFO, "junk: sender %s is %s (by %s)%s; implicit keep %s",
+		deliver_log(LOG_INFO, "junk: sender %s is %s (by %s)%s%s; implicit keep %s",
 			    clean, deliver_junk_name(v.kind), v.via,
 			    v.scan_tagged ? ", scan tag" : "",
+			    v.spam_flagged ? ", X-Spam-Flag" : "",
 			    v.to_junk ? "Junk" : "unchanged");
 	} else if (v.dmarc_quarantine) {
 		deliver_log(LOG_INFO, "junk: DMARC quarantine; implicit keep Junk");
-	} else if (v.scan_tagged) {
-		deliver_log(LOG_INFO, "junk: scan tag; implicit keep Junk");
+	} else if (v.scan_tagged || v.spam_flagged) {
+		deliver_log(LOG_INFO, "junk: %s; implicit keep Junk",
+			    v.scan_tagged ? "scan tag" : "X-Spam-Flag: YES");
 	}
 	return 0;
 }

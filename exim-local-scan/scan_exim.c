@@ -437,3 +437,129 @@ int homemail_user_exists(uschar **yield, int argc, uschar *argv[])
 		return DEFER;
 	}
 }
+
+/* ---- the policy's refusals in the DATA ACL ------------------------------
+ *
+ * homemail_mime_verdict, for ${dlfunc{.../homemail_scan.so}{homemail_mime_verdict}}
+ * in the DATA ACL before the `malware` and `spam` conditions: the same
+ * engine and configuration as local_scan, on the same bytes (Exim's header
+ * list and the spool -D file), so a message the policy refuses is refused
+ * before clamd and rspamd spend time on it (docs/filtering.md, "The order of
+ * checks").  Yields "reject TEXT" or "tempreject TEXT" for a refusal and
+ * "accept" for anything else: local_scan still runs afterwards and stays the
+ * authority for what it accepts (the X-Homemail-Scan header, freeze, tag),
+ * and for messages that never pass the DATA ACL (local submissions).  When
+ * the -D file cannot be read here it yields "accept" with a log line, and
+ * local_scan judges the message as before: never a silent pass.  Always OK.
+ */
+int homemail_mime_verdict(uschar **yield, int argc, uschar *argv[]);
+
+/* open_data_file - the -D file of the message being received, positioned
+ * after its first line ("<id>-D\n", checked); -1 (errno set) when absent */
+static int open_data_file(void)
+{
+	uschar *spool = expand_string(US "$spool_directory");
+	char path[4096], want[128], got[128];
+	size_t idlen = message_id ? strlen((const char *)message_id) : 0;
+
+	if (!spool || !*spool || idlen == 0 ||
+	    hm_snprintf(want, sizeof want, "%s-D\n", (const char *)message_id) < 0)
+		return errno = ENOENT, -1;
+	size_t wl = strlen(want);
+	/* split_spool_directory puts it in input/<6th character of the id>/ */
+	for (int split = 0; split < 2; split++) {
+		int r = split ? hm_snprintf(path, sizeof path, "%s/input/%c/%s-D", (const char *)spool,
+					    idlen > 5 ? message_id[5] : '-', (const char *)message_id)
+			      : hm_snprintf(path, sizeof path, "%s/input/%s-D", (const char *)spool,
+					    (const char *)message_id);
+		if (r < 0)
+			continue;
+		int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
+		if (fd < 0)
+			continue;
+		size_t n = 0;
+		while (n < wl) {
+			ssize_t k = read(fd, got + n, wl - n);
+			if (k < 0 && errno == EINTR)
+				continue;
+			if (k <= 0)
+				break;
+			n += (size_t)k;
+		}
+		if (n == wl && memcmp(got, want, wl) == 0)
+			return fd;
+		close(fd);
+	}
+	return errno = ENOENT, -1;
+}
+
+/* acl_yield - "ACTION TEXT" for the ACL, in Exim's store (text never empty;
+ * the engine's reasons are at most ~400 bytes, a longer one gives fallback) */
+static uschar *acl_yield(const char *action, const char *text, const char *fallback)
+{
+	char buf[1024];
+	if (!text || !*text ||
+	    hm_snprintf(buf, sizeof buf, "%s %s", action, text) < 0)
+		hm_snprintf(buf, sizeof buf, "%s %s", action, fallback);
+	return string_copy(US buf);
+}
+
+int homemail_mime_verdict(uschar **yield, int argc, uschar *argv[])
+{
+	(void)argv;
+	if (argc != 0) {
+		*yield = string_copy(US "homemail_mime_verdict: usage: no arguments");
+		return ERROR;
+	}
+	if (load_conf() < 0) {
+		log_write(0, LOG_MAIN, "homemail-scan: configuration error, deferring: %s", g_err);
+		*yield = acl_yield("tempreject", TEMP_TEXT, TEMP_TEXT);
+		return OK;
+	}
+	int fd = open_data_file();
+	if (fd < 0) {
+		log_write(0, LOG_MAIN, "homemail-scan: the spool data file is not readable in the "
+			  "DATA ACL (%s): the policy runs in local_scan only", strerror(errno));
+		*yield = string_copy(US "accept");
+		return OK;
+	}
+	struct scan_opts o = {.smtputf8 = smtputf8()};
+	struct scan *s = scan_new(&g_conf, &o);
+	if (!s) {
+		close(fd);
+		log_write(0, LOG_MAIN, "homemail-scan: out of memory, deferring");
+		*yield = acl_yield("tempreject", TEMP_TEXT, TEMP_TEXT);
+		return OK;
+	}
+	int stop = 0;
+	for (header_line *h = header_list; h && !stop; h = h->next) {
+		if (h->type == '*' || !h->text || h->slen <= 0)
+			continue;
+		stop = scan_feed(s, (const char *)h->text, (size_t)h->slen);
+	}
+	if (!stop)
+		stop = scan_feed(s, "\n", 1);
+	int r = stop ? 0 : scan_feed_fd(s, fd);
+	int e = errno;
+	close(fd);
+	if (r < 0) {
+		scan_free(&s);
+		log_write(0, LOG_MAIN, "homemail-scan: %s, deferring",
+			  r == -1 ? "out of memory" : strerror(e));
+		*yield = acl_yield("tempreject", TEMP_TEXT, TEMP_TEXT);
+		return OK;
+	}
+	const struct scan_verdict *v = scan_finish(s);
+	if (v->action == SCAN_REJECT || v->action == SCAN_TEMPREJECT) {
+		/* the one log line of a refused message (local_scan never runs) */
+		if (v->log)
+			log_write(0, LOG_MAIN, "%s", v->log);
+		*yield = v->action == SCAN_REJECT
+				 ? acl_yield("reject", v->reason, "rejected by policy")
+				 : acl_yield("tempreject", v->reason, TEMP_TEXT);
+	} else {
+		*yield = string_copy(US "accept");
+	}
+	scan_free(&s);
+	return OK;
+}

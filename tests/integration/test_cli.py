@@ -18,8 +18,11 @@ TOOLS = {  # tool -> (man page, exit code of a usage error)
     "homemail-scan": ("homemail-scan.1", 64),
     "homemail-user": ("homemail-user.8", 64),
     "homemail-dmarc-report": ("homemail-dmarc-report.8", 64),
+    "homemail-backup": ("homemail-backup.8", 64),
+    "homemail-restore": ("homemail-restore.8", 64),
 }
-CONF_PAGES = ["homemail-deliver.conf.5", "homemail-scan.conf.5", "homemail-users.5"]
+CONF_PAGES = ["homemail-deliver.conf.5", "homemail-scan.conf.5", "homemail-users.5",
+              "homemail-backup.conf.5"]
 MAN = os.path.join(hmtest.TOP, "man")
 
 

@@ -144,6 +144,37 @@ static void scan_tag_rule(void **state)
 	hm_header_free(&h);
 }
 
+/* X-Spam-Flag: YES (Exim's rspamd verdict) files into Junk like the scan
+ * tag; a trusted sender wins; only YES counts, and a forged NO next to it
+ * hides nothing */
+static void spam_flag_rule(void **state)
+{
+	struct deliver_junk_verdict v;
+	(void)state;
+	put_list("T 1 friend@ok.example\n");
+	struct hm_header *h = hdr("From: x@y.example\nX-Spam-Flag: YES\n\n");
+	assert_int_equal(deliver_junk_check(dir, h, "x@y.example", &v), 0);
+	assert_true(v.spam_flagged);
+	assert_false(v.scan_tagged);
+	assert_true(v.to_junk);
+	hm_header_free(&h);
+	h = hdr("From: friend@ok.example\nX-Spam-Flag: yes\n\n");
+	assert_int_equal(deliver_junk_check(dir, h, "", &v), 0);
+	assert_true(v.spam_flagged);
+	assert_false(v.to_junk);
+	hm_header_free(&h);
+	h = hdr("From: x@y.example\nX-Spam-Flag: NO\nX-Spam-Flag:  YES\n\n");
+	assert_int_equal(deliver_junk_check(dir, h, "", &v), 0);
+	assert_true(v.to_junk);
+	hm_header_free(&h);
+	h = hdr("From: x@y.example\nX-Spam-Flag: NO\nX-Spam-Flag: yesterday\n"
+		"X-Spam-Status: Yes, score=9\n\n");
+	assert_int_equal(deliver_junk_check(dir, h, "", &v), 0);
+	assert_false(v.spam_flagged);
+	assert_false(v.to_junk);
+	hm_header_free(&h);
+}
+
 static void export_and_route(void **state)
 {
 	put_list("B 1 spam@spam.example\n");
@@ -251,6 +282,7 @@ int main(void)
 		cmocka_unit_test(no_list_no_verdict),
 		cmocka_unit_test(from_decides_before_envelope),
 		cmocka_unit_test(scan_tag_rule),
+		cmocka_unit_test(spam_flag_rule),
 		cmocka_unit_test(export_and_route),
 		cmocka_unit_test(unusable_list_is_no_verdict),
 		cmocka_unit_test(sieve_view),
