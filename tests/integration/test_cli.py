@@ -20,6 +20,8 @@ TOOLS = {  # tool -> (man page, exit code of a usage error)
     "homemail-dmarc-report": ("homemail-dmarc-report.8", 64),
     "homemail-backup": ("homemail-backup.8", 64),
     "homemail-restore": ("homemail-restore.8", 64),
+    "homemail-status": ("homemail-status.8", 64),
+    "homemail-report": ("homemail-report.8", 64),
 }
 CONF_PAGES = ["homemail-deliver.conf.5", "homemail-scan.conf.5", "homemail-users.5",
               "homemail-backup.conf.5"]
