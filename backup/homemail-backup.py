@@ -30,7 +30,8 @@ is touched, and every check (archive exists, user in archive, account on
 this host) runs before the first change.
 
 Exit codes: 0 done, 1 failed (the message on stderr, and for a backup in the
-state file), 64 usage error.  Python 3 standard library only.
+state file), 64 usage error.  Python 3 standard library only, and
+homemail_admin.py (the config reader and helpers the admin tools share).
 """
 import argparse
 import base64
@@ -48,12 +49,17 @@ import sys
 import tempfile
 import time
 
+# The shared module (homemail_admin.py): beside this file in build/, else
+# the package's private directory; no byte-code caches left behind.
+sys.dont_write_bytecode = True
+sys.path[:0] = [os.path.dirname(os.path.realpath(__file__)), "@PYTHONDIR@"]
+import homemail_admin as hm  # noqa: E402
+
 VERSION = "@VERSION@"
 PROG = os.path.basename(sys.argv[0]).removesuffix(".py")
 if PROG not in ("homemail-backup", "homemail-restore"):
     PROG = "homemail-backup"
 
-EX_USAGE = 64
 CONFIG = "/etc/homemail/backup.conf"
 DEFAULTS = {
     # where the archives go: a local directory or ssh://USER@HOST[:PORT]/PATH
@@ -91,33 +97,17 @@ class Failure(Exception):
     """A failure to report: message for stderr and the state file."""
 
 
-class Usage(Exception):
-    """A usage error (exit 64)."""
-
-
 # ---------------------------------------------------------------------------
 # configuration
 def read_config(path, must_exist):
-    """The settings: DEFAULTS overlaid with `key = value` lines of path."""
-    conf = dict(DEFAULTS)
+    """The settings: DEFAULTS overlaid with `key = value` lines of path
+    ('#' starts a comment only at the start of a line: a passphrase or ssh
+    command may hold one); a bad file is a Failure."""
     try:
-        with open(path, encoding="utf-8") as f:
-            lines = f.read().splitlines()
-    except FileNotFoundError:
-        if must_exist:
-            raise Failure(f"{path}: no such configuration file")
-        return conf
-    except OSError as e:
-        raise Failure(f"{path}: {e.strerror}")
-    for n, line in enumerate(lines, 1):
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        key, sep, value = line.partition("=")
-        key, value = key.strip(), value.strip()
-        if not sep or key not in DEFAULTS:
-            raise Failure(f"{path}:{n}: unknown setting {key!r}")
-        conf[key] = value
+        conf = hm.read_config(path, DEFAULTS, must_exist, inline_comments=False,
+                              missing="no such configuration file")
+    except hm.ConfigError as e:
+        raise Failure(str(e)) from None
     for k in ("keep_daily", "keep_weekly", "keep_monthly"):
         if not re.fullmatch(r"\d{1,4}", conf[k]):
             raise Failure(f"{path}: {k} must be a number, not {conf[k]!r}")
@@ -127,15 +117,15 @@ def read_config(path, must_exist):
 
 
 def check_user(name):
-    """name, or Usage when it cannot be a user name (no '/', no '..')."""
+    """name, or UsageError when it cannot be a user name (no '/', no '..')."""
     if not USER_RE.match(name) or ".." in name:
-        raise Usage(f"invalid user name {name!r}")
+        raise hm.UsageError(f"invalid user name {name!r}")
     return name
 
 
 def check_archive(name):
     if not ARCHIVE_RE.match(name):
-        raise Usage(f"invalid archive name {name!r}")
+        raise hm.UsageError(f"invalid archive name {name!r}")
     return name
 
 
@@ -159,10 +149,10 @@ class Dove:
     """doveadm/doveconf with the configured dovecot.conf."""
 
     def __init__(self, conf):
-        self.c = ["-c", conf["doveadm_config"]] if conf["doveadm_config"] else []
+        self.conf = conf["doveadm_config"]
 
     def adm(self, *args, what, ok=(0,)):
-        return run(["doveadm"] + self.c + list(args), what, ok=ok)
+        return run(hm.with_config("doveadm", "-c", self.conf, *args), what, ok=ok)
 
     def users(self):
         r = self.adm("user", "*", what="listing the users (doveadm user '*')")
@@ -183,7 +173,8 @@ class Dove:
 
     def maildir(self, home):
         """The user's Maildir from mail_location (maildir:~/Maildir)."""
-        r = run(["doveconf"] + self.c + ["-h", "mail_location"], "reading mail_location")
+        r = run(hm.with_config("doveconf", "-c", self.conf, "-h", "mail_location"),
+                "reading mail_location")
         loc = r.stdout.decode().strip()
         m = re.match(r"^maildir:([^:]+)", loc)
         if not m:
@@ -252,19 +243,11 @@ class Borg:
 # homemail-backup
 def write_state(path, result, size, message, extra=None):
     """The state file homemail-status reads, replaced atomically."""
-    d = os.path.dirname(path)
-    os.makedirs(d, mode=0o755, exist_ok=True)
+    os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
     state = {"time": int(time.time()), "result": result, "size": int(size),
              "message": message}
     state.update(extra or {})
-    fd, tmp = tempfile.mkstemp(prefix=".last.", dir=d)
-    with os.fdopen(fd, "w") as f:
-        json.dump(state, f, indent=1, sort_keys=True)
-        f.write("\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
+    hm.write_atomic(path, json.dumps(state, indent=1, sort_keys=True) + "\n")
 
 
 def stage_user(dove, stage, name):
@@ -615,7 +598,7 @@ class Parser(argparse.ArgumentParser):
     def error(self, message):
         self.print_usage(sys.stderr)
         print(f"{self.prog}: {message}", file=sys.stderr)
-        sys.exit(EX_USAGE)
+        sys.exit(hm.EX_USAGE)
 
 
 def parser():
@@ -657,7 +640,7 @@ def main(argv):
         raise Failure("must run as root")
     if PROG == "homemail-restore":
         if a.what is None:
-            raise Usage("say what to restore: user NAME or host")
+            raise hm.UsageError("say what to restore: user NAME or host")
         if a.what == "user":
             check_user(a.name)
         if a.archive is not None:
@@ -666,7 +649,7 @@ def main(argv):
     for u in a.user:
         check_user(u)
     if a.init + a.list + bool(a.user) > 1:
-        raise Usage("--init, --list and --user do not go together")
+        raise hm.UsageError("--init, --list and --user do not go together")
     try:
         conf = read_config(a.config, not a.init)
     except Failure as e:
@@ -688,9 +671,9 @@ def main(argv):
 if __name__ == "__main__":
     try:
         sys.exit(main(sys.argv[1:]))
-    except Usage as e:
+    except hm.UsageError as e:
         print(f"usage: see {PROG} --help\n{PROG}: {e}", file=sys.stderr)
-        sys.exit(EX_USAGE)
+        sys.exit(hm.EX_USAGE)
     except Failure as e:
         print(f"{PROG}: {e}", file=sys.stderr)
         sys.exit(1)

@@ -64,6 +64,24 @@ static bool spam_verdict(void)
 	return v != NULL && strcmp(v, "yes") == 0;
 }
 
+/* dmarc_quarantine - does an X-Homemail-Scan field say "dmarc=quarantine"?
+ * homemail_scan.so adds it when the From: domain's DMARC policy quarantines
+ * a message that failed (docs/mailauth.md); it removes every incoming
+ * X-Homemail-Scan first, so the sender cannot write it.  (A field: DMARC is
+ * decided in local_scan, which cannot set the ACL variables the transport
+ * passes on.  A copy that arrives some other way can only send its own
+ * message to Junk, never keep one out.) */
+static bool dmarc_quarantine(const struct hm_header *hdr)
+{
+	const struct hm_hfield *f;
+	size_t it = 0;
+
+	while ((f = hm_header_next(hdr, "X-Homemail-Scan", &it)) != NULL)
+		if (strstr(f->value, "; dmarc=quarantine") != NULL)
+			return true;
+	return false;
+}
+
 /* lookup_into - look addr up; on a hit fill verdict_r and return true */
 static bool lookup_into(const struct hm_junklist *l, const char *addr, const char *via,
 			struct deliver_junk_verdict *verdict_r)
@@ -89,8 +107,10 @@ int deliver_junk_check(const char *maildir, const struct hm_header *hdr,
 
 	memset(verdict_r, 0, sizeof *verdict_r);
 	verdict_r->kind = HM_JUNK_NONE;
-	if (hdr != NULL)
+	if (hdr != NULL) {
 		verdict_r->scan_tagged = scan_tagged(hdr);
+		verdict_r->dmarc_quarantine = dmarc_quarantine(hdr);
+	}
 	verdict_r->spam_flagged = spam_verdict();
 
 	hm_junklist_init(&l);
@@ -118,7 +138,9 @@ int deliver_junk_check(const char *maildir, const struct hm_header *hdr,
 		(void)lookup_into(&l, env_sender, "envelope", verdict_r);
 decided:
 	hm_junklist_free(&l);
-	verdict_r->to_junk = verdict_r->kind == HM_JUNK_BLOCKED ||
+	/* a DMARC quarantine beats a trusted sender: the From: the user
+	 * trusted is exactly what that message forged */
+	verdict_r->to_junk = verdict_r->kind == HM_JUNK_BLOCKED || verdict_r->dmarc_quarantine ||
 			     ((verdict_r->scan_tagged || verdict_r->spam_flagged) &&
 			      verdict_r->kind != HM_JUNK_TRUSTED);
 	if (ret < 0)
@@ -156,6 +178,8 @@ int deliver_junk_route(struct deliver_ctx *ctx)
 			    v.scan_tagged ? ", scan tag" : "",
 			    v.spam_flagged ? ", rspamd spam" : "",
 			    v.to_junk ? "Junk" : "unchanged");
+	} else if (v.dmarc_quarantine) {
+		deliver_log(LOG_INFO, "junk: DMARC quarantine; implicit keep Junk");
 	} else if (v.scan_tagged || v.spam_flagged) {
 		deliver_log(LOG_INFO, "junk: %s; implicit keep Junk",
 			    v.scan_tagged ? "scan tag" : "rspamd spam");

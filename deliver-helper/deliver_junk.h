@@ -12,7 +12,8 @@
  *     blocked sender                      -> Junk
  *     X-Homemail-Scan: tag; ... (scan)    -> Junk, unless the sender is trusted
  *     HOMEMAIL_SPAM=yes (Exim's rspamd)   -> Junk, unless the sender is trusted
- *     trusted sender                      -> never Junk by these rules
+ *     X-Homemail-Scan: ...; dmarc=quarantine -> Junk, even for a trusted sender
+ *     trusted sender                      -> never Junk by the other rules
  *   The user's Sieve script runs afterwards and can override: its explicit
  *   fileinto wins, and the verdict is visible to it as the header field
  *   X-Homemail-Junk in its view of the message (deliver_junk_sieve_view),
@@ -44,6 +45,7 @@ struct deliver_junk_verdict {
 	enum hm_junk_kind kind;     /* list the sender is on, HM_JUNK_NONE */
 	bool scan_tagged;           /* X-Homemail-Scan says "tag" */
 	bool spam_flagged;          /* HOMEMAIL_SPAM=yes (docs/filtering.md) */
+	bool dmarc_quarantine;      /* X-Homemail-Scan says "dmarc=quarantine" */
 	bool to_junk;               /* homemail's rules: implicit keep = Junk */
 	char sender[HM_JUNKLIST_ADDR_MAX + 1];  /* matched entry, "" none */
 	const char *via;            /* "From", "envelope", or NULL */

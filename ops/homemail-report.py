@@ -11,18 +11,25 @@ Relies on: the logs Exim and Dovecot already write (Exim's mainlog, rotated
   .1 and .N.gz included; Dovecot's log file), Debian's `eximstats` for the
   totals and the top lists (its own parser of Exim's log), and `doveadm
   quota get -A` for the quota line.  Settings it shares with homemail-status
-  come from /etc/homemail/status.conf (homemail-status(8)).
+  come from /etc/homemail/status.conf (homemail-status(8)); the config
+  reader, exit codes and log readers from homemail_admin.py, shared with
+  homemail-status and homemail-backup.
 How it fails: a log it cannot read is named in the report (the day's
   numbers would be wrong without it) and makes the exit status 1; usage
   errors exit 64, a bad configuration 78.
 """
 import datetime
-import gzip
 import os
 import re
 import subprocess
 import sys
 import tempfile
+
+# The shared module (homemail_admin.py): beside this file in build/, else
+# the package's private directory; no byte-code caches left behind.
+sys.dont_write_bytecode = True
+sys.path[:0] = [os.path.dirname(os.path.realpath(__file__)), "@PYTHONDIR@"]
+import homemail_admin as hm  # noqa: E402
 
 PROG = "homemail-report"
 VERSION = "@VERSION@"
@@ -48,74 +55,35 @@ CONF_KEYS = {"exim": "exim4", "exim_config": "", "dovecot_log": "/var/log/doveco
 # Refusal reasons: the first pattern that matches a rejection line wins.
 # Spam, virus and SPF/DKIM/DMARC name the words the DATA ACL sections and
 # homemail_scan.so put in their messages (docs/operations.md).
-REFUSALS = [
-    ("unknown recipient", re.compile(r"rejected RCPT .*(unknown user|Unrouteable address|"
-                                     r"unknown local-part|User unknown)", re.I)),
-    ("virus", re.compile(r"malware|virus", re.I)),
-    ("spam", re.compile(r"spam", re.I)),
-    ("SPF/DKIM/DMARC", re.compile(r"\bSPF\b|\bDMARC\b|\bDKIM\b", re.I)),
-    ("MIME policy", re.compile(r"rejected by local_scan\(\)", re.I)),
-    ("relay denied", re.compile(r"relay not permitted|relaying denied", re.I)),
-    ("authentication required", re.compile(r"authentication required", re.I)),
-    ("protocol / syntax", re.compile(r"rejected (EHLO|HELO)|syntax|line length|"
-                                     r"synchronization error|too many", re.I)),
-]
-DEFERS = [
-    ("connection refused", re.compile(r"Connection refused", re.I)),
-    ("timeout", re.compile(r"timed out|timeout", re.I)),
-    ("DNS", re.compile(r"host lookup did not complete|DNS", re.I)),
-    ("over quota", re.compile(r"quota|mailbox is full", re.I)),
-    ("remote 4xx", re.compile(r"SMTP error .*: 4\d\d", re.I)),
-    ("local delivery", re.compile(r"T=homemail|returned 75|temporary", re.I)),
-]
-
-
-class ConfigError(Exception):
-    pass
-
-
-def load_config(path, must_exist):
-    cfg = dict(CONF_KEYS)
-    try:
-        with open(path, encoding="utf-8") as f:
-            lines = f.read().splitlines()
-    except FileNotFoundError:
-        if must_exist:
-            raise ConfigError(f"{path}: no such file")
-        return cfg
-    except OSError as ex:
-        raise ConfigError(f"{path}: {ex.strerror}")
-    for n, line in enumerate(lines, 1):
-        line = line.split("#", 1)[0].strip()
-        if not line:
-            continue
-        key, sep, value = line.partition("=")
-        if not sep:
-            raise ConfigError(f"{path}:{n}: not 'key = value'")
-        if key.strip() in cfg:       # the rest is homemail-status's
-            cfg[key.strip()] = value.strip()
-    return cfg
+REFUSALS = hm.patterns([
+    ("unknown recipient", r"rejected RCPT .*(unknown user|Unrouteable address|"
+                          r"unknown local-part|User unknown)"),
+    ("virus", r"malware|virus"),
+    ("spam", r"spam"),
+    ("SPF/DKIM/DMARC", r"\bSPF\b|\bDMARC\b|\bDKIM\b"),
+    ("MIME policy", r"rejected by local_scan\(\)"),
+    ("relay denied", r"relay not permitted|relaying denied"),
+    ("authentication required", r"authentication required"),
+    ("protocol / syntax", r"rejected (EHLO|HELO)|syntax|line length|"
+                          r"synchronization error|too many"),
+])
+DEFERS = hm.patterns([
+    ("connection refused", r"Connection refused"),
+    ("timeout", r"timed out|timeout"),
+    ("DNS", r"host lookup did not complete|DNS"),
+    ("over quota", r"quota|mailbox is full"),
+    ("remote 4xx", r"SMTP error .*: 4\d\d"),
+    ("local delivery", r"T=homemail|returned 75|temporary"),
+])
 
 
 def run(argv, timeout=60):
+    """(returncode, stdout, stderr); a program that cannot be started at all
+    is a failed run (127), as one that is missing."""
     try:
-        p = subprocess.run(argv, capture_output=True, text=True, errors="replace",
-                           timeout=timeout, stdin=subprocess.DEVNULL)
-        return p.returncode, p.stdout, p.stderr
-    except (OSError, subprocess.TimeoutExpired) as ex:
+        return hm.run(argv, timeout)
+    except OSError as ex:
         return 127, "", str(ex)
-
-
-def read_log(path):
-    """Text of a log file, gzip'ed or not; None when unreadable."""
-    try:
-        if path.endswith(".gz"):
-            with gzip.open(path, "rb") as f:
-                return f.read().decode("utf-8", "replace")
-        with open(path, "rb") as f:
-            return f.read().decode("utf-8", "replace")
-    except OSError:
-        return None
 
 
 def rotated(path):
@@ -123,11 +91,19 @@ def rotated(path):
     return [p for p in (path + ".2.gz", path + ".1", path) if os.path.exists(p)]
 
 
+def readable_logs(paths, missing):
+    """The text of each log of paths that can be read (gunzipped); the
+    others are appended to missing (the report names them)."""
+    for p in paths:
+        text = hm.read_log(p)
+        if text is None:
+            missing.append(p)
+        else:
+            yield text
+
+
 def exim_argv(cfg, *args):
-    argv = [cfg["exim"]]
-    if cfg["exim_config"]:
-        argv += ["-C", cfg["exim_config"]]
-    return argv + list(args)
+    return hm.with_config(cfg["exim"], "-C", cfg["exim_config"], *args)
 
 
 def default_exim_log(cfg):
@@ -209,7 +185,7 @@ def parse_exim(lines, day, local_domains):
             elif flag == "==":
                 if re.search(r"retry time not reached", rest):
                     continue
-                reason = next((r for r, rx in DEFERS if rx.search(rest)), "other")
+                reason = hm.first_match(DEFERS, rest, "other")
                 day.deferred[reason] = day.deferred.get(reason, 0) + 1
                 day.deferred_msgs.add(mid)
                 if reason == "over quota":
@@ -236,7 +212,7 @@ def count_refusal(day, body, scan_rule=None):
         reason = "SPF/DKIM/DMARC" if scan_rule.lower() in ("dmarc", "spf", "dkim") \
             else "MIME policy"
     else:
-        reason = next((r for r, rx in REFUSALS if rx.search(body)), None)
+        reason = hm.first_match(REFUSALS, body)
     if reason is None:
         reason = "other"
         m = re.search(r"rejected [^:]*: (.*)$", body)
@@ -313,20 +289,17 @@ def human_bytes(n):
 
 
 def quota_over(cfg):
-    argv = [cfg["doveadm"]] + (["-c", cfg["dovecot_config"]] if cfg["dovecot_config"] else [])
-    rc, out, _ = run(argv + ["-f", "tab", "quota", "get", "-A"], timeout=60)
+    """Users at or over quota_warn percent now; None when doveadm cannot say
+    (a quota_warn that is no number: none)."""
+    rc, out, _ = run(hm.with_config(cfg["doveadm"], "-c", cfg["dovecot_config"],
+                                    "-f", "tab", "quota", "get", "-A"), timeout=60)
     if rc != 0:
         return None
-    over = []
-    for line in out.splitlines()[1:]:
-        f = line.split("\t")
-        try:
-            if len(f) >= 6 and f[2] == "STORAGE" and f[4] not in ("-", "0") \
-                    and int(f[5]) >= int(cfg["quota_warn"]):
-                over.append(f"{f[0]} {f[5]}%")
-        except ValueError:
-            pass
-    return over
+    try:
+        limit = int(cfg["quota_warn"])
+    except ValueError:
+        return []
+    return hm.quota_users(out, limit)[1]
 
 
 def render(day, d, host, top, quota):
@@ -411,43 +384,26 @@ def parse_day(text):
 
 
 def main(argv):
-    if len(argv) == 1 and argv[0] in ("--help", "-h"):
-        sys.stdout.write(USAGE)
-        return 0
-    if len(argv) == 1 and argv[0] == "--version":
-        sys.stdout.write(f"{PROG} {VERSION}\n")
-        return 0
-    opts = {"config": None, "day": "yesterday", "top": "5", "mail": False}
-    exim_logs, dovecot_logs = [], []
-    it = iter(argv)
-    for a in it:
-        if a in ("--config", "--day", "--top", "--exim-log", "--dovecot-log"):
-            v = next(it, None)
-            if v is None:
-                sys.stderr.write(f"{PROG}: {a} needs a value\n" + USAGE)
-                return 64
-            if a == "--exim-log":
-                exim_logs.append(v)
-            elif a == "--dovecot-log":
-                dovecot_logs.append(v)
-            else:
-                opts[a[2:]] = v
-        elif a == "--mail":
-            opts["mail"] = True
-        else:
-            sys.stderr.write(f"{PROG}: unknown argument {a!r}\n" + USAGE)
-            return 64
+    rc, opts = hm.command_line(
+        argv, PROG, VERSION, USAGE,
+        {"config": None, "day": "yesterday", "top": "5", "mail": False,
+         "exim-log": [], "dovecot-log": []},
+        values=("--config", "--day", "--top"), lists=("--exim-log", "--dovecot-log"),
+        flags={"--mail": ("mail", True)})
+    if rc is not None:
+        return rc
+    exim_logs, dovecot_logs = opts["exim-log"], opts["dovecot-log"]
     d = parse_day(opts["day"])
     if d is None or not opts["top"].isdigit():
-        sys.stderr.write(f"{PROG}: bad --day or --top\n" + USAGE)
-        return 64
+        return hm.usage_error(PROG, "bad --day or --top", USAGE)
     top = int(opts["top"])
     try:
-        cfg = load_config(opts["config"] or "/etc/homemail/status.conf",
-                          must_exist=opts["config"] is not None)
-    except ConfigError as ex:
+        # the rest of status.conf is homemail-status's
+        cfg = hm.read_config(opts["config"] or "/etc/homemail/status.conf", CONF_KEYS,
+                             must_exist=opts["config"] is not None, strict=False)
+    except hm.ConfigError as ex:
         sys.stderr.write(f"{PROG}: {ex}\n")
-        return 78
+        return hm.EX_CONFIG
     host = cfg["hostname"]
     if not host:
         rc, out, _ = run(exim_argv(cfg, "-bP", "primary_hostname"), timeout=20)
@@ -460,38 +416,28 @@ def main(argv):
         dovecot_logs = rotated(cfg["dovecot_log"])
     prefix = d.isoformat() + " "
     elines = []
-    for p in exim_logs:
-        text = read_log(p)
-        if text is None:
-            day.missing_logs.append(p)
-            continue
+    for text in readable_logs(exim_logs, day.missing_logs):
         elines += [ln for ln in text.splitlines() if ln.startswith(prefix)]
     parse_exim(elines, day, domains)
     if elines:
         day.eximstats = run_eximstats(elines, top)
-    for p in dovecot_logs:
-        text = read_log(p)
-        if text is None:
-            day.missing_logs.append(p)
-            continue
+    for text in readable_logs(dovecot_logs, day.missing_logs):
         parse_dovecot(dovecot_day_lines(text, d), day)
     if not exim_logs:
         day.missing_logs.append("(no Exim main log found)")
     report = render(day, d, host, top, quota_over(cfg))
     if opts["mail"]:
-        msg = (f"To: {cfg['postmaster']}\nSubject: mail report {host} {d.isoformat()}\n"
-               "Auto-Submitted: auto-generated\nContent-Type: text/plain; charset=utf-8\n\n"
-               + report)
+        msg = hm.mail_text(cfg["postmaster"], f"mail report {host} {d.isoformat()}", report)
         try:
             p = subprocess.run([cfg["sendmail"], "-t", "-oi"], input=msg, text=True,
                                capture_output=True, timeout=60)
             if p.returncode != 0:
                 sys.stderr.write(f"{PROG}: {cfg['sendmail']}: exit {p.returncode}: "
                                  f"{p.stderr.strip()}\n")
-                return 75
+                return hm.EX_TEMPFAIL
         except (OSError, subprocess.TimeoutExpired) as ex:
             sys.stderr.write(f"{PROG}: {cfg['sendmail']}: {ex}\n")
-            return 75
+            return hm.EX_TEMPFAIL
     else:
         sys.stdout.write(report)
     return 1 if day.missing_logs else 0

@@ -12,8 +12,10 @@ What for: an admin runs it on a live host (cron runs it daily, --cron) and
   backup; homemail's own pieces loaded and of the package's version.
   Configuration: /etc/homemail/status.conf (homemail-status(8)); every key
   has a default that fits a Debian host provisioned by the playbook.
-Relies on: Python's standard library and the Debian tools a mail host has
-  anyway (exim4, doveadm, doveconf, dig, named-compilezone, openssl).
+Relies on: Python's standard library, homemail_admin.py (what the admin
+  tools share: config reader, exit codes, command runner, log readers) and
+  the Debian tools a mail host has anyway (exim4, doveadm, doveconf, dig,
+  named-compilezone, openssl).
   Stdlib only on purpose: the tool must run on a host whose Python modules
   are half broken.
 How it fails: a check that cannot run is itself an error line (never a
@@ -35,6 +37,12 @@ import struct
 import subprocess
 import sys
 import time
+
+# The shared module (homemail_admin.py): beside this file in build/, else
+# the package's private directory; no byte-code caches left behind.
+sys.dont_write_bytecode = True
+sys.path[:0] = [os.path.dirname(os.path.realpath(__file__)), "@PYTHONDIR@"]
+import homemail_admin as hm  # noqa: E402
 
 PROG = "homemail-status"
 VERSION = "@VERSION@"
@@ -114,39 +122,11 @@ DEFAULTS = {
 }
 
 
-class ConfigError(Exception):
-    pass
-
-
-def load_config(path, must_exist):
-    """DEFAULTS overlaid with `key = value` lines of path ('#' comments)."""
-    cfg = dict(DEFAULTS)
-    try:
-        with open(path, encoding="utf-8") as f:
-            lines = f.read().splitlines()
-    except FileNotFoundError:
-        if must_exist:
-            raise ConfigError(f"{path}: no such file")
-        return cfg
-    except OSError as ex:
-        raise ConfigError(f"{path}: {ex.strerror}")
-    for n, line in enumerate(lines, 1):
-        line = line.split("#", 1)[0].strip()
-        if not line:
-            continue
-        key, sep, value = line.partition("=")
-        key = key.strip()
-        if not sep or key not in DEFAULTS:
-            raise ConfigError(f"{path}:{n}: unknown setting {key!r}")
-        cfg[key] = value.strip()
-    return cfg
-
-
 def duration(text):
     """'90', '90s', '15m', '6h', '2d' -> seconds"""
     m = re.fullmatch(r"(\d+)\s*([smhdw]?)", text.strip())
     if not m:
-        raise ConfigError(f"bad duration {text!r}")
+        raise hm.ConfigError(f"bad duration {text!r}")
     return int(m.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400,
                               "w": 604800}[m.group(2)]
 
@@ -174,17 +154,7 @@ class Result:
                 else "skipped", "detail": self.detail, "fix": self.fix}
 
 
-def run(argv, timeout=30, input=None):
-    """(returncode, stdout, stderr) of a command; 127 when it cannot run."""
-    try:
-        p = subprocess.run(argv, capture_output=True, text=True, errors="replace",
-                           timeout=timeout, input=input,
-                           stdin=None if input is not None else subprocess.DEVNULL)
-        return p.returncode, p.stdout, p.stderr
-    except FileNotFoundError:
-        return 127, "", f"{argv[0]}: not installed"
-    except subprocess.TimeoutExpired:
-        return 124, "", f"{argv[0]}: no answer in {timeout} s"
+run = hm.run          # (rc, stdout, stderr); 127 not installed, 124 no answer
 
 
 class Host:
@@ -199,10 +169,7 @@ class Host:
         return self.cfg[key].split()
 
     def exim_argv(self, *args):
-        argv = [self.cfg["exim"]]
-        if self.cfg["exim_config"]:
-            argv += ["-C", self.cfg["exim_config"]]
-        return argv + list(args)
+        return hm.with_config(self.cfg["exim"], "-C", self.cfg["exim_config"], *args)
 
     def exim_option(self, name):
         """Exim's value of a main option or macro (None when Exim cannot say)."""
@@ -217,16 +184,10 @@ class Host:
         return self._exim_bp[name]
 
     def doveadm_argv(self, *args):
-        argv = [self.cfg["doveadm"]]
-        if self.cfg["dovecot_config"]:
-            argv += ["-c", self.cfg["dovecot_config"]]
-        return argv + list(args)
+        return hm.with_config(self.cfg["doveadm"], "-c", self.cfg["dovecot_config"], *args)
 
     def doveconf_argv(self, *args):
-        argv = [self.cfg["doveconf"]]
-        if self.cfg["dovecot_config"]:
-            argv += ["-c", self.cfg["dovecot_config"]]
-        return argv + list(args)
+        return hm.with_config(self.cfg["doveconf"], "-c", self.cfg["dovecot_config"], *args)
 
     def hostname(self):
         if self.cfg["hostname"]:
@@ -454,23 +415,28 @@ def check_listener(host, kind, port, daemon):
     return res
 
 
+def ask_socket(family, target, hello, nbytes, expect):
+    """Connect to target (a socket path or (address, port)) within TIMEOUT,
+    send hello (when not empty) and read one answer of at most nbytes;
+    raises OSError unless it starts with expect."""
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.settimeout(TIMEOUT)
+        s.connect(target)
+        if hello:
+            s.sendall(hello)
+        data = s.recv(nbytes)
+    if not data.startswith(expect):
+        raise OSError(f"answered {data[:40]!r}")
+
+
 def check_auth_sockets(host):
     out = []
     for path in host.words("auth_sockets"):
         name = f"auth socket {os.path.basename(path)}"
         master = "master" in os.path.basename(path) or "userdb" in os.path.basename(path)
         try:
-            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            s.settimeout(TIMEOUT)
-            try:
-                s.connect(path)
-                if master:
-                    s.sendall(b"VERSION\t1\t1\n")
-                data = s.recv(512)
-            finally:
-                s.close()
-            if not data.startswith(b"VERSION\t1\t"):
-                raise OSError(f"answered {data[:40]!r}")
+            ask_socket(socket.AF_UNIX, path, b"VERSION\t1\t1\n" if master else b"", 512,
+                       b"VERSION\t1\t")
             out.append(Result(name, OK, f"{path} answers"))
         except OSError as ex:
             out.append(Result(name, ERR, f"{path}: {ex.strerror or ex}",
@@ -518,21 +484,12 @@ def check_filters(host):
     if cd != "no":
         try:
             if cd.startswith("/"):
-                s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-                target = cd
+                family, target = socket.AF_UNIX, cd
             else:                # "ADDRESS PORT"
                 a, _, p = cd.replace(":", " ").rpartition(" ")
-                s = socket.socket(socket.AF_INET6 if ":" in a.strip() else socket.AF_INET)
+                family = socket.AF_INET6 if ":" in a.strip() else socket.AF_INET
                 target = (a.strip(), int(p))
-            s.settimeout(TIMEOUT)
-            try:
-                s.connect(target)
-                s.sendall(b"PING\n")
-                data = s.recv(64)
-            finally:
-                s.close()
-            if not data.startswith(b"PONG"):
-                raise OSError(f"answered {data[:40]!r}")
+            ask_socket(family, target, b"PING\n", 64, b"PONG")
             out.append(Result("service clamd", OK, f"clamd answers on {cd}"))
         except (OSError, ValueError) as ex:
             out.append(Result("service clamd", ERR, f"clamd on {cd}: {ex.strerror or ex}",
@@ -818,30 +775,28 @@ def check_exim(host):
     return out
 
 
-DEFER_CLASSES = [
-    (re.compile(r"retry time not reached", re.I), None),
-    (re.compile(r"Connection refused", re.I), "connection refused"),
-    (re.compile(r"timed out|timeout", re.I), "timeout"),
-    (re.compile(r"host lookup did not complete|DNS|lookup", re.I), "DNS lookup"),
-    (re.compile(r"quota|mailbox is full|Disk quota", re.I), "recipient over quota"),
-    (re.compile(r"greylist", re.I), "greylisted"),
-    (re.compile(r"TLS|certificate", re.I), "TLS"),
-    (re.compile(r"returned 75|temporary|EX_TEMPFAIL", re.I), "local delivery deferred"),
-    (re.compile(r"SMTP error .*: 4\d\d", re.I), "remote 4xx"),
-    (re.compile(r"No space|spool", re.I), "disk space"),
-]
+# Deferral reasons: the first pattern found in a " == " line wins; None:
+# not a deferral worth counting.
+DEFER_CLASSES = hm.patterns([
+    (None, r"retry time not reached"),
+    ("connection refused", r"Connection refused"),
+    ("timeout", r"timed out|timeout"),
+    ("DNS lookup", r"host lookup did not complete|DNS|lookup"),
+    ("recipient over quota", r"quota|mailbox is full|Disk quota"),
+    ("greylisted", r"greylist"),
+    ("TLS", r"TLS|certificate"),
+    ("local delivery deferred", r"returned 75|temporary|EX_TEMPFAIL"),
+    ("remote 4xx", r"SMTP error .*: 4\d\d"),
+    ("disk space", r"No space|spool"),
+])
+LOG_TAIL = 32 << 20    # bytes of a log read at most: the last hour fits
 
 
-def log_lines_since(path, since, maxbytes=32 << 20):
+def log_lines_since(path, since, maxbytes=LOG_TAIL):
     """Lines of an Exim-style log (timestamp 'YYYY-MM-DD HH:MM:SS' first)
     written at or after `since` (epoch); reads at most the last maxbytes."""
-    try:
-        with open(path, "rb") as f:
-            f.seek(0, 2)
-            size = f.tell()
-            f.seek(max(0, size - maxbytes))
-            data = f.read().decode("utf-8", "replace")
-    except OSError:
+    data = hm.read_tail(path, maxbytes)
+    if data is None:
         return None
     cut = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(since))
     return [ln for ln in data.splitlines() if ln[:19] >= cut and ln[:2] == "20"]
@@ -856,11 +811,7 @@ def check_deferrals(host):
     for ln in lines:
         if " == " not in ln:
             continue
-        reason = "other"
-        for rx, cls in DEFER_CLASSES:
-            if rx.search(ln):
-                reason = cls
-                break
+        reason = hm.first_match(DEFER_CLASSES, ln, "other")
         if reason is None:
             continue
         by[reason] = by.get(reason, 0) + 1
@@ -920,16 +871,11 @@ AUTH_FAIL_RE = re.compile(r"auth failed|Authentication failure|authentication fa
 DOVECOT_TS = re.compile(r"^(\w{3} \d\d \d\d:\d\d:\d\d)|^(\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d)")
 
 
-def dovecot_log_since(path, since, maxbytes=32 << 20):
+def dovecot_log_since(path, since, maxbytes=LOG_TAIL):
     """Dovecot log lines at or after `since` (its own 'Mon DD HH:MM:SS' form
     or ISO); lines without a timestamp belong to the one before."""
-    try:
-        with open(path, "rb") as f:
-            f.seek(0, 2)
-            size = f.tell()
-            f.seek(max(0, size - maxbytes))
-            data = f.read().decode("utf-8", "replace")
-    except OSError:
+    data = hm.read_tail(path, maxbytes)
+    if data is None:
         return None
     year = time.localtime().tm_year
     out = []
@@ -1031,16 +977,7 @@ def check_quota(host):
     for m in re.finditer(r"doveadm\(([^)]+)\): Error: (.*)", err):
         if "No such file or directory" not in m.group(2):
             unreadable.add(m.group(1))
-    over, users = [], set()
-    for line in text.splitlines()[1:]:
-        f = line.split("\t")
-        if len(f) >= 6 and f[2] == "STORAGE":
-            users.add(f[0])
-            try:
-                if f[4] not in ("-", "0") and int(f[5]) >= limit:
-                    over.append(f"{f[0]} {f[5]}%")
-            except ValueError:
-                pass
+    users, over = hm.quota_users(text, limit)
     metrics = [("homemail_quota_users_over", {}, len(over))]
     if unreadable:
         return Result("dovecot quota", WARN, f"quota unreadable for {' '.join(sorted(unreadable)[:5])}"
@@ -1300,23 +1237,12 @@ def prometheus(results, elapsed):
     return "\n".join(lines) + "\n"
 
 
-def write_atomic(path, text):
-    tmp = f"{path}.{os.getpid()}.tmp"
-    with open(tmp, "w") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
-
-
 def mail_postmaster(cfg, host, results):
     body = (f"homemail-status on {host.hostname()}: {summary(results)}\n\n"
             + table([r for r in results if r.verdict in (WARN, ERR)], False)
             + "\nAll checks:\n\n" + table(results, False))
-    msg = (f"To: {cfg['postmaster']}\nSubject: homemail-status {host.hostname()}: "
-           f"{NAMES[worst(results)]} ({summary(results)})\n"
-           "Auto-Submitted: auto-generated\nContent-Type: text/plain; charset=utf-8\n\n" + body)
+    msg = hm.mail_text(cfg["postmaster"], f"homemail-status {host.hostname()}: "
+                       f"{NAMES[worst(results)]} ({summary(results)})", body)
     rc, out, err = run([cfg["sendmail"], "-t", "-oi"], input=msg, timeout=60)
     if rc != 0:
         sys.stderr.write(f"{PROG}: {cfg['sendmail']} failed ({rc}): {err.strip()}\n"
@@ -1324,38 +1250,22 @@ def mail_postmaster(cfg, host, results):
 
 
 def main(argv):
-    if len(argv) == 1 and argv[0] in ("--help", "-h"):
-        sys.stdout.write(USAGE)
-        return 0
-    if len(argv) == 1 and argv[0] == "--version":
-        sys.stdout.write(f"{PROG} {VERSION}\n")
-        return 0
-    opts = {"config": None, "json": False, "prometheus": None, "cron": False, "colour": True}
-    it = iter(argv)
-    for a in it:
-        if a in ("--config", "--prometheus"):
-            v = next(it, None)
-            if v is None:
-                sys.stderr.write(f"{PROG}: {a} needs a value\n" + USAGE)
-                return 64
-            opts[a[2:]] = v
-        elif a == "--json":
-            opts["json"] = True
-        elif a == "--cron":
-            opts["cron"] = True
-        elif a == "--no-color":
-            opts["colour"] = False
-        else:
-            sys.stderr.write(f"{PROG}: unknown argument {a!r}\n" + USAGE)
-            return 64
+    rc, opts = hm.command_line(
+        argv, PROG, VERSION, USAGE,
+        {"config": None, "json": False, "prometheus": None, "cron": False, "colour": True},
+        values=("--config", "--prometheus"),
+        flags={"--json": ("json", True), "--cron": ("cron", True),
+               "--no-color": ("colour", False)})
+    if rc is not None:
+        return rc
     path = opts["config"] or "/etc/homemail/status.conf"
     try:
-        cfg = load_config(path, must_exist=opts["config"] is not None)
+        cfg = hm.read_config(path, DEFAULTS, must_exist=opts["config"] is not None)
         for k in ("backup_warn_age", "backup_error_age", "queue_age_warn", "queue_age_error"):
             duration(cfg[k])
-    except ConfigError as ex:
+    except hm.ConfigError as ex:
         sys.stderr.write(f"{PROG}: {ex}\n")
-        return 78
+        return hm.EX_CONFIG
     t0 = time.monotonic()
     if cfg["resolver"]:
         RESOLVER[:] = [f"@{cfg['resolver']}"]
@@ -1365,7 +1275,7 @@ def main(argv):
     w = worst(results)
     if opts["prometheus"]:
         try:
-            write_atomic(opts["prometheus"], prometheus(results, elapsed))
+            hm.write_atomic(opts["prometheus"], prometheus(results, elapsed))
         except OSError as ex:
             sys.stderr.write(f"{PROG}: {opts['prometheus']}: {ex.strerror}\n")
             w = max(w, ERR)
