@@ -169,8 +169,7 @@ static size_t message_start(const struct deliver_ctx *ctx)
 	size_t i = 0;
 	for (; i < ctx->hdr->count; i++) {
 		const struct hm_hfield *f = &ctx->hdr->fields[i];
-		if (!hm_header_name_is(f, "Return-Path") && !hm_header_name_is(f, "Envelope-to") &&
-		    !hm_header_name_is(f, "Delivery-date") && !hm_header_name_is(f, "Delivered-To"))
+		if (!hm_header_is_delivery_trace(f))
 			return f->offset;
 	}
 	return ctx->body_offset;

@@ -175,13 +175,6 @@ static void strip_angle(const char *v, char *dst, size_t dstsize)
 		dst[--n] = '\0';
 }
 
-/* is_transport_field - fields an MTA's transport prepends for this delivery */
-static bool is_transport_field(const struct hm_hfield *f)
-{
-	return hm_header_name_is(f, "Return-Path") || hm_header_name_is(f, "Envelope-to") ||
-	       hm_header_name_is(f, "Delivery-date") || hm_header_name_is(f, "Delivered-To");
-}
-
 /* maildir_from_location - "maildir:PATH[:KEY=VAL...]" -> expanded PATH */
 static char *maildir_from_location(const char *loc, const char *user, const char *home)
 {
@@ -466,7 +459,7 @@ static enum result check_loops(struct delivery *d)
 	char dt[600];
 	size_t loops = 0, top = 0;
 	bool top_rp = false, top_dt = false;
-	for (; top < orig->count && is_transport_field(&orig->fields[top]); top++) {
+	for (; top < orig->count && hm_header_is_delivery_trace(&orig->fields[top]); top++) {
 		if (top == 0 && hm_header_name_is(&orig->fields[0], "Return-Path"))
 			top_rp = true;
 		strip_angle(orig->fields[top].value, dt, sizeof dt);

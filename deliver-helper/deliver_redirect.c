@@ -133,6 +133,26 @@ int deliver_sendmail(struct deliver_ctx *ctx, const char *from, const char *to,
 	return ok && WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
 }
 
+/* marks - a marker field's value is exactly this recipient, in angle
+ * brackets (as we write it) or bare (as Pigeonhole does), blanks around it
+ * allowed, case-insensitive: "<ana@x>" must not match "<mariana@x>" */
+static bool marks(const char *v, const char *rcpt)
+{
+	size_t rl = strlen(rcpt);
+	while (*v == ' ' || *v == '\t')
+		v++;
+	bool angle = *v == '<';
+	v += angle;
+	if (strncasecmp(v, rcpt, rl) != 0)
+		return false;
+	v += rl;
+	if (angle && *v++ != '>')
+		return false;
+	while (*v == ' ' || *v == '\t')
+		v++;
+	return *v == '\0';
+}
+
 /* redirect_loop - this message already went through a redirect of ours
  * for this recipient (the marker header we add names the recipient) */
 static bool redirect_loop(struct deliver_ctx *ctx)
@@ -141,7 +161,7 @@ static bool redirect_loop(struct deliver_ctx *ctx)
 		return false;
 	for (size_t it = 0; hm_header_next(ctx->hdr, REDIRECT_MARK, &it) != NULL;) {
 		const struct hm_hfield *f = &ctx->hdr->fields[it - 1];
-		if (strcasestr(f->value, ctx->recipient))
+		if (marks(f->value, ctx->recipient))
 			return true;
 	}
 	return false;

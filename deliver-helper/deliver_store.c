@@ -226,7 +226,7 @@ int deliver_store(struct deliver_ctx *ctx, const char *folder,
 	 * back or Exim's retry would leave two (deliver_unstore_all) */
 	char rel[HM_MAILDIR_NAME_MAX + 600];
 	char *keep = NULL;
-	if (hm_snprintf(rel, sizeof rel, "%s/%s/%s", dir, strstr(name, ":2,") ? "cur" : "new",
+	if (hm_snprintf(rel, sizeof rel, "%s/%s/%s", dir, hm_maildir_stored_in(name),
 			name) < 0 || pv->n_linked >= DELIVER_MAX_LINKED || (keep = strdup(rel)) == NULL) {
 		/* untracked, it could not be taken back: do not leave it */
 		(void)unlinkat(pv->md.root_fd, rel, 0);

@@ -158,6 +158,13 @@ static const struct lz *lz_get(void)
 
 enum view { V_ZIP_CDIR, V_ZIP_CENTRAL, V_ZIP_STREAM, V_OTHER, V_MAX };
 
+/* how one walk over a view treats members (list_7z says why 7z needs two) */
+enum pass {
+	P_ONE,    /* names, nested archives read in place, skips counted */
+	P_NAMES,  /* 7z first pass: names only, a nested archive just noted */
+	P_READ,   /* 7z second pass: every member read in order, counted */
+};
+
 /* one listing job: the library, the policy, the callback and the budgets
  * that keep a crafted archive from costing unbounded CPU */
 struct job {
@@ -180,7 +187,8 @@ struct src {
 	struct job *j;
 };
 
-static int list_one(struct job *j, const void *data, size_t len, unsigned depth, enum view v);
+static int list_one(struct job *j, const void *data, size_t len, unsigned depth, enum view v,
+		    enum pass p, bool *nested_seen);
 
 /* past_deadline - the message's time is up (sticky once seen) */
 static bool past_deadline(struct job *j)
@@ -280,6 +288,10 @@ static int list_cdir(struct job *j, const void *data, size_t len)
 	int rc = 0;
 	zip_int64_t n = lz->num_entries(z, 0);
 	for (zip_int64_t i = 0; i < n && rc == 0; i++) {
+		if (past_deadline(j)) {
+			rc = 4;
+			break;
+		}
 		if (j->entries_left[V_ZIP_CDIR] == 0) {
 			j->partial = "too many archive members";
 			break;
@@ -296,6 +308,23 @@ static int list_cdir(struct job *j, const void *data, size_t len)
 	return rc;
 }
 
+/* list_7z - libarchive 3.6 skips a 7z member for free in list mode, but a
+ * later member of the same solid block then cannot be read ("Truncated
+ * 7-Zip file body"): a nested archive behind a skipped member would go
+ * unread, its names unseen.  So the names come first, free; when one of
+ * them is a nested archive, a second walk reads every member in order,
+ * each byte counted against the budget and the clock. */
+static int list_7z(struct job *j, const void *data, size_t len, unsigned depth)
+{
+	bool nested_seen = false;
+	size_t before = j->entries_left[V_OTHER];
+	int r = list_one(j, data, len, depth, V_OTHER, P_NAMES, &nested_seen);
+	if (stopped(j, r) || !nested_seen)
+		return r;
+	j->entries_left[V_OTHER] = before; /* the same members, walked again */
+	return list_one(j, data, len, depth, V_OTHER, P_READ, NULL);
+}
+
 /* list_all - every view of one archive: 0 listed, 1 unreadable, else as fn/ENOMEM/4 */
 static int list_all(struct job *j, const void *data, size_t len, unsigned depth)
 {
@@ -305,17 +334,18 @@ static int list_all(struct job *j, const void *data, size_t len, unsigned depth)
 		int r0 = list_cdir(j, data, len);
 		if (stopped(j, r0))
 			return r0;
-		int r1 = list_one(j, data, len, depth, V_ZIP_CENTRAL);
+		int r1 = list_one(j, data, len, depth, V_ZIP_CENTRAL, P_ONE, NULL);
 		if (stopped(j, r1))
 			return r1;
-		int r2 = list_one(j, data, len, depth, V_ZIP_STREAM);
+		int r2 = list_one(j, data, len, depth, V_ZIP_STREAM, P_ONE, NULL);
 		if (stopped(j, r2))
 			return r2;
 		return (r0 == 1 && r1 == 1 && r2 == 1) ? 1 : 0;
 	}
 	case K_7Z:
+		return list_7z(j, data, len, depth);
 	case K_RAR:
-		return list_one(j, data, len, depth, V_OTHER);
+		return list_one(j, data, len, depth, V_OTHER, P_ONE, NULL);
 	default:
 		return 1;
 	}
@@ -367,7 +397,10 @@ static int nested(struct job *j, struct archive *a, unsigned depth, enum view v)
 	struct hm_buf keep;
 	hm_buf_init(&keep, j->c->max_archive_size);
 	int r = read_member(j, a, &keep);
-	if (r == 5) {
+	if (r == 1) {
+		j->partial = "a nested archive cannot be read"; /* its names unseen */
+		r = 0;
+	} else if (r == 5) {
 		j->partial = "a nested archive is larger than max_archive_size";
 		/* what the streaming view cannot skip is still counted */
 		r = v == V_ZIP_CENTRAL ? 0 : read_member(j, a, NULL);
@@ -428,8 +461,11 @@ static void declare(struct job *j, struct archive_entry *e)
 	j->b->declared_left -= (uint64_t)sz;
 }
 
-/* list_one - one view (central directory, local headers, 7z/RAR) of one archive */
-static int list_one(struct job *j, const void *data, size_t len, unsigned depth, enum view v)
+/* list_one - one view (central directory, local headers, 7z/RAR) of one
+ * archive, walked as pass p says; nested_seen (P_NAMES) is set when a
+ * member names a nested archive */
+static int list_one(struct job *j, const void *data, size_t len, unsigned depth, enum view v,
+		    enum pass p, bool *nested_seen)
 {
 	const struct la *la = j->la;
 	struct archive *a = la->read_new();
@@ -479,15 +515,20 @@ static int list_one(struct job *j, const void *data, size_t len, unsigned depth,
 		if (!name)
 			name = la->pathname(e);
 		size_t nl = name ? strlen(name) : 0;
-		if (name) {
+		if (name && p != P_READ) { /* P_READ: the first walk checked the names */
 			rc = j->fn(j->ctx, name, nl);
 			if (rc)
 				break;
 		}
-		if (name && depth < j->c->archive_depth && archive_name(name, nl)) {
+		bool nest = name && depth < j->c->archive_depth && archive_name(name, nl);
+		if (nest && p == P_NAMES) {
+			*nested_seen = true;
+			r = 0;
+			declare(j, e);
+		} else if (nest) {
 			r = nested(j, a, depth, v);
 			data_read = true;
-		} else if (skip_inflates(j, a, &src, v, data_read)) {
+		} else if (p == P_READ || skip_inflates(j, a, &src, v, data_read)) {
 			r = read_member(j, a, NULL); /* never a skip that decompresses uncounted */
 		} else {
 			r = 0;

@@ -261,6 +261,13 @@ bool hm_header_name_is(const struct hm_hfield *f, const char *name)
 	return hm_strcaseeq_n(f->name, f->name_len, name);
 }
 
+/* hm_header_is_delivery_trace - see hm_header.h */
+bool hm_header_is_delivery_trace(const struct hm_hfield *f)
+{
+	return hm_header_name_is(f, "Return-Path") || hm_header_name_is(f, "Envelope-to") ||
+	       hm_header_name_is(f, "Delivery-date") || hm_header_name_is(f, "Delivered-To");
+}
+
 /* hm_header_next - see hm_header.h */
 const struct hm_hfield *hm_header_next(const struct hm_header *h, const char *name,
 				       size_t *iter)

@@ -120,4 +120,9 @@ size_t hm_header_count_name(const struct hm_header *h, const char *name);
 /* hm_header_name_is - true when field f is called name (case-insensitive) */
 bool hm_header_name_is(const struct hm_hfield *f, const char *name);
 
+/* hm_header_is_delivery_trace - a field an MTA's transport prepends for one
+ * delivery attempt (Return-Path, Envelope-to, Delivery-date, Delivered-To):
+ * the message as received starts at the first field that is not one */
+bool hm_header_is_delivery_trace(const struct hm_hfield *f);
+
 #endif

@@ -229,13 +229,11 @@ static int load_secret(const char *path, uint8_t secret[HM_LOCKOUT_SECRET_SIZE])
 	if (secret_path(path, kpath, sizeof(kpath)) < 0)
 		return -1;
 	for (int attempt = 0; attempt < 2 && fd < 0; attempt++) {
-		fd = open(kpath, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
+		fd = hm_open_regular(kpath, O_RDONLY, 0, &st);
 		if (fd < 0 && (errno != ENOENT || attempt > 0 || create_secret(kpath) < 0))
 			return -1;
 	}
-	if (fstat(fd, &st) < 0)
-		goto fail;
-	if (!S_ISREG(st.st_mode) || st.st_uid != geteuid() || (st.st_mode & 077) != 0) {
+	if (st.st_uid != geteuid() || (st.st_mode & 077) != 0) {
 		errno = EPERM;
 		goto fail;
 	}

@@ -433,6 +433,13 @@ fail:
 	return -1;
 }
 
+/* hm_maildir_stored_in - see hm_maildir.h */
+const char *hm_maildir_stored_in(const char *name)
+{
+	const char *info = strrchr(name, ':');
+	return info != NULL && strncmp(info, ":2,", 3) == 0 ? "cur" : "new";
+}
+
 /* hm_maildir_store - see hm_maildir.h */
 int hm_maildir_store(struct hm_maildir *md, struct hm_mfolder *f, const struct hm_spool *sp,
 		     const char *flags, char *name_r, size_t name_size)
@@ -495,17 +502,26 @@ int hm_maildir_flag_letter(const char *flag)
 	return -1;
 }
 
-/* hm_maildir_keyword_valid - IMAP atom (RFC 3501 9: atom-char), max 128 bytes */
-bool hm_maildir_keyword_valid(const char *kw)
+/* hm_imap_atom_valid - see hm_maildir.h */
+bool hm_imap_atom_valid(const char *s, size_t len)
 {
-	size_t n = 0;
-	if (kw == NULL || *kw == '\0' || *kw == '\\')
+	if (len == 0)
 		return false;
-	for (const unsigned char *p = (const unsigned char *)kw; *p; p++, n++) {
-		if (*p <= 0x20 || *p >= 0x7f || strchr("(){%*\"\\]", *p) != NULL || n >= 128)
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (c <= 0x20 || c >= 0x7f || strchr("(){%*\"\\]", c) != NULL)
 			return false;
 	}
 	return true;
+}
+
+/* hm_maildir_keyword_valid - IMAP atom (RFC 3501 9: atom-char), max 128 bytes */
+bool hm_maildir_keyword_valid(const char *kw)
+{
+	if (kw == NULL)
+		return false;
+	size_t n = strnlen(kw, 129);
+	return n <= 128 && hm_imap_atom_valid(kw, n);
 }
 
 /* take_lock - create a dotlock file name in dirfd, waiting and breaking stale ones */

@@ -120,6 +120,11 @@ void hm_maildir_spool_discard(struct hm_maildir *md, struct hm_spool *sp);
 int hm_maildir_store(struct hm_maildir *md, struct hm_mfolder *f, const struct hm_spool *sp,
 		     const char *flags, char *name_r, size_t name_size);
 
+/* hm_maildir_stored_in - "cur" or "new": the sub-directory of its folder
+ * where hm_maildir_store put the file it named (cur/ exactly when flags
+ * were given, which the ":2," info of the name records) */
+const char *hm_maildir_stored_in(const char *name);
+
 /* Stale files in tmp/ (maildir(5): "not accessed for 36 hours"; Dovecot's
  * rule, the same numbers: scan tmp/ when its atime is 8 hours old, set the
  * atime afterwards when the mount did not). */
@@ -160,7 +165,12 @@ int hm_maildir_tmp_clean(int tmp_fd, time_t now, struct hm_tmpclean *st);
  * 0 when the name is not a system flag, -1 for \Recent and other '\' names. */
 int hm_maildir_flag_letter(const char *imap_flag);
 
-/* hm_maildir_keyword_valid - true for an IMAP atom usable as a keyword */
+/* hm_imap_atom_valid - the len bytes at s are a non-empty IMAP flag-keyword
+ * atom (RFC 3501 9: atom-char except "]", no "\\" anywhere) */
+bool hm_imap_atom_valid(const char *s, size_t len);
+
+/* hm_maildir_keyword_valid - true for an IMAP atom usable as a keyword
+ * (hm_imap_atom_valid, at most 128 bytes) */
 bool hm_maildir_keyword_valid(const char *kw);
 
 /* hm_maildir_keywords - letters (a-z) for keywords kw[0..n) in folder f,

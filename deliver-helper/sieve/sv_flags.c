@@ -12,6 +12,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "hm_maildir.h"
 #include "sv_int.h"
 
 static const char *const system_flags[] = {
@@ -29,12 +30,7 @@ static const char *canon(const char *f, size_t len)
 				return system_flags[i];
 		return NULL;
 	}
-	for (size_t i = 0; i < len; i++) {
-		unsigned char c = (unsigned char)f[i];
-		if (c <= 0x20 || c >= 0x7f || strchr("(){%*\"\\]", c))
-			return NULL;
-	}
-	return f;
+	return hm_imap_atom_valid(f, len) ? f : NULL;
 }
 
 bool sv_flag_has(char **v, size_t n, const char *f)

@@ -165,6 +165,30 @@ def test_redirect_cancels_keep_copy_keeps(user, dovecot_for):
         assert b"Subject: for the rules" in data
 
 
+def test_redirect_loop_marker_names_this_recipient_exactly(user, dovecot_for):
+    """The loop marker stops a redirect only when it names this recipient:
+    a marker for "<xana@...>" (which contains "ana@...") is another
+    recipient's, and the forward is sent (before: a substring match kept the
+    message and dropped the forward); the exact marker is a loop: kept."""
+    d = dovecot_for([user])
+    st = Stand()
+    put_script(user, 'redirect "maria@example.net";')
+    for marker, sent, inbox in ((f"<x{user.address}>", ["maria@example.net"], 0),
+                                (f"<{user.address}x>", ["maria@example.net"], 0),
+                                (f"x{user.address}", ["maria@example.net"], 0),
+                                (f" <{user.address.upper()}> ", [], 1),
+                                (user.address, [], 1)):
+        fresh(user)
+        for f in os.listdir(st.dir):
+            if f.startswith("call."):
+                os.unlink(os.path.join(st.dir, f))
+        data = f"X-Sieve-Redirected-From: {marker}\r\n".encode() + MSG
+        r = run_lda(user, st, ["-f", "alice@example.org"], data)
+        assert r.returncode == 0, (marker, r.stderr)
+        assert st.targets() == sent, (marker, st.calls(), r.stderr)
+        assert len(mailboxes(d, user).get("INBOX", [])) == inbox, marker
+
+
 def test_redirect_sendmail_failure_defers_and_retry_sends_once(user, dovecot_for):
     """sendmail refusing a redirect defers (75) as dovecot-lda does, with
     nothing left in the Maildir; the retry does not send again what the

@@ -154,6 +154,23 @@ def test_7z_solid_bomb_stopped_by_budget(tmp_path):
     assert rc == 1 and 'member of "s.7z" "evil.exe"' in text, text
 
 
+def test_7z_nested_archive_behind_skipped_members(tmp_path):
+    """A solid 7z: 8 MiB of zeros, then inner.zip holding evil.exe.  libarchive
+    skips z.bin for free by name but then cannot read inner.zip ("Truncated
+    7-Zip file body"): the unfixed scanner never saw evil.exe and accepted
+    the message.  Now the members are read in order, counted: within the
+    budget evil.exe is found; against a 1 MiB budget the verdict is the
+    budget's (unscannable), never a silent accept."""
+    inner = bombs.zip_bytes([bombs.member("evil.exe", b"MZ")])
+    data = bombs.sevenzip([("z.bin", b"\0" * (8 * MiB)), ("inner.zip", inner)])
+    p = tmp_path / "s7n.eml"
+    p.write_bytes(bombs.message("s.7z", data, "application/x-7z-compressed"))
+    rc, text = _cli(str(p), _conf(""))
+    assert rc == 1 and 'member of "s.7z" "evil.exe"' in text, text
+    rc, text = _cli(str(p), _conf("max_archive_inflate = 1M\naction_unscannable = reject\n"))
+    assert rc == 1 and text.startswith("reject: ") and BUDGET_REASON in text, text
+
+
 def test_zip_views_have_own_bounds_in_exim(user, zips):
     """evil.exe only in a local header behind 10,000 members, or only in the
     central directory: 550 either way; 20,001 members: unscannable."""

@@ -14,7 +14,8 @@ import uuid
 
 DOMAIN = os.environ.get("LAB_DOMAIN", "home.com.bo")
 HOST = os.environ.get("LAB_HOSTNAME", "mail." + DOMAIN)
-CERT = "/etc/homemail/tls/cert.pem"
+CERT = "/etc/homemail/tls/cert.pem"      # what the daemons serve (leaf first, then chain)
+CA = "/etc/homemail/tls/ca.pem"          # what verifies it (self-signed: itself; ACME: the root)
 CRED_DIR = "/root/homemail-lab"
 ARTIFACTS = os.environ.get("LAB_ARTIFACTS", os.path.join(
     os.path.dirname(os.path.abspath(__file__)), "..", "..", "build", "lab"))
@@ -30,10 +31,18 @@ def password(user):
 
 
 def tls_context():
-    """A client context that trusts exactly the lab certificate, verifying the name."""
-    ctx = ssl.create_default_context(cafile=CERT)
+    """A client context that trusts exactly the lab's CA file, verifying the name."""
+    ctx = ssl.create_default_context(cafile=CA)
     ctx.check_hostname = True
     return ctx
+
+
+def leaf_der():
+    """DER of the served certificate (the first one of CERT)."""
+    with open(CERT, encoding="ascii") as f:
+        pem = f.read()
+    end = "-----END CERTIFICATE-----"
+    return ssl.PEM_cert_to_DER_cert(pem[:pem.index(end) + len(end)])
 
 
 def make_message(to, subject=None, sender=None, body=None):

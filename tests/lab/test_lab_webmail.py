@@ -18,7 +18,6 @@ import http.client
 import os
 import re
 import socket
-import ssl
 import subprocess
 import time
 import urllib.parse
@@ -149,8 +148,7 @@ def test_https_presents_the_lab_certificate():
         with L.tls_context().wrap_socket(raw, server_hostname=L.HOST) as s:
             der = s.getpeercert(binary_form=True)
             assert s.version() in ("TLSv1.2", "TLSv1.3"), s.version()
-    with open(L.CERT, encoding="ascii") as f:
-        assert der == ssl.PEM_cert_to_DER_cert(f.read())
+    assert der == L.leaf_der()
 
 
 def test_hsts_and_secure_cookies():

@@ -136,6 +136,7 @@ static void spool_and_store(void **state)
 	snprintf(want, sizeof want, ",S=%zu,W=%zu", sizeof msg - 1, sizeof msg + 2);
 	assert_non_null(strstr(name, want));
 	assert_null(strchr(name, ':'));
+	assert_string_equal(hm_maildir_stored_in(name), "new");
 	snprintf(path, sizeof path, "%s/new/%s", root, name);
 	assert_int_equal(stat(path, &st), 0);
 	assert_int_equal(st.st_mode & 0777, 0600);
@@ -145,6 +146,7 @@ static void spool_and_store(void **state)
 	assert_int_equal(hm_maildir_folder_open(&md, "Lists.Debian", true, &sub), 0);
 	assert_int_equal(hm_maildir_store(&md, &sub, &sp, "SaFS", name, sizeof name), 0);
 	assert_non_null(strstr(name, ":2,FSa"));
+	assert_string_equal(hm_maildir_stored_in(name), "cur");
 	snprintf(path, sizeof path, "%s/.Lists.Debian/cur", root);
 	assert_int_equal(count_files(path), 1);
 	snprintf(path, sizeof path, "%s/.Lists.Debian/maildirfolder", root);
