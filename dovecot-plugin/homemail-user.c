@@ -302,7 +302,10 @@ static int apply_edit(struct hm_users *db, void *ctx)
 		r = hm_users_remove(db, e->address);
 		break;
 	case OP_PASSWD:
+		/* a password the admin sets is a new one: no longer expired */
 		r = hm_users_set_hash(db, e->address, e->hash);
+		if (r == 0)
+			r = hm_users_set_pw_expired(db, e->address, false);
 		break;
 	case OP_EXPIRE:
 		if (hm_users_find(db, e->address) != NULL &&

@@ -165,6 +165,14 @@ def test_expired_password_forces_a_change(world):
     assert outside_login(world, acct.address, STRONG) == "OK"
     r = passwd(world, acct.address, STRONG, check=True)
     assert (r.returncode, r.stdout.strip()) == (0, "current"), r.stdout
+    # a password the admin sets clears the flag too
+    assert subprocess.run([os.path.join(hmtest.BUILD, "homemail-user"), "--users",
+                           world.users_path, "passwd", "--expire", acct.address]).returncode == 0
+    r = subprocess.run([os.path.join(hmtest.BUILD, "homemail-user"), "--users", world.users_path,
+                        "passwd", acct.address, "--password-stdin"], input=STRONG + "\n",
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert outside_login(world, acct.address, STRONG) == "OK"
 
 
 def test_caller_cannot_choose_files(world):
