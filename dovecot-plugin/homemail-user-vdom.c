@@ -523,6 +523,31 @@ static int cmd_rename(const struct vopts *o, const char *from, const char *to)
 	return 0;
 }
 
+void homemail_user_domain_quota(const char *users_path, const char *domain, char *dst,
+				size_t size)
+{
+	char path[PATH_MAX];
+	const char *slash = strrchr(users_path, '/');
+	struct hm_domains *db;
+	const struct hm_domain *d;
+
+	dst[0] = '\0';
+	if (slash == NULL ||
+	    hm_snprintf(path, sizeof(path), "%.*s/domains", (int)(slash - users_path), users_path) < 0 ||
+	    hm_domains_load(path, NULL, NULL, &db) < 0)
+		return;
+	d = hm_domains_find(db, domain);
+	if (d != NULL) {
+		const char *q = strstr(d->options, "quota=");
+		/* the option as written: up to the next blank */
+		while (q != NULL && q != d->options && q[-1] != ' ' && q[-1] != '\t')
+			q = strstr(q + 1, "quota=");
+		if (q != NULL)
+			(void)hm_snprintf(dst, size, "%.*s", (int)strcspn(q + 6, " \t"), q + 6);
+	}
+	hm_domains_free(&db);
+}
+
 /* ---- archive (used by `del --remove-home`) ---------------------------- */
 
 int homemail_user_archive_home(const char *home, const char *address, const char *dir,

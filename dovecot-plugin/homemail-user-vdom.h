@@ -16,6 +16,11 @@ int homemail_user_vdom_main(int argc, char **argv);
 int homemail_user_archive_home(const char *home, const char *address, const char *dir,
 			       char *path_r, size_t path_size);
 
+/* homemail_user_domain_quota - the quota= option of domain in the domains
+ * table next to users_path, as written ("" when none or no table) */
+void homemail_user_domain_quota(const char *users_path, const char *domain, char *dst,
+				size_t size);
+
 #define HOMEMAIL_ARCHIVE_DIR "/var/lib/homemail/archive"
 
 #endif

@@ -447,13 +447,18 @@ static int cmd_add(const struct opts *o, const char *arg)
 	}
 	if (o->quota != NULL && hm_users_parse_quota(o->quota, &q) < 0)
 		die(EX_DATAERR, "invalid quota '%s' (bytes with optional k/M/G/T)", o->quota);
+	/* no --quota: the domain's default (quota= in the domains table next
+	 * to the users file, docs/domains.md) */
+	char dquota[32] = "";
+	if (o->quota == NULL)
+		homemail_user_domain_quota(o->users, strchr(addr, '@') + 1, dquota, sizeof(dquota));
 	get_hash(o, hash, sizeof(hash));
 	u.address = addr;
 	u.hash = hash;
 	u.uid = uid;
 	u.gid = gid;
 	u.home = home;
-	u.quota = (char *)(o->quota ? o->quota : "");
+	u.quota = (char *)(o->quota ? o->quota : dquota);
 	e.address = addr;
 	e.user = &u;
 	run_edit(o, &e);

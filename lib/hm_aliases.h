@@ -90,10 +90,14 @@ int hm_alias_source_normalize(const char *in, char *dst, size_t dstsize);
  * when the alias's own domain has remote_aliases=yes, else the whole alias
  * FAILs.  A loop (an alias reached again on its own path) FAILs with the
  * path in the message.  Bounds: nesting HM_ROUTE_MAX_DEPTH, at most
- * HM_ALIASES_MAX_TARGETS leaves and HM_ROUTE_MAX_STEPS lookups: beyond,
+ * HM_ALIASES_MAX_TARGETS leaves of HM_ROUTE_MAX_BYTES in all (commas
+ * included) and HM_ROUTE_MAX_STEPS lookups: beyond,
  * FAIL.  Recursion is bounded by the depth. */
 #define HM_ROUTE_MAX_DEPTH 16
 #define HM_ROUTE_MAX_STEPS 20000
+/* the leaves travel in one auth-master reply line (HM_AUTH_MAX_LINE, 64 KiB)
+ * to Exim: their total length is bounded below it */
+#define HM_ROUTE_MAX_BYTES 49152
 
 enum hm_route_kind { HM_ROUTE_UNKNOWN = 0, HM_ROUTE_ACCOUNT, HM_ROUTE_ALIAS, HM_ROUTE_FAIL };
 

@@ -28,6 +28,7 @@ struct walk {
 	struct hm_strmap done;          /* aliases fully expanded (diamonds) */
 	struct hm_strmap leaves;        /* leaves already listed */
 	size_t steps;
+	size_t bytes;                   /* the leaves' total length, with commas */
 };
 
 /* fail - set the FAIL result; returns 1 (stop) */
@@ -53,6 +54,10 @@ static int add_leaf(struct walk *w, const char *addr)
 		return 0;
 	if (w->r->ntargets >= HM_ALIASES_MAX_TARGETS)
 		return fail(w, "alias %s expands to more than %d addresses", w->path[0], HM_ALIASES_MAX_TARGETS);
+	w->bytes += strlen(addr) + 1;
+	if (w->bytes > HM_ROUTE_MAX_BYTES)
+		return fail(w, "alias %s expands to more than %d bytes of addresses", w->path[0],
+			    HM_ROUTE_MAX_BYTES);
 	if (!hm_mul_ok(w->r->ntargets + 1, sizeof(char *), &sz) ||
 	    (nt = realloc(w->r->targets, sz)) == NULL)
 		return errno = ENOMEM, -1;

@@ -383,6 +383,11 @@ static void route_bounds(void **state)
 			len += (size_t)snprintf(t + len, cap - len, ", l%d_%d@v.bo", i, k);
 	}
 	len += (size_t)snprintf(t + len, cap - len, "\nsmall@v.bo: n0@v.bo, n1@v.bo\n");
+	/* 900 leaves of 64 bytes: under the count bound, over the byte bound */
+	len += (size_t)snprintf(t + len, cap - len, "long@v.bo: ");
+	for (int i = 0; i < 900; i++)
+		len += (size_t)snprintf(t + len, cap - len, "%sx%054d@v.bo", i ? ", " : "", i);
+	len += (size_t)snprintf(t + len, cap - len, "\n");
 	struct hm_aliases *al = aliases_of(t);
 	resolve(al, NULL, "c0@v.bo", &r);
 	assert_int_equal(r.kind, HM_ROUTE_FAIL);
@@ -394,6 +399,9 @@ static void route_bounds(void **state)
 	assert_int_equal(r.kind, HM_ROUTE_FAIL);
 	assert_non_null(strstr(r.why, "more than 1000 addresses"));
 	assert_int_equal(r.ntargets, 0);
+	resolve(al, NULL, "long@v.bo", &r);
+	assert_int_equal(r.kind, HM_ROUTE_FAIL);
+	assert_non_null(strstr(r.why, "bytes of addresses"));
 	resolve(al, NULL, "small@v.bo", &r);
 	assert_int_equal(r.kind, HM_ROUTE_ALIAS);
 	assert_int_equal(r.ntargets, 80);
@@ -405,7 +413,7 @@ static void route_bounds(void **state)
 static void strmap_basics(void **state)
 {
 	struct hm_strmap m;
-	char keys[3000][12];
+	char keys[3000][16];
 	void *old = NULL;
 
 	hm_strmap_init(&m);
