@@ -58,8 +58,9 @@ class homemail_pwexpire extends rcube_plugin
             || $args['task'] === 'logout' || $args['task'] === 'login'
             || $args['action'] === 'keep-alive' || $args['action'] === 'refresh';
         if (!$allowed) {
-            $args['task'] = 'settings';
-            $args['action'] = 'plugin.password';
+            // a fresh request, so that the password plugin (loaded for the
+            // settings task only) is there to answer it
+            rcmail::get_instance()->output->redirect(['_task' => 'settings', '_action' => 'plugin.password']);
         }
         return $args;
     }
