@@ -153,8 +153,10 @@ def test_quota_change_seen_over_imap_and_in_roundcube():
         assert r.returncode == 0, r.stderr
         assert _quota_kb() == 300 * 1024
         wait = _roundcube_login(d, ANA, L.password(ANA))
-        wait.until(lambda drv: "300 MB" in (drv.execute_script(
-            "var q = document.getElementById('quotadisplay'); return q ? q.title : '';") or ""))
+        # Roundcube's quota display is fed by its IMAP GETQUOTAROOT (KB)
+        wait.until(lambda drv: drv.execute_script(
+            "return (window.rcmail && rcmail.env.quota_content) ?"
+            " String(rcmail.env.quota_content.total) : '';") == str(300 * 1024))
     finally:
         d.save_screenshot(os.path.join(L.ARTIFACTS, "roundcube-quota.png"))
         d.quit()
