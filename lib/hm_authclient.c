@@ -164,8 +164,10 @@ int hm_auth_plain(const char *socket_path, const char *service, const char *user
 
 	if (reason != NULL && reason_size > 0)
 		reason[0] = '\0';
-	ul = user != NULL ? strlen(user) : 0;
-	pl = password != NULL ? strlen(password) : 0;
+	if (user == NULL || password == NULL)
+		return why(HM_AUTHC_FAIL, reason, reason_size, "invalid user name or password");
+	ul = strlen(user);
+	pl = strlen(password);
 	if (ul == 0 || ul > MAX_USER || pl > HM_PW_MAX_PLAIN)
 		return why(HM_AUTHC_FAIL, reason, reason_size, "invalid user name or password");
 	for (size_t i = 0; i < ul; i++)
