@@ -95,9 +95,10 @@ int hm_alias_source_normalize(const char *in, char *dst, size_t dstsize);
  * FAIL.  Recursion is bounded by the depth. */
 #define HM_ROUTE_MAX_DEPTH 16
 #define HM_ROUTE_MAX_STEPS 20000
-/* the leaves travel in one auth-master reply line (HM_AUTH_MAX_LINE, 64 KiB)
- * to Exim: their total length is bounded below it */
-#define HM_ROUTE_MAX_BYTES 49152
+/* the leaves travel to Exim in one userdb reply, which Dovecot's auth
+ * worker may send only up to 8 KiB long ("Auth worker sent us more than
+ * 8192 bytes"): their total length is bounded well below it */
+#define HM_ROUTE_MAX_BYTES 6144
 
 enum hm_route_kind { HM_ROUTE_UNKNOWN = 0, HM_ROUTE_ACCOUNT, HM_ROUTE_ALIAS, HM_ROUTE_FAIL };
 

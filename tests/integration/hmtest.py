@@ -1070,6 +1070,12 @@ class PackageExim(Exim):
             os.makedirs(os.path.dirname(p), exist_ok=True)
             with open(p, "w") as f:
                 f.write(text)
+        # the other includes the package ships next to homemail_scan.so
+        # (router/340_homemail_accounts, transport/35_homemail_userdb)
+        for n in sorted(os.listdir(os.path.join(CONF_SRC, "share", "exim4"))):
+            if n != "local_scan.conf":
+                with open(os.path.join(share, n), "w") as f:
+                    f.write(open(os.path.join(CONF_SRC, "share", "exim4", n)).read())
         if local_scan:
             with open(os.path.join(share, "local_scan.conf"), "w") as f:
                 f.write(_substitute(open(os.path.join(CONF_SRC, "share", "exim4",

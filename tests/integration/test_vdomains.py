@@ -37,7 +37,9 @@ def owner(paths):
 def world():
     s1 = hmtest.make_user(prefix="hmvs")        # system, used in home.com.bo
     s2 = hmtest.make_user(prefix="hmvt")        # system, used in ventas.com.bo
-    w = VWorld(system_users=[s1, s2])
+    # home.com.bo lets its aliases forward to other domains, ventas does not
+    w = VWorld(system_users=[s1, s2],
+               domains_text="home.com.bo remote_aliases=yes\nventas.com.bo\n")
     w.s1, w.s2 = s1, s2
     w.ana = w.add_virtual("ana@ventas.com.bo")
     w.bob = w.add_virtual("bob@home.com.bo")
@@ -52,9 +54,14 @@ def world():
             "ana@ventas.com.bo")
     w.alias("all@home.com.bo", "team@home.com.bo", "sales@ventas.com.bo")
     w.alias("@ventas.com.bo", "ivy@ventas.com.bo")
-    # a loop, written by hand (homemail-user refuses to make one)
+    w.alias("fwd@home.com.bo", "partner@example.org", "bob@home.com.bo")
+    # a loop and a forbidden forward, written by hand (homemail-user
+    # refuses to make either)
+    r = w.cli("alias", "add", "ext@ventas.com.bo", "partner@example.org")
+    assert r.returncode == 65 and "not allowed" in r.stderr, r.stderr
     with open(w.aliases_path, "a") as f:
-        f.write("loop1@home.com.bo: loop2@home.com.bo\nloop2@home.com.bo: loop1@home.com.bo\n")
+        f.write("loop1@home.com.bo: loop2@home.com.bo\nloop2@home.com.bo: loop1@home.com.bo\n"
+                "ext@ventas.com.bo: partner@example.org\n")
     w.start()
     WORLD[:] = [w]
     yield w
@@ -102,6 +109,23 @@ def test_every_kind_of_address(world):
             if m not in want:
                 assert not stored(m, tag), (rcpt, m)
     assert "T=homemail_userdb" in w.e.mainlog(), w.e.log_tail()
+
+
+def test_remote_alias_only_where_allowed(world):
+    w = world
+    codes = w.rcpt_codes(["fwd@home.com.bo", "ext@ventas.com.bo"])
+    assert codes["fwd@home.com.bo"][0] == 250, codes
+    assert codes["ext@ventas.com.bo"][0] == 550, codes
+    tag = f"fwd-{os.getpid()}"
+    w.send(["fwd@home.com.bo"], tag)
+    assert owner(wait_stored(w.bob.maildir, tag)) == {w.bob.uid}
+
+    def out():
+        w.flush()
+        return [m for m in w.e.outbox_messages() if f"<{tag}@probe.test>".encode() in m]
+    hmtest.wait_for(out, 30, 0.1, "the forward in the outbox")
+    assert re.search(r"=> partner <fwd@home\.com\.bo> R=hmtest_outbox",
+                     w.e.mainlog()), w.e.log_tail()
 
 
 def test_plus_address_detail_reaches_sieve(world):
@@ -284,3 +308,36 @@ def test_no_sanitizer_reports(world):
     """SANITIZE=1: nothing above made the module, homemail_scan.so or the
     LDA report (last in the file: the checks above ran first)."""
     assert not hmtest.sanitizer_reports(world.e.env), hmtest.sanitizer_reports(world.e.env)
+
+
+def test_alias_bounds(world):
+    """What fits in one userdb reply to Exim (6 KiB of addresses: Dovecot's
+    auth worker sends at most 8 KiB) is routed whole; a longer list is
+    refused by homemail-user and, written by hand, refused at RCPT with
+    550 instead of a 451 that would retry forever."""
+    w = world
+    targets = [f"bob+t{i}@home.com.bo" for i in range(250)]      # ~5.3 KB
+    r = w.cli("alias", "add", "big@home.com.bo", *targets)
+    assert r.returncode == 0, r.stderr
+    assert w.rcpt_codes(["big@home.com.bo"])["big@home.com.bo"][0] == 250
+    out = w.e.exim("-bt", "big@home.com.bo").stdout
+    routed = re.findall(r"^bob\+t\d+@home\.com\.bo\s*$", out, re.M)
+    assert len(set(routed)) == 250, out[-2000:]
+    assert out.count("transport = homemail_userdb") == 250, out[-2000:]
+    more = [f"bob+u{i}@home.com.bo" for i in range(100)]
+    r = w.cli("alias", "add", "big@home.com.bo", *more)
+    assert r.returncode == 65 and "bytes of addresses" in r.stderr, r.stderr
+    assert w.cli("alias", "del", "big@home.com.bo").returncode == 0
+    # 1,000 targets by hand: a valid line, an alias that cannot be sent
+    with open(w.aliases_path) as f:
+        keep = f.read()
+    try:
+        with open(w.aliases_path, "a") as f:
+            f.write("huge@home.com.bo: " + ", ".join(f"bob+h{i}@home.com.bo" for i in range(1000))
+                    + "\n")
+        assert w.rcpt_codes(["huge@home.com.bo"])["huge@home.com.bo"][0] == 550
+        assert re.search(r"huge@home\.com\.bo: alias huge@home\.com\.bo expands to more than "
+                         r"6144 bytes", w.d.log())
+    finally:
+        with open(w.aliases_path, "w") as f:
+            f.write(keep)
