@@ -75,6 +75,13 @@ static const char USAGE[] =
 	"  reads USER, CURRENT and NEW password (--check: USER and PASSWORD),\n"
 	"  one per line, on standard input\n";
 
+/* usage - a usage error: the synopsis on stderr (sysexits 64) */
+static void __attribute__((noreturn)) usage(void)
+{
+	fputs(USAGE, stderr);
+	exit(EX_USAGE);
+}
+
 struct conf {
 	char users[1024];
 	char auth_socket[108];
@@ -266,11 +273,11 @@ int main(int argc, char **argv)
 		case 'c': check = true; break;
 		case 'r': rip = optarg; break;
 		case 'C': config = optarg; config_given = true; break;
-		default: say(EX_USAGE, "%s", "usage: homemail-passwd [--check] [--rip ADDRESS]");
+		default: usage();
 		}
 	}
 	if (optind != argc)
-		say(EX_USAGE, "usage: homemail-passwd [--check] [--rip ADDRESS]");
+		usage();
 	if (config_given && getuid() != 0)
 		say(EX_USAGE, "--config is for root only");
 	if (rip != NULL && inet_pton(AF_INET, rip, ipbuf) != 1 &&

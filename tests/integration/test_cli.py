@@ -17,6 +17,7 @@ TOOLS = {  # tool -> (man page, exit code of a usage error)
     "homemail-sieve": ("homemail-sieve.1", 2),
     "homemail-scan": ("homemail-scan.1", 64),
     "homemail-user": ("homemail-user.8", 64),
+    "homemail-passwd": ("homemail-passwd.8", 64),
 }
 CONF_PAGES = ["homemail-deliver.conf.5", "homemail-scan.conf.5", "homemail-users.5"]
 MAN = os.path.join(hmtest.TOP, "man")
