@@ -8,9 +8,12 @@ is written; a change makes the new password work over IMAP and the old one
 fail; shell metacharacters in any input are plain bytes; an expired
 password (`homemail-user passwd --expire`) refuses IMAP logins from outside
 with a clear reason, still lets the webmail on the host log in, and a change
-clears it; the setuid-facing options are root's only.
+clears it; the setuid-facing options are root's only; and Roundcube's side:
+the password plugin's driver (conf/roundcube/homemail.php) run inside
+Debian's Roundcube maps each answer to the plugin's result codes.
 """
 import imaplib
+import json
 import os
 import socket
 import subprocess
@@ -183,3 +186,32 @@ def test_caller_cannot_choose_files(world):
     assert r.returncode == 64 and "root only" in r.stdout, (r.returncode, r.stdout)
     r = subprocess.run(nobody + [HELPER], input="a\nb\nc\n", capture_output=True, text=True)
     assert r.returncode == 77, (r.returncode, r.stdout)
+
+
+def test_roundcube_driver_maps_the_answers(world, tmp_path):
+    """conf/roundcube/homemail.php inside Roundcube (php-cli, roundcube-core):
+    the plugin's codes and messages for a wrong current password, a weak new
+    one and a change; the --check call of the homemail_pwexpire plugin."""
+    acct = world.add_virtual("fede@home.com.bo")
+    helper = tmp_path / "helper"        # the test's settings (root may pass --config)
+    helper.write_text(f"#!/bin/sh\nexec {HELPER} --config {world.conf} \"$@\"\n")
+    helper.chmod(0o755)
+    script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "roundcube_driver.php")
+
+    def php(*args):
+        r = subprocess.run(["php", script, str(helper), *args], capture_output=True, text=True,
+                           timeout=60)
+        lines = [ln for ln in r.stdout.splitlines() if ln.startswith("{")]
+        assert lines, (r.returncode, r.stdout, r.stderr)
+        return json.loads(lines[-1])
+
+    # password.php: PASSWORD_ERROR 2, PASSWORD_CONSTRAINT_VIOLATION 5, SUCCESS 0
+    assert php("save", acct.address, "wrong-one", STRONG)["result"] == {
+        "code": 2, "message": "the current password is wrong"}
+    weak = php("save", acct.address, acct.password, "weakweakweak")["result"]
+    assert weak["code"] == 5 and "mix at least 3" in weak["message"], weak
+    assert php("save", acct.address, acct.password, "x\ny")["result"]["code"] == 5
+    assert php("save", acct.address, acct.password, STRONG + "$(id)")["result"] == 0
+    assert imap_ok(world, acct.address, STRONG + "$(id)")
+    assert not imap_ok(world, acct.address, acct.password)
+    assert php("check", acct.address, STRONG + "$(id)") == {"code": 0, "line": "current"}
