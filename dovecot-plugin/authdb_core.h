@@ -76,6 +76,8 @@ struct hm_authdb_account {
 	bool login_disabled;            /* state disabled/locked, shadow expired */
 	char disabled_why[64];
 	bool mail_refused;              /* state closed: RCPT and delivery refused */
+	bool pw_expired;                /* users file flag "expired": the password
+					 * must be changed (docs/domains.md) */
 	char *hash;                     /* malloc'd stored hash (wiped on free) */
 	unsigned int line;              /* users file line (virtual) */
 };

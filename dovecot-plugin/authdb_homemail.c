@@ -150,6 +150,63 @@ static void homemail_passdb_deinit(struct passdb_module *module)
 	hm_authdb_deinit(&m->db);
 }
 
+/* The service name homemail-passwd's password change authenticates with:
+ * an expired password must still verify there (docs/domains.md). */
+#define HM_PASSWD_SERVICE "homemail-passwd"
+#define HM_EXPIRED_REASON "Password expired: change it in the webmail (Settings, Password)"
+
+/* expired_may_login - may an account whose password expired log in through
+ * this request?  Only to change the password: homemail-passwd's check, and
+ * the webmail on this host (its connection's real addresses are both this
+ * host's own, whatever address it hands over for the browser). */
+static bool expired_may_login(const struct auth_request *request)
+{
+	const char *service = request->fields.service;
+
+	if (service != NULL && strcmp(service, HM_PASSWD_SERVICE) == 0)
+		return true;
+	return request->fields.real_remote_ip.family != 0 &&
+	       net_ip_compare(&request->fields.real_remote_ip, &request->fields.real_local_ip);
+}
+
+/* refuse_if_expired - an expired password fails every other login with a
+ * reason the client shows (Dovecot's "fail" + "reason" passdb fields; the
+ * password was right, so nothing is counted in the lockout).  Returns true
+ * when it refused. */
+static bool refuse_if_expired(struct homemail_passdb_module *m, struct auth_request *request,
+			      const char *canon)
+{
+	struct hm_authdb_account acct;
+	bool expired = false;
+
+	m->db.log_ctx = request;
+	if (hm_authdb_lookup(&m->db, canon, &acct) == 1) {
+		expired = acct.pw_expired;
+		hm_authdb_account_free(&acct);
+	}
+	m->db.log_ctx = NULL;
+	if (!expired)
+		return false;
+	if (expired_may_login(request)) {
+		auth_request_log_info(request, AUTH_SUBSYS_DB,
+				      "password expired: login allowed to change it");
+		return false;
+	}
+	auth_request_log_info(request, AUTH_SUBSYS_DB, "login refused: password expired");
+	/* Dovecot's login processes (imap, pop3, sieve ...) honour "nologin"
+	 * and show its reason; other auth clients (Exim's SMTP AUTH) see only
+	 * OK or FAIL, so for them the lookup fails outright */
+	if (request->fields.service != NULL &&
+	    (strcmp(request->fields.service, "imap") == 0 ||
+	     strcmp(request->fields.service, "pop3") == 0 ||
+	     strcmp(request->fields.service, "sieve") == 0))
+		auth_request_set_field(request, "nologin", "y", NULL);
+	else
+		auth_request_set_field(request, "fail", "y", NULL);
+	auth_request_set_field(request, "reason", HM_EXPIRED_REASON, NULL);
+	return true;
+}
+
 /* homemail_verify_plain - the whole check happens in the core (worker) */
 static void homemail_verify_plain(struct auth_request *request, const char *password,
 				  verify_plain_callback_t *callback)
@@ -170,6 +227,7 @@ static void homemail_verify_plain(struct auth_request *request, const char *pass
 	case HM_AUTHDB_OK:
 		if (strcmp(canon, request->fields.user) != 0)
 			auth_request_set_field(request, "user", canon, NULL);
+		(void)refuse_if_expired(m, request, canon);
 		callback(PASSDB_RESULT_OK, request);
 		break;
 	case HM_AUTHDB_MISMATCH:

@@ -13,6 +13,7 @@
  * not in the group, unusable home) is unknown, logged.
  */
 #include "authdb_private.h"
+#include "hm_users_expire.h"
 #include "hm_util.h"
 
 #include <ctype.h>
@@ -423,6 +424,7 @@ int authdb_lookup_account(struct hm_authdb *db, const char *login, bool want_has
 				acct_r->quota_bytes = u->quota_bytes;
 				acct_r->line = u->line;
 				acct_r->mail_refused = u->state == HM_USER_CLOSED;
+				acct_r->pw_expired = hm_user_pw_expired(u);
 				if (u->state != HM_USER_ACTIVE) {
 					acct_r->login_disabled = true;
 					(void)hm_snprintf(acct_r->disabled_why, sizeof(acct_r->disabled_why),

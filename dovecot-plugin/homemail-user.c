@@ -10,6 +10,8 @@
  *                 [--scheme yescrypt|bcrypt|sha512-crypt|sha256-crypt] [--password-stdin]
  *     del ADDRESS [--remove-home]
  *     passwd ADDRESS [--scheme S] [--password-stdin]
+ *     passwd --expire ADDRESS  the user must change the password at the next
+ *                             login (docs/domains.md, "Password changes")
  *     list [--hashes]
  *     lock ADDRESS            refuse logins (state "locked"), mail still delivered
  *     unlock ADDRESS          state back to active and lockout counters cleared
@@ -37,6 +39,7 @@
 #include "hm_cli.h"
 #include "hm_lockout.h"
 #include "hm_users.h"
+#include "hm_users_expire.h"
 #include "hm_util.h"
 
 #include <errno.h>
@@ -71,6 +74,7 @@ struct opts {
 	bool no_archive;
 	bool hashes;
 	bool ip;
+	bool expire;           /* passwd --expire */
 };
 
 /* die - print one diagnostic line and exit with code */
@@ -92,6 +96,7 @@ static const char USAGE[] =
 	"              [--scheme yescrypt|bcrypt|sha512-crypt|sha256-crypt] [--password-stdin]\n"
 	"  del ADDRESS [--remove-home [--archive DIR | --no-archive]]\n"
 	"  passwd ADDRESS [--scheme S] [--password-stdin]\n"
+	"  passwd --expire ADDRESS   force a password change at the next login\n"
 	"  list [--hashes]\n"
 	"  lock ADDRESS | unlock ADDRESS | unlock --ip IPADDRESS\n"
 	"  show ADDRESS [--hash]\n"
@@ -281,7 +286,7 @@ struct edit {
 	int err;                        /* sysexits code set by the edit */
 };
 
-enum { OP_ADD, OP_DEL, OP_PASSWD, OP_STATE };
+enum { OP_ADD, OP_DEL, OP_PASSWD, OP_STATE, OP_EXPIRE };
 
 /* apply_edit - the change, inside hm_users_modify's lock */
 static int apply_edit(struct hm_users *db, void *ctx)
@@ -297,7 +302,16 @@ static int apply_edit(struct hm_users *db, void *ctx)
 		r = hm_users_remove(db, e->address);
 		break;
 	case OP_PASSWD:
+		/* a password the admin sets is a new one: no longer expired */
 		r = hm_users_set_hash(db, e->address, e->hash);
+		if (r == 0)
+			r = hm_users_set_pw_expired(db, e->address, false);
+		break;
+	case OP_EXPIRE:
+		if (hm_users_find(db, e->address) != NULL &&
+		    hm_user_pw_expired(hm_users_find(db, e->address)))
+			return 0;
+		r = hm_users_set_pw_expired(db, e->address, true);
 		break;
 	case OP_STATE:
 		if (hm_users_find(db, e->address) == NULL) {
@@ -501,6 +515,14 @@ static int cmd_passwd(const struct opts *o, const char *arg)
 	struct hm_users *db;
 
 	normalize_or_die(arg, addr, sizeof(addr));
+	if (o->expire) {
+		/* only the flag: the password stays until the user changes it */
+		e.op = OP_EXPIRE;
+		e.address = addr;
+		run_edit(o, &e);
+		printf("password of %s expired: it must be changed at the next login\n", addr);
+		return 0;
+	}
 	/* fail before asking for a password when the account is missing */
 	if (hm_users_load(o->users, NULL, NULL, &db) == 0) {
 		bool found = hm_users_find(db, addr) != NULL;
@@ -620,6 +642,8 @@ static int cmd_show(const struct opts *o, const char *arg)
 		       u->quota[0] ? u->quota : "none", hm_user_state_name(u->state));
 		if (bare != NULL && hm_pw_identify(scheme, bare, &info) == 0)
 			printf("scheme: %s%s\n", info.name, info.weak ? " (weak)" : "");
+		if (hm_user_pw_expired(u))
+			printf("password: expired (must be changed at the next login)\n");
 		if (o->hashes)
 			printf("hash: %s\n", u->hash);
 	} else {
@@ -660,6 +684,7 @@ int main(int argc, char **argv)
 		{ "hashes", no_argument, NULL, 'H' },
 		{ "hash", no_argument, NULL, 'H' },
 		{ "ip", no_argument, NULL, 'i' },
+		{ "expire", no_argument, NULL, 'x' },
 		{ "help", no_argument, NULL, '?' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -706,6 +731,7 @@ int main(int argc, char **argv)
 		case 'n': o.no_archive = true; break;
 		case 'H': o.hashes = true; break;
 		case 'i': o.ip = true; break;
+		case 'x': o.expire = true; break;
 		default: usage();
 		}
 	}

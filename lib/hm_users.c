@@ -790,6 +790,29 @@ int hm_users_set_state(struct hm_users *db, const char *address, enum hm_user_st
 	return 0;
 }
 
+/* hm_users_set_extra - replace the fields after the 7th (used by
+ * lib/hm_users_expire.c for the password flags of field 8) */
+int hm_users_set_extra(struct hm_users *db, const char *address, const char *extra)
+{
+	size_t i = find_line(db, address);
+	struct hm_user tmp, *u;
+
+	if (i == SIZE_MAX)
+		return errno = ENOENT, -1;
+	tmp = *db->lines[i].user;
+	tmp.extra = (char *)extra;
+	if (validate_user(&tmp) < 0)
+		return -1;
+	u = dup_user(&tmp);
+	if (u == NULL)
+		return -1;
+	if (replace_line(db, i, u) < 0) {
+		user_free(u);
+		return -1;
+	}
+	return 0;
+}
+
 int hm_users_set_quota(struct hm_users *db, const char *address, const char *quota)
 {
 	size_t i = find_line(db, address);

@@ -97,6 +97,9 @@ int hm_users_add(struct hm_users *db, const struct hm_user *u);       /* EEXIST,
 int hm_users_remove(struct hm_users *db, const char *address);        /* ENOENT */
 int hm_users_set_hash(struct hm_users *db, const char *address, const char *hash);
 int hm_users_set_state(struct hm_users *db, const char *address, enum hm_user_state st);
+/* hm_users_set_extra - the fields after the 7th, verbatim ("" none; no
+ * LF); EINVAL, ENOENT.  Field 8 holds password flags: lib/hm_users_expire.h */
+int hm_users_set_extra(struct hm_users *db, const char *address, const char *extra);
 /* hm_users_set_quota - quota as written ("" none); EINVAL, ENOENT */
 int hm_users_set_quota(struct hm_users *db, const char *address, const char *quota);
 /* hm_users_rename - new address and home for an account; EEXIST when the

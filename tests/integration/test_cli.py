@@ -22,6 +22,7 @@ TOOLS = {  # tool -> (man page, exit code of a usage error)
     "homemail-restore": ("homemail-restore.8", 64),
     "homemail-status": ("homemail-status.8", 64),
     "homemail-report": ("homemail-report.8", 64),
+    "homemail-passwd": ("homemail-passwd.8", 64),
 }
 CONF_PAGES = ["homemail-deliver.conf.5", "homemail-scan.conf.5", "homemail-users.5",
               "homemail-backup.conf.5"]

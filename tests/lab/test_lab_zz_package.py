@@ -16,6 +16,7 @@ PIECES = {
     "libauthdb_homemail.so": "/usr/lib/dovecot/modules/auth/libauthdb_homemail.so",
     "lib90_homemail_junk_plugin.so": "/usr/lib/dovecot/modules/lib90_homemail_junk_plugin.so",
     "homemail-user": "/usr/sbin/homemail-user",
+    "homemail-passwd": "/usr/lib/homemail/homemail-passwd",
 }
 STAMP = "/var/lib/homemail/lab-package.sha256"
 
