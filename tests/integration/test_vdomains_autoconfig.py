@@ -178,7 +178,10 @@ def test_zones_carry_srv_and_autoconfig_records(tmp_path):
     d = os.path.join(ROLES, "dns", "templates")
     v = dict(mail_hostname=MAILHOST, mail_address="192.0.2.2", dns_ttl=3600,
              dns_serial=2026120501, ansible_managed="test", dns_tlsa=False,
-             mail_domain="home.com.bo", dns_extra_domain="ventas.com.bo")
+             mail_domain="home.com.bo", dns_extra_domain="ventas.com.bo",
+             # the mail-authentication records the zone also carries (docs/mailauth.md)
+             dmarc_policy="quarantine", dmarc_rua="postmaster@home.com.bo",
+             mta_sts_id="test1", tlsrpt_rua="postmaster@home.com.bo", dkim_records=[])
     for dom, tpl in (("home.com.bo", "db.zone.j2"), ("ventas.com.bo", "db.extra-zone.j2")):
         z = tmp_path / ("db." + dom)
         z.write_text(render(os.path.join(d, tpl), **v))
