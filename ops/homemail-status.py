@@ -627,6 +627,18 @@ def ipaddr_reverse(a):
     return ipaddress.ip_address(a).reverse_pointer
 
 
+def exim_list(value):
+    """The items of an Exim list ("a : b", or "<; a ; b" with its own
+    separator); none when it is an expansion ($...), which only Exim can say."""
+    value = value.strip()
+    if "$" in value:
+        return []
+    sep = ":"
+    if value.startswith("<") and len(value) > 1 and not value[1].isspace():
+        sep, value = value[1], value[2:]
+    return [x.strip() for x in value.split(sep) if x.strip()]
+
+
 def check_mail_auth_records(host, d, zone):
     """SPF, DKIM (current and next selector), DMARC, MTA-STS, TLS-RPT: only
     those that are published or configured."""
@@ -638,11 +650,11 @@ def check_mail_auth_records(host, d, zone):
                           "every receiver)", "merge them into one TXT record"))
     elif spf:
         out.append(Result(f"dns SPF {d}", OK, spf[0][:90]))
-    sels = host.cfg["dkim_selectors"]
-    if sels == "auto":
-        sels = host.exim_option("DKIM_SELECTOR") or ""
-        sels = "" if "$" in sels else sels
-    for sel in sels.split():
+    sels = host.cfg["dkim_selectors"].split()
+    if sels == ["auto"]:
+        sels = exim_list(host.exim_option("HOMEMAIL_DKIM_SELECTORS")
+                         or host.exim_option("DKIM_SELECTOR") or "")
+    for sel in sels:
         name = f"{sel}._domainkey.{d}"
         t = " ".join(dig(name, "TXT") or ())
         m = re.search(r"(?:^|;)\s*p=([A-Za-z0-9+/=]+)", t)

@@ -60,7 +60,10 @@ class StatusHost:
         shutil.copyfile(os.path.join(hmtest.BUILD, "homemail_scan.so"), self.scan_so)
         os.chmod(self.scan_so, 0o644)
         self.dv = _TLSDovecot(self, users=()).start()
-        self.ex = hmtest.PackageExim(dovecot=self.dv)
+        # the selectors as the playbook gives them to Exim (an Exim list);
+        # homemail-status reads them from there ("auto")
+        self.ex = hmtest.PackageExim(
+            dovecot=self.dv, macros="HOMEMAIL_DKIM_SELECTORS = " + " : ".join(DKIM_SELECTORS))
         self.smtps_port = hmtest.free_port()
         self._retarget_exim()
         self.ex.start()
@@ -155,7 +158,7 @@ class StatusHost:
                 "auth-client", "auth-userdb", "auth-master", "auth-exim", "auth-exim-master")),
             "tls_cert": self.cert, "tls_ca": self.ca,
             "zone_files": f"{DOMAIN}={self.expected_zone}",
-            "dkim_selectors": " ".join(DKIM_SELECTORS),
+            "dkim_selectors": "auto",
             "exim_config": self.ex.conf_path,
             "dovecot_config": self.dv.conf_path, "dovecot_log": self.dv.log_path,
             "lockout_db": os.path.join(self.dv.w, "state", "lockout.db"),
