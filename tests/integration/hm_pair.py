@@ -1,0 +1,294 @@
+"""hm_pair.py — two homemail mail hosts kept in sync by Dovecot's replicator,
+each in its own network namespace, running what the playbook renders.
+
+The configuration is not written here: ansible/render.yml renders the
+roles' templates for ansible/inventories/pair into one tree per host
+(local.conf, 92-homemail-replication.conf, deliver.conf), and each host
+runs the harness's PackageDovecot (the package's 90-homemail.conf) with
+its rendered files appended.  Only the plumbing of a private instance is
+changed in the rendered text, the way PackageDovecot changes the package's
+paths: /run/dovecot/ becomes the instance's base_dir, the doveadm port a
+free one, the CA file the pair's test certificate, the system log path the
+instance's.
+
+Per host: a world namespace (hm_world), a Dovecot inside it (IMAP on
+127.0.0.1 and the host's address, doveadm over TLS on the host's address),
+an Exim inside it (hmtest.PackageExim) delivering through homemail-deliver
+with the host's rendered deliver.conf.  Both hosts serve the same system
+test accounts, each with its own home (a userdb passwd-file per host), so
+one machine holds two independent mail stores.
+"""
+import os
+import re
+import signal
+import socket
+import subprocess
+import time
+
+import hm_world
+import hmtest
+
+TOP = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+ANSIBLE = os.path.join(TOP, "ansible")
+DOMAIN = hmtest.MAIL_DOMAIN
+NAMES = {"a": "mail-a", "b": "mail-b", "backup": "mx-backup"}
+INDEX = {"a": 10, "b": 11, "backup": 12}
+
+
+def render(world):
+    """ansible-playbook render.yml for inventories/pair with the world's
+    addresses; returns the render directory (one subdirectory per host)."""
+    d = hmtest._workdir("pair-render")
+    r = subprocess.run(["ansible-playbook", "-i", "inventories/pair", "render.yml",
+                        "-e", f"render_dir={d}", "-e", f"pair_net={world.prefix}"],
+                       cwd=ANSIBLE, capture_output=True, text=True,
+                       env=dict(os.environ, ANSIBLE_STDOUT_CALLBACK="default",
+                                ANSIBLE_CALLBACKS_ENABLED="", ANSIBLE_NOCOLOR="1"))
+    if r.returncode != 0:
+        raise RuntimeError("render.yml failed:\n" + r.stdout[-3000:] + r.stderr[-2000:])
+    return d
+
+
+def pair_cert():
+    """A self-signed certificate for every name of the pair (the doveadm
+    client checks the peer's name against it): (cert, key)."""
+    d = hmtest._workdir("pair-cert")
+    crt, key = os.path.join(d, "cert.pem"), os.path.join(d, "key.pem")
+    sans = ",".join(f"DNS:{n}.{DOMAIN}" for n in NAMES.values())
+    subprocess.run(["openssl", "req", "-x509", "-nodes", "-newkey", "rsa:2048", "-days", "2",
+                    "-subj", f"/CN=mail.{DOMAIN}", "-addext",
+                    f"subjectAltName=DNS:mail.{DOMAIN},{sans},DNS:localhost,IP:127.0.0.1",
+                    "-keyout", key, "-out", crt], check=True, capture_output=True)
+    os.chmod(crt, 0o644)
+    os.chmod(key, 0o644)
+    return crt, key
+
+
+class PairDovecot(hmtest.PackageDovecot):
+    """PackageDovecot inside a world host with the host's rendered files."""
+
+    def __init__(self, host, rendered, users, cert, **kw):
+        self.host, self.rendered, self.pair_cert = host, rendered, cert
+        self.doveadm_port = hmtest.free_port()
+        self.homes = hmtest._workdir(f"pair-{host.name}-home")
+        self.userdb_file = None
+        self._users_for_db = list(users)
+        super().__init__(users=users, **kw)
+
+    def _conf_text(self, **fields):
+        w = fields["w"]
+        text = super()._conf_text(**fields)
+        # the pair's certificate (names of both hosts) instead of the test one
+        for p in (os.path.join(w, "conf.d", "90-homemail.conf"), None):
+            t = open(p).read() if p else text
+            t = t.replace(fields["cert"], self.pair_cert[0]).replace(fields["key"],
+                                                                   self.pair_cert[1])
+            if p:
+                with open(p, "w") as f:
+                    f.write(t)
+            else:
+                text = t
+        # listeners: also the host's address (the test's clients and the peer)
+        text = text.replace("address = 127.0.0.1", f"address = 127.0.0.1, {self.host.addr}")
+        # each host keeps its own homes: a userdb of the same accounts
+        self.userdb_file = os.path.join(w, "userdb")
+        with open(self.userdb_file, "w") as f:
+            for u in self._users_for_db:
+                home = os.path.join(self.homes, u.name)
+                os.makedirs(home, exist_ok=True)
+                os.chown(home, u.uid, u.gid)
+                os.chmod(home, 0o700)
+                f.write(f"{u.name}::{u.uid}:{u.gid}::{home}::\n")
+        os.chmod(self.userdb_file, 0o644)
+        text = text.replace("userdb {\n  driver = passwd\n}",
+                            f"userdb {{\n  driver = passwd-file\n  args = {self.userdb_file}\n}}")
+        text += "\n# --- rendered by ansible/render.yml for this host ---\n"
+        for name in ("local.conf", "92-homemail-replication.conf"):
+            p = os.path.join(self.rendered, name)
+            if os.path.exists(p):
+                text += self._plumb(open(p).read(), w) + "\n"
+        return text
+
+    def _plumb(self, text, w):
+        """The rendered text with a private instance's paths and port."""
+        text = text.replace("/run/dovecot/", f"{w}/run/")
+        text = re.sub(r"(?m)^log_path = /\S+$", f"log_path = {w}/dovecot.log", text)
+        text = text.replace("/etc/ssl/certs/ca-certificates.crt", self.pair_cert[0])
+        text = re.sub(r"\bport = 12345\b", f"port = {self.doveadm_port}", text)
+        text = text.replace("doveadm_port = 12345", f"doveadm_port = {self.doveadm_port}")
+        return text
+
+    def set_peer_port(self, port):
+        """The peer's doveadm port (both ran 12345 in the inventory)."""
+        conf = open(self.conf_path).read()
+        conf = re.sub(r"(mail_replica = tcps:[^:\s]+:)\d+", rf"\g<1>{port}", conf)
+        with open(self.conf_path, "w") as f:
+            f.write(conf)
+
+    def start(self):
+        argv = ["dovecot", "-F", "-c", self.conf_path]
+        self.proc = self.host.popen(argv, stdin=subprocess.DEVNULL,
+                                    stdout=open(os.path.join(self.w, "stdout"), "a"),
+                                    stderr=subprocess.STDOUT, env=dict(os.environ, **self.env))
+
+        def up():
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"dovecot exited with {self.proc.returncode}:\n" + self.log())
+            if not os.path.exists(self.auth_master_socket):
+                return False
+            try:
+                with socket.create_connection((self.host.addr, self.imaps_port), timeout=0.5):
+                    return True
+            except OSError:
+                return False
+        try:
+            hmtest.wait_for(up, 30, what=f"dovecot of {self.host.name}")
+        except (RuntimeError, TimeoutError) as ex:
+            self.stop()
+            raise RuntimeError(f"dovecot did not start: {ex}\n" + self.log()[-3000:]) from None
+        return self
+
+    def kill9(self):
+        """kill -9 of every process of this instance (master and children)."""
+        pids = subprocess.run(["pgrep", "-f", f"hmtest-{self.tag}"], capture_output=True,
+                              text=True).stdout.split()
+        if self.proc is not None:
+            pids.append(str(self.proc.pid))
+        for p in set(pids):
+            try:
+                os.kill(int(p), signal.SIGKILL)
+            except (ProcessLookupError, ValueError):
+                pass
+        if self.proc is not None:
+            self.proc.wait()
+        self.proc = None
+        # the children in the namespace (they do not carry the instance name)
+        for p in subprocess.run(["ip", "netns", "pids", self.host.ns], capture_output=True,
+                                text=True).stdout.split():
+            try:
+                exe = os.readlink(f"/proc/{p}/exe")
+            except OSError:
+                continue
+            if "/dovecot" in exe or exe.endswith("/doveadm"):
+                try:
+                    os.kill(int(p), signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+
+    def imap(self, user, password=None, tls=True):
+        import imaplib
+        c = imaplib.IMAP4_SSL(self.host.addr, self.imaps_port, ssl_context=_ctx(self.pair_cert[0]))
+        c.login(user.name, password or user.password)
+        return c
+
+    def replicator(self, *args):
+        return self.doveadm("replicator", *args)
+
+
+def _ctx(cafile):
+    import ssl
+    ctx = ssl.create_default_context(cafile=cafile)
+    ctx.check_hostname = False
+    return ctx
+
+
+class PairHost:
+    """One mail host of the pair: namespace, Dovecot, Exim."""
+
+    def __init__(self, pair, key):
+        self.pair, self.key = pair, key
+        self.name = NAMES[key]
+        self.fqdn = f"{self.name}.{DOMAIN}"
+        self.host = pair.world.add_host(key, addr_index=INDEX[key])
+        self.rendered = os.path.join(pair.rendered, self.name)
+        self.dovecot = None
+        self.exim = None
+
+    def deliver_wrapper(self):
+        """HOMEMAIL_DELIVER for this host's Exim: the built LDA with the
+        host's rendered deliver.conf, plus the private instance's plumbing
+        (its userdb socket, asked for the host's home: lookup_own_user)."""
+        w = hmtest._workdir(f"pair-{self.key}-deliver")
+        conf = os.path.join(w, "deliver.conf")
+        text = open(os.path.join(self.rendered, "deliver.conf")).read()
+        text = text.replace("/run/dovecot/", f"{self.dovecot.base_dir}/")
+        with open(conf, "w") as f:
+            f.write(text + f"auth_socket = {self.dovecot.auth_userdb_socket}\n"
+                    "lookup_own_user = yes\n")
+        os.chmod(conf, 0o644)
+        self.deliver_conf = conf
+        wrapper = os.path.join(w, "homemail-deliver")
+        with open(wrapper, "w") as f:
+            f.write("#!/bin/sh\nexec " + os.path.join(hmtest.BUILD, "homemail-deliver")
+                    + f' --config {conf} "$@"\n')
+        os.chmod(wrapper, 0o755)
+        return wrapper
+
+    def start(self, users):
+        self.dovecot = PairDovecot(self.host, self.rendered, users, self.pair.cert,
+                                   auth_failure_delay="0 secs")
+        return self
+
+    def start_exim(self):
+        self.exim = hmtest.PackageExim(dovecot=self.dovecot, host=self.host, local_scan=False,
+                                       user_check=False,
+                                       macros=f"HOMEMAIL_DELIVER == {self.deliver_wrapper()}")
+        self.exim.start()
+        return self
+
+
+class Pair:
+    """A world with DNS, hosts mail-a and mail-b replicating each other."""
+
+    def __init__(self, users):
+        self.world = hm_world.World()
+        self.users = users
+        self.cert = pair_cert()
+        self.rendered = render(self.world)
+        self.a = PairHost(self, "a")
+        self.b = PairHost(self, "b")
+        recs = [f"{h.name} IN A {h.host.addr}" for h in (self.a, self.b)]
+        recs += [f"@ IN MX 10 {h.name}" for h in (self.a, self.b)]
+        self.world.start_dns({DOMAIN: recs})
+        for h in (self.a, self.b):
+            h.start(users)
+        # each names the other's doveadm port (both are 12345 in the inventory)
+        self.a.dovecot.set_peer_port(self.b.dovecot.doveadm_port)
+        self.b.dovecot.set_peer_port(self.a.dovecot.doveadm_port)
+        for h in (self.a, self.b):
+            h.dovecot.start()
+            h.start_exim()
+
+    def close(self):
+        for h in (self.a, self.b):
+            if h.exim:
+                h.exim.stop()
+            if h.dovecot:
+                h.dovecot.stop()
+        self.world.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *a):
+        self.close()
+
+
+def cut_link(host):
+    """Take the host off the bridge (its eth0 down)."""
+    subprocess.run(["ip", "-n", host.ns, "link", "set", "eth0", "down"], check=True)
+
+
+def restore_link(host):
+    subprocess.run(["ip", "-n", host.ns, "link", "set", "eth0", "up"], check=True)
+
+
+def wait_until(pred, timeout, what, interval=0.1):
+    """Poll pred until true; a TimeoutError names what did not happen."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        v = pred()
+        if v:
+            return v
+        time.sleep(interval)
+    raise TimeoutError(f"timed out waiting for {what}")
