@@ -258,6 +258,46 @@ class Pair:
         for h in (self.a, self.b):
             h.dovecot.start()
             h.start_exim()
+        # the accounts' mailboxes are made on one host and replicated before
+        # either host uses them (docs/replication.md: an INBOX created on
+        # both sides before the first sync has two GUIDs, and dsync then
+        # reports a desync on every run)
+        for u in users:
+            self.a.dovecot.doveadm("mailbox", "status", "-u", u.name, "guid", "INBOX",
+                                   check=True)
+            self.a.dovecot.replicator("replicate", u.name)
+        self.wait_synced()
+        for u in users:
+            ga, gb = (h.dovecot.doveadm("mailbox", "status", "-u", u.name, "guid", "INBOX",
+                                        check=True).stdout.strip() for h in (self.a, self.b))
+            if ga != gb:
+                raise RuntimeError(f"INBOX of {u.name}: {ga} on A, {gb} on B after the first sync")
+
+    def wait_synced(self, users=None, timeout=60):
+        """Until each host's replicator reports a successful sync of every
+        user and nothing pending.  A user whose last sync failed (the peer
+        was down) waits 5 minutes for its retry in Dovecot; here it is asked
+        for again at once (doveadm replicator replicate), as an admin would
+        after bringing a host back."""
+        users = users or self.users
+        asked = {}
+
+        def done():
+            ok = True
+            for h in (self.a, self.b):
+                if h.dovecot.proc is None:
+                    continue
+                for u in users:
+                    st = replicator_state(h.dovecot, u.name)
+                    if st is None or st["failed"] or st["success"] == "-" \
+                            or st["priority"] != "none":
+                        ok = False
+                        if st and st["failed"] and st["priority"] == "none" and \
+                                time.monotonic() - asked.get((h.key, u.name), 0) > 2:
+                            h.dovecot.replicator("replicate", u.name)
+                            asked[(h.key, u.name)] = time.monotonic()
+            return ok
+        wait_until(done, timeout, "both replicators to report a successful sync", 0.2)
 
     def close(self):
         for h in (self.a, self.b):
@@ -272,6 +312,17 @@ class Pair:
 
     def __exit__(self, *a):
         self.close()
+
+
+def replicator_state(dovecot, user):
+    """The user's line of `doveadm replicator status USER` as a dict, or None."""
+    out = dovecot.replicator("status", user).stdout.splitlines()
+    for ln in out[1:]:
+        f = ln.split()
+        if f and f[0] == user and len(f) >= 6:
+            return {"priority": f[1], "fast": f[2], "full": f[3], "success": f[4],
+                    "failed": f[5] == "y"}
+    return None
 
 
 def cut_link(host):
@@ -292,3 +343,107 @@ def wait_until(pred, timeout, what, interval=0.1):
             return v
         time.sleep(interval)
     raise TimeoutError(f"timed out waiting for {what}")
+
+
+# ---------------------------------------------------------------------------
+# traffic and observation
+
+def message(i, tag, size=2000):
+    """A test message with a unique Message-ID <tag-i@pair.test>."""
+    body = "".join(f"line {j} of message {i} {tag}\n" for j in range(max(1, size // 30)))
+    return (f"From: alice@example.org\nTo: someone@{DOMAIN}\n"
+            f"Subject: pair {tag} {i}\nMessage-ID: <{tag}-{i}@pair.test>\n"
+            f"Date: Sat, 05 Dec 2026 08:00:00 +0000\n\n{body}")
+
+
+def smtp_send(host, rcpt, msg, timeout=30):
+    """One message over SMTP to a pair host's Exim; returns the time the
+    server accepted it (after the 250 to the end of DATA)."""
+    import smtplib
+    with smtplib.SMTP(host.host.addr, host.exim.smtp_port, timeout=timeout) as s:
+        s.sendmail("alice@example.org", [rcpt], msg)
+        return time.monotonic()
+
+
+class Watcher:
+    """Polls a host's IMAP INBOX (by UID, only what is new) and records when
+    each Message-ID was first seen."""
+
+    def __init__(self, dovecot, user, folder="INBOX"):
+        import threading
+        self.d, self.user, self.folder = dovecot, user, folder
+        self.seen = {}
+        self.last_uid = 0
+        self._stop = threading.Event()
+        self.error = None
+        self.reconnects = 0
+        self.t = threading.Thread(target=self._run, daemon=True)
+
+    def start(self):
+        self.t.start()
+        return self
+
+    def _run(self):
+        import imaplib
+        c = None
+        while not self._stop.is_set():
+            try:
+                if c is None:
+                    c = self.d.imap(self.user)
+                c.select(self.folder, readonly=True)
+                typ, data = c.uid("FETCH", f"{self.last_uid + 1}:*",
+                                  "(BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)])")
+                now = time.monotonic()
+                for item in data or []:
+                    if not isinstance(item, tuple):
+                        continue
+                    m = re.search(rb"UID (\d+)", item[0])
+                    mid = re.search(rb"<([^>]+)>", item[1])
+                    if m and int(m.group(1)) > self.last_uid:
+                        self.last_uid = int(m.group(1))
+                        if mid:
+                            self.seen.setdefault(mid.group(1).decode(), now)
+            except (imaplib.IMAP4.abort, OSError):
+                # the first sync replaces the folder's UIDVALIDITY: Dovecot
+                # ends the session ("state is inconsistent"); start over
+                c, self.last_uid = None, 0
+                self.reconnects += 1
+            except Exception as ex:      # reported by stop()
+                self.error = ex
+                return
+            self._stop.wait(0.05)
+        if c is not None:
+            try:
+                c.logout()
+            except Exception:
+                pass
+
+    def stop(self):
+        self._stop.set()
+        self.t.join(30)
+        if self.error:
+            raise self.error
+
+
+def fetch_all(dovecot, user, folder="INBOX"):
+    """{Message-ID: [full message bytes, ...]} of a folder over IMAP."""
+    c = dovecot.imap(user)
+    typ, cnt = c.select(folder, readonly=True)
+    out = {}
+    if typ != "OK":
+        raise RuntimeError(f"SELECT {folder}: {cnt}")
+    typ, data = c.fetch("1:*", "(BODY.PEEK[])") if int(cnt[0]) > 0 else ("OK", [])
+    for item in data or []:
+        if isinstance(item, tuple):
+            mid = re.search(rb"(?im)^Message-ID:\s*<([^>]+)>", item[1])
+            out.setdefault(mid.group(1).decode() if mid else "", []).append(item[1])
+    c.logout()
+    return out
+
+
+def percentile(values, p):
+    v = sorted(values)
+    if not v:
+        return float("nan")
+    k = min(len(v) - 1, max(0, int(round(p / 100.0 * (len(v) - 1)))))
+    return v[k]
