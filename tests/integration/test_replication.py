@@ -10,6 +10,7 @@ accounts' group can write, others not); the rendered replication settings
 after a host dies mid-run; the documented outcome of a conflicting change.
 """
 import os
+import re
 import subprocess
 import time
 
@@ -84,3 +85,71 @@ def test_a_to_b_all_present_identical(pair):
     delays = [w.seen[m] - accepted[m] for m in accepted]
     print(f"\nreplication delay A->B over {N}: median {hm_pair.percentile(delays, 50):.3f} s, "
           f"p99 {hm_pair.percentile(delays, 99):.3f} s")
+
+
+SIEVE = 'require "fileinto";\nif header :contains "subject" "pair" { fileinto "Projects"; }\n'
+
+
+def _flags(dovecot, user, mid, folder="INBOX"):
+    c = dovecot.imap(user)
+    c.select(f'"{folder}"', readonly=True)
+    typ, data = c.search(None, "HEADER", "Message-ID", f"<{mid}>")
+    ids = data[0].split()
+    out = None
+    if ids:
+        typ, d = c.fetch(ids[0], "(FLAGS)")
+        out = set(re.search(rb"FLAGS \(([^)]*)\)", d[0]).group(1).decode().split())
+    c.logout()
+    return out
+
+
+def _folders(dovecot, user):
+    c = dovecot.imap(user)
+    typ, data = c.list()
+    c.logout()
+    return {ln.decode().rsplit(" ", 1)[-1].strip('"') for ln in data if ln}
+
+
+def test_b_changes_reach_a(pair):
+    """Flags and a keyword, folder creation and deletion, a move into Junk
+    done over IMAP on B, and a Sieve script uploaded (and activated) on B,
+    all appear on A."""
+    u = pair.user
+    mids = [f"ba-{i}@pair.test" for i in range(3)]
+    for i in range(3):
+        hm_pair.smtp_send(pair.a, u.address, hm_pair.message(i, "ba"))
+    hm_pair.wait_until(lambda: all(_flags(pair.b.dovecot, u, m) is not None for m in mids),
+                       WAIT, "the three messages on B")
+    # Sieve on B (ManageSieve's storage; dsync carries it with the doveadm
+    # sieve plugin at the user's next sync, which the IMAP changes cause)
+    r = pair.b.dovecot.doveadm("sieve", "put", "-u", u.name, "-a", "pair", input=SIEVE)
+    assert r.returncode == 0, r.stderr
+    c = pair.b.dovecot.imap(u)
+    c.create("Projects")
+    c.create("Old")
+    c.create("Junk")
+    c.select("INBOX")
+    typ, data = c.search(None, "HEADER", "Message-ID", f"<{mids[0]}>")
+    c.store(data[0].split()[0], "+FLAGS", "(\\Flagged Work)")
+    typ, data = c.search(None, "HEADER", "Message-ID", f"<{mids[1]}>")
+    typ, resp = c._simple_command("MOVE", data[0].split()[0].decode(), "Junk")
+    assert typ == "OK", resp
+    c.logout()
+    hm_pair.wait_until(lambda: "Old" in _folders(pair.a.dovecot, u), WAIT, "Old on A")
+    c = pair.b.dovecot.imap(u)
+    assert c.delete("Old")[0] == "OK"
+    c.logout()
+
+    def converged():
+        fa = _folders(pair.a.dovecot, u)
+        return ("Projects" in fa and "Junk" in fa and "Old" not in fa
+                and (_flags(pair.a.dovecot, u, mids[0]) or set()) >= {"\\Flagged", "Work"}
+                and _flags(pair.a.dovecot, u, mids[1]) is None
+                and _flags(pair.a.dovecot, u, mids[1], "Junk") is not None
+                and "pair ACTIVE" in pair.a.dovecot.doveadm("sieve", "list", "-u",
+                                                            u.name).stdout)
+    hm_pair.wait_until(converged, WAIT, "B's changes on A")
+    # what homemail-deliver on A runs: ~/.dovecot.sieve, the active script
+    home_a = os.path.join(pair.a.dovecot.homes, u.name)
+    with open(os.path.join(home_a, ".dovecot.sieve")) as f:
+        assert f.read() == SIEVE
