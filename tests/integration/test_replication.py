@@ -153,3 +153,43 @@ def test_b_changes_reach_a(pair):
     home_a = os.path.join(pair.a.dovecot.homes, u.name)
     with open(os.path.join(home_a, ".dovecot.sieve")) as f:
         assert f.read() == SIEVE
+
+
+def _mids(dovecot, user, prefix):
+    """{Message-ID: count} of every folder's messages with that prefix."""
+    out = {}
+    for folder in _folders(dovecot, user):
+        for mid, copies in hm_pair.fetch_all(dovecot, user, folder).items():
+            if mid.startswith(prefix):
+                out[mid] = out.get(mid, 0) + len(copies)
+    return out
+
+
+def test_host_killed_mid_run_converges(pair):
+    """A run split between both hosts; half way A's daemons get kill -9 and
+    its link is cut, the rest goes to B (as a sending MTA would to the other
+    MX); A comes back: every message exactly once on each host."""
+    u = pair.user
+    m = max(20, N // 2)
+    accepted = []
+    for i in range(m):
+        if i == m // 2:
+            pair.a.kill9()
+            hm_pair.cut_link(pair.a.host)
+        target = pair.a if (i % 2 == 0 and pair.a.exim.proc is not None) else pair.b
+        hm_pair.smtp_send(target, u.address, hm_pair.message(i, "crash"))
+        accepted.append(f"crash-{i}@pair.test")
+    hm_pair.restore_link(pair.a.host)
+    pair.a.restart()
+    pair.wait_synced(timeout=WAIT)
+
+    def exact():
+        return all(_mids(h.dovecot, u, "crash-") == {mid: 1 for mid in accepted}
+                   for h in (pair.a, pair.b))
+    try:
+        hm_pair.wait_until(exact, WAIT, "every message exactly once on both hosts", 0.5)
+    except TimeoutError:
+        got = {h.name: _mids(h.dovecot, u, "crash-") for h in (pair.a, pair.b)}
+        lost = {k: [x for x in accepted if x not in v] for k, v in got.items()}
+        dup = {k: [x for x, n in v.items() if n > 1] for k, v in got.items()}
+        raise AssertionError(f"lost {lost} duplicated {dup}") from None
