@@ -325,7 +325,20 @@ class Pair:
                             h.dovecot.replicator("replicate", u.name)
                             asked[(h.key, u.name)] = time.monotonic()
             return ok
-        wait_until(done, timeout, "both replicators to report a successful sync", 0.2)
+        try:
+            wait_until(done, timeout, "both replicators to report a successful sync", 0.2)
+        except TimeoutError:
+            raise TimeoutError("no successful sync on both hosts:\n" + self.diag(users)) from None
+
+    def diag(self, users=None):
+        """Replicator state and the last Dovecot errors of both hosts."""
+        out = ""
+        for h in (self.a, self.b):
+            for u in users or self.users:
+                out += f"{h.name} {u.name}: {replicator_state(h.dovecot, u.name)}\n"
+            out += "\n".join(ln for ln in h.dovecot.log().splitlines()
+                             if "Error" in ln or "Fatal" in ln or "Panic" in ln)[-2500:] + "\n"
+        return out
 
     def close(self):
         for h in (self.a, self.b):
@@ -356,6 +369,15 @@ def replicator_state(dovecot, user):
 def cut_link(host):
     """Take the host off the bridge (its eth0 down)."""
     subprocess.run(["ip", "-n", host.ns, "link", "set", "eth0", "down"], check=True)
+
+
+def partition(h1, h2, on=True):
+    """Cut (on) or heal the path between two hosts only: each namespace
+    gets (or loses) an unreachable route to the other; the test still
+    reaches both."""
+    for src, dst in ((h1, h2), (h2, h1)):
+        subprocess.run(["ip", "-n", src.ns, "route", "add" if on else "del", "unreachable",
+                        f"{dst.addr}/32"], check=True)
 
 
 def restore_link(host):

@@ -87,7 +87,7 @@ def test_a_to_b_all_present_identical(pair):
           f"p99 {hm_pair.percentile(delays, 99):.3f} s")
 
 
-SIEVE = 'require "fileinto";\nif header :contains "subject" "pair" { fileinto "Projects"; }\n'
+SIEVE = 'require "fileinto";\nif header :contains "subject" "only-the-sieve-test" { fileinto "Projects"; }\n'
 
 
 def _flags(dovecot, user, mid, folder="INBOX"):
@@ -155,6 +155,16 @@ def test_b_changes_reach_a(pair):
         assert f.read() == SIEVE
 
 
+def _diag(pair):
+    u = pair.user
+    out = ""
+    for h in (pair.a, pair.b):
+        out += f"{h.name}: {hm_pair.replicator_state(h.dovecot, u.name)}\n"
+        out += "\n".join(ln for ln in h.dovecot.log().splitlines()[-30:]
+                         if "Warning: " not in ln and "imap" not in ln) + "\n"
+    return out + pair.a.exim.log_tail(6)
+
+
 def _mids(dovecot, user, prefix):
     """{Message-ID: count} of every folder's messages with that prefix."""
     out = {}
@@ -193,3 +203,41 @@ def test_host_killed_mid_run_converges(pair):
         lost = {k: [x for x in accepted if x not in v] for k, v in got.items()}
         dup = {k: [x for x, n in v.items() if n > 1] for k, v in got.items()}
         raise AssertionError(f"lost {lost} duplicated {dup}") from None
+
+
+def test_partition_conflict_expunge_wins(pair):
+    """During a partition a flag is set on A and the same message is deleted
+    (expunged) on B; after the link returns both hosts agree on the
+    documented outcome (docs/replication.md): the expunge wins, the message
+    is gone on both, and the other messages keep their flags."""
+    u = pair.user
+    for i in range(2):
+        hm_pair.smtp_send(pair.a, u.address, hm_pair.message(i, "conflict"))
+    x, y = "conflict-0@pair.test", "conflict-1@pair.test"
+    try:
+        hm_pair.wait_until(lambda: _flags(pair.b.dovecot, u, x) is not None
+                           and _flags(pair.b.dovecot, u, y) is not None, WAIT, "both on B")
+    except TimeoutError:
+        raise AssertionError(_diag(pair)) from None
+    pair.wait_synced(timeout=WAIT)
+    hm_pair.partition(pair.a.host, pair.b.host)
+    try:
+        c = pair.a.dovecot.imap(u)
+        c.select("INBOX")
+        for mid, flag in ((x, "\\Flagged"), (y, "\\Answered")):
+            typ, data = c.search(None, "HEADER", "Message-ID", f"<{mid}>")
+            c.store(data[0].split()[0], "+FLAGS", f"({flag})")
+        c.logout()
+        c = pair.b.dovecot.imap(u)
+        c.select("INBOX")
+        typ, data = c.search(None, "HEADER", "Message-ID", f"<{x}>")
+        c.store(data[0].split()[0], "+FLAGS", "(\\Deleted)")
+        c.expunge()
+        c.logout()
+    finally:
+        hm_pair.partition(pair.a.host, pair.b.host, on=False)
+    pair.wait_synced(timeout=WAIT)
+    hm_pair.wait_until(lambda: all(_flags(h.dovecot, u, x) is None
+                                   and "\\Answered" in (_flags(h.dovecot, u, y) or ())
+                                   for h in (pair.a, pair.b)),
+                       WAIT, "the expunge on both hosts, y's flag on both")
