@@ -35,12 +35,16 @@ NAMES = {"a": "mail-a", "b": "mail-b", "backup": "mx-backup"}
 INDEX = {"a": 10, "b": 11, "backup": 12}
 
 
-def render(world):
+def render(world, extra_vars=None):
     """ansible-playbook render.yml for inventories/pair with the world's
-    addresses; returns the render directory (one subdirectory per host)."""
+    addresses (and extra_vars, e.g. replication_peer="" renders single
+    hosts); returns the render directory (one subdirectory per host)."""
     d = hmtest._workdir("pair-render")
+    extra = []
+    for k, v in (extra_vars or {}).items():
+        extra += ["-e", f"{k}={v}"]
     r = subprocess.run(["ansible-playbook", "-i", "inventories/pair", "render.yml",
-                        "-e", f"render_dir={d}", "-e", f"pair_net={world.prefix}"],
+                        "-e", f"render_dir={d}", "-e", f"pair_net={world.prefix}"] + extra,
                        cwd=ANSIBLE, capture_output=True, text=True,
                        env=dict(os.environ, ANSIBLE_STDOUT_CALLBACK="default",
                                 ANSIBLE_CALLBACKS_ENABLED="", ANSIBLE_NOCOLOR="1"))
@@ -268,11 +272,12 @@ class PairHost:
 class Pair:
     """A world with DNS, hosts mail-a and mail-b replicating each other."""
 
-    def __init__(self, users):
+    def __init__(self, users, extra_vars=None):
         self.world = hm_world.World()
         self.users = users
         self.cert = pair_cert()
-        self.rendered = render(self.world)
+        self.replicating = (extra_vars or {}).get("replication_peer") != ""
+        self.rendered = render(self.world, extra_vars)
         self.a = PairHost(self, "a")
         self.b = PairHost(self, "b")
         recs = [f"{h.name} IN A {h.host.addr}" for h in (self.a, self.b)]
@@ -293,7 +298,10 @@ class Pair:
         for u in users:
             self.a.dovecot.doveadm("mailbox", "status", "-u", u.name, "guid", "INBOX",
                                    check=True)
-            self.a.dovecot.replicator("replicate", u.name)
+            if self.replicating:
+                self.a.dovecot.replicator("replicate", u.name)
+        if not self.replicating:
+            return
         self.wait_synced()
         for u in users:
             ga, gb = (h.dovecot.doveadm("mailbox", "status", "-u", u.name, "guid", "INBOX",

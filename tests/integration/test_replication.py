@@ -51,6 +51,15 @@ def test_notify_fifo_permissions(pair):
     assert r.returncode != 0 and "Permission denied" in r.stderr, r
 
 
+def test_lockout_budget_shared(pair):
+    """Each of the two hosts gets half the lockout budget (docs/replication.md):
+    the account database arguments render.yml made for each host."""
+    for h in (pair.a, pair.b):
+        args = open(os.path.join(h.rendered, "dovecot-authdb.conf")).read()
+        assert re.search(r"^args = .* max_failures=5 ip_max_failures=25 backoff_after=3$",
+                         args, re.M), args
+
+
 def test_a_to_b_all_present_identical(pair):
     """N messages over SMTP to A, read over IMAP on B: all there once,
     byte-identical to A's copy; the delay is printed (bench/ measures it)."""
@@ -175,6 +184,51 @@ def _mids(dovecot, user, prefix):
     return out
 
 
+def test_partition_conflict_expunge_wins(pair):
+    """During a partition a flag is set on A and the same message is deleted
+    (expunged) on B; after the link returns both hosts agree on the
+    documented outcome (docs/replication.md): the expunge wins, the message
+    is gone on both, and the other messages keep their flags.  (Runs before
+    the crash test: a host that lost its replicator state cannot tell an
+    expunge from a message the peer never had, and brings it back.)"""
+    u = pair.user
+    for i in range(2):
+        hm_pair.smtp_send(pair.a, u.address, hm_pair.message(i, "conflict"))
+    x, y = "conflict-0@pair.test", "conflict-1@pair.test"
+    try:
+        hm_pair.wait_until(lambda: _flags(pair.b.dovecot, u, x) is not None
+                           and _flags(pair.b.dovecot, u, y) is not None, WAIT, "both on B")
+    except TimeoutError:
+        raise AssertionError(_diag(pair)) from None
+    pair.wait_synced(timeout=WAIT)
+    hm_pair.partition(pair.a.host, pair.b.host)
+    try:
+        c = pair.a.dovecot.imap(u)
+        c.select("INBOX")
+        for mid, flag in ((x, "\\Flagged"), (y, "\\Answered")):
+            typ, data = c.search(None, "HEADER", "Message-ID", f"<{mid}>")
+            c.store(data[0].split()[0], "+FLAGS", f"({flag})")
+        c.logout()
+        c = pair.b.dovecot.imap(u)
+        c.select("INBOX")
+        typ, data = c.search(None, "HEADER", "Message-ID", f"<{x}>")
+        c.store(data[0].split()[0], "+FLAGS", "(\\Deleted)")
+        c.expunge()
+        c.logout()
+    finally:
+        hm_pair.partition(pair.a.host, pair.b.host, on=False)
+    pair.wait_synced(timeout=WAIT)
+    try:
+        hm_pair.wait_until(lambda: all(_flags(h.dovecot, u, x) is None
+                                       and "\\Answered" in (_flags(h.dovecot, u, y) or ())
+                                       for h in (pair.a, pair.b)),
+                           WAIT, "the expunge on both hosts, y's flag on both")
+    except TimeoutError:
+        raise AssertionError(f"x: A {_flags(pair.a.dovecot, u, x)} B {_flags(pair.b.dovecot, u, x)}"
+                             f"; y: A {_flags(pair.a.dovecot, u, y)} B {_flags(pair.b.dovecot, u, y)}\n"
+                             + pair.diag()) from None
+
+
 def test_host_killed_mid_run_converges(pair):
     """A run split between both hosts; half way A's daemons get kill -9 and
     its link is cut, the rest goes to B (as a sending MTA would to the other
@@ -203,41 +257,3 @@ def test_host_killed_mid_run_converges(pair):
         lost = {k: [x for x in accepted if x not in v] for k, v in got.items()}
         dup = {k: [x for x, n in v.items() if n > 1] for k, v in got.items()}
         raise AssertionError(f"lost {lost} duplicated {dup}") from None
-
-
-def test_partition_conflict_expunge_wins(pair):
-    """During a partition a flag is set on A and the same message is deleted
-    (expunged) on B; after the link returns both hosts agree on the
-    documented outcome (docs/replication.md): the expunge wins, the message
-    is gone on both, and the other messages keep their flags."""
-    u = pair.user
-    for i in range(2):
-        hm_pair.smtp_send(pair.a, u.address, hm_pair.message(i, "conflict"))
-    x, y = "conflict-0@pair.test", "conflict-1@pair.test"
-    try:
-        hm_pair.wait_until(lambda: _flags(pair.b.dovecot, u, x) is not None
-                           and _flags(pair.b.dovecot, u, y) is not None, WAIT, "both on B")
-    except TimeoutError:
-        raise AssertionError(_diag(pair)) from None
-    pair.wait_synced(timeout=WAIT)
-    hm_pair.partition(pair.a.host, pair.b.host)
-    try:
-        c = pair.a.dovecot.imap(u)
-        c.select("INBOX")
-        for mid, flag in ((x, "\\Flagged"), (y, "\\Answered")):
-            typ, data = c.search(None, "HEADER", "Message-ID", f"<{mid}>")
-            c.store(data[0].split()[0], "+FLAGS", f"({flag})")
-        c.logout()
-        c = pair.b.dovecot.imap(u)
-        c.select("INBOX")
-        typ, data = c.search(None, "HEADER", "Message-ID", f"<{x}>")
-        c.store(data[0].split()[0], "+FLAGS", "(\\Deleted)")
-        c.expunge()
-        c.logout()
-    finally:
-        hm_pair.partition(pair.a.host, pair.b.host, on=False)
-    pair.wait_synced(timeout=WAIT)
-    hm_pair.wait_until(lambda: all(_flags(h.dovecot, u, x) is None
-                                   and "\\Answered" in (_flags(h.dovecot, u, y) or ())
-                                   for h in (pair.a, pair.b)),
-                       WAIT, "the expunge on both hosts, y's flag on both")
