@@ -16,6 +16,10 @@ install-conf:
 	install -d $(DESTDIR)$(PREFIX)/share/homemail/exim4 $(DESTDIR)$(PREFIX)/share/homemail/dovecot
 	if [ -f $(B)/homemail_scan.so ]; then \
 	  install -m 0644 conf/share/exim4/local_scan.conf $(DESTDIR)$(PREFIX)/share/homemail/exim4/; fi
+	if [ -f $(B)/homemail_scan.so ]; then \
+	  install -m 0644 conf/share/exim4/vdomains-routers.conf conf/share/exim4/vdomains-transport.conf \
+	    conf/share/exim4/vdomains-system-router.conf \
+	    $(DESTDIR)$(PREFIX)/share/homemail/exim4/; fi
 	if [ -f $(B)/libauthdb_homemail.so ]; then \
 	  install -m 0644 conf/share/dovecot/auth-homemail.conf.ext $(DESTDIR)$(PREFIX)/share/homemail/dovecot/; fi
 	if [ -f $(B)/lib90_homemail_junk_plugin.so ]; then \

@@ -2,9 +2,9 @@
  *
  * What for: mail from a sender the user moved to Junk goes to Junk; mail
  *   from a sender the user moved out of Junk is never sent there by
- *   homemail's own rules; a message Exim marked X-Spam-Flag: YES (rspamd)
- *   goes to Junk unless its sender is trusted; the user's Sieve script
- *   sees the verdict.
+ *   homemail's own rules; a message Exim's rspamd scan marked as spam
+ *   (HOMEMAIL_SPAM=yes from the transport) goes to Junk unless its sender
+ *   is trusted; the user's Sieve script sees the verdict.
  * Relies on: lib/hm_junklist (list file, address normal form, sender
  *   extraction through lib/hm_address), lib/hm_header (the parsed header
  *   block deliver_main.c hands to the filter), deliver.h (ctx, deliver_log).
@@ -22,7 +22,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <syslog.h>
 
 const char *deliver_junk_name(enum hm_junk_kind kind)
@@ -50,26 +49,36 @@ static bool scan_tagged(const struct hm_header *hdr)
 	return false;
 }
 
-/* spam_flagged - does an X-Spam-Flag field say YES?
- * Exim's DATA ACL (acl/45_homemail_check_data, section 3) removes every
- * X-Spam-* field a message arrives with and adds "X-Spam-Flag: YES" when
- * rspamd marks it as spam, so a field here is Exim's.  Only YES is acted
- * on, and any YES field counts: a field that reached us some other way
- * (a local program's own mail, which skips the SMTP ACLs) can only send
- * that message to Junk, never keep one out of it. */
-static bool spam_flagged(const struct hm_header *hdr)
+/* spam_verdict - did Exim's rspamd scan mark this message as spam?
+ * The verdict comes out of band, never from the message: the homemail
+ * transport (transport/30_homemail) sets HOMEMAIL_SPAM=yes from the DATA
+ * ACL's $acl_m_hm_spam, which no sender can set.  The X-Spam-Flag field
+ * the ACL adds is for people and Sieve only; a copy that reached us some
+ * other way (an upstream filter, a local program's mail, which skips the
+ * SMTP ACLs) decides nothing here. */
+static bool spam_verdict(void)
+{
+	/* secure_getenv: a setuid/setgid run trusts no caller's environment */
+	const char *v = secure_getenv(DELIVER_SPAM_ENV);
+
+	return v != NULL && strcmp(v, "yes") == 0;
+}
+
+/* dmarc_quarantine - does an X-Homemail-Scan field say "dmarc=quarantine"?
+ * homemail_scan.so adds it when the From: domain's DMARC policy quarantines
+ * a message that failed (docs/mailauth.md); it removes every incoming
+ * X-Homemail-Scan first, so the sender cannot write it.  (A field: DMARC is
+ * decided in local_scan, which cannot set the ACL variables the transport
+ * passes on.  A copy that arrives some other way can only send its own
+ * message to Junk, never keep one out.) */
+static bool dmarc_quarantine(const struct hm_header *hdr)
 {
 	const struct hm_hfield *f;
 	size_t it = 0;
 
-	while ((f = hm_header_next(hdr, "X-Spam-Flag", &it)) != NULL) {
-		const char *v = f->value;
-		while (*v == ' ' || *v == '\t')
-			v++;
-		if (strncasecmp(v, "yes", 3) == 0 &&
-		    (v[3] == '\0' || v[3] == ' ' || v[3] == '\t' || v[3] == '\r' || v[3] == '\n'))
+	while ((f = hm_header_next(hdr, "X-Homemail-Scan", &it)) != NULL)
+		if (strstr(f->value, "; dmarc=quarantine") != NULL)
 			return true;
-	}
 	return false;
 }
 
@@ -100,8 +109,9 @@ int deliver_junk_check(const char *maildir, const struct hm_header *hdr,
 	verdict_r->kind = HM_JUNK_NONE;
 	if (hdr != NULL) {
 		verdict_r->scan_tagged = scan_tagged(hdr);
-		verdict_r->spam_flagged = spam_flagged(hdr);
+		verdict_r->dmarc_quarantine = dmarc_quarantine(hdr);
 	}
+	verdict_r->spam_flagged = spam_verdict();
 
 	hm_junklist_init(&l);
 	if (maildir == NULL || hm_junklist_load(&l, maildir) < 0) {
@@ -128,7 +138,9 @@ int deliver_junk_check(const char *maildir, const struct hm_header *hdr,
 		(void)lookup_into(&l, env_sender, "envelope", verdict_r);
 decided:
 	hm_junklist_free(&l);
-	verdict_r->to_junk = verdict_r->kind == HM_JUNK_BLOCKED ||
+	/* a DMARC quarantine beats a trusted sender: the From: the user
+	 * trusted is exactly what that message forged */
+	verdict_r->to_junk = verdict_r->kind == HM_JUNK_BLOCKED || verdict_r->dmarc_quarantine ||
 			     ((verdict_r->scan_tagged || verdict_r->spam_flagged) &&
 			      verdict_r->kind != HM_JUNK_TRUSTED);
 	if (ret < 0)
@@ -164,11 +176,13 @@ int deliver_junk_route(struct deliver_ctx *ctx)
 		deliver_log(LOG_INFO, "junk: sender %s is %s (by %s)%s%s; implicit keep %s",
 			    clean, deliver_junk_name(v.kind), v.via,
 			    v.scan_tagged ? ", scan tag" : "",
-			    v.spam_flagged ? ", X-Spam-Flag" : "",
+			    v.spam_flagged ? ", rspamd spam" : "",
 			    v.to_junk ? "Junk" : "unchanged");
+	} else if (v.dmarc_quarantine) {
+		deliver_log(LOG_INFO, "junk: DMARC quarantine; implicit keep Junk");
 	} else if (v.scan_tagged || v.spam_flagged) {
 		deliver_log(LOG_INFO, "junk: %s; implicit keep Junk",
-			    v.scan_tagged ? "scan tag" : "X-Spam-Flag: YES");
+			    v.scan_tagged ? "scan tag" : "rspamd spam");
 	}
 	return 0;
 }

@@ -11,8 +11,9 @@
  *   rules decide the implicit keep:
  *     blocked sender                      -> Junk
  *     X-Homemail-Scan: tag; ... (scan)    -> Junk, unless the sender is trusted
- *     X-Spam-Flag: YES (rspamd, Exim ACL) -> Junk, unless the sender is trusted
- *     trusted sender                      -> never Junk by these rules
+ *     HOMEMAIL_SPAM=yes (Exim's rspamd)   -> Junk, unless the sender is trusted
+ *     X-Homemail-Scan: ...; dmarc=quarantine -> Junk, even for a trusted sender
+ *     trusted sender                      -> never Junk by the other rules
  *   The user's Sieve script runs afterwards and can override: its explicit
  *   fileinto wins, and the verdict is visible to it as the header field
  *   X-Homemail-Junk in its view of the message (deliver_junk_sieve_view),
@@ -35,11 +36,16 @@
 #define DELIVER_JUNK_ENV_SENDER  "HOMEMAIL_JUNK_SENDER"
 /* "yes" when homemail's own rules file the message into Junk, else "no". */
 #define DELIVER_JUNK_ENV_TO_JUNK "HOMEMAIL_JUNK_TO_JUNK"
+/* Set by the homemail transport (transport/30_homemail) from the DATA
+ * ACL's rspamd verdict: "yes" = spam (Junk unless the sender is trusted);
+ * anything else, or unset, = not.  Never read from the message. */
+#define DELIVER_SPAM_ENV         "HOMEMAIL_SPAM"
 
 struct deliver_junk_verdict {
 	enum hm_junk_kind kind;     /* list the sender is on, HM_JUNK_NONE */
 	bool scan_tagged;           /* X-Homemail-Scan says "tag" */
-	bool spam_flagged;          /* X-Spam-Flag says "YES" (docs/filtering.md) */
+	bool spam_flagged;          /* HOMEMAIL_SPAM=yes (docs/filtering.md) */
+	bool dmarc_quarantine;      /* X-Homemail-Scan says "dmarc=quarantine" */
 	bool to_junk;               /* homemail's rules: implicit keep = Junk */
 	char sender[HM_JUNKLIST_ADDR_MAX + 1];  /* matched entry, "" none */
 	const char *via;            /* "From", "envelope", or NULL */

@@ -40,6 +40,29 @@ void hm_authdb_set_default(struct hm_authdb_set *set)
 	 * same way (docs/deliver.md): one answer for ManageSieve and the LDA */
 	(void)hm_strlcpy(set->sieve, "file:~/sieve;active=~/.dovecot.sieve", sizeof(set->sieve));
 	set->blocking = true;
+	(void)hm_strlcpy(set->delimiters, "+", sizeof(set->delimiters));
+	hm_authdb_table_paths(set);
+}
+
+/* sibling - dir of users_path + "/" + name into dst ("" when no users file) */
+static void sibling(const char *users, const char *name, char *dst, size_t size)
+{
+	const char *slash = strrchr(users, '/');
+
+	dst[0] = '\0';
+	if (users[0] == '\0' || slash == NULL)
+		return;
+	(void)hm_snprintf(dst, size, "%.*s/%s", (int)(slash - users), users, name);
+}
+
+void hm_authdb_table_paths(struct hm_authdb_set *set)
+{
+	const char *u = set->users_path[0] ? set->users_path : HM_USERS_PATH_DEFAULT;
+
+	if (!set->domains_path_set)
+		sibling(u, "domains", set->domains_path, sizeof(set->domains_path));
+	if (!set->aliases_path_set)
+		sibling(u, "aliases", set->aliases_path, sizeof(set->aliases_path));
 }
 
 /* parse_bool - yes/no/true/false/1/0 */
@@ -175,6 +198,17 @@ int hm_authdb_parse_args(const char *args, struct hm_authdb_set *set, char *err,
 					(void)hm_strlcpy(set->domains[set->ndomains++], tmp + 2,
 							 sizeof(set->domains[0]));
 			}
+		} else if (strcmp(tok, "domains_file") == 0) {
+			bad = parse_path(v, set->domains_path, sizeof(set->domains_path)) < 0;
+			set->domains_path_set = true;
+		} else if (strcmp(tok, "aliases") == 0) {
+			bad = parse_path(v, set->aliases_path, sizeof(set->aliases_path)) < 0;
+			set->aliases_path_set = true;
+		} else if (strcmp(tok, "delimiter") == 0) {
+			const char *dv = strcmp(v, "no") == 0 ? "" : v;
+			bad = hm_strlcpy(set->delimiters, dv, sizeof(set->delimiters)) < 0;
+			for (const char *q = dv; *q != '\0' && !bad; q++)
+				bad = strchr("+-_=", *q) == NULL;
 		} else if (strcmp(tok, "ip_exempt") == 0) {
 			char *s2 = NULL, *d;
 			set->nip_exempt = 0;
@@ -234,6 +268,7 @@ int hm_authdb_parse_args(const char *args, struct hm_authdb_set *set, char *err,
 		}
 	}
 	free(copy);
+	hm_authdb_table_paths(set);
 	if (ret == 0 && set->users_path[0] == '\0' && !set->system) {
 		(void)hm_snprintf(err, errlen, "neither users= nor system=yes: no accounts");
 		ret = -1;

@@ -18,6 +18,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "hm_aliases.h"
+#include "hm_domains.h"
 #include "hm_lockout.h"
 #include "hm_users.h"
 
@@ -40,6 +42,12 @@ struct hm_authdb_set {
 	unsigned long min_uid;          /* both kinds: uid >= min_uid */
 	char domains[HM_AUTHDB_MAX_DOMAINS][128]; /* user@domain → system user */
 	unsigned int ndomains;
+	/* the domains and aliases tables ("" = none); by default next to the
+	 * users file (docs/domains.md) */
+	char domains_path[256];
+	char aliases_path[256];
+	bool domains_path_set, aliases_path_set;
+	char delimiters[8];             /* recipient delimiters, "" = none */
 	bool allow_weak;
 	enum hm_pw_scheme rehash;       /* HM_PW_UNKNOWN = off */
 	char lockout_path[256];         /* "" = no lockout */
@@ -67,6 +75,9 @@ struct hm_authdb_account {
 	uint64_t quota_bytes;
 	bool login_disabled;            /* state disabled/locked, shadow expired */
 	char disabled_why[64];
+	bool mail_refused;              /* state closed: RCPT and delivery refused */
+	bool pw_expired;                /* users file flag "expired": the password
+					 * must be changed (docs/domains.md) */
 	char *hash;                     /* malloc'd stored hash (wiped on free) */
 	unsigned int line;              /* users file line (virtual) */
 };
@@ -84,6 +95,11 @@ struct hm_authdb {
 	off_t users_size;
 	struct timespec users_mtime;
 	bool users_loaded;
+	/* cached domains and aliases tables (reloaded when they change) */
+	struct hm_domains *domains;
+	struct hm_aliases *aliases;
+	struct hm_authdb_filestamp { dev_t dev; ino_t ino; off_t size; struct timespec mtime;
+				     bool loaded; } domains_st, aliases_st;
 	/* lockout state, opened on first use (auth-worker runs as root) */
 	struct hm_lockout *lockout;
 	time_t lockout_failed;          /* when opening last failed (retry later) */
@@ -101,6 +117,15 @@ void hm_authdb_deinit(struct hm_authdb *db);
  * hm_authdb_account_free), 0 unknown, -1 internal error (logged). */
 int hm_authdb_lookup(struct hm_authdb *db, const char *login, struct hm_authdb_account *acct_r);
 void hm_authdb_account_free(struct hm_authdb_account *acct);
+
+/* hm_authdb_route - what a recipient address is, for Exim (the userdb
+ * lookup of service "smtp"): the resolver of lib/hm_route.c over the users
+ * file, system accounts, the aliases and domains tables.  A closed account
+ * is unknown here.  Returns 0 with route_r->kind set (ACCOUNT: acct_r
+ * filled, free it with hm_authdb_account_free; ALIAS: route_r->targets;
+ * FAIL: route_r->why; free with hm_route_free), -1 internal error (logged). */
+int hm_authdb_route(struct hm_authdb *db, const char *address, struct hm_route *route_r,
+		    struct hm_authdb_account *acct_r);
 
 /* hm_authdb_verify - the full password check: the lockout reservation
  * (lock check + the attempt counted as a failure, one locked step, before

@@ -28,13 +28,15 @@
 #include "userdb.h"
 #include "password-scheme.h"
 #include "module-dir.h"
+#include "str.h"
 
 #include "authdb_core.h"
 #include "hm_util.h"
 
 #include <ctype.h>
 
-#define HOMEMAIL_USERDB_CACHE_KEY "%u"
+/* the service is part of the answer: "smtp" resolves aliases (docs/domains.md) */
+#define HOMEMAIL_USERDB_CACHE_KEY "%u\t%s"
 
 struct homemail_passdb_module {
 	struct passdb_module module;
@@ -148,6 +150,63 @@ static void homemail_passdb_deinit(struct passdb_module *module)
 	hm_authdb_deinit(&m->db);
 }
 
+/* The service name homemail-passwd's password change authenticates with:
+ * an expired password must still verify there (docs/domains.md). */
+#define HM_PASSWD_SERVICE "homemail-passwd"
+#define HM_EXPIRED_REASON "Password expired: change it in the webmail (Settings, Password)"
+
+/* expired_may_login - may an account whose password expired log in through
+ * this request?  Only to change the password: homemail-passwd's check, and
+ * the webmail on this host (its connection's real addresses are both this
+ * host's own, whatever address it hands over for the browser). */
+static bool expired_may_login(const struct auth_request *request)
+{
+	const char *service = request->fields.service;
+
+	if (service != NULL && strcmp(service, HM_PASSWD_SERVICE) == 0)
+		return true;
+	return request->fields.real_remote_ip.family != 0 &&
+	       net_ip_compare(&request->fields.real_remote_ip, &request->fields.real_local_ip);
+}
+
+/* refuse_if_expired - an expired password fails every other login with a
+ * reason the client shows (Dovecot's "fail" + "reason" passdb fields; the
+ * password was right, so nothing is counted in the lockout).  Returns true
+ * when it refused. */
+static bool refuse_if_expired(struct homemail_passdb_module *m, struct auth_request *request,
+			      const char *canon)
+{
+	struct hm_authdb_account acct;
+	bool expired = false;
+
+	m->db.log_ctx = request;
+	if (hm_authdb_lookup(&m->db, canon, &acct) == 1) {
+		expired = acct.pw_expired;
+		hm_authdb_account_free(&acct);
+	}
+	m->db.log_ctx = NULL;
+	if (!expired)
+		return false;
+	if (expired_may_login(request)) {
+		auth_request_log_info(request, AUTH_SUBSYS_DB,
+				      "password expired: login allowed to change it");
+		return false;
+	}
+	auth_request_log_info(request, AUTH_SUBSYS_DB, "login refused: password expired");
+	/* Dovecot's login processes (imap, pop3, sieve ...) honour "nologin"
+	 * and show its reason; other auth clients (Exim's SMTP AUTH) see only
+	 * OK or FAIL, so for them the lookup fails outright */
+	if (request->fields.service != NULL &&
+	    (strcmp(request->fields.service, "imap") == 0 ||
+	     strcmp(request->fields.service, "pop3") == 0 ||
+	     strcmp(request->fields.service, "sieve") == 0))
+		auth_request_set_field(request, "nologin", "y", NULL);
+	else
+		auth_request_set_field(request, "fail", "y", NULL);
+	auth_request_set_field(request, "reason", HM_EXPIRED_REASON, NULL);
+	return true;
+}
+
 /* homemail_verify_plain - the whole check happens in the core (worker) */
 static void homemail_verify_plain(struct auth_request *request, const char *password,
 				  verify_plain_callback_t *callback)
@@ -168,6 +227,7 @@ static void homemail_verify_plain(struct auth_request *request, const char *pass
 	case HM_AUTHDB_OK:
 		if (strcmp(canon, request->fields.user) != 0)
 			auth_request_set_field(request, "user", canon, NULL);
+		(void)refuse_if_expired(m, request, canon);
 		callback(PASSDB_RESULT_OK, request);
 		break;
 	case HM_AUTHDB_MISMATCH:
@@ -210,15 +270,91 @@ static void homemail_userdb_deinit(struct userdb_module *module)
 	hm_authdb_deinit(&m->db);
 }
 
+/* set_account_fields - uid gid home mail quota_rule sieve of an account */
+static void set_account_fields(struct auth_request *request, struct homemail_userdb_module *m,
+			       const struct hm_authdb_account *acct)
+{
+	char buf[HM_USERS_MAX_HOME + 300];
+
+	if (strcmp(acct->name, request->fields.user) != 0)
+		auth_request_set_field(request, "user", acct->name, NULL);
+	if (!acct->is_virtual)
+		auth_request_set_userdb_field(request, "system_groups_user", acct->name);
+	auth_request_set_userdb_field(request, "uid", dec2str(acct->uid));
+	auth_request_set_userdb_field(request, "gid", dec2str(acct->gid));
+	auth_request_set_userdb_field(request, "home", acct->home);
+	if (m->db.set.mail[0] != '\0' &&
+	    hm_authdb_expand(m->db.set.mail, acct->home, buf, sizeof(buf)) == 0)
+		auth_request_set_userdb_field(request, "mail", buf);
+	hm_authdb_quota_rule(acct->quota_bytes, buf, sizeof(buf));
+	if (buf[0] != '\0')
+		auth_request_set_userdb_field(request, "quota_rule", buf);
+	if (m->db.set.sieve[0] != '\0' &&
+	    hm_authdb_expand(m->db.set.sieve, acct->home, buf, sizeof(buf)) == 0)
+		auth_request_set_userdb_field(request, "sieve", buf);
+}
+
+/* userdb_route - the lookup of service "smtp" (Exim's RCPT check and
+ * routers, through homemail_scan.so): accounts, plus-addresses, aliases and
+ * catch-alls.  An alias answers homemail_targets (comma-separated leaves) or
+ * homemail_fail (why it cannot be delivered), and no uid. */
+static void userdb_route(struct auth_request *request, struct homemail_userdb_module *m,
+			 userdb_callback_t *callback)
+{
+	struct hm_authdb_account acct;
+	struct hm_route route;
+	int r;
+
+	m->db.log_ctx = request;
+	r = hm_authdb_route(&m->db, request->fields.user, &route, &acct);
+	m->db.log_ctx = NULL;
+	if (r < 0) {
+		callback(USERDB_RESULT_INTERNAL_FAILURE, request);
+		return;
+	}
+	switch (route.kind) {
+	case HM_ROUTE_ACCOUNT:
+		set_account_fields(request, m, &acct);
+		if (route.detail[0] != '\0')
+			auth_request_set_userdb_field(request, "homemail_detail", route.detail);
+		hm_authdb_account_free(&acct);
+		break;
+	case HM_ROUTE_ALIAS: {
+		string_t *str = t_str_new(256);
+		for (size_t i = 0; i < route.ntargets; i++) {
+			if (i > 0)
+				str_append_c(str, ',');
+			str_append(str, route.targets[i]);
+		}
+		auth_request_set_userdb_field(request, "homemail_targets", str_c(str));
+		break;
+	}
+	case HM_ROUTE_FAIL:
+		auth_request_set_userdb_field(request, "homemail_fail", route.why);
+		break;
+	default:
+		hm_route_free(&route);
+		auth_request_log_unknown_user(request, AUTH_SUBSYS_DB);
+		callback(USERDB_RESULT_USER_UNKNOWN, request);
+		return;
+	}
+	hm_route_free(&route);
+	callback(USERDB_RESULT_OK, request);
+}
+
 /* homemail_userdb_lookup - uid gid home mail quota_rule sieve */
 static void homemail_userdb_lookup(struct auth_request *request, userdb_callback_t *callback)
 {
 	struct homemail_userdb_module *m =
 		(struct homemail_userdb_module *)request->userdb->userdb;
+	const char *service = request->fields.service != NULL ? request->fields.service : "";
 	struct hm_authdb_account acct;
-	char buf[HM_USERS_MAX_HOME + 300];
 	int r;
 
+	if (strcmp(service, "smtp") == 0) {
+		userdb_route(request, m, callback);
+		return;
+	}
 	m->db.log_ctx = request;
 	r = hm_authdb_lookup(&m->db, request->fields.user, &acct);
 	m->db.log_ctx = NULL;
@@ -226,27 +362,18 @@ static void homemail_userdb_lookup(struct auth_request *request, userdb_callback
 		callback(USERDB_RESULT_INTERNAL_FAILURE, request);
 		return;
 	}
+	/* a closed account takes no more mail, not even what was queued */
+	if (r == 1 && acct.mail_refused &&
+	    (strcmp(service, "deliver") == 0 || strcmp(service, "lda") == 0)) {
+		hm_authdb_account_free(&acct);
+		r = 0;
+	}
 	if (r == 0) {
 		auth_request_log_unknown_user(request, AUTH_SUBSYS_DB);
 		callback(USERDB_RESULT_USER_UNKNOWN, request);
 		return;
 	}
-	if (strcmp(acct.name, request->fields.user) != 0)
-		auth_request_set_field(request, "user", acct.name, NULL);
-	if (!acct.is_virtual)
-		auth_request_set_userdb_field(request, "system_groups_user", acct.name);
-	auth_request_set_userdb_field(request, "uid", dec2str(acct.uid));
-	auth_request_set_userdb_field(request, "gid", dec2str(acct.gid));
-	auth_request_set_userdb_field(request, "home", acct.home);
-	if (m->db.set.mail[0] != '\0' &&
-	    hm_authdb_expand(m->db.set.mail, acct.home, buf, sizeof(buf)) == 0)
-		auth_request_set_userdb_field(request, "mail", buf);
-	hm_authdb_quota_rule(acct.quota_bytes, buf, sizeof(buf));
-	if (buf[0] != '\0')
-		auth_request_set_userdb_field(request, "quota_rule", buf);
-	if (m->db.set.sieve[0] != '\0' &&
-	    hm_authdb_expand(m->db.set.sieve, acct.home, buf, sizeof(buf)) == 0)
-		auth_request_set_userdb_field(request, "sieve", buf);
+	set_account_fields(request, m, &acct);
 	hm_authdb_account_free(&acct);
 	callback(USERDB_RESULT_OK, request);
 }

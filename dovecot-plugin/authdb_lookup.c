@@ -13,6 +13,7 @@
  * not in the group, unusable home) is unknown, logged.
  */
 #include "authdb_private.h"
+#include "hm_users_expire.h"
 #include "hm_util.h"
 
 #include <ctype.h>
@@ -64,6 +65,8 @@ void hm_authdb_init(struct hm_authdb *db, const struct hm_authdb_set *set,
 void hm_authdb_deinit(struct hm_authdb *db)
 {
 	hm_users_free(&db->users);
+	hm_domains_free(&db->domains);
+	hm_aliases_free(&db->aliases);
 	hm_lockout_close(&db->lockout);
 }
 
@@ -126,6 +129,108 @@ static int users_refresh(struct hm_authdb *db)
 	db->users_size = st.st_size;
 	db->users_mtime = st.st_mtim;
 	return 0;
+}
+
+/* table_warn - malformed domains/aliases line → warning log */
+static void table_warn(void *ctx, const char *path, unsigned int line, const char *msg)
+{
+	authdb_log(ctx, HM_AUTHDB_WARNING, "%s line %u: %s (line ignored)", path, line, msg);
+}
+
+/* stamp_same - the file is the one cached */
+static bool stamp_same(const struct hm_authdb_filestamp *f, const struct stat *st)
+{
+	return f->loaded && st->st_dev == f->dev && st->st_ino == f->ino &&
+	       st->st_size == f->size && st->st_mtim.tv_sec == f->mtime.tv_sec &&
+	       st->st_mtim.tv_nsec == f->mtime.tv_nsec;
+}
+
+static void stamp_set(struct hm_authdb_filestamp *f, const struct stat *st)
+{
+	f->dev = st->st_dev;
+	f->ino = st->st_ino;
+	f->size = st->st_size;
+	f->mtime = st->st_mtim;
+	f->loaded = true;
+}
+
+/* tables_refresh - (re)load the domains and aliases tables when they
+ * changed; a missing file is an empty table.  0 ok, -1 error (logged) */
+static int tables_refresh(struct hm_authdb *db)
+{
+	struct stat st;
+
+	if (db->set.domains_path[0] != '\0') {
+		if (stat(db->set.domains_path, &st) < 0) {
+			if (errno != ENOENT) {
+				authdb_log(db, HM_AUTHDB_ERROR, "stat(%s) failed: %s",
+					   db->set.domains_path, strerror(errno));
+				return -1;
+			}
+			hm_domains_free(&db->domains);
+			db->domains_st.loaded = false;
+		} else if (!stamp_same(&db->domains_st, &st)) {
+			struct hm_domains *fresh;
+			int attempt = 0;
+			while (hm_domains_load(db->set.domains_path, table_warn, db, &fresh) < 0) {
+				if (errno == EAGAIN && attempt++ < 3)
+					continue;
+				authdb_log(db, HM_AUTHDB_ERROR, "reading %s failed: %s",
+					   db->set.domains_path, strerror(errno));
+				return -1;
+			}
+			hm_domains_free(&db->domains);
+			db->domains = fresh;
+			stamp_set(&db->domains_st, &st);
+		}
+	}
+	if (db->set.aliases_path[0] != '\0') {
+		if (stat(db->set.aliases_path, &st) < 0) {
+			if (errno != ENOENT) {
+				authdb_log(db, HM_AUTHDB_ERROR, "stat(%s) failed: %s",
+					   db->set.aliases_path, strerror(errno));
+				return -1;
+			}
+			hm_aliases_free(&db->aliases);
+			db->aliases_st.loaded = false;
+		} else if (!stamp_same(&db->aliases_st, &st)) {
+			struct hm_aliases *fresh;
+			int attempt = 0;
+			while (hm_aliases_load(db->set.aliases_path, table_warn, db, &fresh) < 0) {
+				if (errno == EAGAIN && attempt++ < 3)
+					continue;
+				authdb_log(db, HM_AUTHDB_ERROR, "reading %s failed: %s",
+					   db->set.aliases_path, strerror(errno));
+				return -1;
+			}
+			hm_aliases_free(&db->aliases);
+			db->aliases = fresh;
+			stamp_set(&db->aliases_st, &st);
+		}
+	}
+	return 0;
+}
+
+/* system_domain - system accounts are served as user@dom: listed in
+ * domains= or in the domains table with system=yes */
+static bool system_domain(const struct hm_authdb *db, const char *dom)
+{
+	const struct hm_domain *d;
+
+	for (unsigned int i = 0; i < db->set.ndomains; i++)
+		if (strcmp(dom, db->set.domains[i]) == 0)
+			return true;
+	d = hm_domains_find(db->domains, dom);
+	return d != NULL && d->system;
+}
+
+/* local_domain - a domain this host receives mail for */
+static bool local_domain(const struct hm_authdb *db, const char *dom)
+{
+	for (unsigned int i = 0; i < db->set.ndomains; i++)
+		if (strcmp(dom, db->set.domains[i]) == 0)
+			return true;
+	return hm_domains_find(db->domains, dom) != NULL;
 }
 
 /* nss_buf_grow - grow-on-ERANGE helper for the *_r NSS calls */
@@ -318,6 +423,8 @@ int authdb_lookup_account(struct hm_authdb *db, const char *login, bool want_has
 				(void)hm_strlcpy(acct_r->home, u->home, sizeof(acct_r->home));
 				acct_r->quota_bytes = u->quota_bytes;
 				acct_r->line = u->line;
+				acct_r->mail_refused = u->state == HM_USER_CLOSED;
+				acct_r->pw_expired = hm_user_pw_expired(u);
 				if (u->state != HM_USER_ACTIVE) {
 					acct_r->login_disabled = true;
 					(void)hm_snprintf(acct_r->disabled_why, sizeof(acct_r->disabled_why),
@@ -332,11 +439,9 @@ int authdb_lookup_account(struct hm_authdb *db, const char *login, bool want_has
 			return 0;
 		/* user@<local domain> → system user */
 		const char *dom = strchr(addr, '@') + 1;
-		bool local = false;
-		for (unsigned int i = 0; i < db->set.ndomains; i++)
-			if (strcmp(dom, db->set.domains[i]) == 0)
-				local = true;
-		if (!local)
+		if (tables_refresh(db) < 0)
+			return -1;
+		if (!system_domain(db, dom))
 			return 0;
 		addr[dom - 1 - addr] = '\0';
 		return lookup_system(db, addr, want_hash, acct_r);
@@ -349,6 +454,82 @@ int authdb_lookup_account(struct hm_authdb *db, const char *login, bool want_has
 int hm_authdb_lookup(struct hm_authdb *db, const char *login, struct hm_authdb_account *acct_r)
 {
 	return authdb_lookup_account(db, login, false, acct_r);
+}
+
+struct route_ctx {
+	struct hm_authdb *db;
+	bool failed;
+};
+
+/* route_account - the resolver's is_account: an account that takes mail */
+static int route_account(void *ctx, const char *address)
+{
+	struct route_ctx *c = ctx;
+	struct hm_authdb_account a;
+	int r = authdb_lookup_account(c->db, address, false, &a);
+
+	if (r < 0) {
+		c->failed = true;
+		return -1;
+	}
+	hm_authdb_account_free(&a);
+	if (r == 1 && a.mail_refused)
+		return HM_ROUTE_CLOSED;
+	return r == 1;
+}
+
+/* route_local - the resolver's is_local */
+static int route_local(void *ctx, const char *domain)
+{
+	struct route_ctx *c = ctx;
+	return local_domain(c->db, domain);
+}
+
+int hm_authdb_route(struct hm_authdb *db, const char *address, struct hm_route *route_r,
+		    struct hm_authdb_account *acct_r)
+{
+	char addr[HM_USERS_MAX_ADDRESS + 1], clean[300];
+	struct route_ctx c = { db, false };
+	struct hm_route_opts o = { .delimiters = db->set.delimiters, .is_account = route_account,
+				   .is_local = route_local, .ctx = &c };
+
+	memset(acct_r, 0, sizeof(*acct_r));
+	memset(route_r, 0, sizeof(*route_r));
+	if (login_ok(address) && strchr(address, '@') == NULL) {
+		/* a bare name (Exim's -bt, local tools): a system account only */
+		int r = authdb_lookup_account(db, address, false, acct_r);
+		if (r == 1) {
+			route_r->kind = HM_ROUTE_ACCOUNT;
+			(void)hm_strlcpy(route_r->account, acct_r->name, sizeof(route_r->account));
+		}
+		return r < 0 ? -1 : 0;
+	}
+	if (!login_ok(address) || hm_users_normalize_address(address, addr, sizeof(addr)) < 0)
+		return 0;
+	if (tables_refresh(db) < 0 || users_refresh(db) < 0)
+		return -1;
+	o.aliases = db->aliases;
+	o.domains = db->domains;
+	if (hm_route_resolve(&o, addr, route_r) < 0) {
+		if (!c.failed)
+			authdb_log(db, HM_AUTHDB_ERROR, "resolving %s: %s",
+				   authdb_clean(address, clean, sizeof(clean)), strerror(errno));
+		return -1;
+	}
+	if (route_r->kind == HM_ROUTE_ACCOUNT) {
+		int r = authdb_lookup_account(db, route_r->account, false, acct_r);
+		if (r < 0)
+			return -1;
+		if (r == 0 || acct_r->mail_refused) {
+			/* changed between the two lookups, or closed */
+			hm_authdb_account_free(acct_r);
+			route_r->kind = HM_ROUTE_UNKNOWN;
+		}
+	} else if (route_r->kind == HM_ROUTE_FAIL) {
+		authdb_log(db, HM_AUTHDB_WARNING, "%s: %s", authdb_clean(address, clean, sizeof(clean)),
+			   route_r->why);
+	}
+	return 0;
 }
 
 int hm_authdb_expand(const char *tmpl, const char *home, char *dst, size_t dstsize)

@@ -18,6 +18,9 @@ const char *authdb_clean(const char *s, char *buf, size_t size);
  * -1 internal error (logged); acct_r is always initialised */
 int authdb_lookup_account(struct hm_authdb *db, const char *login, bool want_hash,
 			  struct hm_authdb_account *acct_r);
+/* hm_authdb_table_paths - domains/aliases paths next to the users file
+ * unless set explicitly */
+void hm_authdb_table_paths(struct hm_authdb_set *set);
 /* authdb_ip_exempt - is ip listed in set's ip_exempt (IPv4 CIDR or exact
  * IPv6)? */
 bool authdb_ip_exempt(const struct hm_authdb_set *set, const char *ip);

@@ -10,6 +10,8 @@
  *                 [--scheme yescrypt|bcrypt|sha512-crypt|sha256-crypt] [--password-stdin]
  *     del ADDRESS [--remove-home]
  *     passwd ADDRESS [--scheme S] [--password-stdin]
+ *     passwd --expire ADDRESS  the user must change the password at the next
+ *                             login (docs/domains.md, "Password changes")
  *     list [--hashes]
  *     lock ADDRESS            refuse logins (state "locked"), mail still delivered
  *     unlock ADDRESS          state back to active and lockout counters cleared
@@ -33,13 +35,16 @@
  * to change /etc/homemail/users and create homes for other users.
  */
 #define _GNU_SOURCE 1   /* nftw */
+#include "homemail-user-vdom.h"
 #include "hm_cli.h"
 #include "hm_lockout.h"
 #include "hm_users.h"
+#include "hm_users_expire.h"
 #include "hm_util.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <ftw.h>
 #include <getopt.h>
 #include <pwd.h>
@@ -65,8 +70,11 @@ struct opts {
 	enum hm_pw_scheme scheme;
 	bool password_stdin;
 	bool remove_home;
+	const char *archive;    /* NULL: HOMEMAIL_ARCHIVE_DIR */
+	bool no_archive;
 	bool hashes;
 	bool ip;
+	bool expire;           /* passwd --expire */
 };
 
 /* die - print one diagnostic line and exit with code */
@@ -86,11 +94,19 @@ static const char USAGE[] =
 	"usage: homemail-user [--users FILE] [--lockout FILE] COMMAND ...\n"
 	"  add ADDRESS [--owner USER | --uid N --gid N] [--home DIR] [--quota SIZE]\n"
 	"              [--scheme yescrypt|bcrypt|sha512-crypt|sha256-crypt] [--password-stdin]\n"
-	"  del ADDRESS [--remove-home]\n"
+	"  del ADDRESS [--remove-home [--archive DIR | --no-archive]]\n"
 	"  passwd ADDRESS [--scheme S] [--password-stdin]\n"
+	"  passwd --expire ADDRESS   force a password change at the next login\n"
 	"  list [--hashes]\n"
 	"  lock ADDRESS | unlock ADDRESS | unlock --ip IPADDRESS\n"
 	"  show ADDRESS [--hash]\n"
+	"  domain add DOMAIN [system=yes|no] [remote_aliases=yes|no] [quota=SIZE] [KEY=VALUE...]\n"
+	"  domain del DOMAIN [--force] | domain list\n"
+	"  alias add SOURCE TARGET... | alias del SOURCE [TARGET] | alias list [SOURCE|@DOMAIN]\n"
+	"  disable ADDRESS [--refuse-mail] | enable ADDRESS\n"
+	"  rename OLD NEW [--home DIR] | quota ADDRESS SIZE\n"
+	"  (domain/alias/...: [--domains FILE] [--aliases FILE]; del --remove-home archives\n"
+	"   the home first unless --no-archive: [--archive DIR])\n"
 	"       homemail-user --help | --version\n";
 
 static void usage(void)
@@ -270,7 +286,7 @@ struct edit {
 	int err;                        /* sysexits code set by the edit */
 };
 
-enum { OP_ADD, OP_DEL, OP_PASSWD, OP_STATE };
+enum { OP_ADD, OP_DEL, OP_PASSWD, OP_STATE, OP_EXPIRE };
 
 /* apply_edit - the change, inside hm_users_modify's lock */
 static int apply_edit(struct hm_users *db, void *ctx)
@@ -286,7 +302,16 @@ static int apply_edit(struct hm_users *db, void *ctx)
 		r = hm_users_remove(db, e->address);
 		break;
 	case OP_PASSWD:
+		/* a password the admin sets is a new one: no longer expired */
 		r = hm_users_set_hash(db, e->address, e->hash);
+		if (r == 0)
+			r = hm_users_set_pw_expired(db, e->address, false);
+		break;
+	case OP_EXPIRE:
+		if (hm_users_find(db, e->address) != NULL &&
+		    hm_user_pw_expired(hm_users_find(db, e->address)))
+			return 0;
+		r = hm_users_set_pw_expired(db, e->address, true);
 		break;
 	case OP_STATE:
 		if (hm_users_find(db, e->address) == NULL) {
@@ -323,6 +348,9 @@ static int run_edit(const struct opts *o, struct edit *e)
 			die(EX_NOUSER, "no such account: %s", e->address);
 		if (e->err == EX_DATAERR && e->op == OP_ADD && errno == EEXIST)
 			die(EX_DATAERR, "account exists: %s", e->address);
+		if (e->err == EX_DATAERR && e->op == OP_ADD && errno == EINVAL)
+			die(EX_DATAERR, "%s: invalid fields, or the home is (inside) another account's home",
+			    e->address);
 		if (e->err != 0)
 			die(e->err, "%s: %s", e->address, strerror(errno));
 		die(errno_code(errno), "updating %s: %s", o->users, strerror(errno));
@@ -419,13 +447,18 @@ static int cmd_add(const struct opts *o, const char *arg)
 	}
 	if (o->quota != NULL && hm_users_parse_quota(o->quota, &q) < 0)
 		die(EX_DATAERR, "invalid quota '%s' (bytes with optional k/M/G/T)", o->quota);
+	/* no --quota: the domain's default (quota= in the domains table next
+	 * to the users file, docs/domains.md) */
+	char dquota[32] = "";
+	if (o->quota == NULL)
+		homemail_user_domain_quota(o->users, strchr(addr, '@') + 1, dquota, sizeof(dquota));
 	get_hash(o, hash, sizeof(hash));
 	u.address = addr;
 	u.hash = hash;
 	u.uid = uid;
 	u.gid = gid;
 	u.home = home;
-	u.quota = (char *)(o->quota ? o->quota : "");
+	u.quota = (char *)(o->quota ? o->quota : dquota);
 	e.address = addr;
 	e.user = &u;
 	run_edit(o, &e);
@@ -455,6 +488,14 @@ static int cmd_del(const struct opts *o, const char *arg)
 			(void)hm_strlcpy(home, u->home, sizeof(home));
 		hm_users_free(&db);
 	}
+	if (o->remove_home && home[0] != '\0' && !o->no_archive) {
+		char ar[PATH_MAX];
+		if (homemail_user_archive_home(home, addr, o->archive ? o->archive : HOMEMAIL_ARCHIVE_DIR,
+					       ar, sizeof(ar)) < 0)
+			die(EX_CANTCREAT, "%s not deleted: its home could not be archived "
+			    "(--no-archive to delete without one)", addr);
+		printf("archived %s into %s\n", home, ar);
+	}
 	e.address = addr;
 	run_edit(o, &e);
 	if (o->remove_home && home[0] != '\0') {
@@ -474,6 +515,14 @@ static int cmd_passwd(const struct opts *o, const char *arg)
 	struct hm_users *db;
 
 	normalize_or_die(arg, addr, sizeof(addr));
+	if (o->expire) {
+		/* only the flag: the password stays until the user changes it */
+		e.op = OP_EXPIRE;
+		e.address = addr;
+		run_edit(o, &e);
+		printf("password of %s expired: it must be changed at the next login\n", addr);
+		return 0;
+	}
 	/* fail before asking for a password when the account is missing */
 	if (hm_users_load(o->users, NULL, NULL, &db) == 0) {
 		bool found = hm_users_find(db, addr) != NULL;
@@ -593,6 +642,8 @@ static int cmd_show(const struct opts *o, const char *arg)
 		       u->quota[0] ? u->quota : "none", hm_user_state_name(u->state));
 		if (bare != NULL && hm_pw_identify(scheme, bare, &info) == 0)
 			printf("scheme: %s%s\n", info.name, info.weak ? " (weak)" : "");
+		if (hm_user_pw_expired(u))
+			printf("password: expired (must be changed at the next login)\n");
 		if (o->hashes)
 			printf("hash: %s\n", u->hash);
 	} else {
@@ -628,9 +679,12 @@ int main(int argc, char **argv)
 		{ "scheme", required_argument, NULL, 's' },
 		{ "password-stdin", no_argument, NULL, 'p' },
 		{ "remove-home", no_argument, NULL, 'r' },
+		{ "archive", required_argument, NULL, 'a' },
+		{ "no-archive", no_argument, NULL, 'n' },
 		{ "hashes", no_argument, NULL, 'H' },
 		{ "hash", no_argument, NULL, 'H' },
 		{ "ip", no_argument, NULL, 'i' },
+		{ "expire", no_argument, NULL, 'x' },
 		{ "help", no_argument, NULL, '?' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -643,6 +697,10 @@ int main(int argc, char **argv)
 
 	hm_cli_std_options(argc, argv, "homemail-user", USAGE);
 	umask(077);
+	/* domain, alias, disable, enable, rename, quota: homemail-user-vdom.c */
+	c = homemail_user_vdom_main(argc, argv);
+	if (c >= 0)
+		return c;
 	/* options may come before or after the command (GNU permutation) */
 	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
 		char *end;
@@ -669,8 +727,11 @@ int main(int argc, char **argv)
 			break;
 		case 'p': o.password_stdin = true; break;
 		case 'r': o.remove_home = true; break;
+		case 'a': o.archive = optarg; break;
+		case 'n': o.no_archive = true; break;
 		case 'H': o.hashes = true; break;
 		case 'i': o.ip = true; break;
+		case 'x': o.expire = true; break;
 		default: usage();
 		}
 	}

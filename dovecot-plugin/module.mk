@@ -66,3 +66,5 @@ install-auth: $(AUTHDB_SO) $(if $(HOMEMAIL_USER_SRCS),$(HOMEMAIL_USER))
 	install -d -m 0700 $(DESTDIR)/var/lib/homemail
 
 -include $(wildcard dovecot-plugin/junk.mk)
+
+-include $(wildcard dovecot-plugin/passwd.mk)

@@ -56,6 +56,13 @@ struct scan_conf {
 	unsigned time_budget;    /* seconds per message */
 	char *auth_socket;       /* Dovecot auth-master listener for homemail_user_exists */
 	unsigned auth_timeout_ms;
+	/* DMARC (scan_dmarc.c, docs/mailauth.md); runs only when the DATA ACL
+	 * set $acl_m_hm_mailauth to "check" */
+	bool dmarc;
+	char *authserv_id;       /* "" = Exim's $primary_hostname */
+	char *dmarc_psl;         /* public suffix list */
+	char *dmarc_history;     /* directory for aggregate-report data, "" = off */
+	size_t dmarc_history_max; /* bytes per day file */
 };
 
 #define SCAN_AUTH_SOCKET_DEFAULT "/run/dovecot/auth-exim-master"

@@ -131,8 +131,14 @@ int scan_conf_defaults(struct scan_conf *c)
 	c->time_budget = 60;
 	c->auth_timeout_ms = 2000;
 	c->auth_socket = strdup(SCAN_AUTH_SOCKET_DEFAULT);
-	if (!c->auth_socket || set_blocked(c, default_blocked) != 0) {
-		free_blocked(c);
+	c->dmarc = true;
+	c->authserv_id = strdup("");
+	c->dmarc_psl = strdup("/usr/share/publicsuffix/public_suffix_list.dafsa");
+	c->dmarc_history = strdup("");
+	c->dmarc_history_max = 64u * 1024 * 1024;
+	if (!c->auth_socket || !c->authserv_id || !c->dmarc_psl || !c->dmarc_history ||
+	    set_blocked(c, default_blocked) != 0) {
+		scan_conf_free(c);
 		errno = ENOMEM;
 		return -1;
 	}
@@ -144,6 +150,23 @@ void scan_conf_free(struct scan_conf *c)
 	free_blocked(c);
 	free(c->auth_socket);
 	c->auth_socket = NULL;
+	free(c->authserv_id);
+	c->authserv_id = NULL;
+	free(c->dmarc_psl);
+	c->dmarc_psl = NULL;
+	free(c->dmarc_history);
+	c->dmarc_history = NULL;
+}
+
+/* set_str - replace *slot with a copy of v; Returns NULL or a static error */
+static const char *set_str(char **slot, const char *v)
+{
+	char *d = strdup(v);
+	if (!d)
+		return "out of memory";
+	free(*slot);
+	*slot = d;
+	return NULL;
 }
 
 /* parse_size - decimal with optional K/M/G suffix (powers of 1024) within [lo, hi] */
@@ -248,6 +271,29 @@ static const char *apply(struct scan_conf *c, const char *k, const char *v)
 		if (!parse_size(v, 1, 60000, &n))
 			return "auth_timeout must be 1..60000 (milliseconds)";
 		c->auth_timeout_ms = (unsigned)n;
+	} else if (!strcmp(k, "dmarc")) {
+		if (!parse_bool(v, &c->dmarc))
+			return "dmarc must be yes or no";
+	} else if (!strcmp(k, "authserv_id")) {
+		/* RFC 8601 2.2: a token; it is written into a header field */
+		if (strlen(v) > 253)
+			return "authserv_id must be at most 253 bytes";
+		for (const char *q = v; *q; q++)
+			if (!isalnum((unsigned char)*q) && *q != '.' && *q != '-' && *q != '_')
+				return "authserv_id: letters, digits, '.', '-' or '_' only";
+		return set_str(&c->authserv_id, v);
+	} else if (!strcmp(k, "dmarc_public_suffix_list")) {
+		if (v[0] != '/')
+			return "dmarc_public_suffix_list must be an absolute path";
+		return set_str(&c->dmarc_psl, v);
+	} else if (!strcmp(k, "dmarc_history")) {
+		if (v[0] != '/' || strlen(v) > 200)
+			return "dmarc_history must be an absolute path of at most 200 bytes";
+		return set_str(&c->dmarc_history, v);
+	} else if (!strcmp(k, "dmarc_history_max")) {
+		if (!parse_size(v, 4096, 1ull << 32, &n))
+			return "dmarc_history_max must be 4K..4G";
+		c->dmarc_history_max = n;
 	} else if (!strncmp(k, "action_", 7)) {
 		for (unsigned r = 0; r < SR_MAX; r++) {
 			if (r == SR_LIMIT || r == SR_INTERNAL || strcmp(k + 7, rule_names[r]) != 0)

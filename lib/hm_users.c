@@ -10,6 +10,7 @@
  */
 #include "hm_users.h"
 #include "hm_buf.h"
+#include "hm_strmap.h"
 #include "hm_util.h"
 
 #include <ctype.h>
@@ -36,6 +37,9 @@ struct hm_users {
 	struct hm_user **users; /* valid accounts in file order */
 	size_t nusers;
 	unsigned int malformed;
+	/* address -> account: O(1) lookups, so a RCPT check costs the same
+	 * with 10 or 10,000 accounts */
+	struct hm_strmap idx;
 };
 
 /* user_free - release one parsed account */
@@ -66,6 +70,7 @@ void hm_users_free(struct hm_users **dbp)
 	}
 	free(db->lines);
 	free(db->users);
+	hm_strmap_free(&db->idx);
 	free(db);
 	*dbp = NULL;
 }
@@ -96,6 +101,11 @@ static int rebuild_index(struct hm_users *db)
 	free(db->users);
 	db->users = u;
 	db->nusers = n;
+	/* the address index (keys point into the accounts) */
+	hm_strmap_free(&db->idx);
+	for (size_t i = 0; i < n; i++)
+		if (hm_strmap_put_str(&db->idx, u[i]->address, u[i], NULL) < 0)
+			return -1;
 	return 0;
 }
 
@@ -174,8 +184,12 @@ bool hm_users_valid_home(const char *home)
 		if (c < 0x20 || c == 0x7f || c == ':')
 			return false;
 	}
-	/* reject empty, "." and ".." components and a trailing slash */
+	/* reject empty, "." and ".." components and a trailing slash, and
+	 * more than HM_USERS_MAX_HOME_DEPTH components */
+	unsigned int depth = 0;
 	for (const char *p = home; *p != '\0';) {
+		if (++depth > HM_USERS_MAX_HOME_DEPTH)
+			return false;
 		const char *s = p + 1, *e = strchr(s, '/');
 		size_t cl = e ? (size_t)(e - s) : strlen(s);
 		if (cl == 0 || (cl == 1 && s[0] == '.') ||
@@ -228,6 +242,7 @@ const char *hm_user_state_name(enum hm_user_state st)
 	case HM_USER_ACTIVE: return "active";
 	case HM_USER_DISABLED: return "disabled";
 	case HM_USER_LOCKED: return "locked";
+	case HM_USER_CLOSED: return "closed";
 	}
 	return "?";
 }
@@ -240,6 +255,8 @@ int hm_user_state_parse(const char *s, enum hm_user_state *st_r)
 		*st_r = HM_USER_DISABLED;
 	else if (strcmp(s, "locked") == 0)
 		*st_r = HM_USER_LOCKED;
+	else if (strcmp(s, "closed") == 0)
+		*st_r = HM_USER_CLOSED;
 	else
 		return errno = EINVAL, -1;
 	return 0;
@@ -350,6 +367,72 @@ static size_t find_line(const struct hm_users *db, const char *address)
 	return SIZE_MAX;
 }
 
+/* Claims made by the accounts parsed so far: addresses, homes and every
+ * proper prefix of a home (a home that contains another account's home
+ * would hand that account's mail to a second owner).  Keys point into the
+ * accepted accounts.  Each check costs O(length of the home + components):
+ * one pass computes the hash of every prefix. */
+struct claims {
+	struct hm_strmap addrs, homes, prefixes;
+};
+
+/* claims_free - drop the parse-time maps (not the accounts) */
+static void claims_free(struct claims *c)
+{
+	hm_strmap_free(&c->addrs);
+	hm_strmap_free(&c->homes);
+	hm_strmap_free(&c->prefixes);
+}
+
+/* claim - check u against the earlier accounts and record its claims.
+ * Returns 0 accepted, 1 refused (*why_r set), -1 ENOMEM. */
+static int claim(struct claims *c, struct hm_user *u, const char **why_r)
+{
+	const char *h = u->home;
+	size_t n = strlen(h);
+	uint64_t hash = HM_STRMAP_SEED, full = hm_strmap_hash(HM_STRMAP_SEED, h, n);
+	uint64_t pre[HM_USERS_MAX_HOME_DEPTH];
+	size_t plen[HM_USERS_MAX_HOME_DEPTH], np = 0;
+
+	if (hm_strmap_get_str(&c->addrs, u->address) != NULL) {
+		*why_r = "duplicate address (first one wins)";
+		return 1;
+	}
+	if (hm_strmap_get(&c->homes, h, n, full) != NULL) {
+		*why_r = "home already belongs to another account (first one wins)";
+		return 1;
+	}
+	if (hm_strmap_get(&c->prefixes, h, n, full) != NULL) {
+		*why_r = "home contains another account's home (first one wins)";
+		return 1;
+	}
+	/* every proper prefix ending before a '/': one pass, hashes carried
+	 * on (the home is valid: absolute, no empty component, at most
+	 * HM_USERS_MAX_HOME_DEPTH components) */
+	for (size_t i = 0; i < n; i++) {
+		if (h[i] == '/' && i > 0) {
+			if (np == HM_USERS_MAX_HOME_DEPTH) {
+				*why_r = "home has too many components";
+				return 1;
+			}
+			pre[np] = hash;
+			plen[np++] = i;
+			if (hm_strmap_get(&c->homes, h, i, hash) != NULL) {
+				*why_r = "home lies inside another account's home (first one wins)";
+				return 1;
+			}
+		}
+		hash = hm_strmap_hash(hash, h + i, 1);
+	}
+	if (hm_strmap_put_str(&c->addrs, u->address, u, NULL) < 0 ||
+	    hm_strmap_put(&c->homes, h, n, full, u, NULL) < 0)
+		return -1;
+	for (size_t k = 0; k < np; k++)
+		if (hm_strmap_put(&c->prefixes, h, plen[k], pre[k], u, NULL) < 0)
+			return -1;
+	return 0;
+}
+
 /* warnf - format and deliver one warning */
 static void warnf(hm_users_warn_fn *warn, void *ctx, const char *path,
 		  unsigned int line, const char *msg, const char *detail)
@@ -371,11 +454,15 @@ int hm_users_parse(const char *data, size_t len, const char *path,
 		   hm_users_warn_fn *warn, void *ctx, struct hm_users **db_r)
 {
 	struct hm_users *db = hm_users_empty();
+	struct claims cl;
 	size_t pos = 0;
 	unsigned int lineno = 0;
 
 	if (db == NULL)
 		return -1;
+	hm_strmap_init(&cl.addrs);
+	hm_strmap_init(&cl.homes);
+	hm_strmap_init(&cl.prefixes);
 	if (path == NULL)
 		path = "(users)";
 	while (pos < len) {
@@ -411,10 +498,16 @@ int hm_users_parse(const char *data, size_t len, const char *path,
 				t++;
 			if (*t != '\0' && *t != '#') {
 				u = parse_entry(work, &why);
-				if (u != NULL && find_line(db, u->address) != SIZE_MAX) {
-					why = "duplicate address (first one wins)";
+				int cr = u != NULL ? claim(&cl, u, &why) : 0;
+				if (cr != 0) {
 					user_free(u);
 					u = NULL;
+				}
+				if (cr < 0) {
+					explicit_bzero(work, ll);
+					free(work);
+					free(text);
+					goto fail;
 				}
 			}
 			explicit_bzero(work, ll);
@@ -434,9 +527,11 @@ int hm_users_parse(const char *data, size_t len, const char *path,
 	}
 	if (rebuild_index(db) < 0)
 		goto fail;
+	claims_free(&cl);
 	*db_r = db;
 	return 0;
 fail:
+	claims_free(&cl);
 	hm_users_free(&db);
 	return -1;
 }
@@ -490,8 +585,14 @@ fail_fd:
 
 const struct hm_user *hm_users_find(const struct hm_users *db, const char *address)
 {
-	size_t i = find_line(db, address);
-	return i == SIZE_MAX ? NULL : db->lines[i].user;
+	char low[HM_USERS_MAX_ADDRESS + 1];
+	size_t n = strlen(address);
+
+	if (n > HM_USERS_MAX_ADDRESS)
+		return NULL;
+	for (size_t i = 0; i <= n; i++)
+		low[i] = (char)tolower((unsigned char)address[i]);
+	return hm_strmap_get_str(&db->idx, low);
 }
 
 size_t hm_users_count(const struct hm_users *db)
@@ -589,6 +690,29 @@ static int replace_line(struct hm_users *db, size_t i, struct hm_user *u)
 	return rebuild_index(db);
 }
 
+/* nested - a equals b, or one lies inside the other */
+static bool nested(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b), m = la < lb ? la : lb;
+
+	if (strncmp(a, b, m) != 0)
+		return false;
+	return la == lb || (la < lb ? b[la] == '/' : a[lb] == '/');
+}
+
+const struct hm_user *hm_users_home_conflict(const struct hm_users *db, const char *home,
+					     const char *except)
+{
+	for (size_t i = 0; i < db->nusers; i++) {
+		const struct hm_user *u = db->users[i];
+		if (except != NULL && strcmp(u->address, except) == 0)
+			continue;
+		if (nested(u->home, home))
+			return u;
+	}
+	return NULL;
+}
+
 int hm_users_add(struct hm_users *db, const struct hm_user *src)
 {
 	struct hm_user *u;
@@ -599,6 +723,8 @@ int hm_users_add(struct hm_users *db, const struct hm_user *src)
 		return -1;
 	if (find_line(db, src->address) != SIZE_MAX)
 		return errno = EEXIST, -1;
+	if (hm_users_home_conflict(db, src->home, NULL) != NULL)
+		return errno = EINVAL, -1;
 	u = dup_user(src);
 	if (u == NULL)
 		return -1;
@@ -657,6 +783,76 @@ int hm_users_set_state(struct hm_users *db, const char *address, enum hm_user_st
 	if (u == NULL)
 		return -1;
 	u->state = st;
+	if (replace_line(db, i, u) < 0) {
+		user_free(u);
+		return -1;
+	}
+	return 0;
+}
+
+/* hm_users_set_extra - replace the fields after the 7th (used by
+ * lib/hm_users_expire.c for the password flags of field 8) */
+int hm_users_set_extra(struct hm_users *db, const char *address, const char *extra)
+{
+	size_t i = find_line(db, address);
+	struct hm_user tmp, *u;
+
+	if (i == SIZE_MAX)
+		return errno = ENOENT, -1;
+	tmp = *db->lines[i].user;
+	tmp.extra = (char *)extra;
+	if (validate_user(&tmp) < 0)
+		return -1;
+	u = dup_user(&tmp);
+	if (u == NULL)
+		return -1;
+	if (replace_line(db, i, u) < 0) {
+		user_free(u);
+		return -1;
+	}
+	return 0;
+}
+
+int hm_users_set_quota(struct hm_users *db, const char *address, const char *quota)
+{
+	size_t i = find_line(db, address);
+	struct hm_user tmp, *u;
+
+	if (i == SIZE_MAX)
+		return errno = ENOENT, -1;
+	tmp = *db->lines[i].user;
+	tmp.quota = (char *)quota;
+	if (validate_user(&tmp) < 0)
+		return -1;
+	u = dup_user(&tmp);
+	if (u == NULL)
+		return -1;
+	if (replace_line(db, i, u) < 0) {
+		user_free(u);
+		return -1;
+	}
+	return 0;
+}
+
+int hm_users_rename(struct hm_users *db, const char *address, const char *new_address,
+		    const char *new_home)
+{
+	size_t i = find_line(db, address);
+	struct hm_user tmp, *u;
+
+	if (i == SIZE_MAX)
+		return errno = ENOENT, -1;
+	if (strcasecmp(address, new_address) != 0 && find_line(db, new_address) != SIZE_MAX)
+		return errno = EEXIST, -1;
+	tmp = *db->lines[i].user;
+	tmp.address = (char *)new_address;
+	tmp.home = (char *)new_home;
+	if (validate_user(&tmp) < 0 ||
+	    hm_users_home_conflict(db, new_home, db->lines[i].user->address) != NULL)
+		return errno = EINVAL, -1;
+	u = dup_user(&tmp);
+	if (u == NULL)
+		return -1;
 	if (replace_line(db, i, u) < 0) {
 		user_free(u);
 		return -1;

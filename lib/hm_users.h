@@ -10,9 +10,12 @@
  *   uid/gid  decimal, never 0
  *   home     absolute path, no "." or ".." components, no ':'
  *   quota    empty, "0" or "-" for none, else bytes with optional k/M/G/T
- *   state    empty or "active", "disabled" (login refused), "locked"
- *            (login refused by `homemail-user lock`)
+ *   state    empty or "active", "disabled" (login refused, mail still
+ *            accepted), "locked" (login refused by `homemail-user lock`),
+ *            "closed" (login refused and mail refused at RCPT)
  *
+ * An account whose home equals, contains or lies inside the home of an
+ * earlier account is refused (one mailbox, one owner).
  * Blank lines and lines starting with '#' are comments.  A malformed line is
  * reported (with its line number) through the warn callback and skipped; the
  * rest of the file is still served.  Rewrites keep comments and malformed
@@ -39,6 +42,7 @@
 #define HM_USERS_MAX_FILE     (64u << 20)     /* refuse larger files (EFBIG) */
 #define HM_USERS_MAX_ADDRESS  254             /* RFC 5321 path limit */
 #define HM_USERS_MAX_HOME     1024
+#define HM_USERS_MAX_HOME_DEPTH 32            /* components of a home */
 #define HM_PW_MAX_PLAIN       1024            /* longer passwords never match */
 #define HM_PW_HASH_SIZE       384             /* = CRYPT_OUTPUT_SIZE */
 
@@ -46,6 +50,7 @@ enum hm_user_state {
 	HM_USER_ACTIVE = 0,
 	HM_USER_DISABLED,
 	HM_USER_LOCKED,
+	HM_USER_CLOSED,         /* logins and mail refused */
 };
 
 struct hm_user {
@@ -92,6 +97,19 @@ int hm_users_add(struct hm_users *db, const struct hm_user *u);       /* EEXIST,
 int hm_users_remove(struct hm_users *db, const char *address);        /* ENOENT */
 int hm_users_set_hash(struct hm_users *db, const char *address, const char *hash);
 int hm_users_set_state(struct hm_users *db, const char *address, enum hm_user_state st);
+/* hm_users_set_extra - the fields after the 7th, verbatim ("" none; no
+ * LF); EINVAL, ENOENT.  Field 8 holds password flags: lib/hm_users_expire.h */
+int hm_users_set_extra(struct hm_users *db, const char *address, const char *extra);
+/* hm_users_set_quota - quota as written ("" none); EINVAL, ENOENT */
+int hm_users_set_quota(struct hm_users *db, const char *address, const char *quota);
+/* hm_users_rename - new address and home for an account; EEXIST when the
+ * address is taken, EINVAL when invalid or the home is another's */
+int hm_users_rename(struct hm_users *db, const char *address, const char *new_address,
+		    const char *new_home);
+/* hm_users_home_conflict - the account (other than except) whose home
+ * equals, contains or lies inside home; NULL when none */
+const struct hm_user *hm_users_home_conflict(const struct hm_users *db, const char *home,
+					     const char *except);
 /* hm_users_serialize - the file image (malloc'd, NUL-terminated) */
 char *hm_users_serialize(const struct hm_users *db, size_t *len_r);
 
@@ -115,7 +133,7 @@ bool hm_users_valid_home(const char *home);
 /* hm_users_parse_quota - "" "-" "0" → 0; N[kKmMgGtT] → bytes.  EINVAL, ERANGE */
 int hm_users_parse_quota(const char *s, uint64_t *bytes_r);
 const char *hm_user_state_name(enum hm_user_state st);
-/* hm_user_state_parse - "", "active", "disabled", "locked"; -1 EINVAL */
+/* hm_user_state_parse - "", "active", "disabled", "locked", "closed"; -1 EINVAL */
 int hm_user_state_parse(const char *s, enum hm_user_state *st_r);
 
 /* ---- password hashes ---- */

@@ -105,7 +105,7 @@ def message(size=100 * 1024, seed=1, subject="benchmark message"):
             "--b1\nContent-Type: text/plain; charset=us-ascii\n\n")
     import base64
     room = max(0, size - len(head) - len(text) - 200)
-    blob = base64.encodebytes(bytes(rnd.getrandbits(8) for _ in range(room * 3 // 4))).decode()
+    blob = base64.encodebytes(bytes(rnd.getrandbits(8) for _ in range(room * 57 // 77))).decode()
     att = ("--b1\nContent-Type: application/pdf; name=\"report.pdf\"\n"
            "Content-Disposition: attachment; filename=\"report.pdf\"\n"
            "Content-Transfer-Encoding: base64\n\n" + blob + "--b1--\n")

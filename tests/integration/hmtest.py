@@ -1013,11 +1013,20 @@ class PackageExim(Exim):
     at missing sockets); local_scan: load homemail_scan.so; user_check: let
     the RCPT ACL's homemail_user_exists check run (it needs the auth module).
     confd: a different conf.d tree for homemail's snippets (None: conf/exim4/conf.d).
+    outbox=False: no capture router; non-local mail goes out through Debian's
+    own routers and transports (dnslookup + remote_smtp) as on a real host
+    (a test giving host= and a World's DNS).
     """
 
     def __init__(self, dovecot=None, local_scan=True, user_check=True, macros="", env=None,
-                 probe=True, confd=None, host=None):
+                 probe=True, confd=None, host=None, outbox=True, domains_file=None):
         self._setup_dirs(host)
+        # the package's local_domains come from homemail's domains table
+        # (main/00_homemail_macros): by default one holding MAIL_DOMAIN
+        if domains_file is None:
+            domains_file = os.path.join(self.w, "homemail-domains")
+            with open(domains_file, "w") as f:
+                f.write(MAIL_DOMAIN + "\n")
         # SANITIZE=1: homemail_scan.so needs the sanitizer runtimes preloaded
         self.env = env if env is not None else (sanitizer_env() if local_scan else {})
         self.probe = probe
@@ -1055,16 +1064,26 @@ class PackageExim(Exim):
                                        if user_check else missing),
             f"HOMEMAIL_AUTH_CLIENT_SOCKET = {base}/auth-exim",
             f"HOMEMAIL_AUTH_MASTER_SOCKET = {base}/auth-exim-master",
+            f"HOMEMAIL_DOMAINS_FILE = {domains_file}",
             # no private clamd unless the test brings one (hm_clamav.Clamd)
             "" if "HOMEMAIL_AV_SCAN" in macros else "HOMEMAIL_AV_SCAN = no",
             macros, ""])
-        files["router/050_hmtest_outbox"] = PKG_EXIM_OUTBOX.format(probe_sender=self.probe_sender)
+        router = PKG_EXIM_OUTBOX.format(probe_sender=self.probe_sender)
+        if not outbox:
+            router = router[router.index("hmtest_probe:"):]
+        files["router/050_hmtest_outbox"] = router
         files["transport/05_hmtest_outbox"] = PKG_EXIM_OUTBOX_T.format(outbox=self.outbox)
         for rel, text in files.items():
             p = os.path.join(cd, "conf.d", rel)
             os.makedirs(os.path.dirname(p), exist_ok=True)
             with open(p, "w") as f:
                 f.write(text)
+        # the other includes the package ships next to homemail_scan.so
+        # (router/340_homemail_accounts, transport/35_homemail_userdb)
+        for n in sorted(os.listdir(os.path.join(CONF_SRC, "share", "exim4"))):
+            if n != "local_scan.conf":
+                with open(os.path.join(share, n), "w") as f:
+                    f.write(open(os.path.join(CONF_SRC, "share", "exim4", n)).read())
         if local_scan:
             with open(os.path.join(share, "local_scan.conf"), "w") as f:
                 f.write(_substitute(open(os.path.join(CONF_SRC, "share", "exim4",

@@ -17,8 +17,15 @@ TOOLS = {  # tool -> (man page, exit code of a usage error)
     "homemail-sieve": ("homemail-sieve.1", 2),
     "homemail-scan": ("homemail-scan.1", 64),
     "homemail-user": ("homemail-user.8", 64),
+    "homemail-dmarc-report": ("homemail-dmarc-report.8", 64),
+    "homemail-backup": ("homemail-backup.8", 64),
+    "homemail-restore": ("homemail-restore.8", 64),
+    "homemail-status": ("homemail-status.8", 64),
+    "homemail-report": ("homemail-report.8", 64),
+    "homemail-passwd": ("homemail-passwd.8", 64),
 }
-CONF_PAGES = ["homemail-deliver.conf.5", "homemail-scan.conf.5", "homemail-users.5"]
+CONF_PAGES = ["homemail-deliver.conf.5", "homemail-scan.conf.5", "homemail-users.5",
+              "homemail-backup.conf.5"]
 MAN = os.path.join(hmtest.TOP, "man")
 
 
@@ -74,3 +81,23 @@ def test_man_page_renders_cleanly_and_is_packaged(page):
     assert re.search(rf"^NAME\n\s+{re.escape(name)}\s+-\s", text, re.M), text[:300]
     with open(os.path.join(hmtest.TOP, "debian", "homemail.manpages")) as f:
         assert f"man/{page}" in f.read().split()
+
+
+PY_TOOLS = ["homemail-status", "homemail-report", "homemail-backup", "homemail-restore"]
+
+
+def test_python_tools_import_the_shared_module_and_leave_no_bytecode():
+    """The Python admin tools import homemail_admin.py from beside their own
+    real path (run here through a symlink elsewhere, as a copy staged from
+    build/), and write no __pycache__ there: the package installs the
+    module to /usr/share/homemail/python and must not leave files behind
+    that it does not own."""
+    d = hmtest._workdir("pytools")
+    for tool in PY_TOOLS:
+        link = os.path.join(d, tool)
+        os.symlink(os.path.join(hmtest.BUILD, tool), link)
+        r = subprocess.run([link, "--version"], capture_output=True, text=True,
+                           stdin=subprocess.DEVNULL, env=dict(os.environ, PYTHONPATH=""))
+        assert r.returncode == 0 and r.stdout == f"{tool} {changelog_version()}\n", r
+    for where in (hmtest.BUILD, d):
+        assert not os.path.exists(os.path.join(where, "__pycache__")), where

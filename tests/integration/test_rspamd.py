@@ -221,6 +221,29 @@ def test_rspamd_down_is_a_temporary_451(stack):
                    for p in hmtest.maildir_files(u.maildir))
 
 
+def test_rspamd_down_accept_mode_marks_and_logs(stack):
+    """HOMEMAIL_RSPAMD_DOWN = accept (a site's choice): accepted, but marked
+    X-Spam-Status: unscanned and logged, never a silent pass."""
+    d, u = stack["d"], stack["users"][2]
+    dead = hmtest.free_port()
+    e = hmtest.PackageExim(d, user_check=False,
+                           macros="HOMEMAIL_RSPAMD_ENABLE = yes\nHOMEMAIL_RSPAMD_DOWN = accept\n"
+                                  f"HOMEMAIL_RSPAMD_ADDRESS = 127.0.0.1 {dead}").start()
+    try:
+        assert hmtest.send(e.smtp_port, "someone@outside.example", [u.address],
+                           msg("accepted while down", to=u.address,
+                               extra="X-Spam-Status: No, score=-50\r\n"),
+                           source="127.0.0.2") == {}
+        e.wait_queue_empty(60)
+        assert "rspamd: no verdict (scanner unreachable or failed): accepted unscanned" \
+            in e.mainlog()
+    finally:
+        e.stop()
+    folder, path = folder_of(u, "accepted while down")
+    head = open(path, "rb").read().split(b"\n\n", 1)[0]
+    assert re.findall(rb"^X-Spam-Status: (.*?)\r?$", head, re.M) == [b"unscanned"], head
+
+
 def _submit(e, user, rcpts, raw):
     """Authenticated submission (STARTTLS + AUTH); returns (rcpt replies, data reply)."""
     import ssl  # noqa: F401  (context comes from hmtest)

@@ -2,7 +2,9 @@
 `apt remove homemail` leaving a working mail server (stock pieces take over),
 then reinstalled. Runs last (it restarts the daemons)."""
 import os
+import socket
 import subprocess
+import time
 
 import labconf as L
 
@@ -14,6 +16,7 @@ PIECES = {
     "libauthdb_homemail.so": "/usr/lib/dovecot/modules/auth/libauthdb_homemail.so",
     "lib90_homemail_junk_plugin.so": "/usr/lib/dovecot/modules/lib90_homemail_junk_plugin.so",
     "homemail-user": "/usr/sbin/homemail-user",
+    "homemail-passwd": "/usr/lib/homemail/homemail-passwd",
 }
 STAMP = "/var/lib/homemail/lab-package.sha256"
 
@@ -28,6 +31,18 @@ def _restart_daemons():
         subprocess.run(["/etc/init.d/" + svc, "restart"], stdin=subprocess.DEVNULL,
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                        start_new_session=True, timeout=120, check=True)
+    # the init scripts return before the listeners are up: wait for them
+    # (587 refused the next submission once, right after "daemon started")
+    for port in (25, 587, 993):
+        deadline = time.time() + 60
+        while True:
+            try:
+                socket.create_connection((L.HOST, port), timeout=2).close()
+                break
+            except OSError:
+                if time.time() > deadline:
+                    raise
+                time.sleep(0.2)
 
 
 def _lab_deb():

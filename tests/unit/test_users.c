@@ -294,12 +294,13 @@ static void modify_atomic(void **state)
 
 static int add_numbered(struct hm_users *db, void *ctx)
 {
-	char addr[64];
+	char addr[64], home[64];
 	struct hm_user u = {
 		.address = addr, .hash = H_SHA512, .uid = 5000, .gid = 5000,
-		.home = "/var/vmail/n",
+		.home = home,   /* one home per account: a shared one is refused */
 	};
 	snprintf(addr, sizeof(addr), "u%d@x.org", *(int *)ctx);
+	snprintf(home, sizeof(home), "/var/vmail/n/u%d", *(int *)ctx);
 	return hm_users_add(db, &u) < 0 ? -1 : 1;
 }
 
