@@ -33,6 +33,7 @@ ANSIBLE = os.path.join(TOP, "ansible")
 DOMAIN = hmtest.MAIL_DOMAIN
 NAMES = {"a": "mail-a", "b": "mail-b", "backup": "mx-backup"}
 INDEX = {"a": 10, "b": 11, "backup": 12}
+SENDER_DOMAIN = "pair.test"
 
 
 def render(world, extra_vars=None):
@@ -282,7 +283,10 @@ class Pair:
         self.b = PairHost(self, "b")
         recs = [f"{h.name} IN A {h.host.addr}" for h in (self.a, self.b)]
         recs += [f"@ IN MX 10 {h.name}" for h in (self.a, self.b)]
-        self.world.start_dns({DOMAIN: recs})
+        # the test's sender domain, with SPF for the world's bridge (Exim's
+        # RCPT ACL checks SPF: docs/mailauth.md)
+        self.world.start_dns({DOMAIN: recs,
+                              SENDER_DOMAIN: ['@ IN TXT "v=spf1 ip4:198.18.0.0/15 -all"']})
         for h in (self.a, self.b):
             h.start(users)
         # each names the other's doveadm port (both are 12345 in the inventory)
@@ -409,7 +413,7 @@ def wait_until(pred, timeout, what, interval=0.1):
 def message(i, tag, size=2000):
     """A test message with a unique Message-ID <tag-i@pair.test>."""
     body = "".join(f"line {j} of message {i} {tag}\n" for j in range(max(1, size // 30)))
-    return (f"From: alice@example.org\nTo: someone@{DOMAIN}\n"
+    return (f"From: alice@pair.test\nTo: someone@{DOMAIN}\n"
             f"Subject: pair {tag} {i}\nMessage-ID: <{tag}-{i}@pair.test>\n"
             f"Date: Sat, 05 Dec 2026 08:00:00 +0000\n\n{body}")
 
@@ -419,7 +423,7 @@ def smtp_send(host, rcpt, msg, timeout=30):
     server accepted it (after the 250 to the end of DATA)."""
     import smtplib
     with smtplib.SMTP(host.host.addr, host.exim.smtp_port, timeout=timeout) as s:
-        s.sendmail("alice@example.org", [rcpt], msg)
+        s.sendmail("alice@pair.test", [rcpt], msg)
         return time.monotonic()
 
 
