@@ -263,8 +263,10 @@ class PairHost:
         return self
 
     def start_exim(self):
+        # SANITIZE=1: the package's Exim config loads homemail_scan.so for
+        # its ${dlfunc}s even without local_scan: the runtimes go first
         self.exim = hmtest.PackageExim(dovecot=self.dovecot, host=self.host, local_scan=False,
-                                       user_check=False,
+                                       user_check=False, env=hmtest.sanitizer_env(),
                                        macros=f"HOMEMAIL_DELIVER == {self.deliver_wrapper()}")
         self.exim.start()
         return self
