@@ -20,7 +20,8 @@ import hm_pair
 import hmtest
 
 N = int(os.environ.get("HM_PAIR_N", "100"))
-WAIT = 60      # a bound on waiting, not a timing assertion (timing: bench/replication)
+WAIT = 120     # a bound on waiting, not a timing assertion (timing: bench/replication);
+               # two dsyncs of one user can wait on each other's lock (-l 30)
 
 
 @pytest.fixture(scope="module")
