@@ -158,6 +158,7 @@ struct deliver_conf {
 	size_t max_header;          /* header bytes held in memory */
 	char *sieve;                /* default script, "~/.dovecot.sieve" */
 	char *sieve_dir;            /* "~/sieve" */
+	char *replication_notify;   /* replicator's notify fifo, "" = off (deliver_notify.c) */
 };
 
 /* deliver_conf_load - defaults, then path's "key = value" lines (a missing

@@ -139,7 +139,22 @@ class World:
                 self._kill_ns(ns)
                 _ip("netns", "del", ns, check=False)
                 shutil.rmtree(os.path.join(NETNS_ETC, ns), ignore_errors=True)
+        self._del_veths()
         _ip("link", "del", self.bridge, check=False)
+
+    def _del_veths(self):
+        """This slot's veth ends in the root namespace.  A namespace can
+        outlive `ip netns del` when a process in another mount namespace
+        (any `unshare -m` started while it was mounted) still holds a copy
+        of its /run/netns mount; its veth pair then stays and the next
+        add_host of that index fails with "File exists".  Deleting our end
+        deletes the pair."""
+        r = _ip("-o", "link", "show", check=False)
+        for line in r.stdout.splitlines():
+            parts = line.split(":")
+            name = parts[1].strip().split("@")[0] if len(parts) > 1 else ""
+            if name.startswith(f"hmw{self.slot}x"):
+                _ip("link", "del", name, check=False)
 
     @staticmethod
     def _kill_ns(ns):
@@ -245,6 +260,7 @@ class World:
             self._kill_ns(h.ns)
             _ip("netns", "del", h.ns, check=False)
             shutil.rmtree(os.path.join(NETNS_ETC, h.ns), ignore_errors=True)
+        self._del_veths()
         _ip("link", "del", self.bridge, check=False)
         if self._lock is not None:
             self._lock.close()

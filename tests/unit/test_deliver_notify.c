@@ -1,0 +1,148 @@
+/* test_deliver_notify.c — unit tests for the replicator notification of
+ * homemail-deliver (deliver_notify.c): the line is the aggregator's
+ * "<user>\t<priority>\n" with the user tab-escaped; it is written only into
+ * a FIFO, never waits (no reader, full pipe), and fails only by returning -1. */
+#define _GNU_SOURCE            /* F_SETPIPE_SZ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "deliver_notify.h"
+
+static char dir[64];
+
+static int setup(void **state)
+{
+	(void)state;
+	snprintf(dir, sizeof dir, "/tmp/hm-notify.XXXXXX");
+	return mkdtemp(dir) ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	char cmd[128];
+	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+	return system(cmd) == 0 ? 0 : -1;
+}
+
+static void line_format(void **state)
+{
+	(void)state;
+	char out[HM_NOTIFY_LINE_MAX + 1];
+	assert_int_equal(deliver_notify_line(out, sizeof out, "roberto"), 13);
+	assert_string_equal(out, "roberto\thigh\n");
+	/* the aggregator splits at TAB and lines at LF: both escaped */
+	assert_int_equal(deliver_notify_line(out, sizeof out, "a\tb\nc\rd\001e"), 13 + 6);
+	assert_memory_equal(out, "a\001tb\001nc\001rd\0011e\thigh\n", 20); /* with NUL */
+	assert_int_equal(deliver_notify_line(out, sizeof out, ""), -1);
+	assert_int_equal(deliver_notify_line(out, sizeof out, NULL), -1);
+	/* bounded: a name that does not fit with its tail is refused, a name
+	 * that exactly fits is taken */
+	char big[HM_NOTIFY_LINE_MAX + 8];
+	memset(big, 'x', sizeof big - 1);
+	big[sizeof big - 1] = '\0';
+	assert_int_equal(deliver_notify_line(out, sizeof out, big), -1);
+	big[HM_NOTIFY_LINE_MAX - 6] = '\0';
+	assert_int_equal(deliver_notify_line(out, sizeof out, big), HM_NOTIFY_LINE_MAX);
+	big[HM_NOTIFY_LINE_MAX - 6] = 'x';
+	big[HM_NOTIFY_LINE_MAX - 5] = '\0';
+	assert_int_equal(deliver_notify_line(out, sizeof out, big), -1);
+	/* escaping doubles: the bound holds after escaping */
+	char tabs[HM_NOTIFY_LINE_MAX];
+	memset(tabs, '\t', sizeof tabs - 1);
+	tabs[sizeof tabs - 1] = '\0';
+	assert_int_equal(deliver_notify_line(out, sizeof out, tabs), -1);
+	/* a small buffer is never overrun */
+	char small[10];
+	assert_int_equal(deliver_notify_line(small, sizeof small, "abc"), 9);
+	assert_int_equal(deliver_notify_line(small, sizeof small, "abcd"), -1);
+}
+
+static void fifo_with_reader(void **state)
+{
+	(void)state;
+	char path[128];
+	snprintf(path, sizeof path, "%s/fifo", dir);
+	assert_int_equal(mkfifo(path, 0600), 0);
+	int rfd = open(path, O_RDONLY | O_NONBLOCK);
+	assert_true(rfd >= 0);
+	assert_int_equal(deliver_notify_replicator(path, "maria@home.com.bo"), 0);
+	assert_int_equal(deliver_notify_replicator(path, "roberto"), 0);
+	char buf[256];
+	ssize_t n = read(rfd, buf, sizeof buf - 1);
+	assert_true(n > 0);
+	buf[n] = '\0';
+	assert_string_equal(buf, "maria@home.com.bo\thigh\nroberto\thigh\n");
+
+	/* a full pipe: EAGAIN at once, nothing partial written */
+	assert_true(fcntl(rfd, F_SETPIPE_SZ, 4096) >= 0);
+	int wfd = open(path, O_WRONLY | O_NONBLOCK);
+	assert_true(wfd >= 0);
+	char fill[4096];
+	memset(fill, 'f', sizeof fill);
+	while (write(wfd, fill, sizeof fill) > 0)
+		;
+	assert_true(errno == EAGAIN);
+	while (write(wfd, fill, 1) > 0)
+		;
+	assert_int_equal(deliver_notify_replicator(path, "roberto"), -1);
+	close(wfd);
+	close(rfd);
+
+	/* no reader (aggregator down): ENXIO at once, not a wait */
+	assert_int_equal(deliver_notify_replicator(path, "roberto"), -1);
+	unlink(path);
+}
+
+static void not_a_fifo(void **state)
+{
+	(void)state;
+	char path[128], link[128];
+	/* off */
+	assert_int_equal(deliver_notify_replicator("", "roberto"), 0);
+	assert_int_equal(deliver_notify_replicator(NULL, "roberto"), 0);
+	/* missing */
+	snprintf(path, sizeof path, "%s/missing", dir);
+	assert_int_equal(deliver_notify_replicator(path, "roberto"), -1);
+	/* a regular file planted at the path is not written */
+	snprintf(path, sizeof path, "%s/file", dir);
+	int fd = open(path, O_CREAT | O_WRONLY | O_TRUNC, 0600);
+	assert_true(fd >= 0);
+	close(fd);
+	assert_int_equal(deliver_notify_replicator(path, "roberto"), -1);
+	struct stat st;
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_size, 0);
+	/* a symlink, even to a real fifo, is not followed */
+	char fifo[128];
+	snprintf(fifo, sizeof fifo, "%s/fifo2", dir);
+	assert_int_equal(mkfifo(fifo, 0600), 0);
+	int rfd = open(fifo, O_RDONLY | O_NONBLOCK);
+	assert_true(rfd >= 0);
+	snprintf(link, sizeof link, "%s/link", dir);
+	assert_int_equal(symlink(fifo, link), 0);
+	assert_int_equal(deliver_notify_replicator(link, "roberto"), -1);
+	char buf[64];
+	assert_true(read(rfd, buf, sizeof buf) <= 0);   /* nothing came */
+	close(rfd);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(line_format),
+		cmocka_unit_test(fifo_with_reader),
+		cmocka_unit_test(not_a_fifo),
+	};
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
