@@ -40,6 +40,10 @@ def render(world, extra_vars=None):
     """ansible-playbook render.yml for inventories/pair with the world's
     addresses (and extra_vars, e.g. replication_peer="" renders single
     hosts); returns the render directory (one subdirectory per host)."""
+    # the rendered aggregator has a listener for the virtual accounts'
+    # owner's group (docs/domains.md: vmail): Dovecot needs the group
+    if subprocess.run(["getent", "group", "vmail"], capture_output=True).returncode != 0:
+        subprocess.run(["groupadd", "--system", "vmail"], check=True)
     d = hmtest._workdir("pair-render")
     extra = []
     for k, v in (extra_vars or {}).items():

@@ -50,6 +50,23 @@ def test_notify_fifo_permissions(pair):
     r = subprocess.run(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "--"]
                        + probe, capture_output=True, text=True)
     assert r.returncode != 0 and "Permission denied" in r.stderr, r
+    # virtual accounts' owner (vmail, not in `users`): refused by the first
+    # fifo, let in by the second (homemail-deliver's replication_notify_virtual)
+    vfifo = os.path.join(pair.a.dovecot.base_dir, "replication-notify-fifo-virtual")
+    st = os.stat(vfifo)
+    assert stat.S_ISFIFO(st.st_mode) and stat.S_IMODE(st.st_mode) == 0o620, oct(st.st_mode)
+    assert st.st_gid == grp.getgrnam("vmail").gr_gid
+    conf = open(pair.a.deliver_conf).read()
+    assert re.search(r"(?m)^replication_notify_virtual = \S+/replication-notify-fifo-virtual$",
+                     conf), conf
+    as_vmail = ["setpriv", "--reuid=nobody", "--regid=vmail", "--clear-groups", "--"]
+    r = subprocess.run(as_vmail + probe, capture_output=True, text=True)
+    assert r.returncode != 0 and "Permission denied" in r.stderr, r
+    r = subprocess.run(as_vmail + probe[:-1] + [vfifo], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    r = subprocess.run(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "--"]
+                       + probe[:-1] + [vfifo], capture_output=True, text=True)
+    assert r.returncode != 0 and "Permission denied" in r.stderr, r
 
 
 def test_lockout_budget_shared(pair):
