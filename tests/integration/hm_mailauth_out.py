@@ -58,19 +58,27 @@ def _pem_body(private_path):
 ZONE_TEMPLATE = os.path.join(hmtest.TOP, "ansible", "roles", "dns", "templates")
 
 
-def lab_zone_records(mail_addr, dkim_records, dmarc_policy, rua, mta_sts_id="test1"):
-    """The records the lab playbook's zone template (dns role, db.zone.j2)
-    publishes, rendered as Ansible does (trim_blocks) for these values, as
-    record lines for hm_world (its SOA/NS replace the template's)."""
+def lab_zone_records(mail_addr, dkim_records, dmarc_policy, rua, mta_sts_id="test1",
+                     extra_domain=None):
+    """The records the lab playbook's zone template (dns role, db.zone.j2;
+    db.extra-zone.j2 for extra_domain, a further mail domain whose records
+    dkim_records are) publishes, rendered as Ansible does (trim_blocks) for
+    these values, as record lines for hm_world (its SOA/NS replace the
+    template's)."""
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(ZONE_TEMPLATE),
                              trim_blocks=True, undefined=jinja2.StrictUndefined)
     # Ansible's filters the template uses
     env.filters["bool"] = lambda v: str(v).lower() in ("1", "true", "yes", "on")
-    text = env.get_template("db.zone.j2").render(
+    tpl = "db.extra-zone.j2" if extra_domain else "db.zone.j2"
+    text = env.get_template(tpl).render(
         ansible_managed="test", mail_domain=hmtest.MAIL_DOMAIN,
         mail_hostname="mail." + hmtest.MAIL_DOMAIN, mail_address=mail_addr,
         dns_ttl=60, dns_serial=1, dmarc_policy=dmarc_policy, dmarc_rua=rua,
-        dkim_records=dkim_records, mta_sts_id=mta_sts_id, tlsrpt_rua=rua,
+        dkim_records=[] if extra_domain else dkim_records,
+        dkim_records_all=[dict(r, domain=extra_domain) for r in dkim_records]
+        if extra_domain else [],
+        dns_extra_domain=extra_domain, mail_extra_domains=[],
+        mta_sts_id=mta_sts_id, tlsrpt_rua=rua,
         dns_tlsa=False)                # DANE records: tests/integration/test_acme.py
     out = []
     for ln in text.splitlines():

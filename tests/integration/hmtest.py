@@ -799,7 +799,8 @@ class Exim:
         r = self.exim("-bV")
         if r.returncode != 0:
             raise RuntimeError("exim config check failed:\n" + r.stdout + r.stderr)
-        self.proc = subprocess.Popen(self._argv(["exim4", "-C", self.conf_path, "-bdf"]),
+        self.proc = subprocess.Popen(self._argv(["exim4", "-C", self.conf_path, "-bdf"]
+                                                + getattr(self, "daemon_args", [])),
                                      stdin=subprocess.DEVNULL,
                                      stdout=open(os.path.join(self.w, "stdout"), "w"),
                                      stderr=subprocess.STDOUT,
@@ -966,6 +967,23 @@ def _substitute(text, paths):
     return text
 
 
+def _sanitize_delivery_macros(macros):
+    """SANITIZE=1: the package's routers dlfunc() the ASan-built
+    homemail_scan.so in the delivery process too.  A delivery that the
+    receiving process (Exim's user) starts is a re-exec of the setuid binary,
+    where glibc ignores LD_PRELOAD (secure mode): the module would not load
+    and every local delivery would defer.  So messages are queued and the
+    daemon's own queue runner delivers them (-q1s: root re-execs root, no
+    secure mode), with the sanitizer variables kept in Exim's environment.
+    Nothing when SANITIZE is off."""
+    if not SANITIZE:
+        return ""
+    lines = ["MAIN_KEEP_ENVIRONMENT = LD_PRELOAD : ASAN_OPTIONS : UBSAN_OPTIONS"]
+    if "queue_only" not in macros:
+        lines.append("queue_only = true")
+    return "\n".join(lines)
+
+
 PKG_EXIM_OUTBOX = """\
 ### router/050_hmtest_outbox  (hmtest: not part of the package)
 # Mail for other domains is captured in a Maildir instead of leaving the host.
@@ -1028,7 +1046,9 @@ class PackageExim(Exim):
             with open(domains_file, "w") as f:
                 f.write(MAIL_DOMAIN + "\n")
         # SANITIZE=1: homemail_scan.so needs the sanitizer runtimes preloaded
-        self.env = env if env is not None else (sanitizer_env() if local_scan else {})
+        # the package config dlfunc()s homemail_scan.so (RCPT and DATA ACLs) even
+        # without local_scan: under SANITIZE=1 it needs the runtimes preloaded
+        self.env = env if env is not None else sanitizer_env()
         self.probe = probe
         self.probe_sender = f"hmtest-probe-{secrets.token_hex(6)}@probe.invalid"
         self.probe_rcpt = f"postmaster@{MAIL_DOMAIN}"
@@ -1067,7 +1087,9 @@ class PackageExim(Exim):
             f"HOMEMAIL_DOMAINS_FILE = {domains_file}",
             # no private clamd unless the test brings one (hm_clamav.Clamd)
             "" if "HOMEMAIL_AV_SCAN" in macros else "HOMEMAIL_AV_SCAN = no",
-            macros, ""])
+            _sanitize_delivery_macros(macros), macros, ""])
+        # SANITIZE=1: see _sanitize_delivery_macros
+        self.daemon_args = ["-q1s"] if SANITIZE else []
         router = PKG_EXIM_OUTBOX.format(probe_sender=self.probe_sender)
         if not outbox:
             router = router[router.index("hmtest_probe:"):]

@@ -11,6 +11,9 @@ that logs SPF and each DKIM signature.  Proved here:
     Debian's python3-dkim), SPF passes for the mail host's address, and an
     independent DMARC checker (python3-authheaders) says pass, also on DKIM
     alone; the same message with its body altered in transit fails both;
+  * a message From: a second local domain (its zone rendered from the
+    playbook's extra-zone template) is signed d=<that domain> with its own
+    keys, and verifies there;
   * mail from an unauthenticated client, and mail whose From: is another
     domain, is not signed;
   * a message from an outside sender forwarded by a user's .forward, by the
@@ -34,6 +37,7 @@ import hm_world
 import hmtest
 
 DOMAIN = hmtest.MAIL_DOMAIN
+DOMAIN2 = "ventas.test"         # a further local domain (issue 16), its own keys
 RSA_SEL, ED_SEL = "r20261205", "e20261205"
 RELAY_USER, RELAY_PW = "homemail-relay", "relay-Pw-7f3a"
 
@@ -49,6 +53,10 @@ class Site:
         self.w = hmtest._workdir("mailauth-out")
         keydir = os.path.join(self.w, "dkim")
         dkim = M.make_dkim_keys(keydir, DOMAIN, RSA_SEL, ED_SEL)
+        dkim2 = M.make_dkim_keys(keydir, DOMAIN2, RSA_SEL, ED_SEL)
+        domains_file = os.path.join(self.w, "domains")
+        with open(domains_file, "w") as f:
+            f.write(f"{DOMAIN}\n{DOMAIN2}\n")
         self.srs_secret = os.path.join(self.w, "srs.secret")
         with open(self.srs_secret, "w") as f:
             f.write(os.urandom(16).hex() + "\n")
@@ -57,6 +65,8 @@ class Site:
         self.world.start_dns({
             # the lab zone's records, from the playbook's own template
             DOMAIN: M.lab_zone_records(self.mail.addr, dkim, "reject", "postmaster@" + DOMAIN),
+            DOMAIN2: M.lab_zone_records(self.mail.addr, dkim2, "reject", "postmaster@" + DOMAIN,
+                                        extra_domain=DOMAIN2),
             "outside.test": ["@ IN MX 10 mx", f"mx IN A {self.mx.addr}",
                              f"relay IN A {self.relay.addr}",
                              f'@ IN TXT "v=spf1 ip4:{self.mx.addr} -all"',
@@ -77,7 +87,8 @@ class Site:
         # backend): an SRS address is no mailbox, the ACL must let it through
         self.exim = hmtest.PackageExim(dovecot=self.dovecot, local_scan=False, user_check=True,
                                        env=hmtest.sanitizer_env(), host=self.mail,
-                                       outbox=False, macros=macros).start()
+                                       outbox=False, macros=macros,
+                                       domains_file=domains_file).start()
         self.macros = macros
 
     def close(self):
@@ -183,6 +194,24 @@ def test_signed_rsa_and_ed25519_spf_and_dmarc_pass(site):
                                site.mail.addr, site.user.address, "mail.home.com.bo")
     assert [s["pass"] for s in v2["dkim"]] == [False, False], v2
     assert "dmarc=fail" in v2["ar_dkim_only"], v2
+
+
+def test_second_domain_signed_with_its_own_key(site):
+    """From: a further local domain: signed d=DOMAIN2 with that domain's keys
+    (published by the playbook's extra-zone template), SPF and DMARC pass."""
+    subject = "second-domain " + os.urandom(4).hex()
+    sender = "ventas@" + DOMAIN2
+    site.submit(_msg(subject, sender, body="Hola desde ventas.\n"), sender=sender)
+    got = site.arrived(subject)
+    dk = site.dest_lines("hmtest-dkim", M.header(got, "Message-ID"))
+    assert len(dk) == 2 and all(f"d={DOMAIN2} " in ln and "status=pass" in ln for ln in dk), dk
+    assert any(f"s={RSA_SEL} a=rsa-sha256" in ln for ln in dk), dk
+    assert any(f"s={ED_SEL} a=ed25519-sha256" in ln for ln in dk), dk
+    assert any("result=pass" in ln for ln in _spf_of(site, sender, site.mail.addr))
+    v = M.check_independently(site.mx, M.strip_trace(got), site.mail.addr, sender,
+                              "mail.home.com.bo")
+    assert [(s["d"], s["pass"]) for s in v["dkim"]] == [(DOMAIN2, True)] * 2, v
+    assert "dmarc=pass" in v["ar_dkim_only"], v
 
 
 def test_not_signed_without_auth_or_for_other_from_domains(site):

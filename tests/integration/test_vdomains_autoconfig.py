@@ -14,6 +14,7 @@ named-checkzone (bind9-utils); the lab probes them live.
 """
 import http.client
 import os
+import re
 import socket
 import ssl
 import subprocess
@@ -181,7 +182,16 @@ def test_zones_carry_srv_and_autoconfig_records(tmp_path):
              mail_domain="home.com.bo", dns_extra_domain="ventas.com.bo",
              # the mail-authentication records the zone also carries (docs/mailauth.md)
              dmarc_policy="quarantine", dmarc_rua="postmaster@home.com.bo",
-             mta_sts_id="test1", tlsrpt_rua="postmaster@home.com.bo", dkim_records=[])
+             mta_sts_id="test1", tlsrpt_rua="postmaster@home.com.bo",
+             # each domain its own DKIM keys (the mailauth role's facts),
+             # ventas.com.bo its own DMARC policy (inventory override)
+             dkim_records=[{"domain": "home.com.bo", "selector": "r1", "k": "rsa", "p": "HOME"}],
+             dkim_records_all=[
+                 {"domain": "home.com.bo", "selector": "r1", "k": "rsa", "p": "HOME"},
+                 {"domain": "ventas.com.bo", "selector": "r1", "k": "rsa", "p": "A" * 300},
+                 {"domain": "ventas.com.bo", "selector": "e1", "k": "ed25519", "p": "VENTASED"}],
+             mail_extra_domains=[{"name": "ventas.com.bo", "dmarc_policy": "reject"}])
+    want = {"home.com.bo": (["r1"], "quarantine"), "ventas.com.bo": (["e1", "r1"], "reject")}
     for dom, tpl in (("home.com.bo", "db.zone.j2"), ("ventas.com.bo", "db.extra-zone.j2")):
         z = tmp_path / ("db." + dom)
         z.write_text(render(os.path.join(d, tpl), **v))
@@ -193,3 +203,22 @@ def test_zones_carry_srv_and_autoconfig_records(tmp_path):
             assert (f"{svc}.{dom}.", "SRV", "0", "1", str(port), MAILHOST + ".") in recs, recs
         for n in ("autoconfig", "autodiscover"):
             assert (f"{n}.{dom}.", "A", "192.0.2.2") in recs, recs
+        # mail authentication (docs/mailauth.md): the same records in both zones
+        txt = {}
+        for ln in r.stdout.splitlines():
+            f = ln.split(None, 4)
+            if f[3] == "TXT":
+                txt.setdefault(f[0], []).append("".join(re.findall(r'"([^"]*)"', f[4])))
+        assert txt[dom + "."] == ["v=spf1 mx -all"], txt
+        sels, pol = want[dom]
+        assert sorted(k.split(".")[0] for k in txt if "._domainkey." in k) == sels, txt
+        if dom == "ventas.com.bo":
+            assert txt["r1._domainkey.ventas.com.bo."] == ["v=DKIM1; k=rsa; p=" + "A" * 300]
+            assert txt["e1._domainkey.ventas.com.bo."] == ["v=DKIM1; k=ed25519; p=VENTASED"]
+        else:       # ventas.com.bo's reports come here: consent (RFC 7489 7.1)
+            assert txt["ventas.com.bo._report._dmarc.home.com.bo."] == ["v=DMARC1"], txt
+        assert txt[f"_dmarc.{dom}."] == [
+            f"v=DMARC1; p={pol}; rua=mailto:postmaster@home.com.bo"], txt
+        assert txt[f"_mta-sts.{dom}."] == ["v=STSv1; id=test1"], txt
+        assert txt[f"_smtp._tls.{dom}."] == ["v=TLSRPTv1; rua=mailto:postmaster@home.com.bo"], txt
+        assert (f"mta-sts.{dom}.", "A", "192.0.2.2") in recs, recs

@@ -67,16 +67,16 @@ def _message(frm, subject="homemail lab DKIM probe"):
             f"Message-ID: <{os.urandom(8).hex()}@{L.DOMAIN}>\r\n\r\nHola.\r\n").encode()
 
 
-def _sign(msg, selector):
+def _sign(msg, selector, domain=L.DOMAIN):
     """Sign with the lab's own private key of that selector (python3-dkim)."""
-    path = os.path.join(DKIM_DIR, selector + ".private")
+    path = os.path.join("/etc/exim4/dkim", domain, selector + ".private")
     if selector.startswith("e"):
         der = subprocess.run(["openssl", "pkey", "-in", path, "-outform", "DER"],
                              capture_output=True, check=True).stdout
         key, alg = base64.b64encode(der[-32:]), b"ed25519-sha256"
     else:
         key, alg = open(path, "rb").read(), b"rsa-sha256"
-    sig = dkim.sign(msg, selector.encode(), L.DOMAIN.encode(), key,
+    sig = dkim.sign(msg, selector.encode(), domain.encode(), key,
                     signature_algorithm=alg, include_headers=[b"from", b"to", b"subject",
                                                               b"date", b"message-id"])
     return sig + msg
@@ -157,12 +157,79 @@ def test_dmarc_record_and_independent_verdict():
     assert "dmarc=fail" in ar, ar
 
 
+def _extra_domains():
+    doms = [d for d in _inv("mail_extra_domains") or [] if d["name"] != L.DOMAIN]
+    assert doms, "the lab inventory has no mail_extra_domains"
+    return doms
+
+
+def test_extra_domains_publish_spf_dkim_dmarc_of_their_own_keys():
+    """Every further mail domain (issue 16): SPF, its own DKIM keys (the
+    records match the keys Exim signs with, and Exim picks the domain for
+    its From:), DMARC with its policy and rua (inventory, per domain)."""
+    ip, sels = _mail_address(), _selectors()
+    for d in _extra_domains():
+        dom = d["name"]
+        assert [t for t in _txt(dom) if t.startswith("v=spf1")] == ["v=spf1 mx -all"], dom
+        assert spf.check2(i=ip, s="ana@" + dom, h=L.HOST)[0] == "pass", dom
+        assert spf.check2(i="192.0.2.77", s="ana@" + dom, h="x.example")[0] == "fail", dom
+        for sel in sels:
+            path = os.path.join("/etc/exim4/dkim", dom, sel + ".private")
+            st = os.stat(path)
+            assert stat.S_IMODE(st.st_mode) == 0o640 and st.st_uid == 0, (path, oct(st.st_mode))
+            assert grp.getgrgid(st.st_gid).gr_name == "Debian-exim", path
+            pub = subprocess.run(["openssl", "pkey", "-in", path, "-pubout", "-outform", "DER"],
+                                 capture_output=True, check=True).stdout
+            main = subprocess.run(["openssl", "pkey", "-in", os.path.join(DKIM_DIR, sel + ".private"),
+                                   "-pubout", "-outform", "DER"], capture_output=True,
+                                  check=True).stdout
+            assert pub != main, (dom, sel)                  # its own key, not mail_domain's
+            rec = _txt(f"{sel}._domainkey.{dom}")
+            assert len(rec) == 1, rec
+            tags = dict(t.strip().split("=", 1) for t in rec[0].split(";") if "=" in t)
+            want = pub if sel.startswith("r") else pub[-32:]
+            assert base64.b64decode(tags["p"]) == want, (dom, sel)
+            msg = _message("ana@" + dom)
+            assert dkim.verify(_sign(msg, sel, dom)), (dom, sel)
+            ar = authheaders.authenticate_message(_sign(msg, sel, dom), "lab-check", spf=False)
+            assert "dkim=pass" in ar and "dmarc=pass" in ar, (dom, sel, ar)
+        recs = [t for t in _txt("_dmarc." + dom) if t.startswith("v=DMARC1")]
+        assert len(recs) == 1, recs
+        tags = dict(t.strip().split("=", 1) for t in recs[0].split(";") if "=" in t)
+        assert tags["p"] == d.get("dmarc_policy", _inv("dmarc_policy")), tags
+        rua = d.get("dmarc_rua", _inv("dmarc_rua"))
+        assert tags["rua"] == "mailto:" + rua, tags
+        if rua.endswith("@" + L.DOMAIN):                # the receiver's consent (RFC 7489 7.1)
+            assert _txt(f"{dom}._report._dmarc.{L.DOMAIN}") == ["v=DMARC1"], dom
+    # Exim's signing domain for an authenticated From: of an extra domain
+    conf = _out("exim4", "-bP", "transport", "remote_smtp")
+    expr = re.search(r"^dkim_domain = (.*)$", conf, re.M).group(1)
+    path = os.path.join(L.ARTIFACTS, "dkim-probe-extra.eml")
+    os.makedirs(L.ARTIFACTS, exist_ok=True)
+    for d in _extra_domains():
+        with open(path, "wb") as f:
+            f.write(_message("ana@" + d["name"]).replace(b"\r\n", b"\n"))
+        out = _out("exim4", "-oMai", "ana@" + d["name"], "-bem", path, stdin=expr + "\n")
+        assert out.splitlines()[0].lstrip(">").strip() == d["name"], (expr, out)
+
+
 def test_mta_sts_and_tls_rpt():
-    recs = _txt("_mta-sts." + L.DOMAIN)
+    _check_mta_sts(L.DOMAIN, _inv("tlsrpt_rua"))
+
+
+def test_mta_sts_and_tls_rpt_extra_domains():
+    """The same records, and the policy over HTTPS at mta-sts.<domain> with a
+    certificate naming it, for every further mail domain."""
+    for d in _extra_domains():
+        _check_mta_sts(d["name"], d.get("tlsrpt_rua", _inv("tlsrpt_rua")))
+
+
+def _check_mta_sts(domain, tlsrpt_rua):
+    recs = _txt("_mta-sts." + domain)
     assert len(recs) == 1 and re.fullmatch(r"v=STSv1; id=[A-Za-z0-9]{1,32}", recs[0]), recs
-    tls = _txt("_smtp._tls." + L.DOMAIN)
-    assert tls == ["v=TLSRPTv1; rua=mailto:" + _inv("tlsrpt_rua")], tls
-    name = "mta-sts." + L.DOMAIN
+    tls = _txt("_smtp._tls." + domain)
+    assert tls == ["v=TLSRPTv1; rua=mailto:" + tlsrpt_rua], tls
+    name = "mta-sts." + domain
     addr = _res.resolve(name, "A")[0].address
     with socket.create_connection((addr, 443), timeout=30) as raw:
         with L.tls_context().wrap_socket(raw, server_hostname=name) as s:   # checks the name
@@ -182,7 +249,7 @@ def test_mta_sts_and_tls_rpt():
     policy = dict(ln.split(": ", 1) for ln in lines[:-1])
     assert policy["version"] == "STSv1"
     assert policy["mode"] == _inv("mta_sts_mode") and policy["mode"] in ("testing", "enforce")
-    mxs = [r.exchange.to_text().rstrip(".") for r in _res.resolve(L.DOMAIN, "MX")]
+    mxs = [r.exchange.to_text().rstrip(".") for r in _res.resolve(domain, "MX")]
     assert policy["mx"] in mxs, (policy, mxs)
     assert 0 < int(policy["max_age"]) <= 31557600
     # the record's id follows the policy (the role hashes it)

@@ -115,3 +115,14 @@ def test_postmaster_and_abuse_reach_a_mailbox():
         finally:
             s.quit()
         L.assert_intact(L.imap_find("roberto", subject), msg)
+
+
+def test_system_account_mail_goes_to_root():
+    """Cron output of a system account (Roundcube's gc.sh runs as www-data,
+    whose home it cannot write) is routed to root through /etc/aliases, not
+    deferred forever by a Maildir it cannot create."""
+    import subprocess
+    r = subprocess.run(["exim4", "-bt", "www-data@" + L.DOMAIN], capture_output=True,
+                       text=True, timeout=30)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert r.stdout.startswith("root@"), r.stdout   # the address it became
