@@ -309,7 +309,9 @@ def test_backup_mx_queues_then_drains(pair):
         pair.a.exim.start()
         bk.exim.queue_run()
         bk.exim.wait_queue_empty(WAIT)
-        assert "backup-0@pair.test" in hm_pair.fetch_all(pair.a.dovecot, u)
+        # A accepted it; its own delivery (homemail-deliver) follows
+        hm_pair.wait_until(lambda: "backup-0@pair.test" in hm_pair.fetch_all(pair.a.dovecot, u),
+                           WAIT, "the drained message on A over IMAP")
         hm_pair.wait_until(lambda: _flags(pair.b.dovecot, u, "backup-0@pair.test") is not None,
                            WAIT, "the drained message on B")
     finally:
