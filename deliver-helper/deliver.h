@@ -159,6 +159,7 @@ struct deliver_conf {
 	char *sieve;                /* default script, "~/.dovecot.sieve" */
 	char *sieve_dir;            /* "~/sieve" */
 	char *replication_notify;   /* replicator's notify fifo, "" = off (deliver_notify.c) */
+	char *replication_notify_virtual; /* its listener for virtual accounts' owner, "" = none */
 };
 
 /* deliver_conf_load - defaults, then path's "key = value" lines (a missing

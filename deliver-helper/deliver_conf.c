@@ -66,6 +66,7 @@ void deliver_conf_free(struct deliver_conf *c)
 	free(c->sieve);
 	free(c->sieve_dir);
 	free(c->replication_notify);
+	free(c->replication_notify_virtual);
 	memset(c, 0, sizeof *c);
 }
 
@@ -118,6 +119,8 @@ static int apply(struct deliver_conf *c, const char *k, const char *v)
 		return set_str(&c->sieve_dir, v);
 	if (!strcmp(k, "replication_notify"))   /* absolute path or "" (off) */
 		return *v == '\0' || *v == '/' ? set_str(&c->replication_notify, v) : -1;
+	if (!strcmp(k, "replication_notify_virtual"))   /* likewise */
+		return *v == '\0' || *v == '/' ? set_str(&c->replication_notify_virtual, v) : -1;
 	errno = ENOENT;
 	return -1;
 }
@@ -136,7 +139,8 @@ int deliver_conf_load(struct deliver_conf *c, const char *path, bool required,
 	    set_str(&c->quota_rule, "") < 0 ||
 	    set_str(&c->sieve, "~/.dovecot.sieve") < 0 ||
 	    set_str(&c->sieve_dir, "~/sieve") < 0 ||
-	    set_str(&c->replication_notify, "") < 0) {
+	    set_str(&c->replication_notify, "") < 0 ||
+	    set_str(&c->replication_notify_virtual, "") < 0) {
 		snprintf(err, errsize, "out of memory");
 		deliver_conf_free(c);
 		return -1;

@@ -681,7 +681,8 @@ static int run(const struct opts *op, struct outcome *o, struct deliver_ctx *ctx
 	/* new mail is on disk: ask the replicator to copy it to the peer now
 	 * (non-blocking, bounded, only logged on failure: deliver_notify.c) */
 	if (r == RES_OK && ctx->n_stored > 0 && d->conf_loaded)
-		(void)deliver_notify_replicator(d->conf.replication_notify, d->u.name);
+		(void)deliver_notify_replicator(d->conf.replication_notify,
+						d->conf.replication_notify_virtual, d->u.name);
 	int rc = r == RES_OK ? DELIVER_EX_OK : fail(o, exit_code(r), "%s", d->reason);
 	release(d);
 	ctx->priv = NULL;

@@ -10,7 +10,10 @@
  *   TAB -> 0x01 't', CR -> 0x01 'r', LF -> 0x01 'n'); priority "high" means
  *   new messages.  No answer comes back on the fifo.
  * Relies on: the fifo's listener being writable by the delivering user
- *   (service aggregator's fifo_listener mode/group, set by the role).
+ *   (service aggregator's fifo_listener mode/group, set by the role); a
+ *   user outside that group (the owner of virtual accounts) is refused
+ *   (EACCES) and then tries the second fifo (replication_notify_virtual:
+ *   a second listener of the aggregator for that owner's group).
  * How it fails: never fails the delivery.  The fifo is opened
  *   O_WRONLY|O_NONBLOCK|O_NOFOLLOW (no reader: ENXIO at once, never a
  *   wait), must be a FIFO (a regular file planted there is not written),
@@ -77,7 +80,7 @@ ssize_t deliver_notify_line(char *out, size_t outsize, const char *user)
 }
 
 /* deliver_notify_replicator - see deliver_notify.h */
-int deliver_notify_replicator(const char *fifo, const char *user)
+int deliver_notify_replicator(const char *fifo, const char *alt, const char *user)
 {
 	char line[HM_NOTIFY_LINE_MAX + 1], cu[128];
 	_Static_assert(HM_NOTIFY_LINE_MAX < PIPE_BUF, "one atomic write");
@@ -91,6 +94,12 @@ int deliver_notify_replicator(const char *fifo, const char *user)
 		return -1;
 	}
 	int fd = open(fifo, O_WRONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0 && errno == EACCES && alt != NULL && *alt != '\0') {
+		/* not in the mail accounts' group (a virtual accounts' owner):
+		 * the listener for that group */
+		fifo = alt;
+		fd = open(fifo, O_WRONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
+	}
 	if (fd < 0) {
 		/* ENXIO: no reader (aggregator not running); ENOENT: service
 		 * not configured; EACCES: the listener's mode/group is wrong */

@@ -14,8 +14,9 @@
 ssize_t deliver_notify_line(char *out, size_t outsize, const char *user);
 
 /* deliver_notify_replicator - one non-blocking write of that line to fifo
- * (NULL or "" = replication off: nothing done).  Never blocks, never
+ * (NULL or "" = replication off: nothing done); when fifo refuses this
+ * user (EACCES) and alt is set, to alt instead.  Never blocks, never
  * fails the delivery.  Returns 0 written (or off), -1 not written (logged). */
-int deliver_notify_replicator(const char *fifo, const char *user);
+int deliver_notify_replicator(const char *fifo, const char *alt, const char *user);
 
 #endif

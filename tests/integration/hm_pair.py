@@ -40,6 +40,10 @@ def render(world, extra_vars=None):
     """ansible-playbook render.yml for inventories/pair with the world's
     addresses (and extra_vars, e.g. replication_peer="" renders single
     hosts); returns the render directory (one subdirectory per host)."""
+    # the rendered aggregator has a listener for the virtual accounts'
+    # owner's group (docs/domains.md: vmail): Dovecot needs the group
+    if subprocess.run(["getent", "group", "vmail"], capture_output=True).returncode != 0:
+        subprocess.run(["groupadd", "--system", "vmail"], check=True)
     d = hmtest._workdir("pair-render")
     extra = []
     for k, v in (extra_vars or {}).items():
@@ -197,6 +201,17 @@ def _ctx(cafile):
     return ctx
 
 
+class PairExim(hmtest.PackageExim):
+    """PackageExim inside a world host, on port 25 as on a real MX (each
+    namespace has its own ports): the backup MX's Exim reaches the mail
+    hosts through Debian's dnslookup router and remote_smtp, port 25."""
+
+    def _setup_dirs(self, host=None):
+        super()._setup_dirs(host)
+        if host is not None:
+            self.smtp_port = 25
+
+
 class PairHost:
     """One mail host of the pair: namespace, Dovecot, Exim."""
 
@@ -265,17 +280,49 @@ class PairHost:
     def start_exim(self):
         # SANITIZE=1: the package's Exim config loads homemail_scan.so for
         # its ${dlfunc}s even without local_scan: the runtimes go first
-        self.exim = hmtest.PackageExim(dovecot=self.dovecot, host=self.host, local_scan=False,
+        self.exim = PairExim(dovecot=self.dovecot, host=self.host, local_scan=False,
                                        user_check=False, env=hmtest.sanitizer_env(),
                                        macros=f"HOMEMAIL_DELIVER == {self.deliver_wrapper()}")
         self.exim.start()
         return self
 
 
-class Pair:
-    """A world with DNS, hosts mail-a and mail-b replicating each other."""
+class BackupMX:
+    """The inventory's mx-backup: its rendered Exim macros (exim role,
+    backup mode) on the package's Exim, relaying by MX through Debian's own
+    routers, and a Dovecot serving the package's account database (the
+    homemail auth module) for the RCPT ACL's homemail_user_exists."""
 
-    def __init__(self, users, extra_vars=None):
+    def __init__(self, pair):
+        self.pair, self.key, self.name = pair, "backup", NAMES["backup"]
+        self.host = pair.world.add_host("backup", addr_index=INDEX["backup"])
+        self.rendered = os.path.join(pair.rendered, self.name)
+        self.dovecot = self.exim = None
+
+    def start(self, users):
+        self.dovecot = PairDovecot(self.host, self.rendered, users, self.pair.cert,
+                                   auth_backend=True, auth_failure_delay="0 secs").start()
+        macros = "".join(ln + "\n" for ln in
+                         open(os.path.join(self.rendered, "000_homemail_backupmx")).read()
+                         .splitlines() if ln.strip() and not ln.startswith("#"))
+        self.exim = PairExim(dovecot=self.dovecot, host=self.host, local_scan=False,
+                             user_check=True, outbox=False, env=hmtest.sanitizer_env(),
+                             probe=False,    # its postmaster probe meets SPF (probe.invalid)
+                             macros=macros)
+        self.exim.start()
+        return self
+
+    def close(self):
+        for d in (self.exim, self.dovecot):
+            if d:
+                d.stop()
+
+
+class Pair:
+    """A world with DNS, hosts mail-a and mail-b replicating each other
+    (backup=True: and the backup MX mx-backup, MX 50)."""
+
+    def __init__(self, users, extra_vars=None, backup=False):
         self.world = hm_world.World()
         self.users = users
         self.cert = pair_cert()
@@ -283,8 +330,12 @@ class Pair:
         self.rendered = render(self.world, extra_vars)
         self.a = PairHost(self, "a")
         self.b = PairHost(self, "b")
+        self.backup = BackupMX(self) if backup else None
         recs = [f"{h.name} IN A {h.host.addr}" for h in (self.a, self.b)]
         recs += [f"@ IN MX 10 {h.name}" for h in (self.a, self.b)]
+        if self.backup:
+            recs += [f"{self.backup.name} IN A {self.backup.host.addr}",
+                     f"@ IN MX 50 {self.backup.name}"]
         # the test's sender domain, with SPF for the world's bridge (Exim's
         # RCPT ACL checks SPF: docs/mailauth.md)
         self.world.start_dns({DOMAIN: recs,
@@ -297,6 +348,8 @@ class Pair:
         for h in (self.a, self.b):
             h.dovecot.start()
             h.start_exim()
+        if self.backup:
+            self.backup.start(users)
         # the accounts' mailboxes are made on one host and replicated before
         # either host uses them (docs/replication.md: an INBOX created on
         # both sides before the first sync has two GUIDs, and dsync then
@@ -355,6 +408,8 @@ class Pair:
         return out
 
     def close(self):
+        if self.backup:
+            self.backup.close()
         for h in (self.a, self.b):
             if h.exim:
                 h.exim.stop()

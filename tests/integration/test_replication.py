@@ -27,7 +27,7 @@ WAIT = 120     # a bound on waiting, not a timing assertion (timing: bench/repli
 @pytest.fixture(scope="module")
 def pair():
     u = hmtest.make_user()
-    p = hm_pair.Pair([u])
+    p = hm_pair.Pair([u], backup=True)
     p.user = u
     yield p
     p.close()
@@ -49,6 +49,23 @@ def test_notify_fifo_permissions(pair):
     assert ok.returncode == 0, ok.stderr
     r = subprocess.run(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "--"]
                        + probe, capture_output=True, text=True)
+    assert r.returncode != 0 and "Permission denied" in r.stderr, r
+    # virtual accounts' owner (vmail, not in `users`): refused by the first
+    # fifo, let in by the second (homemail-deliver's replication_notify_virtual)
+    vfifo = os.path.join(pair.a.dovecot.base_dir, "replication-notify-fifo-virtual")
+    st = os.stat(vfifo)
+    assert stat.S_ISFIFO(st.st_mode) and stat.S_IMODE(st.st_mode) == 0o620, oct(st.st_mode)
+    assert st.st_gid == grp.getgrnam("vmail").gr_gid
+    conf = open(pair.a.deliver_conf).read()
+    assert re.search(r"(?m)^replication_notify_virtual = \S+/replication-notify-fifo-virtual$",
+                     conf), conf
+    as_vmail = ["setpriv", "--reuid=nobody", "--regid=vmail", "--clear-groups", "--"]
+    r = subprocess.run(as_vmail + probe, capture_output=True, text=True)
+    assert r.returncode != 0 and "Permission denied" in r.stderr, r
+    r = subprocess.run(as_vmail + probe[:-1] + [vfifo], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    r = subprocess.run(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "--"]
+                       + probe[:-1] + [vfifo], capture_output=True, text=True)
     assert r.returncode != 0 and "Permission denied" in r.stderr, r
 
 
@@ -258,3 +275,46 @@ def test_host_killed_mid_run_converges(pair):
         lost = {k: [x for x in accepted if x not in v] for k, v in got.items()}
         dup = {k: [x for x, n in v.items() if n > 1] for k, v in got.items()}
         raise AssertionError(f"lost {lost} duplicated {dup}") from None
+
+
+def test_backup_mx_queues_then_drains(pair):
+    """Both mail hosts' Exims down: the backup MX (its rendered backup-mode
+    Exim) accepts for an existing address, refuses an unknown one with 550
+    at RCPT (asked of its Dovecot auth: the same account database), queues;
+    A's Exim returns: the queue drains into A (read over IMAP there), and
+    replication brings the message to B."""
+    import smtplib
+    u = pair.user
+    bk = pair.backup
+    for h in (pair.a, pair.b):
+        h.exim.stop()
+    try:
+        with smtplib.SMTP(bk.host.addr, bk.exim.smtp_port, timeout=30) as s:
+            s.ehlo("sender.pair.test")
+            assert s.mail("alice@pair.test")[0] == 250
+            code, msg = s.rcpt(f"nobody-such-{u.name}@{hmtest.MAIL_DOMAIN}")
+            assert code == 550, (code, msg, bk.exim.log_tail(10))
+            code, msg = s.rcpt(u.address)
+            assert code == 250, (code, msg, bk.exim.log_tail(10))
+            code, msg = s.data(hm_pair.message(0, "backup"))
+            assert code == 250, (code, msg)
+        # queued: the delivery attempt found no mail host (connection refused)
+        hm_pair.wait_until(lambda: re.search(r"(?m)^.*== " + re.escape(u.address)
+                                             + r".*T=remote_smtp defer", bk.exim.mainlog()),
+                           WAIT, "the backup MX's deferral")
+        assert bk.exim.queue_count() == 1
+        # no mail host got it
+        for h in (pair.a, pair.b):
+            assert _flags(h.dovecot, u, "backup-0@pair.test") is None
+        pair.a.exim.start()
+        bk.exim.queue_run()
+        bk.exim.wait_queue_empty(WAIT)
+        # A accepted it; its own delivery (homemail-deliver) follows
+        hm_pair.wait_until(lambda: "backup-0@pair.test" in hm_pair.fetch_all(pair.a.dovecot, u),
+                           WAIT, "the drained message on A over IMAP")
+        hm_pair.wait_until(lambda: _flags(pair.b.dovecot, u, "backup-0@pair.test") is not None,
+                           WAIT, "the drained message on B")
+    finally:
+        for h in (pair.a, pair.b):
+            if h.exim.proc is None:
+                h.exim.start()

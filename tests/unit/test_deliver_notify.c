@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "deliver_notify.h"
@@ -76,8 +77,8 @@ static void fifo_with_reader(void **state)
 	assert_int_equal(mkfifo(path, 0600), 0);
 	int rfd = open(path, O_RDONLY | O_NONBLOCK);
 	assert_true(rfd >= 0);
-	assert_int_equal(deliver_notify_replicator(path, "maria@home.com.bo"), 0);
-	assert_int_equal(deliver_notify_replicator(path, "roberto"), 0);
+	assert_int_equal(deliver_notify_replicator(path, NULL, "maria@home.com.bo"), 0);
+	assert_int_equal(deliver_notify_replicator(path, NULL, "roberto"), 0);
 	char buf[256];
 	ssize_t n = read(rfd, buf, sizeof buf - 1);
 	assert_true(n > 0);
@@ -95,12 +96,12 @@ static void fifo_with_reader(void **state)
 	assert_true(errno == EAGAIN);
 	while (write(wfd, fill, 1) > 0)
 		;
-	assert_int_equal(deliver_notify_replicator(path, "roberto"), -1);
+	assert_int_equal(deliver_notify_replicator(path, NULL, "roberto"), -1);
 	close(wfd);
 	close(rfd);
 
 	/* no reader (aggregator down): ENXIO at once, not a wait */
-	assert_int_equal(deliver_notify_replicator(path, "roberto"), -1);
+	assert_int_equal(deliver_notify_replicator(path, NULL, "roberto"), -1);
 	unlink(path);
 }
 
@@ -109,17 +110,17 @@ static void not_a_fifo(void **state)
 	(void)state;
 	char path[128], link[128];
 	/* off */
-	assert_int_equal(deliver_notify_replicator("", "roberto"), 0);
-	assert_int_equal(deliver_notify_replicator(NULL, "roberto"), 0);
+	assert_int_equal(deliver_notify_replicator("", NULL, "roberto"), 0);
+	assert_int_equal(deliver_notify_replicator(NULL, NULL, "roberto"), 0);
 	/* missing */
 	snprintf(path, sizeof path, "%s/missing", dir);
-	assert_int_equal(deliver_notify_replicator(path, "roberto"), -1);
+	assert_int_equal(deliver_notify_replicator(path, NULL, "roberto"), -1);
 	/* a regular file planted at the path is not written */
 	snprintf(path, sizeof path, "%s/file", dir);
 	int fd = open(path, O_CREAT | O_WRONLY | O_TRUNC, 0600);
 	assert_true(fd >= 0);
 	close(fd);
-	assert_int_equal(deliver_notify_replicator(path, "roberto"), -1);
+	assert_int_equal(deliver_notify_replicator(path, NULL, "roberto"), -1);
 	struct stat st;
 	assert_int_equal(stat(path, &st), 0);
 	assert_int_equal(st.st_size, 0);
@@ -131,10 +132,55 @@ static void not_a_fifo(void **state)
 	assert_true(rfd >= 0);
 	snprintf(link, sizeof link, "%s/link", dir);
 	assert_int_equal(symlink(fifo, link), 0);
-	assert_int_equal(deliver_notify_replicator(link, "roberto"), -1);
+	assert_int_equal(deliver_notify_replicator(link, NULL, "roberto"), -1);
 	char buf[64];
 	assert_true(read(rfd, buf, sizeof buf) <= 0);   /* nothing came */
 	close(rfd);
+}
+
+/* a user the first fifo refuses (a virtual accounts' owner outside the
+ * mail group) writes to the second; a user it accepts never uses the
+ * second.  Needs root to drop to another uid (skipped otherwise). */
+static void second_fifo_when_refused(void **state)
+{
+	(void)state;
+	if (geteuid() != 0)
+		skip();
+	char first[128], second[128];
+	snprintf(first, sizeof first, "%s/first", dir);
+	snprintf(second, sizeof second, "%s/second", dir);
+	assert_int_equal(mkfifo(first, 0600), 0);      /* root only */
+	assert_int_equal(mkfifo(second, 0600), 0);
+	assert_int_equal(chmod(second, 0622), 0);      /* the child may write */
+	assert_int_equal(chmod(dir, 0755), 0);
+	int r1 = open(first, O_RDONLY | O_NONBLOCK), r2 = open(second, O_RDONLY | O_NONBLOCK);
+	assert_true(r1 >= 0 && r2 >= 0);
+	/* root: the first fifo takes it */
+	assert_int_equal(deliver_notify_replicator(first, second, "root-user"), 0);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		if (setresgid(65534, 65534, 65534) < 0 || setresuid(65534, 65534, 65534) < 0)
+			_exit(2);
+		/* refused without a second fifo; with one, written there */
+		_exit(deliver_notify_replicator(first, NULL, "v@example.org") == -1 &&
+		      deliver_notify_replicator(first, second, "v@example.org") == 0 ? 0 : 1);
+	}
+	int st;
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_true(WIFEXITED(st));
+	assert_int_equal(WEXITSTATUS(st), 0);
+	char buf[128];
+	ssize_t n = read(r1, buf, sizeof buf - 1);
+	assert_true(n > 0);
+	buf[n] = '\0';
+	assert_string_equal(buf, "root-user\thigh\n");
+	n = read(r2, buf, sizeof buf - 1);
+	assert_true(n > 0);
+	buf[n] = '\0';
+	assert_string_equal(buf, "v@example.org\thigh\n");
+	close(r1);
+	close(r2);
 }
 
 int main(void)
@@ -143,6 +189,7 @@ int main(void)
 		cmocka_unit_test(line_format),
 		cmocka_unit_test(fifo_with_reader),
 		cmocka_unit_test(not_a_fifo),
+		cmocka_unit_test(second_fifo_when_refused),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
