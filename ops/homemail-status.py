@@ -801,6 +801,7 @@ DEFER_CLASSES = hm.patterns([
     ("remote 4xx", r"SMTP error .*: 4\d\d"),
     ("disk space", r"No space|spool"),
 ])
+RETRY_SKIP = re.compile(r"[Rr]etry time not (yet )?reached")
 LOG_TAIL = 32 << 20    # bytes of a log read at most: the last hour fits
 
 
@@ -821,7 +822,9 @@ def check_deferrals(host):
         return Result("exim deferrals 1h", SKIP, f"no main log to read ({path})")
     by = {}
     for ln in lines:
-        if " == " not in ln:
+        # a retry skipped because its time has not come is no delivery
+        # attempt: counting those made one stuck message look like dozens
+        if " == " not in ln or RETRY_SKIP.search(ln):
             continue
         reason = hm.first_match(DEFER_CLASSES, ln, "other")
         if reason is None:

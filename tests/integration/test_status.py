@@ -99,6 +99,26 @@ def test_all_ok_then_each_fault_reported_and_cleared(host):
     assert sh.ex.exim("-Mrm", mid).returncode == 0
     assert_all_ok(sh)
 
+    # 3b. deferrals in the last hour: retries skipped because their time
+    # has not come are no attempts (one stuck message made dozens of them)
+    log = os.path.join(sh.ex.w, "log", "mainlog")
+    kept = open(log).read()
+    now = time.strftime("%Y-%m-%d %H:%M:%S")
+    with open(log, "a") as f:
+        for i in range(25):
+            f.write(f"{now} 1xZlhV-0003gQ-1{i % 10} == u@home.com.bo R=local_user "
+                    "T=homemail defer (-53): Retry time not yet reached\n")
+    assert_all_ok(sh)
+    with open(log, "a") as f:
+        for i in range(25):
+            f.write(f"{now} 1xZlhV-0003gQ-1{i % 10} == u@home.com.bo R=local_user "
+                    "T=homemail defer (0): Child process of homemail transport returned 75\n")
+    doc = assert_fault(sh, {"exim deferrals 1h": "warning"}, 1)
+    assert "25 local delivery deferred" in json.dumps(doc), doc
+    with open(log, "w") as f:
+        f.write(kept)
+    assert_all_ok(sh)
+
     # 4. the mail spool full
     full = os.path.join(sh.spool, "fill")
     subprocess.run(["dd", "if=/dev/zero", f"of={full}", "bs=64k"], capture_output=True)
