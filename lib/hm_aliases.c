@@ -207,7 +207,7 @@ static int rebuild(struct hm_aliases *db)
 
 	for (size_t i = 0; i < db->nlines; i++)
 		n += db->lines[i].a != NULL;
-	if (!hm_mul_ok(n + 1, sizeof(*v), &sz) || (v = malloc(sz)) == NULL)
+	if (!hm_mul_ok(n + 1, sizeof(struct hm_alias *), &sz) || (v = malloc(sz)) == NULL)
 		return errno = ENOMEM, -1;
 	n = 0;
 	hm_strmap_free(&db->idx);

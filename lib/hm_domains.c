@@ -202,7 +202,7 @@ static int rebuild(struct hm_domains *db)
 
 	for (size_t i = 0; i < db->nlines; i++)
 		n += db->lines[i].d != NULL;
-	if (!hm_mul_ok(n + 1, sizeof(*a), &sz) || (a = malloc(sz)) == NULL)
+	if (!hm_mul_ok(n + 1, sizeof(struct hm_domain *), &sz) || (a = malloc(sz)) == NULL)
 		return errno = ENOMEM, -1;
 	n = 0;
 	hm_strmap_free(&db->idx);

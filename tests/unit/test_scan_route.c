@@ -38,6 +38,7 @@ static void account_and_alias(void **state)
 	s = route("USER\t1\talice\tsystem_groups_user=alice\tuid=1001\tgid=100\thome=/home/alice",
 		  SCAN_ROUTE_VIRTUAL, &rc);
 	assert_int_equal(rc, 0);
+	free(s);
 	s = route("USER\t1\talice\tsystem_groups_user=alice\tuid=1001\tgid=100\thome=/home/alice",
 		  SCAN_ROUTE_SYSTEM, &rc);
 	assert_int_equal(rc, 1);
@@ -45,6 +46,7 @@ static void account_and_alias(void **state)
 	free(s);
 	s = route("USER\t1\tana@v.bo\tuid=5000\tgid=5001\thome=/h", SCAN_ROUTE_SYSTEM, &rc);
 	assert_int_equal(rc, 0);
+	free(s);
 	s = route("USER\t1\tana@v.bo\tuid=5000\tgid=5001\thome=/h", SCAN_ROUTE_ALIAS, &rc);
 	assert_int_equal(rc, 0);
 	assert_null(s);
@@ -54,6 +56,7 @@ static void account_and_alias(void **state)
 	free(s);
 	s = route("USER\t1\tsales@v.bo\thomemail_targets=a@v.bo", SCAN_ROUTE_VIRTUAL, &rc);
 	assert_int_equal(rc, 0);
+	free(s);
 	s = route("USER\t1\tl@v.bo\thomemail_fail=alias loop: l@v.bo -> m@v.bo -> l@v.bo",
 		  SCAN_ROUTE_ALIAS, &rc);
 	assert_int_equal(rc, 1);

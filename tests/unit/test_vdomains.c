@@ -389,7 +389,7 @@ static void route_bounds(void **state)
 	len += (size_t)snprintf(t + len, cap - len, "long@v.bo: ");
 	for (int i = 0; i < 120; i++)
 		len += (size_t)snprintf(t + len, cap - len, "%sx%054d@v.bo", i ? ", " : "", i);
-	len += (size_t)snprintf(t + len, cap - len, "\n");
+	(void)snprintf(t + len, cap - len, "\n");
 	struct hm_aliases *al = aliases_of(t);
 	resolve(al, NULL, "c0@v.bo", &r);
 	assert_int_equal(r.kind, HM_ROUTE_FAIL);
