@@ -40,31 +40,6 @@ static int why(int code, char *dst, size_t size, const char *fmt, ...)
 	return code;
 }
 
-static long long mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* wait_io - 1 ready, 0 deadline passed, -1 error */
-static int wait_io(int fd, short ev, long long deadline)
-{
-	for (;;) {
-		long long left = deadline - mono_ms();
-		struct pollfd p = { .fd = fd, .events = ev };
-		int r;
-
-		if (left <= 0)
-			return 0;
-		r = poll(&p, 1, left > 60000 ? 60000 : (int)left);
-		if (r < 0 && errno == EINTR)
-			continue;
-		return r < 0 ? -1 : (r > 0);
-	}
-}
-
 /* send_line - the whole buffer, bounded by deadline; 0 or -1 */
 static int send_buf(int fd, const char *p, size_t n, long long deadline)
 {
@@ -74,7 +49,7 @@ static int send_buf(int fd, const char *p, size_t n, long long deadline)
 		if (w < 0 && errno == EINTR)
 			continue;
 		if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-			int r = wait_io(fd, POLLOUT, deadline);
+			int r = hm_wait_fd(fd, POLLOUT, deadline);
 			if (r <= 0)
 				return errno = r == 0 ? ETIMEDOUT : errno, -1;
 			continue;
@@ -109,7 +84,7 @@ static int read_line(int fd, struct hm_buf *in, char *line, long long deadline)
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-			int w = wait_io(fd, POLLIN, deadline);
+			int w = hm_wait_fd(fd, POLLIN, deadline);
 			if (w <= 0)
 				return w;
 			continue;
@@ -154,7 +129,7 @@ int hm_auth_plain(const char *socket_path, const char *service, const char *user
 {
 	struct sockaddr_un sa;
 	struct hm_buf in, req;
-	long long deadline = mono_ms() + (timeout_ms > 0 ? timeout_ms : 10000);
+	long long deadline = hm_mono_ms() + (timeout_ms > 0 ? timeout_ms : 10000);
 	size_t ul, pl, rawlen;
 	unsigned char raw[MAX_USER + HM_PW_MAX_PLAIN + 2];
 	char b64[BASE64_ENCODE_RAW_LENGTH(sizeof raw) + 1], ipbuf[sizeof(struct in6_addr)];

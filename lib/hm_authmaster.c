@@ -39,32 +39,6 @@ static int fail(char *err, size_t errsize, const char *fmt, ...)
 	return HM_AUTH_TEMPFAIL;
 }
 
-/* now_ms - monotonic milliseconds */
-static long long now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* wait_fd - poll fd for events until deadline. Returns 1 ready, 0 timeout, -1 error */
-static int wait_fd(int fd, short events, long long deadline)
-{
-	for (;;) {
-		long long left = deadline - now_ms();
-		if (left <= 0)
-			return 0;
-		struct pollfd p = { .fd = fd, .events = events };
-		int r = poll(&p, 1, left > 60000 ? 60000 : (int)left);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0)
-			return -1;
-		if (r > 0)
-			return 1;
-	}
-}
-
 /* unescape - undo Dovecot's str_tabescape in place; returns -1 if a NUL appears */
 static int unescape(char *s)
 {
@@ -200,7 +174,7 @@ static int send_all(int fd, const char *p, size_t n, long long deadline)
 			if (errno == EINTR)
 				continue;
 			if (errno == EAGAIN || errno == EWOULDBLOCK) {
-				int r = wait_fd(fd, POLLOUT, deadline);
+				int r = hm_wait_fd(fd, POLLOUT, deadline);
 				if (r <= 0) {
 					if (r == 0)
 						errno = ETIMEDOUT;
@@ -224,7 +198,7 @@ int hm_auth_user_lookup(const char *socket_path, const char *user, const char *s
 	struct sockaddr_un sa;
 	struct hm_buf in, req;
 	int fd = -1, ret = HM_AUTH_TEMPFAIL;
-	long long deadline = now_ms() + (timeout_ms > 0 ? timeout_ms : 5000);
+	long long deadline = hm_mono_ms() + (timeout_ms > 0 ? timeout_ms : 5000);
 	int got_version = 0;
 
 	if (err != NULL && errsize > 0)
@@ -253,7 +227,7 @@ int hm_auth_user_lookup(const char *socket_path, const char *user, const char *s
 		if (errno == EINPROGRESS || errno == EAGAIN) {
 			int soerr = 0;
 			socklen_t sl = sizeof soerr;
-			int r = wait_fd(fd, POLLOUT, deadline);
+			int r = hm_wait_fd(fd, POLLOUT, deadline);
 			if (r <= 0 || getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) < 0 || soerr != 0) {
 				ret = fail(err, errsize, "connect(%s): %s", socket_path,
 					   r == 0 ? "timed out" : strerror(soerr ? soerr : errno));
@@ -322,7 +296,7 @@ int hm_auth_user_lookup(const char *socket_path, const char *user, const char *s
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-			int w = wait_fd(fd, POLLIN, deadline);
+			int w = hm_wait_fd(fd, POLLIN, deadline);
 			if (w == 0) {
 				ret = fail(err, errsize, "timed out waiting for %s", socket_path);
 				goto out;

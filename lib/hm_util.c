@@ -4,10 +4,12 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 #include <unistd.h>
 
 int hm_strlcpy(char *dst, const char *src, size_t dstsize)
@@ -232,4 +234,30 @@ int hm_open_regular(const char *path, int flags, mode_t mode, struct stat *st_r)
 	close(fd);
 	errno = e;
 	return -1;
+}
+
+/* hm_mono_ms - see hm_util.h */
+long long hm_mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* hm_wait_fd - see hm_util.h */
+int hm_wait_fd(int fd, short events, long long deadline)
+{
+	for (;;) {
+		long long left = deadline - hm_mono_ms();
+		struct pollfd p = { .fd = fd, .events = events };
+		int r;
+
+		if (left <= 0)
+			return 0;
+		r = poll(&p, 1, left > 60000 ? 60000 : (int)left);
+		if ((r < 0 && errno == EINTR) || r == 0)
+			continue;   /* interrupted, or a 60 s slice of a longer wait */
+		return r < 0 ? -1 : 1;
+	}
 }

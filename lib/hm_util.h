@@ -68,4 +68,11 @@ size_t hm_base64_decode_lax(char *dst, const char *src, size_t len);
 /* hm_trim - strip leading/trailing ASCII whitespace in place; returns s */
 char *hm_trim(char *s);
 
+/* hm_mono_ms - CLOCK_MONOTONIC in milliseconds (for deadlines) */
+long long hm_mono_ms(void);
+
+/* hm_wait_fd - poll fd for events until the hm_mono_ms() deadline (EINTR
+ * retried): 1 ready, 0 deadline passed, -1 error */
+int hm_wait_fd(int fd, short events, long long deadline);
+
 #endif
