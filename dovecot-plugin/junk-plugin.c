@@ -36,18 +36,32 @@
 
 #include "istream.h"
 #include "buffer.h"
+#include "strescape.h"
+#include "hostpid.h"
 
 #include "hm_header.h"
 #include "hm_junklist.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #define JUNK_USER_CONTEXT(obj) \
 	MODULE_CONTEXT(obj, junk_user_module)
 #define JUNK_CONTEXT(obj) \
 	MODULE_CONTEXT(obj, junk_storage_module)
+
+/* The lists as a private INBOX attribute, one key per host that writes
+ * it: <prefix><replica id>.  Values longer than the list file's read cap
+ * are refused. */
+#define JUNK_ATTR_PREFIX "vendor/vendor.homemail/junklist/"
+#define JUNK_REPLICA_ID_MAX 64
+#define JUNK_ATTR_VALUE_MAX HM_JUNKLIST_FILE_MAX
+/* the replicator's notify fifo (Dovecot's aggregator), in base_dir */
+#define JUNK_NOTIFY_FIFO "replication-notify-fifo"
 
 /* Queued changes kept per transaction; more are dropped (and counted). */
 #define JUNK_MAX_QUEUE 20000
@@ -318,6 +332,186 @@ static const char *junk_dir(struct junk_user *ju, struct mail_user *user)
 	return ju->dir;
 }
 
+/* junk_notify_replicator - ask the local replicator for a sync of user
+ * (the aggregator's fifo protocol: "<user tab-escaped>\t<priority>\n"):
+ * the attribute is set after the move's own notify, whose sync may already
+ * have read INBOX.  One non-blocking write below PIPE_BUF, to a FIFO only;
+ * failures are logged (the next full sync carries the lists then). */
+static void junk_notify_replicator(struct junk_user *ju, struct mail_user *user)
+{
+	string_t *line = t_str_new(128);
+	struct stat st;
+	ssize_t w;
+	int fd;
+
+	str_append_tabescaped(line, user->username);
+	str_append(line, "\tlow\n");
+	if (str_len(line) >= PIPE_BUF) {
+		i_error("homemail_junk: user name too long to notify the replicator");
+		return;
+	}
+	fd = open(ju->notify_fifo, O_WRONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0) {
+		i_error("homemail_junk: notifying the replicator: open(%s) failed: %m",
+			ju->notify_fifo);
+		return;
+	}
+	if (fstat(fd, &st) < 0 || !S_ISFIFO(st.st_mode))
+		i_error("homemail_junk: notifying the replicator: %s is not a FIFO",
+			ju->notify_fifo);
+	else if ((w = write(fd, str_data(line), str_len(line))) != (ssize_t)str_len(line))
+		i_error("homemail_junk: notifying the replicator: write(%s) failed: %s",
+			ju->notify_fifo, w < 0 ? strerror(errno) : "short write");
+	i_close_fd(&fd);
+}
+
+/* junk_publish - store the list text (as just written) as this host's
+ * private INBOX attribute, which dsync carries to the peer, and ask the
+ * replicator for a sync.  Errors are logged, never fatal. */
+static void junk_publish(struct junk_user *ju, struct mail_user *user, const char *text)
+{
+	struct mail_namespace *ns = mail_namespace_find_inbox(user->namespaces);
+	struct mailbox_transaction_context *t;
+	struct mail_attribute_value value;
+	struct mailbox *box;
+	bool ok = FALSE;
+
+	if (ns == NULL)
+		return;
+	box = mailbox_alloc(ns->list, "INBOX", 0);
+	if (mailbox_open(box) < 0) {
+		i_error("homemail_junk: publishing the lists: opening INBOX failed: %s",
+			mailbox_get_last_internal_error(box, NULL));
+		mailbox_free(&box);
+		return;
+	}
+	t = mailbox_transaction_begin(box, 0, "homemail_junk publish");
+	i_zero(&value);
+	value.value = text;
+	if (mailbox_attribute_set(t, MAIL_ATTRIBUTE_TYPE_PRIVATE, ju->replica_key, &value) < 0) {
+		i_error("homemail_junk: publishing the lists as /private/%s failed: %s",
+			ju->replica_key, mailbox_get_last_internal_error(box, NULL));
+		mailbox_transaction_rollback(&t);
+	} else if (mailbox_transaction_commit(&t) < 0) {
+		i_error("homemail_junk: publishing the lists as /private/%s failed: %s",
+			ju->replica_key, mailbox_get_last_internal_error(box, NULL));
+	} else {
+		ok = TRUE;
+	}
+	mailbox_free(&box);
+	if (ok)
+		junk_notify_replicator(ju, user);
+}
+
+/* attr_value_text - the value being set, copied whole into a malloc'd
+ * NUL-terminated buffer (*len_r bytes), or NULL: unset (nothing to merge),
+ * too long (EFBIG), unreadable.  The stream is left for the storage to
+ * read again from the start. */
+static char *attr_value_text(const struct mail_attribute_value *value, size_t *len_r)
+{
+	const unsigned char *data;
+	buffer_t *buf;
+	size_t size;
+	char *out;
+
+	*len_r = 0;
+	if (value->value != NULL) {
+		size = strnlen(value->value, JUNK_ATTR_VALUE_MAX + 1);
+		if (size > JUNK_ATTR_VALUE_MAX) {
+			errno = EFBIG;
+			return NULL;
+		}
+		out = i_malloc(size + 1);
+		memcpy(out, value->value, size);
+		*len_r = size;
+		return out;
+	}
+	if (value->value_stream == NULL) {
+		errno = 0;
+		return NULL;
+	}
+	buf = buffer_create_dynamic(default_pool, 4096);
+	i_stream_seek(value->value_stream, 0);
+	while (i_stream_read_more(value->value_stream, &data, &size) > 0) {
+		if (size > JUNK_ATTR_VALUE_MAX - buf->used) {
+			buffer_free(&buf);
+			errno = EFBIG;
+			return NULL;
+		}
+		buffer_append(buf, data, size);
+		i_stream_skip(value->value_stream, size);
+	}
+	if (value->value_stream->stream_errno != 0) {
+		errno = value->value_stream->stream_errno;
+		buffer_free(&buf);
+		return NULL;
+	}
+	i_stream_seek(value->value_stream, 0);
+	*len_r = buf->used;
+	buffer_append_c(buf, '\0');
+	out = buffer_free_without_data(&buf);
+	return out;
+}
+
+/* junk_attribute_set - dsync importing the peer's lists (a private INBOX
+ * attribute under JUNK_ATTR_PREFIX, in a sync transaction): store it as
+ * usual, then merge it into this host's list file, which homemail-deliver
+ * reads.  The value is the peer's (hostile) input: bounded, parsed by the
+ * list file's own parser, damaged lines skipped.  Other attributes, and
+ * ours set by anything but dsync (our own publishing, a client's
+ * SETMETADATA), pass through untouched. */
+static int junk_attribute_set(struct mailbox_transaction_context *t,
+			      enum mail_attribute_type type_flags, const char *key,
+			      const struct mail_attribute_value *value)
+{
+	union mailbox_module_context *jbox = JUNK_CONTEXT(t->box);
+	struct mail_user *user = box_user(t->box);
+	struct junk_user *ju = JUNK_USER_CONTEXT(user);
+	struct hm_junklist_opts o;
+	const char *dir;
+	size_t len = 0, taken = 0;
+	char *text = NULL;
+
+	if (ju == NULL || !ju->lists || !t->box->inbox_user ||
+	    (t->flags & MAILBOX_TRANSACTION_FLAG_SYNC) == 0 ||
+	    (type_flags & MAIL_ATTRIBUTE_TYPE_MASK) != MAIL_ATTRIBUTE_TYPE_PRIVATE ||
+	    strncmp(key, JUNK_ATTR_PREFIX, strlen(JUNK_ATTR_PREFIX)) != 0)
+		return jbox->super.attribute_set(t, type_flags, key, value);
+
+	text = attr_value_text(value, &len);
+	if (text == NULL && errno != 0) {
+		mail_storage_set_error(t->box->storage, MAIL_ERROR_PARAMS,
+			errno == EFBIG ? "homemail junk list attribute too long" :
+			"homemail junk list attribute unreadable");
+		i_error("homemail_junk: the peer's lists (/private/%s) refused: %s", key,
+			errno == EFBIG ? "over the size limit" : strerror(errno));
+		return -1;
+	}
+	if (jbox->super.attribute_set(t, type_flags, key, value) < 0) {
+		i_free(text);
+		return -1;
+	}
+	if (text == NULL)               /* unset: nothing to merge */
+		return 0;
+	T_BEGIN {
+		dir = junk_dir(ju, user);
+		i_zero(&o);
+		o.max_per_kind = ju->max_entries;
+		if (dir == NULL)
+			i_error("homemail_junk: no INBOX mail directory for %s; "
+				"the peer's lists not merged", user->username);
+		else if (hm_junklist_merge(dir, text, len, &o, &taken) < 0)
+			i_error("homemail_junk: merging the peer's lists (/private/%s) into "
+				"%s/%s failed: %s", key, dir, HM_JUNKLIST_FILE,
+				errno == ETIMEDOUT ? "lock timeout" : strerror(errno));
+		else if (ju->debug)
+			i_debug("homemail_junk: %s/%s: %zu entries taken from /private/%s",
+				dir, HM_JUNKLIST_FILE, taken, key);
+	} T_END;
+	i_free(text);
+	return 0;
+}
+
 /* junk_apply - write the queued changes of a committed transaction */
 static void junk_apply(struct junk_user *ju, struct mail_user *user,
 		       struct junk_transaction *jt)
@@ -328,6 +522,7 @@ static void junk_apply(struct junk_user *ju, struct mail_user *user,
 	unsigned int i, n;
 	size_t skipped = 0;
 	const char *dir;
+	char *text = NULL;
 
 	if (jt->dropped > 0)
 		i_warning("homemail_junk: %u senders not recorded (over %u in one transaction)",
@@ -348,6 +543,8 @@ static void junk_apply(struct junk_user *ju, struct mail_user *user,
 	}
 	i_zero(&o);
 	o.max_per_kind = ju->max_entries;
+	if (ju->replica_key != NULL)
+		o.text_r = &text;
 	if (hm_junklist_update(dir, c, n, &o, &skipped) < 0) {
 		i_error("homemail_junk: updating %s/%s failed: %s", dir, HM_JUNKLIST_FILE,
 			errno == ETIMEDOUT ? "lock timeout" : strerror(errno));
@@ -356,6 +553,10 @@ static void junk_apply(struct junk_user *ju, struct mail_user *user,
 	if (ju->debug)
 		i_debug("homemail_junk: %s/%s: %u changes applied, %zu skipped",
 			dir, HM_JUNKLIST_FILE, n, skipped);
+	if (text != NULL) {
+		junk_publish(ju, user, text);
+		free(text);
+	}
 }
 
 /* junk_tctx_free - drop the queue; remove spooled files when aborting */
@@ -433,6 +634,7 @@ static void junk_mailbox_allocated(struct mailbox *box)
 	v->transaction_begin = junk_transaction_begin;
 	v->transaction_commit = junk_transaction_commit;
 	v->transaction_rollback = junk_transaction_rollback;
+	v->attribute_set = junk_attribute_set;
 	MODULE_CONTEXT_SET_SELF(box, junk_storage_module, jbox);
 }
 
@@ -500,6 +702,32 @@ static void junk_learn_settings(struct mail_user *user, struct junk_user *ju)
 	ju->learn_tmpdir = setting_str(user, JUNK_SETTING("learn_tmpdir"), "/tmp");
 }
 
+/* junk_replica_settings - in a replicated pair (mail_replica set) the
+ * lists are published for the peer under JUNK_ATTR_PREFIX + this host's
+ * id: homemail_junk_replica_id, else the host name; [A-Za-z0-9._-] only */
+static void junk_replica_settings(struct mail_user *user, struct junk_user *ju)
+{
+	const char *replica = mail_user_plugin_getenv(user, "mail_replica");
+	const char *id = mail_user_plugin_getenv(user, JUNK_SETTING("replica_id"));
+	size_t n;
+
+	if (!ju->lists || replica == NULL || *replica == '\0')
+		return;
+	if (id == NULL || *id == '\0')
+		id = my_hostname;
+	n = id == NULL ? 0 : strlen(id);
+	if (n == 0 || n > JUNK_REPLICA_ID_MAX ||
+	    strspn(id, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") != n) {
+		i_error("homemail_junk: %s (or the host name) must be 1..%d of [A-Za-z0-9._-]; "
+			"the lists are not replicated", JUNK_SETTING("replica_id"),
+			JUNK_REPLICA_ID_MAX);
+		return;
+	}
+	ju->replica_key = p_strconcat(user->pool, JUNK_ATTR_PREFIX, id, NULL);
+	ju->notify_fifo = p_strconcat(user->pool, user->set->base_dir, "/",
+				      JUNK_NOTIFY_FIFO, NULL);
+}
+
 /* junk_user_created - read the settings; deliveries get no context (no hooks) */
 static void junk_user_created(struct mail_user *user)
 {
@@ -530,6 +758,7 @@ static void junk_user_created(struct mail_user *user)
 	if (s != NULL && *s != '\0')
 		ju->dir = p_strdup(user->pool, s);
 	junk_learn_settings(user, ju);
+	junk_replica_settings(user, ju);
 	MODULE_CONTEXT_SET(user, junk_user_module, ju);
 }
 

@@ -27,6 +27,12 @@ struct junk_user {
 	bool lists;                 /* record senders (default yes) */
 	bool debug;
 
+	/* replicated pair (mail_replica set; docs/replication.md): the
+	 * private INBOX attribute this host publishes its lists under, and
+	 * the replicator's notify fifo; NULL = not replicated */
+	const char *replica_key;
+	const char *notify_fifo;
+
 	/* learn_command: argv template ("%k" -> spam/ham), NULL = off */
 	const char *const *learn_argv;
 	unsigned int learn_timeout_secs;

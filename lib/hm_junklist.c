@@ -474,6 +474,8 @@ char *hm_junklist_format(const struct hm_junklist *l, size_t *len_r)
 			return NULL;
 		}
 	}
+	/* cap counts sizeof head, NUL included, and at most addr + 24 bytes a
+	 * line: a NUL always fits after the text (hm_junklist_update's text_r) */
 	out = malloc(cap);
 	if (out == NULL)
 		return NULL;
@@ -579,14 +581,21 @@ static int replace_file(const char *dir, const char *data, size_t len, int no_fs
 	return 0;
 }
 
-int hm_junklist_update(const char *dir, const struct hm_junk_change *c, size_t n,
-		       const struct hm_junklist_opts *o, size_t *skipped_r)
+/* apply_fn - the change a locked update makes to the loaded (finished,
+ * clamped, trimmed) list; sets *write_r to 0 when the file needs no
+ * rewrite.  Returns 0, or -1 and errno. */
+typedef int apply_fn(struct hm_junklist *l, int64_t now, void *ctx, size_t *count_r,
+		     int *write_r);
+
+/* locked_update - lock, load, apply, trim, replace the file, unlock */
+static int locked_update(const char *dir, const struct hm_junklist_opts *o,
+			 apply_fn *apply, void *ctx, size_t *count_r)
 {
 	struct hm_junklist l;
-	size_t max = HM_JUNKLIST_DEFAULT_MAX, skipped = 0, len;
-	int wait_ms = HM_JUNKLIST_LOCK_WAIT_MS, no_fsync = 0;
+	size_t max = HM_JUNKLIST_DEFAULT_MAX, count = 0, len;
+	int wait_ms = HM_JUNKLIST_LOCK_WAIT_MS, no_fsync = 0, write = 1;
 	int64_t now = 0;
-	char *text;
+	char *text = NULL;
 	int lfd, ret = -1, e;
 
 	if (o != NULL) {
@@ -596,13 +605,15 @@ int hm_junklist_update(const char *dir, const struct hm_junk_change *c, size_t n
 			wait_ms = o->lock_wait_ms;
 		now = o->now;
 		no_fsync = o->no_fsync;
+		if (o->text_r != NULL)
+			*o->text_r = NULL;
+		if (o->text_len_r != NULL)
+			*o->text_len_r = 0;
 	}
 	if (max > HM_JUNKLIST_HARD_MAX)
 		max = HM_JUNKLIST_HARD_MAX;
 	if (now <= 0)
 		now = (int64_t)time(NULL);
-	if (skipped_r != NULL)
-		*skipped_r = 0;
 
 	lfd = lock_dir(dir, wait_ms);
 	if (lfd < 0)
@@ -616,25 +627,145 @@ int hm_junklist_update(const char *dir, const struct hm_junk_change *c, size_t n
 			l.v[i].stamp = now;
 	/* make room first, so a full (or oversized) file still takes changes */
 	hm_junklist_trim(&l, max);
-	for (size_t i = 0; i < n; i++) {
-		if (c[i].addr == NULL || hm_junklist_set(&l, c[i].addr, c[i].kind, now) < 0) {
-			if (c[i].addr != NULL && errno != EINVAL && errno != EOVERFLOW)
-				goto out;
-			skipped++;
-		}
+	if (apply(&l, now, ctx, &count, &write) < 0)
+		goto out;
+	if (!write) {
+		ret = 0;
+		goto out;
 	}
 	hm_junklist_trim(&l, max);
 	text = hm_junklist_format(&l, &len);
 	if (text == NULL)
 		goto out;
 	ret = replace_file(dir, text, len, no_fsync);
-	free(text);
+	if (ret == 0 && o != NULL && o->text_r != NULL) {
+		text[len] = '\0';       /* format leaves room for it */
+		*o->text_r = text;
+		if (o->text_len_r != NULL)
+			*o->text_len_r = len;
+		text = NULL;
+	}
 out:
 	e = errno;
+	free(text);
 	hm_junklist_free(&l);
 	close(lfd);                             /* releases the flock */
-	if (skipped_r != NULL)
-		*skipped_r = skipped;
+	if (count_r != NULL)
+		*count_r = count;
+	errno = e;
+	return ret;
+}
+
+struct update_ctx {
+	const struct hm_junk_change *c;
+	size_t n;
+};
+
+/* apply_changes - the taught changes, in order, as of now */
+static int apply_changes(struct hm_junklist *l, int64_t now, void *ctx, size_t *skipped_r,
+			 int *write_r)
+{
+	const struct update_ctx *u = ctx;
+
+	*write_r = 1;
+	for (size_t i = 0; i < u->n; i++) {
+		const struct hm_junk_change *c = &u->c[i];
+		if (c->addr == NULL || hm_junklist_set(l, c->addr, c->kind, now) < 0) {
+			if (c->addr != NULL && errno != EINVAL && errno != EOVERFLOW)
+				return -1;
+			(*skipped_r)++;
+		}
+	}
+	return 0;
+}
+
+int hm_junklist_update(const char *dir, const struct hm_junk_change *c, size_t n,
+		       const struct hm_junklist_opts *o, size_t *skipped_r)
+{
+	struct update_ctx u = { .c = c, .n = n };
+	return locked_update(dir, o, apply_changes, &u, skipped_r);
+}
+
+/* find_in - the entry for a normalised address among the first n (sorted) */
+static const struct hm_junk_entry *find_in(const struct hm_junklist *l, size_t n,
+					   const char *addr)
+{
+	size_t lo = 0, hi = n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int c = strcmp(addr, l->v[mid].addr);
+		if (c == 0)
+			return &l->v[mid];
+		if (c < 0)
+			hi = mid;
+		else
+			lo = mid + 1;
+	}
+	return NULL;
+}
+
+/* apply_merge - take each entry of the other copy that is newer */
+static int apply_merge(struct hm_junklist *l, int64_t now, void *ctx, size_t *taken_r,
+		       int *write_r)
+{
+	const struct hm_junklist *r = ctx;
+	size_t n0 = l->n;       /* l is finished: its first n0 entries are sorted */
+
+	for (size_t i = 0; i < r->n; i++) {
+		const struct hm_junk_entry *re = &r->v[i];
+		int64_t stamp = re->stamp > now ? now : re->stamp;
+		const struct hm_junk_entry *le = find_in(l, n0, re->addr);
+
+		if (le != NULL && (le->stamp > stamp ||
+				   (le->stamp == stamp && (le->kind == re->kind ||
+							   le->kind == HM_JUNK_TRUSTED))))
+			continue;
+		/* set() appends behind the sorted part; find_in never looks there */
+		if (hm_junklist_set(l, re->addr, (enum hm_junk_kind)re->kind, stamp) < 0) {
+			if (errno != EINVAL && errno != EOVERFLOW)
+				return -1;
+			continue;
+		}
+		(*taken_r)++;
+	}
+	*write_r = *taken_r > 0;
+	return 0;
+}
+
+int hm_junklist_merge(const char *dir, const char *data, size_t len,
+		      const struct hm_junklist_opts *o, size_t *taken_r)
+{
+	struct hm_junklist r;
+	char *copy;
+	int ret, e;
+
+	if (taken_r != NULL)
+		*taken_r = 0;
+	if (o != NULL && o->text_r != NULL)
+		*o->text_r = NULL;
+	if (data == NULL) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (len > HM_JUNKLIST_FILE_MAX) {
+		errno = EFBIG;
+		return -1;
+	}
+	copy = malloc(len + 1);                 /* parse takes ownership */
+	if (copy == NULL)
+		return -1;
+	memcpy(copy, data, len);
+	hm_junklist_init(&r);
+	if (hm_junklist_parse(&r, copy, len) < 0) {
+		e = errno;
+		hm_junklist_free(&r);
+		errno = e;
+		return -1;
+	}
+	ret = locked_update(dir, o, apply_merge, &r, taken_r);
+	e = errno;
+	hm_junklist_free(&r);
 	errno = e;
 	return ret;
 }

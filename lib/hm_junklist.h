@@ -78,6 +78,10 @@ struct hm_junklist_opts {
 	int lock_wait_ms;          /* 0 = HM_JUNKLIST_LOCK_WAIT_MS */
 	int64_t now;               /* 0 = time(NULL); tests pin the clock */
 	int no_fsync;              /* 1 = skip fsync (benchmarks only) */
+	char **text_r;             /* non-NULL: gets the text written (malloc'd,
+				    * NUL-terminated; caller frees), or NULL
+				    * when nothing was written */
+	size_t *text_len_r;        /* its length (with text_r) */
 };
 
 /* hm_junk_addr_normalize - canonical list form of an address (angle
@@ -145,5 +149,17 @@ char *hm_junklist_format(const struct hm_junklist *l, size_t *len_r);
  * lock stays busy; the file is then unchanged). */
 int hm_junklist_update(const char *dir, const struct hm_junk_change *c, size_t n,
 		       const struct hm_junklist_opts *o, size_t *skipped_r);
+
+/* hm_junklist_merge - merge another copy of the same user's lists (file
+ * format 1, e.g. the peer host's copy: docs/replication.md) into
+ * <dir>/homemail-junklist, under the writers' lock.  Per address the entry
+ * taught later wins (equal times: trusted wins, the same on every host);
+ * stamps in the future count as now; then each list is trimmed to
+ * max_per_kind.  data (len bytes, at most HM_JUNKLIST_FILE_MAX, else
+ * EFBIG) is parsed as a file is, damaged lines skipped.  The file is
+ * rewritten only when something was taken; *taken_r (may be NULL) gets the
+ * number of entries taken.  Returns 0, or -1 and errno. */
+int hm_junklist_merge(const char *dir, const char *data, size_t len,
+		      const struct hm_junklist_opts *o, size_t *taken_r);
 
 #endif

@@ -20,6 +20,7 @@ one machine holds two independent mail stores.
 """
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -73,8 +74,23 @@ def pair_cert():
     return crt, key
 
 
+def junk_plugin_dir():
+    """A mail_plugin_dir: the stock modules (symlinks) and the built junk
+    plugin (the package installs it among them)."""
+    d = hmtest._workdir("pair-modules")
+    os.chmod(d, 0o755)
+    stock = "/usr/lib/dovecot/modules"
+    for n in os.listdir(stock):
+        if n != "lib90_homemail_junk_plugin.so":     # (a lab host has one installed)
+            os.symlink(os.path.join(stock, n), os.path.join(d, n))
+    shutil.copy2(os.path.join(hmtest.BUILD, "lib90_homemail_junk_plugin.so"), d)
+    return d
+
+
 class PairDovecot(hmtest.PackageDovecot):
-    """PackageDovecot inside a world host with the host's rendered files."""
+    """PackageDovecot inside a world host with the host's rendered files,
+    and homemail's junk plugin loaded as the package's junk.conf.ext does
+    (globally: IMAP moves teach, doveadm's dsync merges the peer's lists)."""
 
     def __init__(self, host, rendered, users, cert, **kw):
         self.host, self.rendered, self.pair_cert = host, rendered, cert
@@ -82,7 +98,17 @@ class PairDovecot(hmtest.PackageDovecot):
         self.homes = hmtest._workdir(f"pair-{host.name}-home")
         self.userdb_file = None
         self._users_for_db = list(users)
+        kw["extra_conf"] = kw.get("extra_conf", "") + (
+            f"mail_plugin_dir = {junk_plugin_dir()}\n" + hmtest.sanitizer_dovecot_conf())
+        if hmtest.SANITIZE:
+            kw.setdefault("env", hmtest.sanitizer_env())
         super().__init__(users=users, **kw)
+
+    def doveadm(self, *args, input=None, check=False):
+        """doveadm with the sanitizer runtimes (SANITIZE=1: the junk plugin)."""
+        return subprocess.run(["doveadm", "-c", self.conf_path] + list(args), input=input,
+                              capture_output=True, text=True, check=check,
+                              env=dict(os.environ, **(self.env or {})))
 
     def _conf_text(self, **fields):
         w = fields["w"]
@@ -111,6 +137,10 @@ class PairDovecot(hmtest.PackageDovecot):
         os.chmod(self.userdb_file, 0o644)
         text = text.replace("userdb {\n  driver = passwd\n}",
                             f"userdb {{\n  driver = passwd-file\n  args = {self.userdb_file}\n}}")
+        # junk.conf.ext's mail_plugins line (its Junk/Trash autocreation is
+        # left out: the tests create the folders), first: the protocol
+        # blocks further down extend the global list
+        text = "mail_plugins = $mail_plugins homemail_junk\n" + text
         text += "\n# --- rendered by ansible/render.yml for this host ---\n"
         for name in ("local.conf", "92-homemail-replication.conf"):
             p = os.path.join(self.rendered, name)
@@ -475,12 +505,12 @@ def message(i, tag, size=2000):
             f"Date: Sat, 05 Dec 2026 08:00:00 +0000\n\n{body}")
 
 
-def smtp_send(host, rcpt, msg, timeout=30):
+def smtp_send(host, rcpt, msg, timeout=30, sender="alice@pair.test"):
     """One message over SMTP to a pair host's Exim; returns the time the
     server accepted it (after the 250 to the end of DATA)."""
     import smtplib
     with smtplib.SMTP(host.host.addr, host.exim.smtp_port, timeout=timeout) as s:
-        s.sendmail("alice@pair.test", [rcpt], msg)
+        s.sendmail(sender, [rcpt], msg)
         return time.monotonic()
 
 

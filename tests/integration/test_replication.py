@@ -144,7 +144,11 @@ def test_b_changes_reach_a(pair):
     u = pair.user
     mids = [f"ba-{i}@pair.test" for i in range(3)]
     for i in range(3):
-        hm_pair.smtp_send(pair.a, u.address, hm_pair.message(i, "ba"))
+        # the one moved into Junk from its own sender: the move blocks its
+        # sender on both hosts (junk plugin), the other tests' is alice
+        sender = "ba-junk@pair.test" if i == 1 else "alice@pair.test"
+        hm_pair.smtp_send(pair.a, u.address, hm_pair.message(i, "ba").replace(
+            "From: alice@pair.test", f"From: {sender}"), sender=sender)
     hm_pair.wait_until(lambda: all(_flags(pair.b.dovecot, u, m) is not None for m in mids),
                        WAIT, "the three messages on B")
     # Sieve on B (ManageSieve's storage; dsync carries it with the doveadm
@@ -318,3 +322,90 @@ def test_backup_mx_queues_then_drains(pair):
         for h in (pair.a, pair.b):
             if h.exim.proc is None:
                 h.exim.start()
+
+
+def _junklist(dovecot, user):
+    """{address: kind} of the user's list file on one host (homemail-deliver's input)."""
+    p = os.path.join(dovecot.homes, user.name, "Maildir", "homemail-junklist")
+    if not os.path.exists(p):
+        return {}
+    return {m.group(3): m.group(1) for m in
+            re.finditer(r"(?m)^([BT]) (\d+) (\S+)$", open(p).read())}
+
+
+def _move(dovecot, user, mid, src, dst):
+    """IMAP MOVE of the message with Message-ID mid from src to dst."""
+    c = dovecot.imap(user)
+    c.select(f'"{src}"')
+    typ, data = c.search(None, "HEADER", "Message-ID", f"<{mid}>")
+    assert data[0].split(), f"{mid} not in {src}"
+    typ, resp = c._simple_command("MOVE", data[0].split()[0].decode(), f'"{dst}"')
+    c.logout()
+    assert typ == "OK", resp
+
+
+def _junk_diag(pair, u):
+    return (f"\nA's list {_junklist(pair.a.dovecot, u)}\nB's list {_junklist(pair.b.dovecot, u)}\n"
+            + "\n".join(ln for ln in (pair.a.dovecot.log() + pair.b.dovecot.log()).splitlines()
+                        if "homemail_junk" in ln or "rror" in ln)[-3000:]
+            + pair.diag())
+
+
+def test_junk_lists_replicate(pair):
+    """The junk sender lists (docs/junk.md, "Two hosts"): a sender blocked
+    on B by an IMAP move into Junk is blocked on A too, and A's
+    homemail-deliver files that sender's next message into Junk; moving it
+    out of Junk on A trusts the sender on B, whose homemail-deliver then
+    keeps its mail in INBOX.  Carried by the private INBOX attribute each
+    host's junk plugin publishes and the peer's merges in dsync."""
+    u = pair.user
+    x = "pitchman@pair.test"
+
+    def mail(i):
+        return hm_pair.message(i, "junkrep").replace("From: alice@pair.test", f"From: {x}")
+
+    def mid(i):
+        return f"junkrep-{i}@pair.test"
+
+    def where(h, i):
+        return [f for f in ("INBOX", "Junk") if _flags(h.dovecot, u, mid(i), f) is not None]
+
+    if "Junk" not in _folders(pair.b.dovecot, u):
+        c = pair.b.dovecot.imap(u)
+        c.create("Junk")
+        c.logout()
+    hm_pair.smtp_send(pair.a, u.address, mail(0), sender=x)
+    hm_pair.wait_until(lambda: where(pair.b, 0) == ["INBOX"] and "Junk" in
+                       _folders(pair.a.dovecot, u), WAIT, "the first message and Junk on B")
+    pair.wait_synced(timeout=WAIT)
+    assert x not in _junklist(pair.a.dovecot, u) and x not in _junklist(pair.b.dovecot, u)
+
+    # B: the user moves it into Junk -> blocked on B (the plugin), then on A
+    _move(pair.b.dovecot, u, mid(0), "INBOX", "Junk")
+    assert _junklist(pair.b.dovecot, u).get(x) == "B", _junk_diag(pair, u)
+    try:
+        hm_pair.wait_until(lambda: _junklist(pair.a.dovecot, u).get(x) == "B", WAIT,
+                           "the sender blocked on A")
+    except TimeoutError:
+        raise AssertionError("not blocked on A" + _junk_diag(pair, u)) from None
+    # A's homemail-deliver files the sender's next message into Junk
+    hm_pair.smtp_send(pair.a, u.address, mail(1), sender=x)
+    hm_pair.wait_until(lambda: where(pair.a, 1), WAIT, "the second message on A")
+    assert where(pair.a, 1) == ["Junk"], _junk_diag(pair, u)
+
+    # A: the user moves it out of Junk -> trusted on A, then on B, whose
+    # homemail-deliver then keeps the sender's mail in INBOX
+    hm_pair.wait_until(lambda: where(pair.b, 1) == ["Junk"], WAIT, "the second message on B")
+    _move(pair.a.dovecot, u, mid(1), "Junk", "INBOX")
+    assert _junklist(pair.a.dovecot, u).get(x) == "T", _junk_diag(pair, u)
+    try:
+        hm_pair.wait_until(lambda: _junklist(pair.b.dovecot, u).get(x) == "T", WAIT,
+                           "the sender trusted on B")
+    except TimeoutError:
+        raise AssertionError("not trusted on B" + _junk_diag(pair, u)) from None
+    hm_pair.smtp_send(pair.b, u.address, mail(2), sender=x)
+    hm_pair.wait_until(lambda: where(pair.b, 2), WAIT, "the third message on B")
+    assert where(pair.b, 2) == ["INBOX"], _junk_diag(pair, u)
+    # after convergence both lists say the same about the sender
+    pair.wait_synced(timeout=WAIT)
+    assert _junklist(pair.a.dovecot, u).get(x) == _junklist(pair.b.dovecot, u).get(x) == "T"

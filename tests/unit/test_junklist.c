@@ -247,6 +247,103 @@ static void update_moves_between_lists(void **state)
 	rm_tmp(dir);
 }
 
+/* update_returns_text - text_r gets exactly what was written */
+static void update_returns_text(void **state)
+{
+	char *dir = mkdir_tmp(), *text = NULL;
+	size_t len = 0;
+	struct hm_junklist_opts o = { .now = 5000, .text_r = &text, .text_len_r = &len };
+	struct hm_junk_change c[] = { { "spam@example.net", HM_JUNK_BLOCKED } };
+
+	assert_int_equal(hm_junklist_update(dir, c, 1, &o, NULL), 0);
+	assert_non_null(text);
+	char *t = read_file(dir);
+	assert_int_equal(strlen(text), len);
+	assert_string_equal(text, t);
+	free(t);
+	free(text);
+	rm_tmp(dir);
+}
+
+/* merge_newer_wins - the peer's copy: per address the later entry wins,
+ * equal stamps go to trusted, future stamps count as now, damaged lines
+ * are skipped, nothing taken = no rewrite, oversized = EFBIG */
+static void merge_newer_wins(void **state)
+{
+	char *dir = mkdir_tmp();
+	struct hm_junklist_opts o = { .now = 9000 };
+	const char *local =
+		"B 5000 old@example.net\n"      /* peer trusts it later: taken */
+		"T 7000 kept@example.net\n"     /* peer's entry older: kept */
+		"B 6000 tie@example.net\n"      /* same second, peer trusts: trusted */
+		"T 6000 tie2@example.net\n"     /* same second, peer blocks: trusted */
+		"B 100 mine@example.net\n";
+	const char *peer =
+		"# the peer's lists\n"
+		"T 5001 old@example.net\n"
+		"B 6999 kept@example.net\n"
+		"T 6000 tie@example.net\n"
+		"B 6000 tie2@example.net\n"
+		"B 99999 future@example.net\n"  /* clamped to now */
+		"X 1 bad-kind@example.net\n"    /* damaged: skipped */
+		"B 1 no-at-sign\n"              /* damaged: skipped */
+		"B 4000 new@example.org\n";
+	size_t taken = 9;
+	struct hm_junklist l;
+
+	write_file(dir, local, strlen(local));
+	assert_int_equal(hm_junklist_merge(dir, peer, strlen(peer), &o, &taken), 0);
+	assert_int_equal(taken, 4);             /* old, tie, future, new */
+	hm_junklist_init(&l);
+	assert_int_equal(hm_junklist_load(&l, dir), 0);
+	assert_int_equal(l.damaged, 0);
+	assert_int_equal(l.n, 7);
+	assert_int_equal(hm_junklist_lookup(&l, "old@example.net", NULL), HM_JUNK_TRUSTED);
+	assert_int_equal(hm_junklist_lookup(&l, "kept@example.net", NULL), HM_JUNK_TRUSTED);
+	assert_int_equal(hm_junklist_lookup(&l, "tie@example.net", NULL), HM_JUNK_TRUSTED);
+	assert_int_equal(hm_junklist_lookup(&l, "tie2@example.net", NULL), HM_JUNK_TRUSTED);
+	assert_int_equal(hm_junklist_lookup(&l, "mine@example.net", NULL), HM_JUNK_BLOCKED);
+	assert_int_equal(hm_junklist_lookup(&l, "new@example.org", NULL), HM_JUNK_BLOCKED);
+	assert_int_equal(hm_junklist_lookup(&l, "bad-kind@example.net", NULL), HM_JUNK_NONE);
+	hm_junklist_free(&l);
+	char *t = read_file(dir);
+	assert_non_null(strstr(t, "\nB 9000 future@example.net\n"));
+	assert_non_null(strstr(t, "\nT 5001 old@example.net\n"));
+	free(t);
+
+	/* merging the same copy again takes nothing and leaves the file alone */
+	char p[512];
+	struct stat st1, st2;
+	snprintf(p, sizeof p, "%s/%s", dir, HM_JUNKLIST_FILE);
+	assert_int_equal(stat(p, &st1), 0);
+	assert_int_equal(hm_junklist_merge(dir, peer, strlen(peer), &o, &taken), 0);
+	assert_int_equal(taken, 0);
+	assert_int_equal(stat(p, &st2), 0);
+	assert_int_equal(st1.st_ino, st2.st_ino);
+
+	/* bounded: a full peer list trims to max_per_kind, newest kept */
+	o.max_per_kind = 2;
+	const char *many = "B 8001 a@x.example\nB 8002 b@x.example\nB 8003 c@x.example\n";
+	assert_int_equal(hm_junklist_merge(dir, many, strlen(many), &o, &taken), 0);
+	hm_junklist_init(&l);
+	assert_int_equal(hm_junklist_load(&l, dir), 0);
+	assert_int_equal(hm_junklist_count(&l, HM_JUNK_BLOCKED), 2);
+	assert_int_equal(hm_junklist_lookup(&l, "future@example.net", NULL), HM_JUNK_BLOCKED);
+	assert_int_equal(hm_junklist_lookup(&l, "c@x.example", NULL), HM_JUNK_BLOCKED);
+	hm_junklist_free(&l);
+
+	/* hostile sizes: refused before anything is read or locked */
+	assert_int_equal(hm_junklist_merge(dir, "", (size_t)HM_JUNKLIST_FILE_MAX + 1, &o, &taken), -1);
+	assert_int_equal(errno, EFBIG);
+	assert_int_equal(hm_junklist_merge(dir, NULL, 0, &o, &taken), -1);
+	assert_int_equal(errno, EINVAL);
+	/* binary garbage: nothing usable, nothing taken */
+	const char junk[] = "B 1 a\0b@example.net\n\xff\xfe\x01\n";
+	assert_int_equal(hm_junklist_merge(dir, junk, sizeof junk - 1, &o, &taken), 0);
+	assert_int_equal(taken, 0);
+	rm_tmp(dir);
+}
+
 static void update_repairs_damaged_file(void **state)
 {
 	char *dir = mkdir_tmp();
@@ -458,6 +555,8 @@ int main(void)
 		cmocka_unit_test(parse_binary_garbage),
 		cmocka_unit_test(trim_drops_oldest),
 		cmocka_unit_test(update_moves_between_lists),
+		cmocka_unit_test(update_returns_text),
+		cmocka_unit_test(merge_newer_wins),
 		cmocka_unit_test(update_repairs_damaged_file),
 		cmocka_unit_test(update_refuses_symlink),
 		cmocka_unit_test(update_times_out_on_busy_lock),
