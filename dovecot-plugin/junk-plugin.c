@@ -21,6 +21,15 @@
  *	is \Trash or homemail_junk_trash.  Only the user's private namespaces
  *	count.  Deliveries (lda, lmtp) and dsync (SYNC transactions) teach
  *	nothing.
+ *	Replicated pair (mail_replica set): after each update the list's text
+ *	is published as the private INBOX attribute
+ *	vendor/vendor.homemail/junklist/<homemail_junk_replica_id or host
+ *	name> and the replicator is notified; the peer's dsync stores it in a
+ *	SYNC transaction, where the attribute_set hook merges it into that
+ *	host's list file (hm_junklist_merge: the entry taught later wins).
+ *	One key per writing host, so dsync never resolves a conflict by
+ *	dropping one side's value.  The value is hostile input: at most
+ *	HM_JUNKLIST_FILE_MAX bytes, parsed as the file is.
  * DIAGNOSTICS
  *	Errors go to Dovecot's log prefixed "homemail_junk:"; they never fail
  *	the user's IMAP command (the move itself already happened).
@@ -441,8 +450,10 @@ static char *attr_value_text(const struct mail_attribute_value *value, size_t *l
 		buffer_append(buf, data, size);
 		i_stream_skip(value->value_stream, size);
 	}
-	if (value->value_stream->stream_errno != 0) {
-		errno = value->value_stream->stream_errno;
+	if (value->value_stream->stream_errno != 0 || !value->value_stream->eof) {
+		/* a stream that is not at its end is not read whole */
+		errno = value->value_stream->stream_errno != 0 ?
+			value->value_stream->stream_errno : EIO;
 		buffer_free(&buf);
 		return NULL;
 	}

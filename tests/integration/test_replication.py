@@ -345,10 +345,12 @@ def _move(dovecot, user, mid, src, dst):
 
 
 def _junk_diag(pair, u):
-    return (f"\nA's list {_junklist(pair.a.dovecot, u)}\nB's list {_junklist(pair.b.dovecot, u)}\n"
-            + "\n".join(ln for ln in (pair.a.dovecot.log() + pair.b.dovecot.log()).splitlines()
-                        if "homemail_junk" in ln or "rror" in ln)[-3000:]
-            + pair.diag())
+    out = f"\nA's list {_junklist(pair.a.dovecot, u)}\nB's list {_junklist(pair.b.dovecot, u)}\n"
+    for h in (pair.a, pair.b):
+        out += f"--- {h.name}: {hm_pair.replicator_state(h.dovecot, u.name)}\n" + "\n".join(
+            ln for ln in h.dovecot.log().splitlines()
+            if "homemail_junk" in ln or "doveadm(" in ln or "rror" in ln)[-3000:] + "\n"
+    return out
 
 
 def test_junk_lists_replicate(pair):
@@ -358,6 +360,13 @@ def test_junk_lists_replicate(pair):
     out of Junk on A trusts the sender on B, whose homemail-deliver then
     keeps its mail in INBOX.  Carried by the private INBOX attribute each
     host's junk plugin publishes and the peer's merges in dsync."""
+    try:
+        _junk_lists_replicate(pair)
+    except TimeoutError as ex:
+        raise AssertionError(str(ex) + _junk_diag(pair, pair.user)) from None
+
+
+def _junk_lists_replicate(pair):
     u = pair.user
     x = "pitchman@pair.test"
 
