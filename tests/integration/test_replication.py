@@ -418,3 +418,6 @@ def _junk_lists_replicate(pair):
     # after convergence both lists say the same about the sender
     pair.wait_synced(timeout=WAIT)
     assert _junklist(pair.a.dovecot, u).get(x) == _junklist(pair.b.dovecot, u).get(x) == "T"
+    # SANITIZE=1: the plugin (IMAP publishing, doveadm merging) reported nothing
+    for h in (pair.a, pair.b):
+        assert not hmtest.sanitizer_reports(h.dovecot.env), hmtest.sanitizer_reports(h.dovecot.env)
