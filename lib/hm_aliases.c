@@ -19,12 +19,9 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
-
-struct hm_aliases {
-	struct hm_lines t;      /* entries: struct hm_alias */
-};
 
 /* alias_free - one parsed alias */
 static void alias_free(struct hm_alias *a)
@@ -36,15 +33,6 @@ static void alias_free(struct hm_alias *a)
 	free(a->targets);
 	free(a->source);
 	free(a);
-}
-
-void hm_aliases_free(struct hm_aliases **dbp)
-{
-	if (*dbp == NULL)
-		return;
-	hm_lines_clear(&(*dbp)->t);
-	free(*dbp);
-	*dbp = NULL;
 }
 
 int hm_alias_source_normalize(const char *in, char *dst, size_t dstsize)
@@ -171,20 +159,16 @@ static void aliases_free_entry(void *e)
 	alias_free(e);
 }
 
-static int aliases_parse(void *pstate, char *line, size_t len, unsigned int lineno,
-			 void **entry_r, const char **why_r)
+static int aliases_parse(void *pstate, char *line, size_t len, void **entry_r,
+			 const char **why_r)
 {
-	struct hm_alias *a;
 	char *t = trim(line);
 
 	(void)pstate;
 	(void)len;
 	if (*t == '\0' || *t == '#')
 		return 0;
-	a = parse_line(t, why_r);
-	if (a != NULL)
-		a->line = lineno;
-	*entry_r = a;
+	*entry_r = parse_line(t, why_r);
 	return 0;
 }
 
@@ -193,6 +177,7 @@ static const struct hm_lines_ops aliases_ops = {
 	.max_line = HM_ALIASES_MAX_LINE,
 	.max_file = HM_ALIASES_MAX_FILE,
 	.max_key = HM_USERS_MAX_ADDRESS,
+	.line_at = offsetof(struct hm_alias, line),
 	.new_mode = 0600,
 	.dup_why = "duplicate source (first one wins)",
 	.parse = aliases_parse,
@@ -200,60 +185,9 @@ static const struct hm_lines_ops aliases_ops = {
 	.entry_free = aliases_free_entry,
 };
 
-struct hm_aliases *hm_aliases_empty(void)
-{
-	struct hm_aliases *db = calloc(1, sizeof(*db));
-
-	if (db != NULL)
-		hm_lines_init(&db->t, &aliases_ops);
-	return db;
-}
-
-int hm_aliases_parse(const char *data, size_t len, const char *path,
-		     hm_users_warn_fn *warn, void *ctx, struct hm_aliases **db_r)
-{
-	struct hm_aliases *db = hm_aliases_empty();
-
-	if (db == NULL || hm_lines_parse(&db->t, data, len, path, warn, ctx) < 0) {
-		hm_aliases_free(&db);
-		return -1;
-	}
-	*db_r = db;
-	return 0;
-}
-
-int hm_aliases_load(const char *path, hm_users_warn_fn *warn, void *ctx,
-		    struct hm_aliases **db_r)
-{
-	struct hm_aliases *db = hm_aliases_empty();
-
-	if (db == NULL || hm_lines_load(&db->t, path, warn, ctx) < 0) {
-		hm_aliases_free(&db);
-		return -1;
-	}
-	*db_r = db;
-	return 0;
-}
-
-const struct hm_alias *hm_aliases_find(const struct hm_aliases *db, const char *source)
-{
-	return db != NULL ? hm_lines_find(&db->t, source) : NULL;
-}
-
-size_t hm_aliases_count(const struct hm_aliases *db)
-{
-	return hm_lines_count(&db->t);
-}
-
-const struct hm_alias *hm_aliases_at(const struct hm_aliases *db, size_t i)
-{
-	return hm_lines_at(&db->t, i);
-}
-
-unsigned int hm_aliases_malformed(const struct hm_aliases *db)
-{
-	return hm_lines_malformed(&db->t);
-}
+/* hm_aliases_empty, _free, _parse, _load, _find, _count, _at, _malformed,
+ * _serialize and _modify (described in hm_aliases.h) */
+HM_LINES_TABLE(hm_aliases, hm_alias, aliases_ops);
 
 /* format_line - "source: t1, t2" (malloc'd) */
 static char *format_line(const struct hm_alias *a, size_t *len_r)
@@ -400,21 +334,3 @@ int hm_aliases_rename_target(struct hm_aliases *db, const char *old_addr, const 
 	return changed;
 }
 
-char *hm_aliases_serialize(const struct hm_aliases *db, size_t *len_r)
-{
-	return hm_lines_serialize(&db->t, len_r);
-}
-
-int hm_aliases_modify(const char *path, hm_aliases_edit_fn *fn, void *ctx,
-		      hm_users_warn_fn *warn, void *wctx)
-{
-	struct hm_aliases *db = hm_aliases_empty();
-	int lfd, ret;
-
-	if (db == NULL)
-		return -1;
-	lfd = hm_lines_begin(&db->t, path, warn, wctx);
-	ret = lfd < 0 ? -1 : hm_lines_end(&db->t, path, lfd, fn(db, ctx));
-	hm_aliases_free(&db);
-	return ret;
-}

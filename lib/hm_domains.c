@@ -16,12 +16,9 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
-
-struct hm_domains {
-	struct hm_lines t;      /* entries: struct hm_domain */
-};
 
 /* dom_free - one parsed domain */
 static void dom_free(struct hm_domain *d)
@@ -31,15 +28,6 @@ static void dom_free(struct hm_domain *d)
 	free(d->name);
 	free(d->options);
 	free(d);
-}
-
-void hm_domains_free(struct hm_domains **dbp)
-{
-	if (*dbp == NULL)
-		return;
-	hm_lines_clear(&(*dbp)->t);
-	free(*dbp);
-	*dbp = NULL;
 }
 
 int hm_domain_normalize(const char *in, char *dst, size_t dstsize)
@@ -165,11 +153,9 @@ static void domains_free_entry(void *e)
 	dom_free(e);
 }
 
-static int domains_parse(void *pstate, char *line, size_t len, unsigned int lineno,
-			 void **entry_r, const char **why_r)
+static int domains_parse(void *pstate, char *line, size_t len, void **entry_r,
+			 const char **why_r)
 {
-	struct hm_domain *d;
-
 	(void)pstate;
 	if (memchr(line, '\r', len) != NULL) {
 		*why_r = "CR inside the line";
@@ -178,10 +164,7 @@ static int domains_parse(void *pstate, char *line, size_t len, unsigned int line
 	/* a line of blanks is a comment; one starting with a blank is not */
 	if (line[0] == '\0' || line[0] == '#' || strspn(line, " \t") == len)
 		return 0;
-	d = parse_line(line, why_r);
-	if (d != NULL)
-		d->line = lineno;
-	*entry_r = d;
+	*entry_r = parse_line(line, why_r);
 	return 0;
 }
 
@@ -190,6 +173,7 @@ static const struct hm_lines_ops domains_ops = {
 	.max_line = HM_DOMAINS_MAX_LINE,
 	.max_file = HM_DOMAINS_MAX_FILE,
 	.max_key = HM_DOMAIN_MAX,
+	.line_at = offsetof(struct hm_domain, line),
 	.new_mode = 0644,       /* Exim reads it as Debian-exim */
 	.dup_why = "duplicate domain (first one wins)",
 	.parse = domains_parse,
@@ -197,60 +181,9 @@ static const struct hm_lines_ops domains_ops = {
 	.entry_free = domains_free_entry,
 };
 
-struct hm_domains *hm_domains_empty(void)
-{
-	struct hm_domains *db = calloc(1, sizeof(*db));
-
-	if (db != NULL)
-		hm_lines_init(&db->t, &domains_ops);
-	return db;
-}
-
-int hm_domains_parse(const char *data, size_t len, const char *path,
-		     hm_users_warn_fn *warn, void *ctx, struct hm_domains **db_r)
-{
-	struct hm_domains *db = hm_domains_empty();
-
-	if (db == NULL || hm_lines_parse(&db->t, data, len, path, warn, ctx) < 0) {
-		hm_domains_free(&db);
-		return -1;
-	}
-	*db_r = db;
-	return 0;
-}
-
-int hm_domains_load(const char *path, hm_users_warn_fn *warn, void *ctx,
-		    struct hm_domains **db_r)
-{
-	struct hm_domains *db = hm_domains_empty();
-
-	if (db == NULL || hm_lines_load(&db->t, path, warn, ctx) < 0) {
-		hm_domains_free(&db);
-		return -1;
-	}
-	*db_r = db;
-	return 0;
-}
-
-const struct hm_domain *hm_domains_find(const struct hm_domains *db, const char *name)
-{
-	return db != NULL ? hm_lines_find(&db->t, name) : NULL;
-}
-
-size_t hm_domains_count(const struct hm_domains *db)
-{
-	return hm_lines_count(&db->t);
-}
-
-const struct hm_domain *hm_domains_at(const struct hm_domains *db, size_t i)
-{
-	return hm_lines_at(&db->t, i);
-}
-
-unsigned int hm_domains_malformed(const struct hm_domains *db)
-{
-	return hm_lines_malformed(&db->t);
-}
+/* hm_domains_empty, _free, _parse, _load, _find, _count, _at, _malformed,
+ * _serialize and _modify (described in hm_domains.h) */
+HM_LINES_TABLE(hm_domains, hm_domain, domains_ops);
 
 int hm_domains_add(struct hm_domains *db, const char *name, const char *options)
 {
@@ -295,28 +228,6 @@ int hm_domains_add(struct hm_domains *db, const char *name, const char *options)
 
 int hm_domains_remove(struct hm_domains *db, const char *name)
 {
-	size_t i = hm_lines_index(&db->t, hm_domains_find(db, name));
-
-	if (i == SIZE_MAX)
-		return errno = ENOENT, -1;
-	return hm_lines_drop(&db->t, i);
+	return hm_lines_remove(&db->t, name);
 }
 
-char *hm_domains_serialize(const struct hm_domains *db, size_t *len_r)
-{
-	return hm_lines_serialize(&db->t, len_r);
-}
-
-int hm_domains_modify(const char *path, hm_domains_edit_fn *fn, void *ctx,
-		      hm_users_warn_fn *warn, void *wctx)
-{
-	struct hm_domains *db = hm_domains_empty();
-	int lfd, ret;
-
-	if (db == NULL)
-		return -1;
-	lfd = hm_lines_begin(&db->t, path, warn, wctx);
-	ret = lfd < 0 ? -1 : hm_lines_end(&db->t, path, lfd, fn(db, ctx));
-	hm_domains_free(&db);
-	return ret;
-}

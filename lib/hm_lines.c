@@ -106,11 +106,14 @@ static int parse_one(struct hm_lines *t, void *pstate, const char *text, size_t 
 	memcpy(work, text, len + 1);
 	if (wl > 0 && work[wl - 1] == '\r')
 		work[--wl] = '\0';      /* a CR before LF is tolerated (edited elsewhere) */
-	r = ops->parse(pstate, work, wl, lineno, entry_r, why_r);
+	r = ops->parse(pstate, work, wl, entry_r, why_r);
 	explicit_bzero(work, len);      /* the users file holds password hashes */
 	free(work);
-	if (r < 0 || *entry_r == NULL || ops->dup_why == NULL)
+	if (r < 0 || *entry_r == NULL)
 		return r;
+	memcpy((char *)*entry_r + ops->line_at, &lineno, sizeof(lineno));
+	if (ops->dup_why == NULL)
+		return 0;
 	if (hm_strmap_get_str(&t->idx, ops->key(*entry_r)) != NULL) {
 		*why_r = ops->dup_why;
 		entry_drop(t, *entry_r);
@@ -293,6 +296,15 @@ int hm_lines_drop(struct hm_lines *t, size_t i)
 	memmove(&t->lines[i], &t->lines[i + 1], (t->nlines - i - 1) * sizeof(t->lines[0]));
 	t->nlines--;
 	return rebuild(t);
+}
+
+int hm_lines_remove(struct hm_lines *t, const char *key)
+{
+	size_t i = hm_lines_index(t, hm_lines_find(t, key));
+
+	if (i == SIZE_MAX)
+		return errno = ENOENT, -1;
+	return hm_lines_drop(t, i);
 }
 
 char *hm_lines_serialize(const struct hm_lines *t, size_t *len_r)

@@ -41,6 +41,9 @@ struct hm_lines_ops {
 	size_t max_file;        /* bytes per file, read (EFBIG) or serialised */
 	size_t max_key;         /* longest key worth looking up, <= HM_LINES_MAX_KEY */
 	mode_t new_mode;        /* of a file hm_lines_end creates */
+	/* line_at - where an entry keeps its line number (an unsigned int):
+	 * offsetof(struct entry, line) */
+	size_t line_at;
 	/* dup_why - when not NULL, an entry whose key an earlier line holds
 	 * is malformed with this reason (the first one wins) */
 	const char *dup_why;
@@ -50,11 +53,10 @@ struct hm_lines_ops {
 	void (*parse_end)(void *pstate);
 	/* parse - one line: a writable, NUL-free copy of len bytes (a CR
 	 * before the LF removed), wiped after the call.  Sets *entry_r to the
-	 * entry (its line number set to lineno), or leaves it NULL: a comment,
-	 * or a malformed line when *why_r is set.  Returns 0, or -1 with errno
-	 * set to abandon the whole parse. */
-	int (*parse)(void *pstate, char *line, size_t len, unsigned int lineno,
-		     void **entry_r, const char **why_r);
+	 * entry, or leaves it NULL: a comment, or a malformed line when *why_r
+	 * is set.  Returns 0, or -1 with errno set to abandon the whole parse. */
+	int (*parse)(void *pstate, char *line, size_t len, void **entry_r,
+		     const char **why_r);
 	/* key - the entry's index key (lower-case, NUL-terminated) */
 	const char *(*key)(const void *entry);
 	void (*entry_free)(void *entry);
@@ -121,9 +123,94 @@ int hm_lines_append(struct hm_lines *t, char *text, size_t len, void *entry);
 int hm_lines_set(struct hm_lines *t, size_t i, char *text, size_t len, void *entry);
 /* hm_lines_drop - remove line i */
 int hm_lines_drop(struct hm_lines *t, size_t i);
+/* hm_lines_remove - remove the line of the entry under key; ENOENT */
+int hm_lines_remove(struct hm_lines *t, const char *key);
 
 /* hm_lines_serialize - the file image: every line and its LF, in order
  * (malloc'd, NUL-terminated; "" for no lines); NULL with errno set */
 char *hm_lines_serialize(const struct hm_lines *t, size_t *len_r);
+
+/* HM_LINES_TABLE - the functions every table offers, typed for it: name is
+ * the table's prefix and opaque struct (defined here as its struct hm_lines),
+ * entry the struct of one parsed line, ops its struct hm_lines_ops (declared
+ * before).  It defines, as declared and described in the table's header:
+ *   name_empty, name_free, name_parse, name_load, name_find, name_count,
+ *   name_at, name_malformed, name_serialize, name_modify.
+ * A macro, as <sys/tree.h>'s RB_GENERATE, so the three tables do not each
+ * carry the same ten wrappers. */
+#define HM_LINES_TABLE(name, entry, ops)                                        \
+struct name {                                                                   \
+	struct hm_lines t;      /* entries: struct entry */                     \
+};                                                                              \
+struct name *name##_empty(void)                                                 \
+{                                                                               \
+	struct name *db = calloc(1, sizeof(*db));                               \
+	if (db != NULL)                                                         \
+		hm_lines_init(&db->t, &ops);                                    \
+	return db;                                                              \
+}                                                                               \
+void name##_free(struct name **dbp)                                             \
+{                                                                               \
+	if (*dbp == NULL)                                                       \
+		return;                                                         \
+	hm_lines_clear(&(*dbp)->t);                                             \
+	free(*dbp);                                                             \
+	*dbp = NULL;                                                            \
+}                                                                               \
+int name##_parse(const char *data, size_t len, const char *path,                \
+		 hm_lines_warn_fn *warn, void *ctx, struct name **db_r)         \
+{                                                                               \
+	struct name *db = name##_empty();                                       \
+	if (db == NULL || hm_lines_parse(&db->t, data, len, path, warn, ctx) < 0) { \
+		name##_free(&db);                                               \
+		return -1;                                                      \
+	}                                                                       \
+	*db_r = db;                                                             \
+	return 0;                                                               \
+}                                                                               \
+int name##_load(const char *path, hm_lines_warn_fn *warn, void *ctx,            \
+		struct name **db_r)                                             \
+{                                                                               \
+	struct name *db = name##_empty();                                       \
+	if (db == NULL || hm_lines_load(&db->t, path, warn, ctx) < 0) {         \
+		name##_free(&db);                                               \
+		return -1;                                                      \
+	}                                                                       \
+	*db_r = db;                                                             \
+	return 0;                                                               \
+}                                                                               \
+const struct entry *name##_find(const struct name *db, const char *key)         \
+{                                                                               \
+	return db != NULL ? hm_lines_find(&db->t, key) : NULL;                  \
+}                                                                               \
+size_t name##_count(const struct name *db)                                      \
+{                                                                               \
+	return hm_lines_count(&db->t);                                          \
+}                                                                               \
+const struct entry *name##_at(const struct name *db, size_t i)                  \
+{                                                                               \
+	return hm_lines_at(&db->t, i);                                          \
+}                                                                               \
+unsigned int name##_malformed(const struct name *db)                            \
+{                                                                               \
+	return hm_lines_malformed(&db->t);                                      \
+}                                                                               \
+char *name##_serialize(const struct name *db, size_t *len_r)                    \
+{                                                                               \
+	return hm_lines_serialize(&db->t, len_r);                               \
+}                                                                               \
+int name##_modify(const char *path, name##_edit_fn *fn, void *ctx,              \
+		  hm_lines_warn_fn *warn, void *wctx)                           \
+{                                                                               \
+	struct name *db = name##_empty();                                       \
+	int lfd, ret;                                                           \
+	if (db == NULL)                                                         \
+		return -1;                                                      \
+	lfd = hm_lines_begin(&db->t, path, warn, wctx);                         \
+	ret = lfd < 0 ? -1 : hm_lines_end(&db->t, path, lfd, fn(db, ctx));      \
+	name##_free(&db);                                                       \
+	return ret;                                                             \
+}                                                                               \
+struct name  /* the invocation's ';' ends this declaration */
 
 #endif

@@ -19,13 +19,10 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-
-struct hm_users {
-	struct hm_lines t;      /* entries: struct hm_user, keyed by address */
-};
 
 /* user_free - release one parsed account */
 static void user_free(struct hm_user *u)
@@ -41,15 +38,6 @@ static void user_free(struct hm_user *u)
 	free(u->quota);
 	free(u->extra);
 	free(u);
-}
-
-void hm_users_free(struct hm_users **dbp)
-{
-	if (*dbp == NULL)
-		return;
-	hm_lines_clear(&(*dbp)->t);
-	free(*dbp);
-	*dbp = NULL;
 }
 
 int hm_users_normalize_address(const char *in, char *dst, size_t dstsize)
@@ -377,8 +365,8 @@ static void claims_end(void *pstate)
 
 /* users_parse - one line: blank or '#' after blanks is a comment; else an
  * account, refused when it claims what an earlier one holds */
-static int users_parse(void *pstate, char *line, size_t len, unsigned int lineno,
-		       void **entry_r, const char **why_r)
+static int users_parse(void *pstate, char *line, size_t len, void **entry_r,
+			 const char **why_r)
 {
 	const char *t = line;
 	struct hm_user *u;
@@ -395,8 +383,6 @@ static int users_parse(void *pstate, char *line, size_t len, unsigned int lineno
 		user_free(u);
 		return cr < 0 ? -1 : 0;
 	}
-	if (u != NULL)
-		u->line = lineno;
 	*entry_r = u;
 	return 0;
 }
@@ -406,6 +392,7 @@ static const struct hm_lines_ops users_ops = {
 	.max_line = HM_USERS_MAX_LINE,
 	.max_file = HM_USERS_MAX_FILE,
 	.max_key = HM_USERS_MAX_ADDRESS,
+	.line_at = offsetof(struct hm_user, line),
 	.new_mode = 0600,
 	.parse_begin = claims_new,
 	.parse_end = claims_end,
@@ -414,60 +401,9 @@ static const struct hm_lines_ops users_ops = {
 	.entry_free = users_free_entry,
 };
 
-struct hm_users *hm_users_empty(void)
-{
-	struct hm_users *db = calloc(1, sizeof(*db));
-
-	if (db != NULL)
-		hm_lines_init(&db->t, &users_ops);
-	return db;
-}
-
-int hm_users_parse(const char *data, size_t len, const char *path,
-		   hm_users_warn_fn *warn, void *ctx, struct hm_users **db_r)
-{
-	struct hm_users *db = hm_users_empty();
-
-	if (db == NULL || hm_lines_parse(&db->t, data, len, path, warn, ctx) < 0) {
-		hm_users_free(&db);
-		return -1;
-	}
-	*db_r = db;
-	return 0;
-}
-
-int hm_users_load(const char *path, hm_users_warn_fn *warn, void *ctx,
-		  struct hm_users **db_r)
-{
-	struct hm_users *db = hm_users_empty();
-
-	if (db == NULL || hm_lines_load(&db->t, path, warn, ctx) < 0) {
-		hm_users_free(&db);
-		return -1;
-	}
-	*db_r = db;
-	return 0;
-}
-
-const struct hm_user *hm_users_find(const struct hm_users *db, const char *address)
-{
-	return hm_lines_find(&db->t, address);
-}
-
-size_t hm_users_count(const struct hm_users *db)
-{
-	return hm_lines_count(&db->t);
-}
-
-const struct hm_user *hm_users_at(const struct hm_users *db, size_t i)
-{
-	return hm_lines_at(&db->t, i);
-}
-
-unsigned int hm_users_malformed(const struct hm_users *db)
-{
-	return hm_lines_malformed(&db->t);
-}
+/* hm_users_empty, _free, _parse, _load, _find, _count, _at, _malformed,
+ * _serialize and _modify (described in hm_users.h) */
+HM_LINES_TABLE(hm_users, hm_user, users_ops);
 
 /* format_line - the file line for u (malloc'd) */
 static char *format_line(const struct hm_user *u, size_t *len_r)
@@ -607,11 +543,7 @@ int hm_users_add(struct hm_users *db, const struct hm_user *src)
 
 int hm_users_remove(struct hm_users *db, const char *address)
 {
-	size_t i = hm_lines_index(&db->t, hm_users_find(db, address));
-
-	if (i == SIZE_MAX)
-		return errno = ENOENT, -1;
-	return hm_lines_drop(&db->t, i);
+	return hm_lines_remove(&db->t, address);
 }
 
 enum user_field { FIELD_HASH, FIELD_QUOTA, FIELD_EXTRA };
@@ -681,11 +613,6 @@ int hm_users_rename(struct hm_users *db, const char *address, const char *new_ad
 	return put_copy(db, i, &tmp, false);    /* checked above */
 }
 
-char *hm_users_serialize(const struct hm_users *db, size_t *len_r)
-{
-	return hm_lines_serialize(&db->t, len_r);
-}
-
 int hm_users_write(const char *path, const struct hm_users *db)
 {
 	size_t len = 0;
@@ -702,16 +629,3 @@ int hm_users_write(const char *path, const struct hm_users *db)
 	return r;
 }
 
-int hm_users_modify(const char *path, hm_users_edit_fn *fn, void *ctx,
-		    hm_users_warn_fn *warn, void *wctx)
-{
-	struct hm_users *db = hm_users_empty();
-	int lfd, ret;
-
-	if (db == NULL)
-		return -1;
-	lfd = hm_lines_begin(&db->t, path, warn, wctx);
-	ret = lfd < 0 ? -1 : hm_lines_end(&db->t, path, lfd, fn(db, ctx));
-	hm_users_free(&db);
-	return ret;
-}
