@@ -16,6 +16,8 @@ Each case names what it guards:
     counted in bind9's query log, not timed);
   * each signature is listed once in Authentication-Results (the DKIM ACL
     runs once per signature, also for one with an i= identity);
+  * a sender domain without an SPF record is asked once, not again with
+    the search domains of the host's resolv.conf;
   * a forged Authentication-Results with our authserv-id is removed;
   * an SPF hard fail is refused at RCPT (HOMEMAIL_SPF_FAIL = refuse) or
     recorded (mark);
@@ -236,6 +238,28 @@ def test_dns_timeout_spf_defers_at_rcpt(mw):
         named.send_signal(signal.SIGCONT)
     assert code == 451, (code, text)
     assert "SPF" in text and "slow.test" in text, text
+
+
+def test_spf_lookup_ignores_resolv_conf_search(mw):
+    """The host's resolv.conf has a search line (Debian's installer writes
+    one): the SPF lookup of a domain without an SPF record (NODATA) is not
+    asked again with the search domain appended (the RCPT ACL sets Exim's
+    resolver options before libspf2 asks).  Counted in bind9's query log."""
+    import hm_world
+    rc = os.path.join(hm_world.NETNS_ETC, mw.mx.ns, "resolv.conf")
+    saved = open(rc).read()
+    suffix = "search-suffix.test"
+    try:
+        with open(rc, "a") as f:      # read by each new receiving process
+            f.write(f"search {suffix}\n")
+        asked = _queries(mw, "none.test")
+        code, text = mw.send("x@none.test", mw.message("List <info@none.test>", subject="search"))
+    finally:
+        with open(rc, "w") as f:
+            f.write(saved)
+    assert code == 250, (code, text)
+    assert _queries(mw, "none.test") - asked == 1
+    assert _queries(mw, "none.test." + suffix) == 0
 
 
 def test_spf_fail_refused_at_rcpt(mw):
