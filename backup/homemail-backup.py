@@ -708,7 +708,8 @@ def restore_roundcube(borg, conf, archive, manifest):
             src = os.path.join(tmp, "restore.sqlite")
             shutil.copyfile(os.path.join(d, STAGE, ROUNDCUBE_STAGE), src)
             os.chown(src, st.st_uid, st.st_gid)
-            run(as_user(st.st_uid, st.st_gid, ["/usr/bin/python3", "-I", "-c", SQLITE_RESTORE, src, path]),
+            run(as_user(st.st_uid, st.st_gid,
+                        ["/usr/bin/python3", "-I", "-c", SQLITE_RESTORE, src, path]),
                 f"roundcube database {path}: restoring")
         finally:
             shutil.rmtree(tmp, ignore_errors=True)

@@ -207,7 +207,8 @@ def roundcube_db():
     c.executescript(ROUNDCUBE_SCHEMA)
     for uid, name in ((1, "roberto"), (2, "ana@ventas.com.bo")):
         c.execute("INSERT INTO users VALUES (?, ?, 'mail.home.com.bo', '2026-12-05', ?)",
-                  (uid, name, 'a:2:{s:8:"timezone";s:14:"America/La_Paz";s:9:"draft_autosave";i:60;}'))
+                  (uid, name, 'a:2:{s:8:"timezone";s:14:"America/La_Paz";'
+                              's:9:"draft_autosave";i:60;}'))
         c.execute("INSERT INTO identities VALUES (NULL, ?, ?, ?, ?, 1)",
                   (uid, name.title(), name if "@" in name else name + "@home.com.bo",
                    "--\nSaludos, \u00e1\u00e9\u00ed"))
@@ -240,7 +241,8 @@ c = sqlite3.connect(sys.argv[1], isolation_level=None)
 c.execute("PRAGMA journal_mode=WAL")
 c.execute("PRAGMA wal_autocheckpoint=0")
 c.execute("INSERT INTO contacts VALUES (NULL, 1, 'Solo en el WAL', 'wal@example.org', '')")
-c.execute("UPDATE users SET preferences = ? WHERE user_id = 2", ('a:1:{s:8:"language";s:5:"es_ES";}',))
+c.execute("UPDATE users SET preferences = ? WHERE user_id = 2",
+          ('a:1:{s:8:"language";s:5:"es_ES";}',))
 print("ready", flush=True)
 sys.stdin.read()
 c.close()
