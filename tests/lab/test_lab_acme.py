@@ -128,6 +128,17 @@ def test_zone_signed_and_validated_by_the_resolver():
         assert "status: NOERROR" in out and re.search(r"flags:[^;]* ad[ ;]", out), out
 
 
+def test_resolver_answers_for_every_mail_domain_validated():
+    # the mail daemons ask this resolver for SPF, DKIM and DMARC of our own
+    # domains too (mail between them, homemail-status): the extra domain of
+    # the inventory must resolve there, validated, not only mail_domain
+    for name, rtype in (("ventas.com.bo", "MX"), ("_dmarc.ventas.com.bo", "TXT"),
+                        ("ventas.com.bo", "TXT")):
+        out = _run(["dig", "+dnssec", "+tries=2", "+time=3", "@" + RESOLVER, name, rtype]).stdout
+        assert "status: NOERROR" in out and re.search(r"flags:[^;]* ad[ ;]", out), out
+        assert re.search(r"ANSWER: [1-9]", out), out
+
+
 def test_delv_validates_the_tlsa_record_from_the_zone_key():
     keys = glob.glob(f"/var/lib/bind/keys/K{L.DOMAIN}.+*.key")
     anchors = ""
