@@ -12,14 +12,17 @@ under picks the role):
                      (/etc/homemail with the users file, TLS keys and the
                      inventory values; Exim's conf with its DKIM keys;
                      Dovecot's conf; ACME's certificates; the lab
-                     credentials) with borgbackup: deduplicated,
+                     credentials) and Roundcube's SQLite database (users'
+                     settings, identities, address books: copied with
+                     SQLite's online backup, as the file's owner) with
+                     borgbackup: deduplicated,
                      encrypted (repokey-blake2, passphrase in a root-only
                      file), pruned by the configured retention.  Writes the
                      state file homemail-status reads (docs/operations.md).
   homemail-restore   one user (merged back into the live mailbox, or into
                      a folder Restored-<date>, or --replace to make it the
-                     backup exactly), or the whole host onto a freshly
-                     provisioned one.
+                     backup exactly), Roundcube's database, or the whole
+                     host onto a freshly provisioned one.
 
 Trust: the user's own files (mail, scripts, junk list) are read and written
 only by processes running as that user (doveadm drops to the user's uid;
@@ -44,6 +47,7 @@ import re
 import shlex
 import shutil
 import socket
+import stat
 import subprocess
 import sys
 import tempfile
@@ -85,7 +89,13 @@ DEFAULTS = {
     "compression": "lz4",
     "doveadm_config": "",
     "borg": "borg",
+    # Roundcube's database: "auto" reads dbconfig-common's answers
+    # (ROUNDCUBE_DBCONFIG; none there: no Roundcube, nothing to keep), a
+    # path names a SQLite file, empty: not backed up
+    "roundcube_db": "auto",
 }
+ROUNDCUBE_DBCONFIG = "/etc/roundcube/debian-db.php"
+ROUNDCUBE_STAGE = "roundcube/roundcube.sqlite"   # inside STAGE
 USER_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.@+-]{0,63}$")
 ARCHIVE_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.:+-]{0,127}$")
 STAGE = "homemail"         # top directory of the staged tree inside an archive
@@ -290,6 +300,105 @@ def stage_user(dove, stage, name):
             "maildir": os.path.relpath(maildir, home), "files": members}
 
 
+def roundcube_db(conf):
+    """The path of Roundcube's SQLite database, or None when there is none to
+    keep; Failure for a database homemail cannot copy consistently."""
+    v = conf["roundcube_db"]
+    if not v:
+        return None
+    if v != "auto":
+        if not v.startswith("/"):
+            raise Failure(f"roundcube_db {v!r}: not an absolute path")
+        return v
+    # dbconfig-common's answers: PHP assignments $dbtype='sqlite3'; ...
+    try:
+        with open(ROUNDCUBE_DBCONFIG, encoding="utf-8") as f:
+            text = f.read(65536)
+    except FileNotFoundError:
+        return None
+    except OSError as e:
+        raise Failure(f"{ROUNDCUBE_DBCONFIG}: {e.strerror}")
+    php = dict(re.findall(r"^\$(\w+)\s*=\s*'([^'\\]*)'\s*;", text, re.M))
+    if php.get("dbtype") != "sqlite3":
+        raise Failure(f"roundcube database ({php.get('dbtype') or 'unknown type'} in "
+                      f"{ROUNDCUBE_DBCONFIG}): only sqlite3 is backed up (the playbook's "
+                      "choice); set roundcube_db = (empty) and dump it yourself")
+    if not php.get("basepath", "").startswith("/") or not php.get("dbname") \
+            or "/" in php["dbname"]:
+        raise Failure(f"{ROUNDCUBE_DBCONFIG}: no sqlite3 basepath/dbname")
+    return os.path.join(php["basepath"], php["dbname"])
+
+
+# Run as the database file's owner: SQLite's online backup API copies a
+# consistent snapshot (committed transactions only, pages of a -wal file
+# included) while Roundcube may be writing, then checks the copy.
+SQLITE_COPY = r"""
+import sqlite3, sys, urllib.parse
+src = sqlite3.connect("file:" + urllib.parse.quote(sys.argv[1]) + "?mode=ro", uri=True,
+                      timeout=30)
+dst = sqlite3.connect(sys.argv[2])
+src.backup(dst)
+src.close()
+dst.execute("PRAGMA journal_mode=DELETE")   # one self-contained file
+ok = dst.execute("PRAGMA integrity_check").fetchone()[0]
+dst.close()
+if ok != "ok":
+    sys.exit("integrity_check of the copy: " + ok)
+"""
+
+
+def sqlite_copy(src, dst, uid, gid, what):
+    """Copy the SQLite database src into the new file dst (which must not
+    exist), consistently, running as uid/gid (a link planted where src is
+    never makes root read another file)."""
+    run(as_user(uid, gid, ["/usr/bin/python3", "-I", "-c", SQLITE_COPY, src, dst]), what)
+
+
+def owned_tmpdir(parent, uid, gid):
+    """A fresh directory under parent that only uid may use."""
+    d = tempfile.mkdtemp(prefix="sqlite-", dir=parent)
+    os.chown(d, uid, gid)
+    return d
+
+
+def stage_roundcube(conf, stage):
+    """Roundcube's database into stage/ROUNDCUBE_STAGE (root, 0600); returns
+    the manifest entry, or None when there is none (a stale copy goes)."""
+    dst = os.path.join(stage, ROUNDCUBE_STAGE)
+    path = roundcube_db(conf)
+    try:
+        st = os.lstat(path) if path else None
+    except FileNotFoundError:
+        st = None
+    if st is None:
+        if os.path.lexists(dst):
+            os.unlink(dst)
+        return None
+    if not stat.S_ISREG(st.st_mode):
+        raise Failure(f"roundcube database {path}: not a regular file")
+    d = os.path.dirname(dst)
+    os.makedirs(d, mode=0o700, exist_ok=True)
+    if os.path.islink(d) or os.lstat(d).st_uid != 0:
+        raise Failure(f"{d}: not a directory of root's")
+    os.chmod(d, 0o700)
+    tmp = owned_tmpdir(conf["staging_dir"], st.st_uid, st.st_gid)
+    try:
+        sqlite_copy(path, os.path.join(tmp, "copy.sqlite"), st.st_uid, st.st_gid,
+                    f"roundcube database {path}: copying")
+        # the copy was written by the file's owner: read it without following links
+        fd = os.open(os.path.join(tmp, "copy.sqlite"), os.O_RDONLY | os.O_NOFOLLOW)
+        with os.fdopen(fd, "rb") as f, open(dst + ".tmp", "wb") as out:
+            os.fchmod(out.fileno(), 0o600)
+            shutil.copyfileobj(f, out)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(dst + ".tmp", dst)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return {"path": path, "uid": st.st_uid, "gid": st.st_gid,
+            "mode": stat.S_IMODE(st.st_mode), "size": os.path.getsize(dst)}
+
+
 def prepare_stage(conf):
     """The staging tree: root-owned, traversable (doveadm writes each user's
     copy as that user into a directory of its own)."""
@@ -372,6 +481,13 @@ def do_backup(conf, users_arg):
             prefix = "partial-" if users_arg else "homemail-"
             if not users_arg:
                 evict(stage, set(names))
+            roundcube = None
+            if not users_arg:
+                try:
+                    roundcube = stage_roundcube(conf, stage)
+                except (Failure, OSError) as ex:
+                    failed.append(str(ex) if isinstance(ex, Failure)
+                                  else f"roundcube database: {ex.filename}: {ex.strerror}")
             paths = [p for p in conf["paths"].split() if os.path.lexists(p)]
             # what `restore host` puts back: those of restore_paths that
             # exist now and lie in the archive
@@ -379,7 +495,7 @@ def do_backup(conf, users_arg):
                     and any(p == q or p.startswith(q.rstrip("/") + "/") for q in paths)]
             manifest = {"format": 1, "version": VERSION, "host": socket.gethostname(),
                         "time": int(t0), "users": entries, "paths": paths,
-                        "restore_paths": back}
+                        "restore_paths": back, "roundcube": roundcube}
             with open(os.path.join(stage, "manifest.json"), "w") as f:
                 json.dump(manifest, f, indent=1)
             name = prefix + datetime.datetime.now().strftime("%Y-%m-%dT%H:%M:%S")
@@ -391,6 +507,8 @@ def do_backup(conf, users_arg):
                 staged.append(f"{STAGE}/mail/{e['name']}")
                 if e["files"]:
                     staged.append(f"{STAGE}/files/{e['name']}.tar")
+            if roundcube:
+                staged.append(f"{STAGE}/{ROUNDCUBE_STAGE}")
             r = borg("create", "--json", "--compression", conf["compression"],
                      "--exclude-caches", *excl, borg.archive(name), *staged, *paths,
                      what="borg create", ok=(0, 1), cwd=conf["staging_dir"])
@@ -401,7 +519,8 @@ def do_backup(conf, users_arg):
                  "--keep-daily", conf["keep_daily"], "--keep-weekly", conf["keep_weekly"],
                  "--keep-monthly", conf["keep_monthly"], borg.repo, what="borg prune")
             borg("compact", borg.repo, what="borg compact")
-            msg = (f"archive {name}: {len(entries)} mailbox(es), {a['nfiles']} files, "
+            msg = (f"archive {name}: {len(entries)} mailbox(es), "
+                   + ("roundcube database, " if roundcube else "") + f"{a['nfiles']} files, "
                    f"{a['original_size']} bytes, {a['deduplicated_size']} new after "
                    f"deduplication, {time.time() - t0:.1f} s")
             if warn:
@@ -558,12 +677,70 @@ def restore_scripts_aside(tarf, uid, gid, home, date):
                 f"writing {target}", input=data)
 
 
+def live_roundcube(conf, entry):
+    """(path, lstat) of the live Roundcube database to restore entry onto;
+    Failure when there is none."""
+    path = roundcube_db(conf) or entry["path"]
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        raise Failure(f"roundcube database {path}: missing (install Roundcube first: "
+                      "run the playbook)") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise Failure(f"roundcube database {path}: not a regular file")
+    return path, st
+
+
+def restore_roundcube(borg, conf, archive, manifest):
+    """Put Roundcube's database back: the archived copy is written into the
+    live database with SQLite's backup API (one transaction, under SQLite's
+    lock: Roundcube's requests see the old or the restored database, never
+    a mix), as the live file's owner. The live file must exist (the
+    playbook installed Roundcube); it keeps its owner and mode."""
+    entry = manifest.get("roundcube")
+    if not entry:
+        raise Failure(f"archive {archive} holds no Roundcube database")
+    path, st = live_roundcube(conf, entry)
+    d = extract(borg, conf, archive, [f"{STAGE}/{ROUNDCUBE_STAGE}"])
+    try:
+        tmp = owned_tmpdir(conf["staging_dir"], st.st_uid, st.st_gid)
+        try:
+            src = os.path.join(tmp, "restore.sqlite")
+            shutil.copyfile(os.path.join(d, STAGE, ROUNDCUBE_STAGE), src)
+            os.chown(src, st.st_uid, st.st_gid)
+            run(as_user(st.st_uid, st.st_gid,
+                        ["/usr/bin/python3", "-I", "-c", SQLITE_RESTORE, src, path]),
+                f"roundcube database {path}: restoring")
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+    print(f"{PROG}: roundcube database {path} restored from {archive}")
+
+
+# Run as the live database's owner: the archived copy (checked first) onto
+# the live file through SQLite's backup API.
+SQLITE_RESTORE = r"""
+import sqlite3, sys, urllib.parse
+src = sqlite3.connect("file:" + urllib.parse.quote(sys.argv[1]) + "?mode=ro", uri=True)
+ok = src.execute("PRAGMA integrity_check").fetchone()[0]
+if ok != "ok":
+    sys.exit("integrity_check of the archived copy: " + ok)
+dst = sqlite3.connect("file:" + urllib.parse.quote(sys.argv[2]) + "?mode=rw", uri=True,
+                      timeout=30)
+src.backup(dst)
+dst.close()
+"""
+
+
 def restore_host(borg, dove, conf, archive, manifest):
     """The whole host: restore_paths of the archive over /, then each user."""
     missing = [e["name"] for e in manifest["users"] if dove.account(e["name"]) is None]
     if missing:
         raise Failure("no account on this host for: " + " ".join(missing)
                       + " (provision the host with the same inventory first)")
+    if manifest.get("roundcube"):
+        live_roundcube(conf, manifest["roundcube"])     # checked before any change
     keep = [p.lstrip("/") for p in manifest.get("restore_paths", [])]
     if keep:
         borg("extract", borg.archive(archive), *keep, what="restoring the host's files", cwd="/")
@@ -571,6 +748,8 @@ def restore_host(borg, dove, conf, archive, manifest):
     date = datetime.date.today().isoformat()
     for e in manifest["users"]:
         restore_user(borg, dove, conf, archive, manifest, e["name"], "merge", date)
+    if manifest.get("roundcube"):
+        restore_roundcube(borg, conf, archive, manifest)
     print(f"{PROG}: now re-run the playbook, then restart exim4 and dovecot")
 
 
@@ -586,6 +765,8 @@ def do_restore(conf, a):
         manifest = read_manifest(borg, conf, archive)
         if a.what == "host":
             restore_host(borg, dove, conf, archive, manifest)
+        elif a.what == "roundcube":
+            restore_roundcube(borg, conf, archive, manifest)
         else:
             mode = "folder" if a.into_folder else "replace" if a.replace else "merge"
             restore_user(borg, dove, conf, archive, manifest, a.name, mode,
@@ -605,7 +786,7 @@ def parser():
     if PROG == "homemail-restore":
         p = Parser(prog=PROG, description="Restore mail from homemail-backup's archives.",
                    usage=f"{PROG} [-c FILE] [--archive NAME] "
-                         "(user NAME [--into-folder | --replace] | host)")
+                         "(user NAME [--into-folder | --replace] | roundcube | host)")
         p.add_argument("-c", "--config", default=CONFIG)
         p.add_argument("--archive", help="archive to restore from (default: the newest)")
         p.add_argument("--version", action="store_true")
@@ -617,7 +798,9 @@ def parser():
                        help="into a folder Restored-<date>, the live mailbox untouched")
         g.add_argument("--replace", action="store_true",
                        help="make the mailbox exactly the backup (later mail is removed)")
-        sub.add_parser("host", help="every user and the host's files")
+        sub.add_parser("roundcube", help="Roundcube's database (settings, identities, "
+                                         "address books)")
+        sub.add_parser("host", help="every user, the host's files and Roundcube's database")
         return p
     p = Parser(prog=PROG, description="Back up a homemail host with borgbackup.",
                usage=f"{PROG} [-c FILE] [--init | --list | [-u USER]...]")
@@ -640,7 +823,7 @@ def main(argv):
         raise Failure("must run as root")
     if PROG == "homemail-restore":
         if a.what is None:
-            raise hm.UsageError("say what to restore: user NAME or host")
+            raise hm.UsageError("say what to restore: user NAME, roundcube or host")
         if a.what == "user":
             check_user(a.name)
         if a.archive is not None:

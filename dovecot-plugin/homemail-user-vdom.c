@@ -32,6 +32,7 @@
 #define _GNU_SOURCE 1
 #include "homemail-user-vdom.h"
 #include "hm_aliases.h"
+#include "hm_cli.h"
 #include "hm_domains.h"
 #include "hm_users.h"
 #include "hm_util.h"
@@ -42,7 +43,6 @@
 #include <limits.h>
 #include <pwd.h>
 #include <spawn.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -62,17 +62,7 @@ struct vopts {
 };
 
 /* vdie - one diagnostic line, exit code */
-static void __attribute__((noreturn, format(printf, 2, 3))) vdie(int code, const char *fmt, ...)
-{
-	va_list ap;
-
-	fputs("homemail-user: ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	exit(code);
-}
+#define vdie(...) hm_cli_die("homemail-user", __VA_ARGS__)
 
 /* vwarn - malformed lines are reported, never fatal */
 static void vwarn(void *ctx, const char *path, unsigned int line, const char *msg)

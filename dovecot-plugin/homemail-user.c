@@ -48,7 +48,6 @@
 #include <ftw.h>
 #include <getopt.h>
 #include <pwd.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -78,17 +77,7 @@ struct opts {
 };
 
 /* die - print one diagnostic line and exit with code */
-static void __attribute__((noreturn, format(printf, 2, 3))) die(int code, const char *fmt, ...)
-{
-	va_list ap;
-
-	fputs("homemail-user: ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	exit(code);
-}
+#define die(...) hm_cli_die("homemail-user", __VA_ARGS__)
 
 static const char USAGE[] =
 	"usage: homemail-user [--users FILE] [--lockout FILE] COMMAND ...\n"

@@ -254,6 +254,8 @@ static int from_domain(const struct dmarc_input *in, struct dmarc_outcome *out)
 	hm_address_list_free(&l);
 	if (ret == 3)
 		ret = out->from_domain[0] ? 2 : 1;
+	if (ret == 0)
+		out->why = NULL;        /* found: no reason to log (a pass said "no From: domain") */
 	return ret;
 }
 

@@ -3,7 +3,8 @@
  *
  * What for: aliases, lists and catch-alls served to Exim by the Dovecot
  * module, edited by homemail-user.
- * Relies on: hm_table (bounded read, atomic rewrite, lock), hm_strmap,
+ * Relies on: hm_lines (the line table, read, rewrite and lock: this file
+ * holds only the grammar of a line), hm_strmap,
  * hm_users_normalize_address (one address grammar for every table).
  * How it fails: bad lines are reported through the warn callback with their
  * number and skipped; I/O errors return -1 with errno set.
@@ -12,30 +13,15 @@
  */
 #include "hm_aliases.h"
 #include "hm_buf.h"
+#include "hm_lines.h"
 #include "hm_strmap.h"
-#include "hm_table.h"
 #include "hm_util.h"
 
 #include <ctype.h>
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
-
-struct aline {
-	char *text;
-	size_t len;
-	struct hm_alias *a;     /* NULL: comment or malformed */
-};
-
-struct hm_aliases {
-	struct aline *lines;
-	size_t nlines, cap;
-	struct hm_alias **als;
-	size_t nals;
-	unsigned int malformed;
-	struct hm_strmap idx;
-};
 
 /* alias_free - one parsed alias */
 static void alias_free(struct hm_alias *a)
@@ -47,28 +33,6 @@ static void alias_free(struct hm_alias *a)
 	free(a->targets);
 	free(a->source);
 	free(a);
-}
-
-void hm_aliases_free(struct hm_aliases **dbp)
-{
-	struct hm_aliases *db = *dbp;
-
-	if (db == NULL)
-		return;
-	for (size_t i = 0; i < db->nlines; i++) {
-		alias_free(db->lines[i].a);
-		free(db->lines[i].text);
-	}
-	free(db->lines);
-	free(db->als);
-	hm_strmap_free(&db->idx);
-	free(db);
-	*dbp = NULL;
-}
-
-struct hm_aliases *hm_aliases_empty(void)
-{
-	return calloc(1, sizeof(struct hm_aliases));
 }
 
 int hm_alias_source_normalize(const char *in, char *dst, size_t dstsize)
@@ -184,169 +148,46 @@ static struct hm_alias *parse_line(char *line, const char **why_r)
 	return a;
 }
 
-/* push_line - append a line (takes text and a) */
-static int push_line(struct hm_aliases *db, char *text, size_t len, struct hm_alias *a)
+/* aliases_key / aliases_free_entry / aliases_parse - the hm_lines_ops */
+static const char *aliases_key(const void *e)
 {
-	if (db->nlines == db->cap) {
-		size_t ncap = db->cap ? db->cap * 2 : 64, sz;
-		struct aline *nl;
-		if (!hm_mul_ok(ncap, sizeof(*nl), &sz) || (nl = realloc(db->lines, sz)) == NULL)
-			return errno = ENOMEM, -1;
-		db->lines = nl;
-		db->cap = ncap;
-	}
-	db->lines[db->nlines++] = (struct aline){ text, len, a };
+	return ((const struct hm_alias *)e)->source;
+}
+
+static void aliases_free_entry(void *e)
+{
+	alias_free(e);
+}
+
+static int aliases_parse(void *pstate, char *line, size_t len, void **entry_r,
+			 const char **why_r)
+{
+	char *t = trim(line);
+
+	(void)pstate;
+	(void)len;
+	if (*t == '\0' || *t == '#')
+		return 0;
+	*entry_r = parse_line(t, why_r);
 	return 0;
 }
 
-/* rebuild - array of valid aliases and the source index */
-static int rebuild(struct hm_aliases *db)
-{
-	size_t n = 0, sz;
-	struct hm_alias **v;
+static const struct hm_lines_ops aliases_ops = {
+	.unnamed = "(aliases)",
+	.max_line = HM_ALIASES_MAX_LINE,
+	.max_file = HM_ALIASES_MAX_FILE,
+	.max_key = HM_USERS_MAX_ADDRESS,
+	.line_at = offsetof(struct hm_alias, line),
+	.new_mode = 0600,
+	.dup_why = "duplicate source (first one wins)",
+	.parse = aliases_parse,
+	.key = aliases_key,
+	.entry_free = aliases_free_entry,
+};
 
-	for (size_t i = 0; i < db->nlines; i++)
-		n += db->lines[i].a != NULL;
-	if (!hm_mul_ok(n + 1, sizeof(struct hm_alias *), &sz) || (v = malloc(sz)) == NULL)
-		return errno = ENOMEM, -1;
-	n = 0;
-	hm_strmap_free(&db->idx);
-	for (size_t i = 0; i < db->nlines; i++) {
-		if (db->lines[i].a == NULL)
-			continue;
-		v[n++] = db->lines[i].a;
-		if (hm_strmap_put_str(&db->idx, db->lines[i].a->source, db->lines[i].a, NULL) < 0) {
-			free(v);
-			return -1;
-		}
-	}
-	free(db->als);
-	db->als = v;
-	db->nals = n;
-	return 0;
-}
-
-int hm_aliases_parse(const char *data, size_t len, const char *path,
-		     hm_users_warn_fn *warn, void *ctx, struct hm_aliases **db_r)
-{
-	struct hm_aliases *db = hm_aliases_empty();
-	size_t pos = 0;
-	unsigned int lineno = 0;
-
-	if (db == NULL)
-		return -1;
-	if (path == NULL)
-		path = "(aliases)";
-	while (pos < len) {
-		const char *nl = memchr(data + pos, '\n', len - pos);
-		size_t ll = nl ? (size_t)(nl - (data + pos)) : len - pos;
-		const char *why = NULL;
-		struct hm_alias *a = NULL;
-		char *text;
-
-		lineno++;
-		if (ll > HM_ALIASES_MAX_LINE) {
-			/* kept verbatim but never copied twice */
-			why = "line too long";
-		} else if (memchr(data + pos, '\0', ll) != NULL) {
-			why = "NUL byte in line";
-		}
-		text = malloc(ll + 1);
-		if (text == NULL)
-			goto fail;
-		memcpy(text, data + pos, ll);
-		text[ll] = '\0';
-		pos += ll + (nl ? 1 : 0);
-		if (why == NULL) {
-			char *work = strdup(text), *t;
-			size_t wl = ll;
-			if (work == NULL) {
-				free(text);
-				goto fail;
-			}
-			if (wl > 0 && work[wl - 1] == '\r')
-				work[--wl] = '\0';      /* a CR before LF is tolerated */
-			t = trim(work);
-			if (*t != '\0' && *t != '#') {
-				a = parse_line(t, &why);
-				if (a != NULL && hm_strmap_get_str(&db->idx, a->source) != NULL) {
-					why = "duplicate source (first one wins)";
-					alias_free(a);
-					a = NULL;
-				} else if (a != NULL &&
-					   hm_strmap_put_str(&db->idx, a->source, a, NULL) < 0) {
-					alias_free(a);
-					free(work);
-					free(text);
-					goto fail;
-				}
-			}
-			free(work);
-		}
-		if (why != NULL) {
-			db->malformed++;
-			if (warn != NULL)
-				warn(ctx, path, lineno, why);
-		}
-		if (a != NULL)
-			a->line = lineno;
-		if (push_line(db, text, ll, a) < 0) {
-			alias_free(a);
-			free(text);
-			goto fail;
-		}
-	}
-	if (rebuild(db) < 0)
-		goto fail;
-	*db_r = db;
-	return 0;
-fail:
-	hm_aliases_free(&db);
-	return -1;
-}
-
-int hm_aliases_load(const char *path, hm_users_warn_fn *warn, void *ctx,
-		    struct hm_aliases **db_r)
-{
-	char *data;
-	size_t len;
-	int r, saved;
-
-	if (hm_table_read(path, HM_ALIASES_MAX_FILE, &data, &len) < 0)
-		return -1;
-	r = hm_aliases_parse(data, len, path, warn, ctx, db_r);
-	saved = errno;
-	free(data);
-	errno = saved;
-	return r;
-}
-
-const struct hm_alias *hm_aliases_find(const struct hm_aliases *db, const char *source)
-{
-	char low[HM_USERS_MAX_ADDRESS + 1];
-	size_t n = strlen(source);
-
-	if (db == NULL || n > HM_USERS_MAX_ADDRESS)
-		return NULL;
-	for (size_t i = 0; i <= n; i++)
-		low[i] = (char)tolower((unsigned char)source[i]);
-	return hm_strmap_get_str(&db->idx, low);
-}
-
-size_t hm_aliases_count(const struct hm_aliases *db)
-{
-	return db->nals;
-}
-
-const struct hm_alias *hm_aliases_at(const struct hm_aliases *db, size_t i)
-{
-	return i < db->nals ? db->als[i] : NULL;
-}
-
-unsigned int hm_aliases_malformed(const struct hm_aliases *db)
-{
-	return db->malformed;
-}
+/* hm_aliases_empty, _free, _parse, _load, _find, _count, _at, _malformed,
+ * _serialize and _modify (described in hm_aliases.h) */
+HM_LINES_TABLE(hm_aliases, hm_alias, aliases_ops);
 
 /* format_line - "source: t1, t2" (malloc'd) */
 static char *format_line(const struct hm_alias *a, size_t *len_r)
@@ -366,36 +207,17 @@ fail:
 	return NULL;
 }
 
-/* line_of - index of the line holding alias a */
-static size_t line_of(const struct hm_aliases *db, const struct hm_alias *a)
-{
-	for (size_t i = 0; i < db->nlines; i++)
-		if (db->lines[i].a == a)
-			return i;
-	return SIZE_MAX;
-}
-
-/* set_line - replace line i's alias by a (formatted) or drop the line */
+/* set_line - replace line i's alias by a (formatted), or drop the line
+ * when a is NULL; takes a */
 static int set_line(struct hm_aliases *db, size_t i, struct hm_alias *a)
 {
-	if (a == NULL) {
-		alias_free(db->lines[i].a);
-		free(db->lines[i].text);
-		memmove(&db->lines[i], &db->lines[i + 1], (db->nlines - i - 1) * sizeof(db->lines[0]));
-		db->nlines--;
-		return rebuild(db);
-	}
-	size_t len;
-	char *text = format_line(a, &len);
-	if (text == NULL)
-		return -1;
-	if (db->lines[i].a != a)
-		alias_free(db->lines[i].a);
-	free(db->lines[i].text);
-	db->lines[i].text = text;
-	db->lines[i].len = len;
-	db->lines[i].a = a;
-	return rebuild(db);
+	size_t len = 0;
+	char *text;
+
+	if (a == NULL)
+		return hm_lines_drop(&db->t, i);
+	text = format_line(a, &len);
+	return hm_lines_set(&db->t, i, text, len, a);
 }
 
 int hm_aliases_add(struct hm_aliases *db, const char *source, const char *const *targets,
@@ -428,23 +250,14 @@ int hm_aliases_add(struct hm_aliases *db, const char *source, const char *const 
 	}
 	if (old != NULL) {
 		a->line = old->line;
-		idx = line_of(db, old);
+		idx = hm_lines_index(&db->t, old);
 	}
 	if (idx == SIZE_MAX) {
-		size_t len;
-		char *text = format_line(a, &len);
-		if (text == NULL || push_line(db, text, len, a) < 0) {
-			free(text);
-			alias_free(a);
-			return errno = EINVAL, -1;
-		}
-		return rebuild(db);
+		size_t len = 0;
+		char *text = format_line(a, &len);      /* NULL: EINVAL, too long */
+		return hm_lines_append(&db->t, text, len, a);
 	}
-	if (set_line(db, idx, a) < 0) {
-		alias_free(a);
-		return -1;
-	}
-	return 0;
+	return set_line(db, idx, a);
 }
 
 int hm_aliases_remove(struct hm_aliases *db, const char *source, const char *target)
@@ -458,7 +271,7 @@ int hm_aliases_remove(struct hm_aliases *db, const char *source, const char *tar
 	if (hm_alias_source_normalize(source, src, sizeof(src)) < 0)
 		return errno = EINVAL, -1;
 	old = hm_aliases_find(db, src);
-	if (old == NULL || (idx = line_of(db, old)) == SIZE_MAX)
+	if (old == NULL || (idx = hm_lines_index(&db->t, old)) == SIZE_MAX)
 		return errno = ENOENT, -1;
 	if (target == NULL)
 		return set_line(db, idx, NULL);
@@ -491,22 +304,16 @@ int hm_aliases_remove(struct hm_aliases *db, const char *source, const char *tar
 		alias_free(a);
 		return set_line(db, idx, NULL);
 	}
-	if (set_line(db, idx, a) < 0) {
-		alias_free(a);
-		return -1;
-	}
-	return 0;
+	return set_line(db, idx, a);
 }
 
 int hm_aliases_rename_target(struct hm_aliases *db, const char *old_addr, const char *new_addr)
 {
 	int changed = 0;
 
-	for (size_t i = 0; i < db->nlines; i++) {
-		struct hm_alias *a = db->lines[i].a;
+	for (size_t i = 0; i < hm_aliases_count(db); i++) {
+		const struct hm_alias *a = hm_aliases_at(db, i);
 		bool hit = false;
-		if (a == NULL)
-			continue;
 		for (size_t k = 0; k < a->ntargets; k++)
 			hit |= strcmp(a->targets[k], old_addr) == 0;
 		if (!hit)
@@ -527,50 +334,3 @@ int hm_aliases_rename_target(struct hm_aliases *db, const char *old_addr, const 
 	return changed;
 }
 
-char *hm_aliases_serialize(const struct hm_aliases *db, size_t *len_r)
-{
-	struct hm_buf b;
-
-	hm_buf_init(&b, HM_ALIASES_MAX_FILE + 1);
-	for (size_t i = 0; i < db->nlines; i++) {
-		if (hm_buf_append(&b, db->lines[i].text, db->lines[i].len) < 0 ||
-		    hm_buf_putc(&b, '\n') < 0) {
-			hm_buf_free(&b);
-			return NULL;
-		}
-	}
-	if (b.data == NULL && hm_buf_puts(&b, "") < 0)
-		return NULL;
-	return hm_buf_steal(&b, len_r);
-}
-
-int hm_aliases_modify(const char *path, hm_aliases_edit_fn *fn, void *ctx,
-		      hm_users_warn_fn *warn, void *wctx)
-{
-	struct hm_aliases *db = NULL;
-	int lfd = hm_table_lock(path), ret, saved;
-	char *text;
-	size_t len;
-
-	if (lfd < 0)
-		return -1;
-	if (hm_aliases_load(path, warn, wctx, &db) < 0) {
-		if (errno != ENOENT || (db = hm_aliases_empty()) == NULL) {
-			saved = errno;
-			close(lfd);
-			return errno = saved, -1;
-		}
-	}
-	ret = fn(db, ctx);
-	if (ret == 1) {
-		text = hm_aliases_serialize(db, &len);
-		if (text == NULL || hm_table_write(path, text, len, 0600) < 0)
-			ret = -1;
-		free(text);
-	}
-	saved = errno;
-	hm_aliases_free(&db);
-	close(lfd);
-	errno = saved;
-	return ret;
-}

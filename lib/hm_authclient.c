@@ -13,7 +13,6 @@
 #include <errno.h>
 #include <nettle/base64.h>
 #include <poll.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,42 +24,6 @@
 
 #define MAX_LINE   16384
 #define MAX_USER   512
-
-/* why - write a reason and return code */
-static int why(int code, char *dst, size_t size, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
-static int why(int code, char *dst, size_t size, const char *fmt, ...)
-{
-	if (dst != NULL && size > 0) {
-		va_list ap;
-		va_start(ap, fmt);
-		vsnprintf(dst, size, fmt, ap);
-		va_end(ap);
-	}
-	return code;
-}
-
-/* send_line - the whole buffer, bounded by deadline; 0 or -1 */
-static int send_buf(int fd, const char *p, size_t n, long long deadline)
-{
-	while (n > 0) {
-		ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-			int r = hm_wait_fd(fd, POLLOUT, deadline);
-			if (r <= 0)
-				return errno = r == 0 ? ETIMEDOUT : errno, -1;
-			continue;
-		}
-		if (w < 0)
-			return -1;
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
 
 /* read_line - next LF-terminated line into line[MAX_LINE+1] (LF dropped),
  * keeping what follows in in.  1 line, 0 EOF/timeout/too long, -1 error */
@@ -140,23 +103,23 @@ int hm_auth_plain(const char *socket_path, const char *service, const char *user
 	if (reason != NULL && reason_size > 0)
 		reason[0] = '\0';
 	if (user == NULL || password == NULL)
-		return why(HM_AUTHC_FAIL, reason, reason_size, "invalid user name or password");
+		return hm_errf(HM_AUTHC_FAIL, reason, reason_size, "invalid user name or password");
 	ul = strlen(user);
 	pl = strlen(password);
 	if (ul == 0 || ul > MAX_USER || pl > HM_PW_MAX_PLAIN)
-		return why(HM_AUTHC_FAIL, reason, reason_size, "invalid user name or password");
+		return hm_errf(HM_AUTHC_FAIL, reason, reason_size, "invalid user name or password");
 	for (size_t i = 0; i < ul; i++)
 		if ((unsigned char)user[i] < 0x20 || user[i] == 0x7f)
-			return why(HM_AUTHC_FAIL, reason, reason_size, "invalid user name");
+			return hm_errf(HM_AUTHC_FAIL, reason, reason_size, "invalid user name");
 	if (service == NULL || service[0] == '\0' || strpbrk(service, "\t\r\n") != NULL)
-		return why(HM_AUTHC_TEMPFAIL, reason, reason_size, "bad service name");
+		return hm_errf(HM_AUTHC_TEMPFAIL, reason, reason_size, "bad service name");
 	if (rip != NULL && rip[0] != '\0' && inet_pton(AF_INET, rip, ipbuf) != 1 &&
 	    inet_pton(AF_INET6, rip, ipbuf) != 1)
-		return why(HM_AUTHC_TEMPFAIL, reason, reason_size, "bad remote address");
+		return hm_errf(HM_AUTHC_TEMPFAIL, reason, reason_size, "bad remote address");
 	memset(&sa, 0, sizeof sa);
 	sa.sun_family = AF_UNIX;
 	if (hm_strlcpy(sa.sun_path, socket_path, sizeof sa.sun_path) < 0)
-		return why(HM_AUTHC_TEMPFAIL, reason, reason_size, "socket path too long");
+		return hm_errf(HM_AUTHC_TEMPFAIL, reason, reason_size, "socket path too long");
 
 	/* "\0user\0password" (no authorization identity) */
 	raw[0] = '\0';
@@ -172,33 +135,33 @@ int hm_auth_plain(const char *socket_path, const char *service, const char *user
 	hm_buf_init(&req, sizeof b64 + 256);
 	line = malloc(MAX_LINE + 1);
 	if (line == NULL) {
-		ret = why(HM_AUTHC_TEMPFAIL, reason, reason_size, "out of memory");
+		ret = hm_errf(HM_AUTHC_TEMPFAIL, reason, reason_size, "out of memory");
 		goto out;
 	}
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0 || (connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0 &&
 		       errno != EINPROGRESS && errno != EAGAIN)) {
-		ret = why(HM_AUTHC_TEMPFAIL, reason, reason_size, "connect(%s): %s",
-			  socket_path, strerror(errno));
+		ret = hm_errf(HM_AUTHC_TEMPFAIL, reason, reason_size, "connect(%s): %s",
+			      socket_path, strerror(errno));
 		goto out;
 	}
 	if (hm_buf_printf(&req, "VERSION\t1\t2\nCPID\t%ld\n", (long)getpid()) < 0 ||
-	    send_buf(fd, req.data, req.len, deadline) < 0) {
-		ret = why(HM_AUTHC_TEMPFAIL, reason, reason_size, "write(%s): %s",
-			  socket_path, strerror(errno));
+	    hm_send_all(fd, req.data, req.len, deadline) < 0) {
+		ret = hm_errf(HM_AUTHC_TEMPFAIL, reason, reason_size, "write(%s): %s",
+			      socket_path, strerror(errno));
 		goto out;
 	}
 	/* the handshake: VERSION, MECH..., SPID, CUID, COOKIE, DONE */
 	while (!done) {
 		int r = read_line(fd, &in, line, deadline);
 		if (r <= 0) {
-			ret = why(HM_AUTHC_TEMPFAIL, reason, reason_size,
-				  "no handshake from %s", socket_path);
+			ret = hm_errf(HM_AUTHC_TEMPFAIL, reason, reason_size,
+				      "no handshake from %s", socket_path);
 			goto out;
 		}
 		if (strncmp(line, "VERSION\t", 8) == 0 && strncmp(line + 8, "1\t", 2) != 0) {
-			ret = why(HM_AUTHC_TEMPFAIL, reason, reason_size,
-				  "auth server speaks an unknown protocol version");
+			ret = hm_errf(HM_AUTHC_TEMPFAIL, reason, reason_size,
+				      "auth server speaks an unknown protocol version");
 			goto out;
 		}
 		done = strcmp(line, "DONE") == 0;
@@ -207,23 +170,23 @@ int hm_auth_plain(const char *socket_path, const char *service, const char *user
 	if (hm_buf_printf(&req, "AUTH\t1\tPLAIN\tservice=%s\tsecured%s%s\tresp=%s\n", service,
 			  rip != NULL && rip[0] != '\0' ? "\trip=" : "",
 			  rip != NULL ? rip : "", b64) < 0 ||
-	    send_buf(fd, req.data, req.len, deadline) < 0) {
-		ret = why(HM_AUTHC_TEMPFAIL, reason, reason_size, "write(%s): %s",
-			  socket_path, strerror(errno));
+	    hm_send_all(fd, req.data, req.len, deadline) < 0) {
+		ret = hm_errf(HM_AUTHC_TEMPFAIL, reason, reason_size, "write(%s): %s",
+			      socket_path, strerror(errno));
 		goto out;
 	}
 	for (;;) {
 		int r = read_line(fd, &in, line, deadline);
 		if (r <= 0) {
-			ret = why(HM_AUTHC_TEMPFAIL, reason, reason_size,
-				  "no answer from %s", socket_path);
+			ret = hm_errf(HM_AUTHC_TEMPFAIL, reason, reason_size,
+				      "no answer from %s", socket_path);
 			goto out;
 		}
 		if (strncmp(line, "OK\t1", 4) == 0 && (line[4] == '\t' || line[4] == '\0')) {
 			if (field(line, "user", val, sizeof val) == NULL)
 				(void)hm_strlcpy(val, user, sizeof val);
 			if (hm_strlcpy(user_r, val, user_size) < 0) {
-				ret = why(HM_AUTHC_TEMPFAIL, reason, reason_size, "user name too long");
+				ret = hm_errf(HM_AUTHC_TEMPFAIL, reason, reason_size, "user name too long");
 				goto out;
 			}
 			ret = HM_AUTHC_OK;
@@ -236,8 +199,8 @@ int hm_auth_plain(const char *socket_path, const char *service, const char *user
 			goto out;
 		}
 		if (strncmp(line, "CONT\t1", 6) == 0) {
-			ret = why(HM_AUTHC_TEMPFAIL, reason, reason_size,
-				  "auth server asked for more than PLAIN's one response");
+			ret = hm_errf(HM_AUTHC_TEMPFAIL, reason, reason_size,
+				      "auth server asked for more than PLAIN's one response");
 			goto out;
 		}
 		/* anything else (a late MECH, notices) is skipped */

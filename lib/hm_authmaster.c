@@ -10,7 +10,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,18 +25,7 @@
 #define REQ_ID "1"
 
 /* fail - write a reason into err and return HM_AUTH_TEMPFAIL */
-static int fail(char *err, size_t errsize, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-static int fail(char *err, size_t errsize, const char *fmt, ...)
-{
-	if (err != NULL && errsize > 0) {
-		va_list ap;
-		va_start(ap, fmt);
-		vsnprintf(err, errsize, fmt, ap);
-		va_end(ap);
-	}
-	return HM_AUTH_TEMPFAIL;
-}
+#define fail(err, errsize, ...) hm_errf(HM_AUTH_TEMPFAIL, err, errsize, __VA_ARGS__)
 
 /* unescape - undo Dovecot's str_tabescape in place; returns -1 if a NUL appears */
 static int unescape(char *s)
@@ -165,31 +153,6 @@ static int valid_name(const char *s, size_t max)
 	return 1;
 }
 
-/* send_all - write the request with poll()-bounded waits */
-static int send_all(int fd, const char *p, size_t n, long long deadline)
-{
-	while (n > 0) {
-		ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			if (errno == EAGAIN || errno == EWOULDBLOCK) {
-				int r = hm_wait_fd(fd, POLLOUT, deadline);
-				if (r <= 0) {
-					if (r == 0)
-						errno = ETIMEDOUT;
-					return -1;
-				}
-				continue;
-			}
-			return -1;
-		}
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
 /* hm_auth_user_lookup - see hm_authmaster.h */
 int hm_auth_user_lookup(const char *socket_path, const char *user, const char *service,
 			int timeout_ms, struct hm_auth_reply **reply_r,
@@ -239,7 +202,7 @@ int hm_auth_user_lookup(const char *socket_path, const char *user, const char *s
 		}
 	}
 	if (hm_buf_printf(&req, "VERSION\t1\t0\nUSER\t" REQ_ID "\t%s\tservice=%s\n", user, service) < 0 ||
-	    send_all(fd, req.data, req.len, deadline) < 0) {
+	    hm_send_all(fd, req.data, req.len, deadline) < 0) {
 		ret = fail(err, errsize, "write(%s): %s", socket_path, strerror(errno));
 		goto out;
 	}

@@ -1,4 +1,6 @@
-/* hm_cli.c — --help and --version for the homemail CLIs (see hm_cli.h). */
+/* hm_cli.c — --help, --version and fatal errors for the homemail CLIs (see
+ * hm_cli.h). */
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,4 +34,16 @@ void hm_cli_std_options(int argc, char **argv, const char *prog, const char *usa
 			exit(EX_IOERR);
 		answer("", "\n");
 	}
+}
+
+void hm_cli_die(const char *prog, int code, const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "%s: ", prog);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	exit(code);
 }

@@ -4,36 +4,21 @@
  * What for: the local domains every piece agrees on: Exim's local_domains
  * (lsearch on the same file), the Dovecot module (system accounts per
  * domain, remote alias targets) and homemail-user.
- * Relies on: hm_table (bounded read, atomic rewrite, lock), hm_strmap.
+ * Relies on: hm_lines (the line table, read, rewrite and lock: this file
+ * holds only the grammar of a line).
  * How it fails: bad lines are reported through the warn callback with their
  * number and skipped; I/O errors return -1 with errno set.
  */
 #include "hm_domains.h"
 #include "hm_buf.h"
-#include "hm_strmap.h"
-#include "hm_table.h"
+#include "hm_lines.h"
 #include "hm_util.h"
 
 #include <ctype.h>
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
-
-struct dline {
-	char *text;
-	size_t len;
-	struct hm_domain *d;    /* NULL: comment or malformed */
-};
-
-struct hm_domains {
-	struct dline *lines;
-	size_t nlines, cap;
-	struct hm_domain **doms;
-	size_t ndoms;
-	unsigned int malformed;
-	struct hm_strmap idx;
-};
 
 /* dom_free - one parsed domain */
 static void dom_free(struct hm_domain *d)
@@ -43,28 +28,6 @@ static void dom_free(struct hm_domain *d)
 	free(d->name);
 	free(d->options);
 	free(d);
-}
-
-void hm_domains_free(struct hm_domains **dbp)
-{
-	struct hm_domains *db = *dbp;
-
-	if (db == NULL)
-		return;
-	for (size_t i = 0; i < db->nlines; i++) {
-		dom_free(db->lines[i].d);
-		free(db->lines[i].text);
-	}
-	free(db->lines);
-	free(db->doms);
-	hm_strmap_free(&db->idx);
-	free(db);
-	*dbp = NULL;
-}
-
-struct hm_domains *hm_domains_empty(void)
-{
-	return calloc(1, sizeof(struct hm_domains));
 }
 
 int hm_domain_normalize(const char *in, char *dst, size_t dstsize)
@@ -179,166 +142,48 @@ static struct hm_domain *parse_line(const char *line, const char **why_r)
 	return d;
 }
 
-/* push_line - append a line (takes text and d) */
-static int push_line(struct hm_domains *db, char *text, size_t len, struct hm_domain *d)
+/* domains_key / domains_free_entry / domains_parse - the hm_lines_ops */
+static const char *domains_key(const void *e)
 {
-	if (db->nlines == db->cap) {
-		size_t ncap = db->cap ? db->cap * 2 : 32, sz;
-		struct dline *nl;
-		if (!hm_mul_ok(ncap, sizeof(*nl), &sz) || (nl = realloc(db->lines, sz)) == NULL)
-			return errno = ENOMEM, -1;
-		db->lines = nl;
-		db->cap = ncap;
+	return ((const struct hm_domain *)e)->name;
+}
+
+static void domains_free_entry(void *e)
+{
+	dom_free(e);
+}
+
+static int domains_parse(void *pstate, char *line, size_t len, void **entry_r,
+			 const char **why_r)
+{
+	(void)pstate;
+	if (memchr(line, '\r', len) != NULL) {
+		*why_r = "CR inside the line";
+		return 0;
 	}
-	db->lines[db->nlines++] = (struct dline){ text, len, d };
+	/* a line of blanks is a comment; one starting with a blank is not */
+	if (line[0] == '\0' || line[0] == '#' || strspn(line, " \t") == len)
+		return 0;
+	*entry_r = parse_line(line, why_r);
 	return 0;
 }
 
-/* rebuild - array of valid domains and the name index */
-static int rebuild(struct hm_domains *db)
-{
-	size_t n = 0, sz;
-	struct hm_domain **a;
+static const struct hm_lines_ops domains_ops = {
+	.unnamed = "(domains)",
+	.max_line = HM_DOMAINS_MAX_LINE,
+	.max_file = HM_DOMAINS_MAX_FILE,
+	.max_key = HM_DOMAIN_MAX,
+	.line_at = offsetof(struct hm_domain, line),
+	.new_mode = 0644,       /* Exim reads it as Debian-exim */
+	.dup_why = "duplicate domain (first one wins)",
+	.parse = domains_parse,
+	.key = domains_key,
+	.entry_free = domains_free_entry,
+};
 
-	for (size_t i = 0; i < db->nlines; i++)
-		n += db->lines[i].d != NULL;
-	if (!hm_mul_ok(n + 1, sizeof(struct hm_domain *), &sz) || (a = malloc(sz)) == NULL)
-		return errno = ENOMEM, -1;
-	n = 0;
-	hm_strmap_free(&db->idx);
-	for (size_t i = 0; i < db->nlines; i++) {
-		if (db->lines[i].d == NULL)
-			continue;
-		a[n++] = db->lines[i].d;
-		if (hm_strmap_put_str(&db->idx, db->lines[i].d->name, db->lines[i].d, NULL) < 0) {
-			free(a);
-			return -1;
-		}
-	}
-	free(db->doms);
-	db->doms = a;
-	db->ndoms = n;
-	return 0;
-}
-
-int hm_domains_parse(const char *data, size_t len, const char *path,
-		     hm_users_warn_fn *warn, void *ctx, struct hm_domains **db_r)
-{
-	struct hm_domains *db = hm_domains_empty();
-	size_t pos = 0;
-	unsigned int lineno = 0;
-
-	if (db == NULL)
-		return -1;
-	if (path == NULL)
-		path = "(domains)";
-	while (pos < len) {
-		const char *nl = memchr(data + pos, '\n', len - pos);
-		size_t ll = nl ? (size_t)(nl - (data + pos)) : len - pos;
-		const char *why = NULL;
-		struct hm_domain *d = NULL;
-		char *text = malloc(ll + 1);
-
-		lineno++;
-		if (text == NULL)
-			goto fail;
-		memcpy(text, data + pos, ll);
-		text[ll] = '\0';
-		pos += ll + (nl ? 1 : 0);
-		if (ll > HM_DOMAINS_MAX_LINE) {
-			why = "line too long";
-		} else if (memchr(text, '\0', ll) != NULL) {
-			why = "NUL byte in line";
-		} else {
-			size_t wl = ll;
-			if (wl > 0 && text[wl - 1] == '\r')
-				text[--wl] = '\0';      /* a CR before LF is tolerated */
-			if (memchr(text, '\r', wl) != NULL) {
-				why = "CR inside the line";
-			} else if (text[0] != '\0' && text[0] != '#' &&
-				   strspn(text, " \t") != wl) {
-				d = parse_line(text, &why);
-				if (d != NULL && hm_strmap_get_str(&db->idx, d->name) != NULL) {
-					why = "duplicate domain (first one wins)";
-					dom_free(d);
-					d = NULL;
-				} else if (d != NULL &&
-					   hm_strmap_put_str(&db->idx, d->name, d, NULL) < 0) {
-					dom_free(d);
-					free(text);
-					goto fail;
-				}
-			}
-			if (wl != ll)
-				text[wl] = '\r';        /* kept verbatim */
-		}
-		if (why != NULL) {
-			db->malformed++;
-			if (warn != NULL) {
-				char buf[300];
-				(void)hm_snprintf(buf, sizeof(buf), "%s", why);
-				warn(ctx, path, lineno, buf);
-			}
-		}
-		if (d != NULL)
-			d->line = lineno;
-		if (push_line(db, text, ll, d) < 0) {
-			dom_free(d);
-			free(text);
-			goto fail;
-		}
-	}
-	if (rebuild(db) < 0)
-		goto fail;
-	*db_r = db;
-	return 0;
-fail:
-	hm_domains_free(&db);
-	return -1;
-}
-
-int hm_domains_load(const char *path, hm_users_warn_fn *warn, void *ctx,
-		    struct hm_domains **db_r)
-{
-	char *data;
-	size_t len;
-	int r, saved;
-
-	if (hm_table_read(path, HM_DOMAINS_MAX_FILE, &data, &len) < 0)
-		return -1;
-	r = hm_domains_parse(data, len, path, warn, ctx, db_r);
-	saved = errno;
-	free(data);
-	errno = saved;
-	return r;
-}
-
-const struct hm_domain *hm_domains_find(const struct hm_domains *db, const char *name)
-{
-	char low[HM_DOMAIN_MAX + 1];
-	size_t n = strlen(name);
-
-	if (db == NULL || n > HM_DOMAIN_MAX)
-		return NULL;
-	for (size_t i = 0; i <= n; i++)
-		low[i] = (char)tolower((unsigned char)name[i]);
-	return hm_strmap_get_str(&db->idx, low);
-}
-
-size_t hm_domains_count(const struct hm_domains *db)
-{
-	return db->ndoms;
-}
-
-const struct hm_domain *hm_domains_at(const struct hm_domains *db, size_t i)
-{
-	return i < db->ndoms ? db->doms[i] : NULL;
-}
-
-unsigned int hm_domains_malformed(const struct hm_domains *db)
-{
-	return db->malformed;
-}
+/* hm_domains_empty, _free, _parse, _load, _find, _count, _at, _malformed,
+ * _serialize and _modify (described in hm_domains.h) */
+HM_LINES_TABLE(hm_domains, hm_domain, domains_ops);
 
 int hm_domains_add(struct hm_domains *db, const char *name, const char *options)
 {
@@ -378,76 +223,11 @@ int hm_domains_add(struct hm_domains *db, const char *name, const char *options)
 		dom_free(d);
 		return errno = ENOMEM, -1;
 	}
-	if (push_line(db, text, len, d) < 0) {
-		free(text);
-		dom_free(d);
-		return -1;
-	}
-	return rebuild(db);
+	return hm_lines_append(&db->t, text, len, d);
 }
 
 int hm_domains_remove(struct hm_domains *db, const char *name)
 {
-	const struct hm_domain *d = hm_domains_find(db, name);
-
-	if (d == NULL)
-		return errno = ENOENT, -1;
-	for (size_t i = 0; i < db->nlines; i++) {
-		if (db->lines[i].d != d)
-			continue;
-		dom_free(db->lines[i].d);
-		free(db->lines[i].text);
-		memmove(&db->lines[i], &db->lines[i + 1], (db->nlines - i - 1) * sizeof(db->lines[0]));
-		db->nlines--;
-		break;
-	}
-	return rebuild(db);
+	return hm_lines_remove(&db->t, name);
 }
 
-char *hm_domains_serialize(const struct hm_domains *db, size_t *len_r)
-{
-	struct hm_buf b;
-
-	hm_buf_init(&b, HM_DOMAINS_MAX_FILE + 1);
-	for (size_t i = 0; i < db->nlines; i++) {
-		if (hm_buf_append(&b, db->lines[i].text, db->lines[i].len) < 0 ||
-		    hm_buf_putc(&b, '\n') < 0) {
-			hm_buf_free(&b);
-			return NULL;
-		}
-	}
-	if (b.data == NULL && hm_buf_puts(&b, "") < 0)
-		return NULL;
-	return hm_buf_steal(&b, len_r);
-}
-
-int hm_domains_modify(const char *path, hm_domains_edit_fn *fn, void *ctx,
-		      hm_users_warn_fn *warn, void *wctx)
-{
-	struct hm_domains *db = NULL;
-	int lfd = hm_table_lock(path), ret, saved;
-	char *text;
-	size_t len;
-
-	if (lfd < 0)
-		return -1;
-	if (hm_domains_load(path, warn, wctx, &db) < 0) {
-		if (errno != ENOENT || (db = hm_domains_empty()) == NULL) {
-			saved = errno;
-			close(lfd);
-			return errno = saved, -1;
-		}
-	}
-	ret = fn(db, ctx);
-	if (ret == 1) {
-		text = hm_domains_serialize(db, &len);
-		if (text == NULL || hm_table_write(path, text, len, 0644) < 0)
-			ret = -1;
-		free(text);
-	}
-	saved = errno;
-	hm_domains_free(&db);
-	close(lfd);
-	errno = saved;
-	return ret;
-}

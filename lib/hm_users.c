@@ -2,7 +2,9 @@
  *
  * What for: the virtual account list shared by libauthdb_homemail.so and
  * homemail-user (format in hm_users.h).
- * Relies on: libc (flock, rename, fsync); hm_buf for bounded output.
+ * Relies on: hm_lines (the line table, read, rewrite and lock: this file
+ * holds the grammar of a line and the account edits); hm_buf for bounded
+ * output.
  * How it fails: bad lines are reported through the warn callback and
  * skipped, never fatal; I/O errors return -1 with errno set; a rewrite that
  * fails leaves the old file untouched (the temporary file is removed).
@@ -10,37 +12,17 @@
  */
 #include "hm_users.h"
 #include "hm_buf.h"
+#include "hm_lines.h"
 #include "hm_strmap.h"
+#include "hm_table.h"
 #include "hm_util.h"
 
 #include <ctype.h>
 #include <errno.h>
-#include <fcntl.h>
-#include <limits.h>
-#include <stdio.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/file.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
-struct hm_users_line {
-	char *text;             /* verbatim (may hold NULs if malformed) */
-	size_t len;
-	struct hm_user *user;   /* NULL for comments and malformed lines */
-};
-
-struct hm_users {
-	struct hm_users_line *lines;
-	size_t nlines, cap;
-	struct hm_user **users; /* valid accounts in file order */
-	size_t nusers;
-	unsigned int malformed;
-	/* address -> account: O(1) lookups, so a RCPT check costs the same
-	 * with 10 or 10,000 accounts */
-	struct hm_strmap idx;
-};
 
 /* user_free - release one parsed account */
 static void user_free(struct hm_user *u)
@@ -56,78 +38,6 @@ static void user_free(struct hm_user *u)
 	free(u->quota);
 	free(u->extra);
 	free(u);
-}
-
-void hm_users_free(struct hm_users **dbp)
-{
-	struct hm_users *db = *dbp;
-
-	if (db == NULL)
-		return;
-	for (size_t i = 0; i < db->nlines; i++) {
-		user_free(db->lines[i].user);
-		free(db->lines[i].text);
-	}
-	free(db->lines);
-	free(db->users);
-	hm_strmap_free(&db->idx);
-	free(db);
-	*dbp = NULL;
-}
-
-struct hm_users *hm_users_empty(void)
-{
-	return calloc(1, sizeof(struct hm_users));
-}
-
-/* rebuild_index - recompute the array of valid accounts after an edit */
-static int rebuild_index(struct hm_users *db)
-{
-	size_t n = 0, sz;
-	struct hm_user **u;
-
-	for (size_t i = 0; i < db->nlines; i++)
-		if (db->lines[i].user != NULL)
-			n++;
-	if (!hm_mul_ok(n + 1, sizeof(struct hm_user *), &sz))
-		return errno = ENOMEM, -1;
-	u = malloc(sz);
-	if (u == NULL)
-		return -1;
-	n = 0;
-	for (size_t i = 0; i < db->nlines; i++)
-		if (db->lines[i].user != NULL)
-			u[n++] = db->lines[i].user;
-	free(db->users);
-	db->users = u;
-	db->nusers = n;
-	/* the address index (keys point into the accounts) */
-	hm_strmap_free(&db->idx);
-	for (size_t i = 0; i < n; i++)
-		if (hm_strmap_put_str(&db->idx, u[i]->address, u[i], NULL) < 0)
-			return -1;
-	return 0;
-}
-
-/* push_line - append a line (takes ownership of text and user) */
-static int push_line(struct hm_users *db, char *text, size_t len, struct hm_user *user)
-{
-	if (db->nlines == db->cap) {
-		size_t ncap = db->cap ? db->cap * 2 : 64, sz;
-		struct hm_users_line *nl;
-		if (!hm_mul_ok(ncap, sizeof(*nl), &sz))
-			return errno = ENOMEM, -1;
-		nl = realloc(db->lines, sz);
-		if (nl == NULL)
-			return -1;
-		db->lines = nl;
-		db->cap = ncap;
-	}
-	db->lines[db->nlines].text = text;
-	db->lines[db->nlines].len = len;
-	db->lines[db->nlines].user = user;
-	db->nlines++;
-	return 0;
 }
 
 int hm_users_normalize_address(const char *in, char *dst, size_t dstsize)
@@ -357,16 +267,6 @@ bad:
 	return NULL;
 }
 
-/* find_line - index of the line holding address, or SIZE_MAX */
-static size_t find_line(const struct hm_users *db, const char *address)
-{
-	for (size_t i = 0; i < db->nlines; i++)
-		if (db->lines[i].user != NULL &&
-		    strcasecmp(db->lines[i].user->address, address) == 0)
-			return i;
-	return SIZE_MAX;
-}
-
 /* Claims made by the accounts parsed so far: addresses, homes and every
  * proper prefix of a home (a home that contains another account's home
  * would hand that account's mail to a second owner).  Keys point into the
@@ -433,182 +333,77 @@ static int claim(struct claims *c, struct hm_user *u, const char **why_r)
 	return 0;
 }
 
-/* warnf - format and deliver one warning */
-static void warnf(hm_users_warn_fn *warn, void *ctx, const char *path,
-		  unsigned int line, const char *msg, const char *detail)
+/* users_key / users_free_entry - the hm_lines_ops */
+static const char *users_key(const void *e)
 {
-	char buf[512], clean[300];
-
-	if (warn == NULL)
-		return;
-	if (detail != NULL) {
-		hm_log_clean(clean, sizeof(clean), detail, strlen(detail));
-		(void)hm_snprintf(buf, sizeof(buf), "%s: %s", msg, clean);
-		warn(ctx, path, line, buf);
-	} else {
-		warn(ctx, path, line, msg);
-	}
+	return ((const struct hm_user *)e)->address;
 }
 
-int hm_users_parse(const char *data, size_t len, const char *path,
-		   hm_users_warn_fn *warn, void *ctx, struct hm_users **db_r)
+static void users_free_entry(void *e)
 {
-	struct hm_users *db = hm_users_empty();
-	struct claims cl;
-	size_t pos = 0;
-	unsigned int lineno = 0;
+	user_free(e);
+}
 
-	if (db == NULL)
-		return -1;
-	hm_strmap_init(&cl.addrs);
-	hm_strmap_init(&cl.homes);
-	hm_strmap_init(&cl.prefixes);
-	if (path == NULL)
-		path = "(users)";
-	while (pos < len) {
-		const char *nl = memchr(data + pos, '\n', len - pos);
-		size_t ll = nl ? (size_t)(nl - (data + pos)) : len - pos;
-		const char *why = NULL;
-		struct hm_user *u = NULL;
-		char *text;
+/* claims_new / claims_end - the parse state: the claims of one file */
+static void *claims_new(void)
+{
+	struct claims *c = malloc(sizeof(*c));
 
-		lineno++;
-		text = malloc(ll + 1);
-		if (text == NULL)
-			goto fail;
-		memcpy(text, data + pos, ll);
-		text[ll] = '\0';
-		pos += ll + (nl ? 1 : 0);
-
-		if (ll > HM_USERS_MAX_LINE) {
-			why = "line too long";
-		} else if (memchr(text, '\0', ll) != NULL) {
-			why = "NUL byte in line";
-		} else {
-			char *work = strdup(text), *t;
-			if (work == NULL) {
-				free(text);
-				goto fail;
-			}
-			/* a CR before LF is tolerated (file edited elsewhere) */
-			if (ll > 0 && work[ll - 1] == '\r')
-				work[ll - 1] = '\0';
-			t = work;
-			while (*t == ' ' || *t == '\t')
-				t++;
-			if (*t != '\0' && *t != '#') {
-				u = parse_entry(work, &why);
-				int cr = u != NULL ? claim(&cl, u, &why) : 0;
-				if (cr != 0) {
-					user_free(u);
-					u = NULL;
-				}
-				if (cr < 0) {
-					explicit_bzero(work, ll);
-					free(work);
-					free(text);
-					goto fail;
-				}
-			}
-			explicit_bzero(work, ll);
-			free(work);
-		}
-		if (why != NULL) {
-			db->malformed++;
-			warnf(warn, ctx, path, lineno, why, NULL);
-		}
-		if (u != NULL)
-			u->line = lineno;
-		if (push_line(db, text, ll, u) < 0) {
-			user_free(u);
-			free(text);
-			goto fail;
-		}
+	if (c != NULL) {
+		hm_strmap_init(&c->addrs);
+		hm_strmap_init(&c->homes);
+		hm_strmap_init(&c->prefixes);
 	}
-	if (rebuild_index(db) < 0)
-		goto fail;
-	claims_free(&cl);
-	*db_r = db;
+	return c;
+}
+
+static void claims_end(void *pstate)
+{
+	claims_free(pstate);
+	free(pstate);
+}
+
+/* users_parse - one line: blank or '#' after blanks is a comment; else an
+ * account, refused when it claims what an earlier one holds */
+static int users_parse(void *pstate, char *line, size_t len, void **entry_r,
+			 const char **why_r)
+{
+	const char *t = line;
+	struct hm_user *u;
+	int cr;
+
+	(void)len;
+	while (*t == ' ' || *t == '\t')
+		t++;
+	if (*t == '\0' || *t == '#')
+		return 0;
+	u = parse_entry(line, why_r);
+	cr = u != NULL ? claim(pstate, u, why_r) : 0;
+	if (cr != 0) {
+		user_free(u);
+		return cr < 0 ? -1 : 0;
+	}
+	*entry_r = u;
 	return 0;
-fail:
-	claims_free(&cl);
-	hm_users_free(&db);
-	return -1;
 }
 
-int hm_users_load(const char *path, hm_users_warn_fn *warn, void *ctx,
-		  struct hm_users **db_r)
-{
-	struct stat st;
-	int fd = hm_open_regular(path, O_RDONLY, 0, &st);
-	char *data;
-	ssize_t n;
-	int ret, saved;
+static const struct hm_lines_ops users_ops = {
+	.unnamed = "(users)",
+	.max_line = HM_USERS_MAX_LINE,
+	.max_file = HM_USERS_MAX_FILE,
+	.max_key = HM_USERS_MAX_ADDRESS,
+	.line_at = offsetof(struct hm_user, line),
+	.new_mode = 0600,
+	.parse_begin = claims_new,
+	.parse_end = claims_end,
+	.parse = users_parse,
+	.key = users_key,
+	.entry_free = users_free_entry,
+};
 
-	if (fd < 0)
-		return -1;
-	if ((uint64_t)st.st_size > HM_USERS_MAX_FILE) {
-		errno = EFBIG;
-		goto fail_fd;
-	}
-	/* +1: detect growth past the size we sized the buffer for */
-	data = malloc((size_t)st.st_size + 1);
-	if (data == NULL)
-		goto fail_fd;
-	n = hm_read_full(fd, data, (size_t)st.st_size + 1);
-	saved = errno;
-	close(fd);
-	if (n < 0) {
-		free(data);
-		errno = saved;
-		return -1;
-	}
-	if ((size_t)n > (size_t)st.st_size) {
-		/* the file was rewritten in place under us: not our atomic
-		 * writer; treat as transient */
-		free(data);
-		errno = EAGAIN;
-		return -1;
-	}
-	ret = hm_users_parse(data, (size_t)n, path, warn, ctx, db_r);
-	saved = errno;
-	explicit_bzero(data, (size_t)n);
-	free(data);
-	errno = saved;
-	return ret;
-fail_fd:
-	saved = errno;
-	close(fd);
-	errno = saved;
-	return -1;
-}
-
-const struct hm_user *hm_users_find(const struct hm_users *db, const char *address)
-{
-	char low[HM_USERS_MAX_ADDRESS + 1];
-	size_t n = strlen(address);
-
-	if (n > HM_USERS_MAX_ADDRESS)
-		return NULL;
-	for (size_t i = 0; i <= n; i++)
-		low[i] = (char)tolower((unsigned char)address[i]);
-	return hm_strmap_get_str(&db->idx, low);
-}
-
-size_t hm_users_count(const struct hm_users *db)
-{
-	return db->nusers;
-}
-
-const struct hm_user *hm_users_at(const struct hm_users *db, size_t i)
-{
-	return i < db->nusers ? db->users[i] : NULL;
-}
-
-unsigned int hm_users_malformed(const struct hm_users *db)
-{
-	return db->malformed;
-}
+/* hm_users_empty, _free, _parse, _load, _find, _count, _at, _malformed,
+ * _serialize and _modify (described in hm_users.h) */
+HM_LINES_TABLE(hm_users, hm_user, users_ops);
 
 /* format_line - the file line for u (malloc'd) */
 static char *format_line(const struct hm_user *u, size_t *len_r)
@@ -673,21 +468,35 @@ static struct hm_user *dup_user(const struct hm_user *s)
 	return u;
 }
 
-/* replace_line - put a fresh copy of u (formatted) at line index i */
-static int replace_line(struct hm_users *db, size_t i, struct hm_user *u)
+/* copy_of - address's account (a shallow copy into *tmp_r, to edit) and
+ * its line; -1 ENOENT */
+static int copy_of(const struct hm_users *db, const char *address, struct hm_user *tmp_r,
+		   size_t *i_r)
 {
-	size_t len;
-	char *text = format_line(u, &len);
+	const struct hm_user *u = hm_users_find(db, address);
 
-	if (text == NULL)
+	*i_r = hm_lines_index(&db->t, u);
+	if (*i_r == SIZE_MAX)
+		return errno = ENOENT, -1;
+	*tmp_r = *u;
+	return 0;
+}
+
+/* put_copy - a fresh copy of tmp (checked as the parser would when check),
+ * formatted, at line i (it keeps tmp's line number) */
+static int put_copy(struct hm_users *db, size_t i, const struct hm_user *tmp, bool check)
+{
+	struct hm_user *u;
+	size_t len = 0;
+	char *text;
+
+	if (check && validate_user(tmp) < 0)
 		return -1;
-	u->line = db->lines[i].user != NULL ? db->lines[i].user->line : 0;
-	user_free(db->lines[i].user);
-	free(db->lines[i].text);
-	db->lines[i].text = text;
-	db->lines[i].len = len;
-	db->lines[i].user = u;
-	return rebuild_index(db);
+	u = dup_user(tmp);
+	if (u == NULL)
+		return -1;
+	text = format_line(u, &len);
+	return hm_lines_set(&db->t, i, text, len, u);
 }
 
 /* nested - a equals b, or one lies inside the other */
@@ -703,8 +512,8 @@ static bool nested(const char *a, const char *b)
 const struct hm_user *hm_users_home_conflict(const struct hm_users *db, const char *home,
 					     const char *except)
 {
-	for (size_t i = 0; i < db->nusers; i++) {
-		const struct hm_user *u = db->users[i];
+	for (size_t i = 0; i < hm_users_count(db); i++) {
+		const struct hm_user *u = hm_users_at(db, i);
 		if (except != NULL && strcmp(u->address, except) == 0)
 			continue;
 		if (nested(u->home, home))
@@ -716,12 +525,12 @@ const struct hm_user *hm_users_home_conflict(const struct hm_users *db, const ch
 int hm_users_add(struct hm_users *db, const struct hm_user *src)
 {
 	struct hm_user *u;
-	size_t len;
+	size_t len = 0;
 	char *text;
 
 	if (validate_user(src) < 0)
 		return -1;
-	if (find_line(db, src->address) != SIZE_MAX)
+	if (hm_users_find(db, src->address) != NULL)
 		return errno = EEXIST, -1;
 	if (hm_users_home_conflict(db, src->home, NULL) != NULL)
 		return errno = EINVAL, -1;
@@ -729,266 +538,94 @@ int hm_users_add(struct hm_users *db, const struct hm_user *src)
 	if (u == NULL)
 		return -1;
 	text = format_line(u, &len);
-	if (text == NULL || push_line(db, text, len, u) < 0) {
-		free(text);
-		user_free(u);
-		return -1;
-	}
-	return rebuild_index(db);
+	return hm_lines_append(&db->t, text, len, u);
 }
 
 int hm_users_remove(struct hm_users *db, const char *address)
 {
-	size_t i = find_line(db, address);
+	return hm_lines_remove(&db->t, address);
+}
 
-	if (i == SIZE_MAX)
-		return errno = ENOENT, -1;
-	user_free(db->lines[i].user);
-	free(db->lines[i].text);
-	memmove(&db->lines[i], &db->lines[i + 1],
-		(db->nlines - i - 1) * sizeof(db->lines[0]));
-	db->nlines--;
-	return rebuild_index(db);
+enum user_field { FIELD_HASH, FIELD_QUOTA, FIELD_EXTRA };
+
+/* set_field - replace one text field of address's account; EINVAL, ENOENT */
+static int set_field(struct hm_users *db, const char *address, enum user_field f,
+		     const char *value)
+{
+	struct hm_user tmp;
+	size_t i;
+
+	if (copy_of(db, address, &tmp, &i) < 0)
+		return -1;
+	switch (f) {
+	case FIELD_HASH: tmp.hash = (char *)value; break;
+	case FIELD_QUOTA: tmp.quota = (char *)value; break;
+	case FIELD_EXTRA: tmp.extra = (char *)value; break;
+	}
+	return put_copy(db, i, &tmp, true);
 }
 
 int hm_users_set_hash(struct hm_users *db, const char *address, const char *hash)
 {
-	size_t i = find_line(db, address);
-	struct hm_user tmp, *u;
-
-	if (i == SIZE_MAX)
-		return errno = ENOENT, -1;
-	tmp = *db->lines[i].user;
-	tmp.hash = (char *)hash;
-	if (validate_user(&tmp) < 0)
-		return -1;
-	u = dup_user(&tmp);
-	if (u == NULL)
-		return -1;
-	if (replace_line(db, i, u) < 0) {
-		user_free(u);
-		return -1;
-	}
-	return 0;
-}
-
-int hm_users_set_state(struct hm_users *db, const char *address, enum hm_user_state st)
-{
-	size_t i = find_line(db, address);
-	struct hm_user *u;
-
-	if (i == SIZE_MAX)
-		return errno = ENOENT, -1;
-	u = dup_user(db->lines[i].user);
-	if (u == NULL)
-		return -1;
-	u->state = st;
-	if (replace_line(db, i, u) < 0) {
-		user_free(u);
-		return -1;
-	}
-	return 0;
+	return set_field(db, address, FIELD_HASH, hash);
 }
 
 /* hm_users_set_extra - replace the fields after the 7th (used by
  * lib/hm_users_expire.c for the password flags of field 8) */
 int hm_users_set_extra(struct hm_users *db, const char *address, const char *extra)
 {
-	size_t i = find_line(db, address);
-	struct hm_user tmp, *u;
-
-	if (i == SIZE_MAX)
-		return errno = ENOENT, -1;
-	tmp = *db->lines[i].user;
-	tmp.extra = (char *)extra;
-	if (validate_user(&tmp) < 0)
-		return -1;
-	u = dup_user(&tmp);
-	if (u == NULL)
-		return -1;
-	if (replace_line(db, i, u) < 0) {
-		user_free(u);
-		return -1;
-	}
-	return 0;
+	return set_field(db, address, FIELD_EXTRA, extra);
 }
 
 int hm_users_set_quota(struct hm_users *db, const char *address, const char *quota)
 {
-	size_t i = find_line(db, address);
-	struct hm_user tmp, *u;
+	return set_field(db, address, FIELD_QUOTA, quota);
+}
 
-	if (i == SIZE_MAX)
-		return errno = ENOENT, -1;
-	tmp = *db->lines[i].user;
-	tmp.quota = (char *)quota;
-	if (validate_user(&tmp) < 0)
+int hm_users_set_state(struct hm_users *db, const char *address, enum hm_user_state st)
+{
+	struct hm_user tmp;
+	size_t i;
+
+	if (copy_of(db, address, &tmp, &i) < 0)
 		return -1;
-	u = dup_user(&tmp);
-	if (u == NULL)
-		return -1;
-	if (replace_line(db, i, u) < 0) {
-		user_free(u);
-		return -1;
-	}
-	return 0;
+	tmp.state = st;
+	return put_copy(db, i, &tmp, false);    /* as parsed: nothing to check */
 }
 
 int hm_users_rename(struct hm_users *db, const char *address, const char *new_address,
 		    const char *new_home)
 {
-	size_t i = find_line(db, address);
-	struct hm_user tmp, *u;
+	struct hm_user tmp;
+	const char *old_address;
+	size_t i;
 
-	if (i == SIZE_MAX)
-		return errno = ENOENT, -1;
-	if (strcasecmp(address, new_address) != 0 && find_line(db, new_address) != SIZE_MAX)
+	if (copy_of(db, address, &tmp, &i) < 0)
+		return -1;
+	if (strcasecmp(address, new_address) != 0 && hm_users_find(db, new_address) != NULL)
 		return errno = EEXIST, -1;
-	tmp = *db->lines[i].user;
+	old_address = tmp.address;
 	tmp.address = (char *)new_address;
 	tmp.home = (char *)new_home;
 	if (validate_user(&tmp) < 0 ||
-	    hm_users_home_conflict(db, new_home, db->lines[i].user->address) != NULL)
+	    hm_users_home_conflict(db, new_home, old_address) != NULL)
 		return errno = EINVAL, -1;
-	u = dup_user(&tmp);
-	if (u == NULL)
-		return -1;
-	if (replace_line(db, i, u) < 0) {
-		user_free(u);
-		return -1;
-	}
-	return 0;
-}
-
-char *hm_users_serialize(const struct hm_users *db, size_t *len_r)
-{
-	struct hm_buf b;
-
-	hm_buf_init(&b, HM_USERS_MAX_FILE + 1);
-	for (size_t i = 0; i < db->nlines; i++) {
-		if (hm_buf_append(&b, db->lines[i].text, db->lines[i].len) < 0 ||
-		    hm_buf_putc(&b, '\n') < 0) {
-			hm_buf_free(&b);
-			return NULL;
-		}
-	}
-	if (b.data == NULL && hm_buf_puts(&b, "") < 0)
-		return NULL;
-	return hm_buf_steal(&b, len_r);
-}
-
-/* dir_of - directory part of path into dir[size] */
-static int dir_of(const char *path, char *dir, size_t size)
-{
-	const char *slash = strrchr(path, '/');
-
-	if (slash == NULL)
-		return hm_strlcpy(dir, ".", size);
-	if (slash == path)
-		return hm_strlcpy(dir, "/", size);
-	if ((size_t)(slash - path) >= size)
-		return errno = ENAMETOOLONG, -1;
-	memcpy(dir, path, (size_t)(slash - path));
-	dir[slash - path] = '\0';
-	return 0;
+	return put_copy(db, i, &tmp, false);    /* checked above */
 }
 
 int hm_users_write(const char *path, const struct hm_users *db)
 {
-	char tmp[PATH_MAX], dir[PATH_MAX];
-	struct stat st;
-	mode_t mode = 0600;
-	uid_t uid = (uid_t)-1;
-	gid_t gid = (gid_t)-1;
-	size_t len;
-	char *data;
-	int fd, dfd, saved;
+	size_t len = 0;
+	char *data = hm_users_serialize(db, &len);
+	int r, saved;
 
-	if (hm_snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", path, (long)getpid()) < 0 ||
-	    dir_of(path, dir, sizeof(dir)) < 0)
-		return -1;
-	if (lstat(path, &st) == 0) {
-		if (!S_ISREG(st.st_mode))
-			return errno = EINVAL, -1;
-		mode = st.st_mode & 0777;
-		uid = st.st_uid;
-		gid = st.st_gid;
-	} else if (errno != ENOENT) {
-		return -1;
-	}
-	data = hm_users_serialize(db, &len);
 	if (data == NULL)
 		return -1;
-	(void)unlink(tmp);      /* a leftover of a crashed writer with our pid */
-	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-	if (fd < 0)
-		goto fail_data;
-	if ((uid != (uid_t)-1 && fchown(fd, uid, gid) < 0 && errno != EPERM) ||
-	    fchmod(fd, mode) < 0 ||
-	    hm_write_full(fd, data, len) < 0 || fsync(fd) < 0) {
-		saved = errno;
-		close(fd);
-		unlink(tmp);
-		errno = saved;
-		goto fail_data;
-	}
-	if (close(fd) < 0 || rename(tmp, path) < 0) {
-		saved = errno;
-		unlink(tmp);
-		errno = saved;
-		goto fail_data;
-	}
-	explicit_bzero(data, len);
-	free(data);
-	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd >= 0) {
-		(void)fsync(dfd);
-		close(dfd);
-	}
-	return 0;
-fail_data:
+	r = hm_table_write(path, data, len, 0600);
 	saved = errno;
 	explicit_bzero(data, len);
 	free(data);
 	errno = saved;
-	return -1;
+	return r;
 }
 
-int hm_users_modify(const char *path, hm_users_edit_fn *fn, void *ctx,
-		    hm_users_warn_fn *warn, void *wctx)
-{
-	char lockpath[PATH_MAX];
-	struct hm_users *db = NULL;
-	int lfd, ret, saved;
-
-	if (hm_snprintf(lockpath, sizeof(lockpath), "%s.lock", path) < 0)
-		return -1;
-	lfd = open(lockpath, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
-	if (lfd < 0)
-		return -1;
-	while (flock(lfd, LOCK_EX) < 0) {
-		if (errno != EINTR)
-			goto fail;
-	}
-	if (hm_users_load(path, warn, wctx, &db) < 0) {
-		if (errno != ENOENT)
-			goto fail;
-		db = hm_users_empty();
-		if (db == NULL)
-			goto fail;
-	}
-	ret = fn(db, ctx);
-	if (ret == 1 && hm_users_write(path, db) < 0)
-		ret = -1;
-	saved = errno;
-	hm_users_free(&db);
-	close(lfd);             /* releases the flock */
-	errno = saved;
-	return ret;
-fail:
-	saved = errno;
-	hm_users_free(&db);
-	close(lfd);
-	errno = saved;
-	return -1;
-}

@@ -121,8 +121,8 @@ char *hm_users_serialize(const struct hm_users *db, size_t *len_r);
 typedef int hm_users_edit_fn(struct hm_users *db, void *ctx);
 int hm_users_modify(const char *path, hm_users_edit_fn *fn, void *ctx,
 		    hm_users_warn_fn *warn, void *wctx);
-/* hm_users_write - write db to path atomically (used by hm_users_modify;
- * the caller must hold the lock). */
+/* hm_users_write - write db to path atomically, as hm_users_modify does
+ * (the caller must hold the lock). */
 int hm_users_write(const char *path, const struct hm_users *db);
 
 /* Validation helpers (also used by homemail-user). */

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -260,4 +261,40 @@ int hm_wait_fd(int fd, short events, long long deadline)
 			continue;   /* interrupted, or a 60 s slice of a longer wait */
 		return r < 0 ? -1 : 1;
 	}
+}
+
+/* hm_send_all - see hm_util.h */
+int hm_send_all(int fd, const void *p, size_t n, long long deadline)
+{
+	const char *c = p;
+
+	while (n > 0) {
+		ssize_t w = send(fd, c, n, MSG_NOSIGNAL);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			int r = hm_wait_fd(fd, POLLOUT, deadline);
+			if (r <= 0)
+				return errno = r == 0 ? ETIMEDOUT : errno, -1;
+			continue;
+		}
+		if (w < 0)
+			return -1;
+		c += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+/* hm_errf - see hm_util.h */
+int hm_errf(int code, char *dst, size_t dstsize, const char *fmt, ...)
+{
+	if (dst != NULL && dstsize > 0) {
+		va_list ap;
+		va_start(ap, fmt);
+		vsnprintf(dst, dstsize, fmt, ap);
+		va_end(ap);
+	}
+	return code;
 }

@@ -75,4 +75,14 @@ long long hm_mono_ms(void);
  * retried): 1 ready, 0 deadline passed, -1 error */
 int hm_wait_fd(int fd, short events, long long deadline);
 
+/* hm_send_all - send all n bytes on a non-blocking socket (MSG_NOSIGNAL),
+ * waiting with hm_wait_fd until the deadline.  Returns 0, or -1 and errno
+ * set (ETIMEDOUT when the deadline passed). */
+int hm_send_all(int fd, const void *p, size_t n, long long deadline);
+
+/* hm_errf - format a reason into dst[dstsize] when dst is given (truncated
+ * to fit); returns code, so a failure path is "return hm_errf(CODE, ...)" */
+int hm_errf(int code, char *dst, size_t dstsize, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
 #endif

@@ -28,6 +28,7 @@ import concurrent.futures
 import datetime
 import fcntl
 import hashlib
+import http.client
 import json
 import os
 import re
@@ -77,6 +78,7 @@ DEFAULTS = {
     "pop3s_port": "995",
     "sieve_port": "4190",
     "https_port": "443",            # Roundcube (apache2); 0: not checked
+    "mta_sts_port": "443",          # HTTPS port of mta-sts.<domain>; 0: policy not fetched
     "dns_server": "",               # this host's own bind9 (address); empty: none
     "resolver": "",                 # empty: /etc/resolv.conf's, the mail daemons' resolver
     "rspamd": "auto",               # host:port, no; auto: as Exim's spamd_address says
@@ -673,10 +675,142 @@ def check_mail_auth_records(host, d, zone):
             continue
         if len(good) == 1:
             out.append(Result(f"dns {label} {d}", OK, good[0][:90]))
+            if label == "MTA-STS" and host.cfg["mta_sts_port"] not in ("", "0"):
+                out.append(check_mta_sts_policy(host, d))
         else:
             out.append(Result(f"dns {label} {d}", ERR, f"{name}: {len(good)} valid records "
                               f"({'; '.join(sorted(t))[:60]})", fix))
     return out
+
+
+# RFC 8461: the policy a sending MTA fetches once it sees _mta-sts.<domain>
+MTA_STS_MAX_BODY = 64 * 1024       # 3.3: senders may refuse larger policies
+MTA_STS_MAX_AGE = 31557600         # 3.2: max_age is at most a year
+MTA_STS_MIN_AGE = 86400            # below a day the policy protects little (3.2 advises weeks)
+
+
+def fetch_mta_sts(host, d):
+    """GET https://mta-sts.<d>/.well-known/mta-sts.txt as a sending MTA would:
+    the name resolved by the mail daemons' resolver, TLS verified against
+    tls_ca (or the system's CAs), no redirects followed (RFC 8461 3.3).
+    Returns (status, content type, body, der, chain_error); OSError,
+    ssl.SSLError, http.client.HTTPException when it cannot be fetched."""
+    name = f"mta-sts.{d}"
+    addrs = sorted(dig(name, "A") or ()) + sorted(dig(name, "AAAA") or ())
+    if not addrs:
+        raise OSError(f"{name} has no address (A/AAAA) at the resolver")
+    port = int(host.cfg["mta_sts_port"])
+    chain_error, last = None, None
+    for verify in (True, False):
+        ctx = tls_context(host.cfg, verify)
+        try:
+            raw = socket.create_connection((addrs[0], port), timeout=TIMEOUT)
+        except OSError as ex:
+            raise OSError(f"{name} ({addrs[0]}:{port}): {ex.strerror or ex}") from None
+        try:
+            s = ctx.wrap_socket(raw, server_hostname=name)
+        except ssl.SSLCertVerificationError as ex:
+            raw.close()
+            chain_error = last = ex.verify_message or str(ex)
+            continue
+        conn = http.client.HTTPSConnection(name, port, timeout=TIMEOUT, context=ctx)
+        conn.sock = s                       # already connected to the resolved address
+        try:
+            s.settimeout(TIMEOUT)
+            der = s.getpeercert(binary_form=True)
+            conn.request("GET", "/.well-known/mta-sts.txt",
+                         headers={"User-Agent": f"{PROG}/{VERSION}", "Connection": "close"})
+            r = conn.getresponse()
+            body = r.read(MTA_STS_MAX_BODY + 1)
+            return r.status, r.getheader("Content-Type", ""), body, der, chain_error
+        finally:
+            conn.close()
+    raise OSError(f"no TLS handshake with {name}: {last}")
+
+
+def parse_mta_sts(text):
+    """{key: [values]} of an RFC 8461 3.2 policy (key ":" value per line,
+    CRLF or LF); None when a line is not key: value."""
+    fields = {}
+    for line in text.replace("\r\n", "\n").split("\n"):
+        if not line.strip():
+            continue
+        key, sep, value = line.partition(":")
+        if not sep or not re.fullmatch(r"[A-Za-z0-9_]+", key.strip()):
+            return None
+        fields.setdefault(key.strip().lower(), []).append(value.strip())
+    return fields
+
+
+def check_mta_sts_policy(host, d):
+    """The policy of d fetched over HTTPS (fetch_mta_sts) and checked:
+    version STSv1, a mode, max_age, mx patterns covering every MX record,
+    and a certificate valid for mta-sts.<d>."""
+    label, name = f"mta-sts policy {d}", f"mta-sts.{d}"
+    url = f"https://{name}/.well-known/mta-sts.txt"
+    try:
+        status, ctype, body, der, chain_error = fetch_mta_sts(host, d)
+    except (OSError, ssl.SSLError, http.client.HTTPException) as ex:
+        return Result(label, ERR, f"cannot fetch {url}: {ex}"[:200],
+                      f"serve the policy at {url} (and an A record for {name})")
+    problems, verdict, fix = [], OK, ""
+
+    def bad(v, what, how):
+        nonlocal verdict, fix
+        problems.append(what)
+        verdict = max(verdict, v)
+        fix = fix or how
+    if chain_error:
+        bad(ERR, f"certificate does not verify: {chain_error}",
+            f"serve a certificate for {name} from a CA senders trust (the full chain)")
+    names = cert_info(der)["names"]
+    if not any(name_matches(name, p) for p in names):
+        bad(ERR, f"certificate does not name {name} (names: {' '.join(names) or 'none'})",
+            f"add {name} to the certificate's names")
+    if status != 200:
+        return Result(label, ERR, f"{url}: HTTP {status}" + (f"; {'; '.join(problems)}"
+                      if problems else ""), f"serve the policy file at {url} (no redirect)")
+    if len(body) > MTA_STS_MAX_BODY:
+        return Result(label, ERR, f"{url}: larger than 64 KiB", "serve the policy file only")
+    if ctype.split(";")[0].strip().lower() != "text/plain":
+        bad(WARN, f"served as {ctype or 'no type'}, not text/plain",
+            "serve it as text/plain (RFC 8461 3.3)")
+    try:
+        fields = parse_mta_sts(body.decode("utf-8"))
+    except UnicodeDecodeError:
+        fields = None
+    if fields is None:
+        return Result(label, ERR, f"{url}: not a policy (key: value lines)",
+                      "serve the policy file, version: STSv1 ...")
+    version = fields.get("version", [""])[0]
+    mode = fields.get("mode", [""])[0].lower()
+    age = fields.get("max_age", [""])[0]
+    patterns = [p.rstrip(".").lower() for p in fields.get("mx", [])]
+    if version != "STSv1":
+        bad(ERR, f"version {version or 'missing'}, not STSv1",
+            "the policy's first line must be 'version: STSv1'")
+    if mode not in ("enforce", "testing", "none"):
+        bad(ERR, f"mode {mode or 'missing'}", "mode: testing (or enforce) in the policy")
+    if not age.isdigit() or int(age) > MTA_STS_MAX_AGE:
+        bad(ERR, f"max_age {age or 'missing'}", "max_age: 604800 (a week) in the policy")
+    elif int(age) < MTA_STS_MIN_AGE:
+        bad(WARN, f"max_age {age} s is under a day",
+            "max_age: 604800 or more (RFC 8461 advises weeks)")
+    mx = dig(d, "MX")
+    hosts = sorted({m.split()[-1].rstrip(".") for m in mx or () if len(m.split()) == 2})
+    if mode in ("enforce", "testing"):
+        if not patterns:
+            bad(ERR, "no mx line", f"list every MX host: mx: {host.hostname()}")
+        uncovered = [h for h in hosts if not any(name_matches(h, p) for p in patterns)]
+        if uncovered:
+            # enforce: senders that honour the policy refuse to deliver there
+            bad(ERR if mode == "enforce" else WARN,
+                f"MX {' '.join(uncovered)} not in the policy's mx ({' '.join(patterns) or 'none'})",
+                f"add 'mx: {uncovered[0]}' to the policy (and change its id in _mta-sts.{d})")
+    detail = "; ".join(problems) if problems else (
+        f"{version} mode {mode}, max_age {age}, mx {' '.join(patterns) or '-'} covers "
+        f"{' '.join(hosts) or 'no MX'}; certificate verified for {name}")
+    return Result(label, verdict, detail[:300], fix)
 
 
 def check_tlsa(host):

@@ -5,7 +5,8 @@ over TLS and ManageSieve on free ports), a borg repository, staging
 directory, passphrase and state file of the test's own, and a
 homemail-backup configuration pointing at them (doveadm_config = the
 private dovecot.conf).  The programs run are build/'s homemail-backup and
-homemail-restore.
+homemail-restore.  `roundcube_db()` makes a Roundcube-like SQLite database
+owned by www-data, as dbconfig-common does.
 
 Reading a user back: `snapshot()` reads every mailbox over IMAP (TLS):
 its subscriptions, and per mailbox the multiset of (message bytes' SHA-256,
@@ -15,7 +16,9 @@ and which one is active over ManageSieve (STARTTLS, GETSCRIPT).
 import hashlib
 import json
 import os
+import pwd
 import re
+import sqlite3
 import subprocess
 
 import hmtest
@@ -47,7 +50,9 @@ class Backup:
                     f"doveadm_config = {dovecot.conf_path}\n"
                     f"users = {' '.join(u.name for u in users)}\n"
                     f"paths = {self.etc}\nrestore_paths = {self.etc}/users {self.etc}/dkim-absent {self.w}/elsewhere\n"
-                    "keep_daily = 3\nkeep_weekly = 0\nkeep_monthly = 0\n" + extra)
+                    "keep_daily = 3\nkeep_weekly = 0\nkeep_monthly = 0\n"
+                    # not this host's Roundcube (the lab's): a test names its own
+                    "roundcube_db =\n" + extra)
 
     def run(self, prog, *args, check=True, wrap=()):
         r = subprocess.run(list(wrap) + [tool(prog), "-c", self.conf] + list(args),
@@ -172,3 +177,83 @@ def tree(path):
             out[os.path.relpath(p, path)] = (st.st_mode, st.st_size, st.st_mtime_ns,
                                              os.readlink(p) if os.path.islink(p) else None)
     return out
+
+
+# ---------------------------------------------------------------------------
+# A Roundcube-like database: the tables holding what users set in Roundcube
+# (settings, identities, address book), owned by www-data in a 0770
+# directory as dbconfig-common leaves /var/lib/dbconfig-common/sqlite3/roundcube.
+ROUNDCUBE_SCHEMA = """
+CREATE TABLE users (user_id INTEGER PRIMARY KEY, username TEXT NOT NULL, mail_host TEXT,
+                    created DATETIME, preferences TEXT);
+CREATE TABLE identities (identity_id INTEGER PRIMARY KEY, user_id INTEGER NOT NULL,
+                         name TEXT, email TEXT, signature TEXT, standard INTEGER);
+CREATE TABLE contacts (contact_id INTEGER PRIMARY KEY, user_id INTEGER NOT NULL,
+                       name TEXT, email TEXT, vcard TEXT);
+"""
+WWW = pwd.getpwnam("www-data")
+
+
+def roundcube_db():
+    """A fresh Roundcube-like database with two users' settings, identities
+    and contacts; returns its path."""
+    w = hmtest._workdir("roundcube")
+    d = os.path.join(w, "sqlite3", "roundcube")
+    os.makedirs(d)
+    os.chown(d, WWW.pw_uid, WWW.pw_gid)
+    os.chmod(d, 0o770)
+    path = os.path.join(d, "roundcube")
+    c = sqlite3.connect(path)
+    c.executescript(ROUNDCUBE_SCHEMA)
+    for uid, name in ((1, "roberto"), (2, "ana@ventas.com.bo")):
+        c.execute("INSERT INTO users VALUES (?, ?, 'mail.home.com.bo', '2026-12-05', ?)",
+                  (uid, name, 'a:2:{s:8:"timezone";s:14:"America/La_Paz";'
+                              's:9:"draft_autosave";i:60;}'))
+        c.execute("INSERT INTO identities VALUES (NULL, ?, ?, ?, ?, 1)",
+                  (uid, name.title(), name if "@" in name else name + "@home.com.bo",
+                   "--\nSaludos, \u00e1\u00e9\u00ed"))
+        for i in range(3):
+            c.execute("INSERT INTO contacts VALUES (NULL, ?, ?, ?, ?)",
+                      (uid, f"Contacto {i}", f"c{i}@example.org",
+                       f"BEGIN:VCARD\nVERSION:3.0\nFN:Contacto {i}\nEND:VCARD"))
+    c.commit()
+    c.close()
+    os.chown(path, WWW.pw_uid, WWW.pw_gid)
+    os.chmod(path, 0o660)
+    return path
+
+
+def roundcube_dump(path):
+    """Every row of every table, as SQL text (what Roundcube would read)."""
+    c = sqlite3.connect("file:" + path + "?mode=ro", uri=True)
+    try:
+        return [line for line in c.iterdump()]
+    finally:
+        c.close()
+
+
+# Run as www-data: commits rows that stay in the -wal file (no checkpoint
+# while the connection is open), says "ready", holds until stdin closes.
+# A copy of the database file alone misses those rows.
+WAL_WRITER = r"""
+import sqlite3, sys
+c = sqlite3.connect(sys.argv[1], isolation_level=None)
+c.execute("PRAGMA journal_mode=WAL")
+c.execute("PRAGMA wal_autocheckpoint=0")
+c.execute("INSERT INTO contacts VALUES (NULL, 1, 'Solo en el WAL', 'wal@example.org', '')")
+c.execute("UPDATE users SET preferences = ? WHERE user_id = 2",
+          ('a:1:{s:8:"language";s:5:"es_ES";}',))
+print("ready", flush=True)
+sys.stdin.read()
+c.close()
+"""
+
+
+def wal_writer(path):
+    """Start WAL_WRITER as www-data on path; returns the process once its
+    rows are committed (close its stdin to end it)."""
+    p = subprocess.Popen(["setpriv", f"--reuid={WWW.pw_uid}", f"--regid={WWW.pw_gid}",
+                          "--clear-groups", "--", "/usr/bin/python3", "-I", "-c", WAL_WRITER, path],
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert p.stdout.readline().strip() == "ready"
+    return p

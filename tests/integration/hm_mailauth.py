@@ -83,10 +83,11 @@ class MailauthWorld:
         os.chmod(self.scan_conf, 0o644)
         self.exim = self.new_exim(mx_host(self) if mx_host else self.mx, mailauth, macros)
 
-    def new_exim(self, host, mailauth=True, macros=""):
-        """A started PackageExim in host with this world's scan.conf."""
+    def new_exim(self, host, mailauth=True, macros="", confd=None):
+        """A started PackageExim in host with this world's scan.conf
+        (confd: another conf.d tree, as PackageExim's)."""
         return hmtest.PackageExim(
-            self.dovecot, user_check=False, host=host, env=hmtest.sanitizer_env(),
+            self.dovecot, user_check=False, host=host, env=hmtest.sanitizer_env(), confd=confd,
             macros=textwrap.dedent(f"""\
                 add_environment = HOMEMAIL_SCAN_CONF={self.scan_conf}
                 HOMEMAIL_MAILAUTH = {'yes' if mailauth else 'no'}

@@ -20,6 +20,7 @@ one machine holds two independent mail stores.
 """
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -34,6 +35,9 @@ DOMAIN = hmtest.MAIL_DOMAIN
 NAMES = {"a": "mail-a", "b": "mail-b", "backup": "mx-backup"}
 INDEX = {"a": 10, "b": 11, "backup": 12}
 SENDER_DOMAIN = "pair.test"
+# the replication role's replication_dsync_group (created by the role on a
+# real host, by render() here)
+DSYNC_GROUP = "homemail-dsync"
 
 
 def render(world, extra_vars=None):
@@ -42,8 +46,11 @@ def render(world, extra_vars=None):
     hosts); returns the render directory (one subdirectory per host)."""
     # the rendered aggregator has a listener for the virtual accounts'
     # owner's group (docs/domains.md: vmail): Dovecot needs the group
-    if subprocess.run(["getent", "group", "vmail"], capture_output=True).returncode != 0:
-        subprocess.run(["groupadd", "--system", "vmail"], check=True)
+    # and the replicator's doveadm socket belongs to the group the
+    # replication role creates for dsync (docs/replication.md, "-U")
+    for g in ("vmail", DSYNC_GROUP):
+        if subprocess.run(["getent", "group", g], capture_output=True).returncode != 0:
+            subprocess.run(["groupadd", "--system", g], check=True)
     d = hmtest._workdir("pair-render")
     extra = []
     for k, v in (extra_vars or {}).items():
@@ -74,10 +81,19 @@ def pair_cert():
 
 
 class PairDovecot(hmtest.PackageDovecot):
-    """PackageDovecot inside a world host with the host's rendered files."""
+    """PackageDovecot inside a world host with the host's rendered files.
 
-    def __init__(self, host, rendered, users, cert, **kw):
+    rendered_authdb=True (a mail host with auth_backend=True): the package's
+    account database (the built libauthdb_homemail.so) with the arguments
+    render.yml made for this host (dovecot-authdb.conf: its share of the
+    lockout budget), the users file and lockout state pointed at this
+    instance; only its userdb is replaced by the host's own homes, as for
+    the passwd userdb (both hosts are one machine: the accounts' system
+    homes would be one mail store)."""
+
+    def __init__(self, host, rendered, users, cert, rendered_authdb=False, **kw):
         self.host, self.rendered, self.pair_cert = host, rendered, cert
+        self.rendered_authdb = rendered_authdb
         self.doveadm_port = hmtest.free_port()
         self.homes = hmtest._workdir(f"pair-{host.name}-home")
         self.userdb_file = None
@@ -109,14 +125,40 @@ class PairDovecot(hmtest.PackageDovecot):
                 os.chmod(home, 0o700)
                 f.write(f"{u.name}::{u.uid}:{u.gid}::{home}::\n")
         os.chmod(self.userdb_file, 0o644)
-        text = text.replace("userdb {\n  driver = passwd\n}",
-                            f"userdb {{\n  driver = passwd-file\n  args = {self.userdb_file}\n}}")
+        own_homes = f"userdb {{\n  driver = passwd-file\n  args = {self.userdb_file}\n}}"
+        text = text.replace("userdb {\n  driver = passwd\n}", own_homes)
+        if self.rendered_authdb:
+            text += "\n" + own_homes + "\n"
         text += "\n# --- rendered by ansible/render.yml for this host ---\n"
         for name in ("local.conf", "92-homemail-replication.conf"):
             p = os.path.join(self.rendered, name)
             if os.path.exists(p):
                 text += self._plumb(open(p).read(), w) + "\n"
         return text
+
+    def _render_auth(self, w):
+        """The package's auth include (hmtest), then, for rendered_authdb,
+        the host's rendered arguments and no homemail userdb."""
+        inc = super()._render_auth(w)
+        if not self.rendered_authdb:
+            return inc
+        args = open(os.path.join(self.rendered, "dovecot-authdb.conf")).read()
+        line = re.search(r"(?m)^args = .*$", args).group(0)
+        line = line.replace("users=/etc/homemail/users", f"users={w}/homemail-users")
+        with open(os.path.join(w, "dovecot-authdb.conf"), "w") as f:
+            f.write(f"{line} lockout={self.lockout_path}\n")
+        ext = os.path.join(w, "share", "dovecot", "auth-homemail.conf.ext")
+        text = open(ext).read()
+        text, n = re.subn(r"(?ms)^userdb \{\n  driver = homemail\n.*?^\}\n", "", text)
+        if n != 1:
+            raise RuntimeError("auth-homemail.conf.ext: no homemail userdb block to replace")
+        with open(ext, "w") as f:
+            f.write(text)
+        return inc
+
+    @property
+    def lockout_path(self):
+        return os.path.join(self.w, "state", "lockout.db")
 
     def _plumb(self, text, w):
         """The rendered text with a private instance's paths and port."""
@@ -136,6 +178,17 @@ class PairDovecot(hmtest.PackageDovecot):
 
     def start(self):
         argv = ["dovecot", "-F", "-c", self.conf_path]
+        if self.auth_module_dir:
+            # the built auth module over the installed directory, in a
+            # private mount namespace (as hmtest.Dovecot.start does)
+            overlay = hmtest._mkdir(os.path.join(self.w, "authmods"), 0o755)
+            stock = "/usr/lib/dovecot/modules/auth"
+            for src in (stock, self.auth_module_dir):
+                for n in os.listdir(src):
+                    if n.endswith(".so"):
+                        shutil.copy2(os.path.join(src, n), os.path.join(overlay, n))
+            argv = ["unshare", "-m", "--propagation", "private", "sh", "-c",
+                    f'mount --bind "$0" {stock} && exec "$@"', overlay] + argv
         self.proc = self.host.popen(argv, stdin=subprocess.DEVNULL,
                                     stdout=open(os.path.join(self.w, "stdout"), "a"),
                                     stderr=subprocess.STDOUT, env=dict(os.environ, **self.env))
@@ -244,9 +297,13 @@ class PairHost:
         os.chmod(wrapper, 0o755)
         return wrapper
 
-    def start(self, users):
+    def start(self, users, auth_backend=False):
+        """auth_backend: the package's account database with the host's
+        rendered arguments (PairDovecot rendered_authdb) instead of a
+        passwd-file of the test users."""
         self.dovecot = PairDovecot(self.host, self.rendered, users, self.pair.cert,
-                                   auth_failure_delay="0 secs")
+                                   auth_failure_delay="0 secs", auth_backend=auth_backend,
+                                   rendered_authdb=auth_backend)
         return self
 
     def kill9(self):
@@ -320,9 +377,11 @@ class BackupMX:
 
 class Pair:
     """A world with DNS, hosts mail-a and mail-b replicating each other
-    (backup=True: and the backup MX mx-backup, MX 50)."""
+    (backup=True: and the backup MX mx-backup, MX 50; auth_backend=True:
+    the mail hosts authenticate with the package's account database and
+    their rendered arguments, PairHost.start)."""
 
-    def __init__(self, users, extra_vars=None, backup=False):
+    def __init__(self, users, extra_vars=None, backup=False, auth_backend=False):
         self.world = hm_world.World()
         self.users = users
         self.cert = pair_cert()
@@ -341,7 +400,7 @@ class Pair:
         self.world.start_dns({DOMAIN: recs,
                               SENDER_DOMAIN: ['@ IN TXT "v=spf1 ip4:198.18.0.0/15 -all"']})
         for h in (self.a, self.b):
-            h.start(users)
+            h.start(users, auth_backend=auth_backend)
         # each names the other's doveadm port (both are 12345 in the inventory)
         self.a.dovecot.set_peer_port(self.b.dovecot.doveadm_port)
         self.b.dovecot.set_peer_port(self.a.dovecot.doveadm_port)

@@ -12,6 +12,11 @@ StatusHost starts what homemail-status looks at, all private (hmtest):
     current+next, DMARC, MTA-STS, TLS-RPT, TLSA of the certificate) and the
     reverse zone for the PTR, plus a copy of the zone as "what the host should
     publish" (status.conf zone_files), so a test can change what is served;
+  * the MTA-STS policy over HTTPS (RFC 8461): mta-sts.<domain> resolving to
+    127.0.0.1 and a small HTTPS server (Python's http.server, TLS with a
+    certificate of the same CA for that name) on a free port serving
+    /.well-known/mta-sts.txt; a test can rewrite the policy or serve a
+    certificate without the name;
   * a small tmpfs as the mail spool (disk_paths), a backup state file;
 and writes status.conf pointing homemail-status at all of it.
 """
@@ -43,6 +48,7 @@ class StatusHost:
     def __init__(self):
         self.w = hmtest._workdir("status")
         self._make_ca_and_cert()
+        self._start_mta_sts()
         self.world = hm_world.World()
         self.zone = self._zone_records()
         self.world.start_dns({DOMAIN: self.zone, REV_ZONE: [f"25 IN PTR {HOSTNAME}."]})
@@ -101,6 +107,52 @@ class StatusHost:
         os.chmod(tmp, 0o644)
         os.replace(tmp, self.cert)
 
+    # -- the MTA-STS policy host ------------------------------------------------
+    GOOD_POLICY = f"version: STSv1\r\nmode: testing\r\nmx: {HOSTNAME}\r\nmax_age: 604800\r\n"
+
+    def _leaf(self, tag, names):
+        """A certificate of the CA for names (and its key): (cert, key)."""
+        crt, key = (os.path.join(self.w, f"{tag}.pem"), os.path.join(self.w, f"{tag}.key"))
+        csr, ext = crt + ".csr", crt + ".ext"
+        _openssl("req", "-new", "-nodes", "-newkey", "rsa:2048", "-subj", f"/CN={names[0]}",
+                 "-keyout", key, "-out", csr)
+        with open(ext, "w") as f:
+            f.write("subjectAltName=" + ",".join("DNS:" + n for n in names) + "\n")
+        _openssl("x509", "-req", "-in", csr, "-CA", self.ca, "-CAkey", self._cakey,
+                 "-CAcreateserial", "-days", "30", "-extfile", ext, "-out", crt)
+        return crt, key
+
+    def _start_mta_sts(self):
+        self.sts_root = hmtest._mkdir(os.path.join(self.w, "mta-sts", ".well-known"), 0o755)
+        self.sts_port = hmtest.free_port()
+        self.sts_good = self._leaf("mta-sts", [f"mta-sts.{DOMAIN}"])
+        self.sts_wrong = self._leaf("mta-sts-wrong", [HOSTNAME])
+        self.write_policy(self.GOOD_POLICY)
+        self.serve_mta_sts(self.sts_good)
+
+    def write_policy(self, text):
+        with open(os.path.join(self.sts_root, "mta-sts.txt"), "w") as f:
+            f.write(text)
+
+    def serve_mta_sts(self, cert_key):
+        """(Re)start the policy's HTTPS server with this (cert, key)."""
+        old = getattr(self, "sts_proc", None)
+        if old is not None:
+            hmtest._terminate(old)
+        code = ("import functools, http.server, ssl, sys\n"
+                "h = functools.partial(http.server.SimpleHTTPRequestHandler, directory=sys.argv[4])\n"
+                "srv = http.server.HTTPServer(('127.0.0.1', int(sys.argv[1])), h)\n"
+                "ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)\n"
+                "ctx.load_cert_chain(sys.argv[2], sys.argv[3])\n"
+                "srv.socket = ctx.wrap_socket(srv.socket, server_side=True)\n"
+                "srv.serve_forever()\n")
+        self.sts_proc = subprocess.Popen(
+            ["/usr/bin/python3", "-I", "-c", code, str(self.sts_port), cert_key[0], cert_key[1],
+             os.path.dirname(self.sts_root)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = self.sts_proc
+        hmtest._cleanups.append(lambda: hmtest._terminate(proc))
+        hmtest.wait_port(self.sts_port)
+
     def spki_sha256(self):
         pub = subprocess.run(["openssl", "x509", "-in", self.cert, "-noout", "-pubkey"],
                              check=True, capture_output=True, text=True).stdout
@@ -116,6 +168,7 @@ class StatusHost:
             f'{DKIM_SELECTORS[1]}._domainkey IN TXT "v=DKIM1; k=rsa; p=MIGfMA0GCSqGSIb3DQEBAQUAA4GNADCBiQKBgQC2"',
             '_dmarc IN TXT "v=DMARC1; p=quarantine; rua=mailto:postmaster@home.com.bo"',
             '_mta-sts IN TXT "v=STSv1; id=20261205"',
+            "mta-sts IN A 127.0.0.1",
             '_smtp._tls IN TXT "v=TLSRPTv1; rua=mailto:postmaster@home.com.bo"',
             f"_25._tcp.mail IN TLSA 3 1 1 {self.spki_sha256()}",
         ]
@@ -153,6 +206,7 @@ class StatusHost:
             "smtp_ports": str(self.ex.smtp_port), "smtps_ports": str(self.smtps_port),
             "imaps_port": str(self.dv.imaps_port), "pop3s_port": str(self.dv.pop3s_port),
             "sieve_port": "0", "https_port": "0", "dns_server": self.world.dns_addr,
+            "mta_sts_port": str(self.sts_port),
             "rspamd": "no", "clamd": "no",
             "auth_sockets": " ".join(os.path.join(b, n) for n in (
                 "auth-client", "auth-userdb", "auth-master", "auth-exim", "auth-exim-master")),
@@ -197,6 +251,7 @@ class StatusHost:
         self.ex.start()
 
     def close(self):
+        hmtest._terminate(self.sts_proc)
         self.ex.stop()
         self.dv.stop()
         subprocess.run(["umount", "-l", self.spool], capture_output=True)

@@ -11,7 +11,13 @@ Each case names what it guards:
   * p=none is delivered with dmarc=fail in Authentication-Results;
   * a DKIM signature by the From: domain gives dmarc=pass;
   * a DNS timeout during DMARC or SPF defers (451), never a pass; a DKIM
-    key DNS cannot deliver defers only when that signature could align;
+    key DNS cannot deliver defers only when that signature could align,
+    and is asked of DNS once (a timeout waited for once, not twice:
+    counted in bind9's query log, not timed);
+  * each signature is listed once in Authentication-Results (the DKIM ACL
+    runs once per signature, also for one with an i= identity);
+  * a sender domain without an SPF record is asked once, not again with
+    the search domains of the host's resolv.conf;
   * a forged Authentication-Results with our authserv-id is removed;
   * an SPF hard fail is refused at RCPT (HOMEMAIL_SPF_FAIL = refuse) or
     recorded (mark);
@@ -61,6 +67,24 @@ def _freeze(named):
     hmtest.wait_for(lambda: _stopped(named.pid), 10, 0.01, "named to stop")
 
 
+def _queries(mw, name):
+    """How many TXT queries for name bind9 has logged (its query log)."""
+    with open(os.path.join(mw.world.w, "named.log")) as f:
+        return len(re.findall(r"query: " + re.escape(name) + r" IN TXT ", f.read(), re.I))
+
+
+def _settled(mw):
+    """Return once bind9 has logged every query queued while it was stopped:
+    a query sent now is answered only after named drained its sockets."""
+    import subprocess
+    import secrets
+    name = f"sync-{secrets.token_hex(4)}.sender.test"
+    subprocess.run(["dig", "+tries=3", "+time=2", f"@{mw.world.dns_addr}", name, "TXT"],
+                   capture_output=True, check=False)
+    import hmtest
+    hmtest.wait_for(lambda: _queries(mw, name) >= 1, 10, 0.05, "named to log the sync query")
+
+
 def _count(mw, folder=""):
     import hmtest
     return len(hmtest.maildir_files(mw.user.maildir, folder))
@@ -89,6 +113,8 @@ def test_dkim_pass_gives_dmarc_pass(mw):
     assert ar[0].startswith(AR_ID + ";"), ar
     assert "spf=pass smtp.mailfrom=sender.test" in ar[0], ar
     assert "dkim=pass header.d=reject.test header.s=sel" in ar[0], ar
+    # dkimpy signs with i=@reject.test: still one result for the one signature
+    assert b"i=@reject.test" in m and ar[0].count("dkim=") == 1, ar
     assert "dmarc=pass (p=reject dis=none) header.from=reject.test" in ar[0], ar
 
 
@@ -154,11 +180,36 @@ def test_dkim_key_dns_failure_defers_when_it_matters(mw):
     deliver (SERVFAIL): the outcome is unknown, so 451, never the domain's
     p=reject (nor a signature silently taken as missing)."""
     before = _count(mw)
+    key = "sel._domainkey.tempdkim.test"
+    asked = _queries(mw, key)
     m = mw.message("x <a@tempdkim.test>", subject="tempdkim", sign_domain="tempdkim.test")
     code, text = mw.send("bounce@sender.test", m)
     assert code == 451, (code, text)
     assert "DMARC: temporary failure (DNS failure fetching the DKIM key" in text, text
     assert _count(mw) == before
+    # Exim's verifier asked; the DKIM ACL's second look was answered from
+    # Exim's cache of failed lookups, not by asking bind9 again
+    assert _queries(mw, key) - asked == 1, _queries(mw, key) - asked
+
+
+def test_dkim_key_timeout_waited_once(mw):
+    """The DKIM key's DNS server does not answer (named stopped between RCPT
+    and DATA): the key is asked once (one timeout), not once by Exim's
+    verifier and again by the DKIM ACL.  Counted by the queries named logs
+    when it runs again, not by time.  The message still gets 451."""
+    named = mw.world.named
+    key, policy = "sel._domainkey.reject.test", "_dmarc.reject.test"
+    asked, asked_policy = _queries(mw, key), _queries(mw, policy)
+    m = mw.message("Chief <ceo@reject.test>", subject="key-timeout", sign_domain="reject.test")
+    try:
+        code, text = mw.send("bounce@sender.test", m, between=lambda: _freeze(named))
+    finally:
+        named.send_signal(signal.SIGCONT)
+    assert code == 451, (code, text)
+    _settled(mw)
+    # the policy lookup (after the key's) timed out too: it is what deferred
+    assert _queries(mw, policy) - asked_policy == 1, "the _dmarc query was not logged"
+    assert _queries(mw, key) - asked == 1, _queries(mw, key) - asked
 
 
 def test_dkim_key_dns_failure_ignored_when_it_cannot_matter(mw):
@@ -174,6 +225,7 @@ def test_dkim_key_dns_failure_ignored_when_it_cannot_matter(mw):
     assert len(ar) == 1, ar
     assert "dkim=temperror header.d=tempdkim.test" in ar[0], ar
     assert "dkim=pass header.d=reject.test" in ar[0] and "dmarc=pass" in ar[0], ar
+    assert ar[0].count("dkim=") == 2, ar        # one result per signature
 
 
 def test_dns_timeout_spf_defers_at_rcpt(mw):
@@ -186,6 +238,28 @@ def test_dns_timeout_spf_defers_at_rcpt(mw):
         named.send_signal(signal.SIGCONT)
     assert code == 451, (code, text)
     assert "SPF" in text and "slow.test" in text, text
+
+
+def test_spf_lookup_ignores_resolv_conf_search(mw):
+    """The host's resolv.conf has a search line (Debian's installer writes
+    one): the SPF lookup of a domain without an SPF record (NODATA) is not
+    asked again with the search domain appended (the RCPT ACL sets Exim's
+    resolver options before libspf2 asks).  Counted in bind9's query log."""
+    import hm_world
+    rc = os.path.join(hm_world.NETNS_ETC, mw.mx.ns, "resolv.conf")
+    saved = open(rc).read()
+    suffix = "search-suffix.test"
+    try:
+        with open(rc, "a") as f:      # read by each new receiving process
+            f.write(f"search {suffix}\n")
+        asked = _queries(mw, "none.test")
+        code, text = mw.send("x@none.test", mw.message("List <info@none.test>", subject="search"))
+    finally:
+        with open(rc, "w") as f:
+            f.write(saved)
+    assert code == 250, (code, text)
+    assert _queries(mw, "none.test") - asked == 1
+    assert _queries(mw, "none.test." + suffix) == 0
 
 
 def test_spf_fail_refused_at_rcpt(mw):

@@ -5,6 +5,11 @@ fault of issue 19 is planted in turn — a certificate expiring in 5 days, the
 MX record removed, a frozen message, the mail spool full, dovecot stopped,
 the local_scan module missing — and must be reported by exactly the lines
 it breaks, with the right verdict and exit code, and be gone after the fix.
+The MTA-STS policy is fetched over HTTPS from mta-sts.<domain> (resolved
+by the host's resolver, loopback here): a policy whose mx does not cover
+the MX record is a warning in mode testing and an error in mode enforce,
+a bad version or max_age and a certificate without the policy host's name
+are errors, the good policy is ok.
 One host serves the whole sequence (starting it is most of the time)."""
 import json
 import os
@@ -61,7 +66,8 @@ def test_all_ok_then_each_fault_reported_and_cleared(host):
                  "dns MX home.com.bo", "dns PTR 192.0.2.25", "dns DKIM s2027",
                  "dns TLSA _25._tcp.mail.home.com.bo", "exim queue", "exim frozen",
                  "homemail local_scan", "dovecot lockouts", "dovecot quota",
-                 "homemail auth module", f"disk {sh.spool}", "backup", "homemail versions"):
+                 "homemail auth module", f"disk {sh.spool}", "backup", "homemail versions",
+                 "mta-sts policy home.com.bo"):
         assert want in checks, want
 
     # 1. a certificate expiring in 5 days (same key: TLSA still matches)
@@ -205,3 +211,40 @@ def test_bad_configuration_and_usage():
     assert r.returncode == 78 and "no such file" in r.stderr
     r = subprocess.run([STATUS, "--frobnicate"], capture_output=True, text=True)
     assert r.returncode == 64 and "usage:" in r.stderr and r.stdout == ""
+
+
+def test_mta_sts_policy_fetched_and_checked(host):
+    sh = host
+    label = "mta-sts policy home.com.bo"
+
+    def line():
+        return [c for c in sh.status()[1]["checks"] if c["check"] == label][0]
+    good = line()
+    assert good["verdict"] == "ok" and "STSv1 mode testing" in good["detail"] \
+        and "mail.home.com.bo" in good["detail"], good
+    # an mx line that does not cover the MX: warning in testing, error in enforce
+    sh.write_policy("version: STSv1\r\nmode: testing\r\nmx: mx.otro.example\r\n"
+                    "max_age: 604800\r\n")
+    doc = assert_fault(sh, {label: "warning"}, 1)
+    assert "MX mail.home.com.bo not in the policy's mx" in json.dumps(doc), doc
+    sh.write_policy("version: STSv1\nmode: enforce\nmx: *.otro.example\nmax_age: 604800\n")
+    assert_fault(sh, {label: "error"}, 2)
+    # a wildcard that covers it is fine (RFC 8461 4.1: one leftmost label)
+    sh.write_policy("version: STSv1\nmode: enforce\nmx: *.home.com.bo\nmax_age: 604800\n")
+    assert_all_ok(sh)
+    # not STSv1, max_age beyond a year: errors
+    sh.write_policy("version: STSv2\nmode: testing\nmx: mail.home.com.bo\nmax_age: 99999999\n")
+    doc = assert_fault(sh, {label: "error"}, 2)
+    assert "not STSv1" in json.dumps(doc) and "max_age 99999999" in json.dumps(doc), doc
+    # no policy file at all (404)
+    os.unlink(os.path.join(sh.sts_root, "mta-sts.txt"))
+    doc = assert_fault(sh, {label: "error"}, 2)
+    assert "HTTP 404" in json.dumps(doc), doc
+    sh.write_policy(sh.GOOD_POLICY)
+    assert_all_ok(sh)
+    # a certificate that does not name mta-sts.<domain>
+    sh.serve_mta_sts(sh.sts_wrong)
+    doc = assert_fault(sh, {label: "error"}, 2)
+    assert "does not name mta-sts.home.com.bo" in json.dumps(doc), doc
+    sh.serve_mta_sts(sh.sts_good)
+    assert_all_ok(sh)

@@ -3,6 +3,10 @@
   * the certificate every TLS listener serves (25, 465, 587, 993, 995, 4190,
     443) is the one certbot got from the lab's pebble, and verifies against
     the root the deploy hook stored (tls_ca);
+  * it carries exactly the names the lab serves (tls_names: mail_hostname,
+    and mta-sts., autoconfig., autodiscover. of home.com.bo and
+    ventas.com.bo), and Apache's port 443 serves it, verified for each name
+    (SNI, openssl s_client -verify_hostname against tls_ca);
   * a forced renewal (certbot renew, as cron runs it) runs the deploy hook:
     new certificate installed, exim4/dovecot/apache2 reloaded, every port
     serves it; the key stays (--reuse-key), so the TLSA record still matches;
@@ -21,6 +25,11 @@ import subprocess
 import labconf as L
 
 PORTS = (25, 465, 587, 993, 995, 4190, 443)
+# The inventory's mail domains and every name they are served by (tls role's
+# tls_names, docs/certificates.md "Names").
+MAIL_DOMAINS = (L.DOMAIN, "ventas.com.bo")
+SERVED_NAMES = sorted([L.HOST] + [p + d for d in MAIL_DOMAINS
+                                  for p in ("mta-sts.", "autoconfig.", "autodiscover.")])
 LINEAGE = "/etc/letsencrypt/live/homemail"
 RESOLVER = "127.0.0.53"
 HOOK_LOG = "/var/log/homemail-acme.log"
@@ -74,6 +83,18 @@ def test_acme_certificate_served_on_every_port():
         assert _served_der(port) == L.leaf_der(), f"port {port} serves another certificate"
 
 
+def test_certificate_carries_every_served_name():
+    san = _run(["openssl", "x509", "-in", L.CERT, "-noout", "-ext", "subjectAltName"],
+               check=True).stdout
+    assert sorted(re.findall(r"DNS:([^,\s]+)", san)) == SERVED_NAMES, san
+    for name in SERVED_NAMES:
+        r = _run(["openssl", "s_client", "-connect", f"{L.HOST}:443", "-servername", name,
+                  "-verify_return_error", "-CAfile", L.CA, "-verify_hostname", name],
+                 input="")
+        assert r.returncode == 0 and "Verify return code: 0 (ok)" in r.stdout, \
+            (name, r.stdout[-800:], r.stderr[-800:])
+
+
 def test_renewal_runs_the_deploy_hook_and_keeps_the_tlsa_valid():
     before = L.leaf_der()
     spki = _spki_sha256(L.CERT)
@@ -105,6 +126,17 @@ def test_zone_signed_and_validated_by_the_resolver():
     for name, rtype in ((L.DOMAIN, "MX"), (L.HOST, "A"), ("_25._tcp." + L.HOST, "TLSA")):
         out = _run(["dig", "+dnssec", "+tries=2", "+time=3", "@" + RESOLVER, name, rtype]).stdout
         assert "status: NOERROR" in out and re.search(r"flags:[^;]* ad[ ;]", out), out
+
+
+def test_resolver_answers_for_every_mail_domain_validated():
+    # the mail daemons ask this resolver for SPF, DKIM and DMARC of our own
+    # domains too (mail between them, homemail-status): the extra domain of
+    # the inventory must resolve there, validated, not only mail_domain
+    for name, rtype in (("ventas.com.bo", "MX"), ("_dmarc.ventas.com.bo", "TXT"),
+                        ("ventas.com.bo", "TXT")):
+        out = _run(["dig", "+dnssec", "+tries=2", "+time=3", "@" + RESOLVER, name, rtype]).stdout
+        assert "status: NOERROR" in out and re.search(r"flags:[^;]* ad[ ;]", out), out
+        assert re.search(r"ANSWER: [1-9]", out), out
 
 
 def test_delv_validates_the_tlsa_record_from_the_zone_key():

@@ -1,6 +1,7 @@
 """homemail-status on the provisioned lab: every check ok (exit 0) — the
 services, TLS of every listener, the zone as the lab's bind9 answers it
-(with the reverse zone's PTR for the HELO name), Exim's queue and
+(with the reverse zone's PTR for the HELO name), the MTA-STS policy fetched
+over HTTPS and checked against the MX, Exim's queue and
 local_scan, Dovecot's auth module, disk, versions — and homemail-report
 reads the lab's logs.  The cron job and status.conf are the playbook's."""
 import json
@@ -22,7 +23,8 @@ def test_status_all_ok():
     names = {c["check"] for c in doc["checks"]}
     for want in ("service smtp/25", "tls smtps/465", "tls imaps/993", "tls https/443",
                  "homemail local_scan", "homemail auth module", "exim queue",
-                 "dovecot quota", "dns MX " + L.DOMAIN):
+                 "dovecot quota", "dns MX " + L.DOMAIN,
+                 "mta-sts policy " + L.DOMAIN):
         assert want in names, want
     assert any(n.startswith("dns PTR ") for n in names), names
     with open(os.path.join(L.ARTIFACTS, "status.json"), "w") as f:

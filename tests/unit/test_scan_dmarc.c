@@ -75,6 +75,7 @@ static void test_spf_relaxed_and_strict(void **state)
 	eval("a@Example.COM", "pass", "bounce.example.com", NULL, 0, &f, &o);
 	assert_int_equal(o.result, DMARC_PASS);
 	assert_true(o.spf_aligned);
+	assert_null(o.why);     /* the mainlog line of a pass gives no reason */
 	eval("a@example.com", "pass", "bounce.example.com", NULL, 0, &s, &o);
 	assert_int_equal(o.result, DMARC_FAIL);
 	/* softfail never aligns */
