@@ -333,10 +333,11 @@ void hm_junklist_finish(struct hm_junklist *l)
 	l->sorted = 1;
 }
 
-/* find - the entry for a normalised address, or NULL */
-static const struct hm_junk_entry *find(const struct hm_junklist *l, const char *addr)
+/* find_in - the entry for a normalised address among the first n (sorted) */
+static const struct hm_junk_entry *find_in(const struct hm_junklist *l, size_t n,
+					   const char *addr)
 {
-	size_t lo = 0, hi = l->n;
+	size_t lo = 0, hi = n;
 
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
@@ -349,6 +350,12 @@ static const struct hm_junk_entry *find(const struct hm_junklist *l, const char 
 			lo = mid + 1;
 	}
 	return NULL;
+}
+
+/* find - the entry for a normalised address, or NULL */
+static const struct hm_junk_entry *find(const struct hm_junklist *l, const char *addr)
+{
+	return find_in(l, l->n, addr);
 }
 
 enum hm_junk_kind hm_junklist_lookup(const struct hm_junklist *l, const char *addr,
@@ -684,25 +691,6 @@ int hm_junklist_update(const char *dir, const struct hm_junk_change *c, size_t n
 {
 	struct update_ctx u = { .c = c, .n = n };
 	return locked_update(dir, o, apply_changes, &u, skipped_r);
-}
-
-/* find_in - the entry for a normalised address among the first n (sorted) */
-static const struct hm_junk_entry *find_in(const struct hm_junklist *l, size_t n,
-					   const char *addr)
-{
-	size_t lo = 0, hi = n;
-
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		int c = strcmp(addr, l->v[mid].addr);
-		if (c == 0)
-			return &l->v[mid];
-		if (c < 0)
-			hi = mid;
-		else
-			lo = mid + 1;
-	}
-	return NULL;
 }
 
 /* apply_merge - take each entry of the other copy that is newer */

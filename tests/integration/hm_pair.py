@@ -206,18 +206,10 @@ class PairDovecot(hmtest.PackageDovecot):
             f.write(conf)
 
     def start(self):
-        argv = ["dovecot", "-F", "-c", self.conf_path]
-        if self.auth_module_dir:
-            # the built auth module over the installed directory, in a
-            # private mount namespace (as hmtest.Dovecot.start does)
-            overlay = hmtest._mkdir(os.path.join(self.w, "authmods"), 0o755)
-            stock = "/usr/lib/dovecot/modules/auth"
-            for src in (stock, self.auth_module_dir):
-                for n in os.listdir(src):
-                    if n.endswith(".so"):
-                        shutil.copy2(os.path.join(src, n), os.path.join(overlay, n))
-            argv = ["unshare", "-m", "--propagation", "private", "sh", "-c",
-                    f'mount --bind "$0" {stock} && exec "$@"', overlay] + argv
+        # the built auth module over the installed directory (as
+        # hmtest.Dovecot.start does)
+        argv = hmtest.with_auth_modules(["dovecot", "-F", "-c", self.conf_path],
+                                        self.w, self.auth_module_dir)
         self.proc = self.host.popen(argv, stdin=subprocess.DEVNULL,
                                     stdout=open(os.path.join(self.w, "stdout"), "a"),
                                     stderr=subprocess.STDOUT, env=dict(os.environ, **self.env))

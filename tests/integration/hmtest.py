@@ -398,6 +398,22 @@ namespace inbox {{
 """
 
 
+def with_auth_modules(argv, workdir, auth_module_dir):
+    """argv run with the built auth module (auth_module_dir) mounted over the
+    installed auth module directory, in a private mount namespace; argv as
+    is when auth_module_dir is empty."""
+    if not auth_module_dir:
+        return argv
+    overlay = _mkdir(os.path.join(workdir, "authmods"), 0o755)
+    stock = "/usr/lib/dovecot/modules/auth"
+    for src in (stock, auth_module_dir):
+        for n in os.listdir(src):
+            if n.endswith(".so"):
+                shutil.copy2(os.path.join(src, n), os.path.join(overlay, n))
+    return ["unshare", "-m", "--propagation", "private", "sh", "-c",
+            f'mount --bind "$0" {stock} && exec "$@"', overlay] + argv
+
+
 class Dovecot:
     """A private dovecot instance (see module docstring)."""
 
@@ -462,16 +478,8 @@ class Dovecot:
         self._write_passwd()
 
     def start(self):
-        argv = ["dovecot", "-F", "-c", self.conf_path]
-        if self.auth_module_dir:
-            overlay = _mkdir(os.path.join(self.w, "authmods"), 0o755)
-            stock = "/usr/lib/dovecot/modules/auth"
-            for src in (stock, self.auth_module_dir):
-                for n in os.listdir(src):
-                    if n.endswith(".so"):
-                        shutil.copy2(os.path.join(src, n), os.path.join(overlay, n))
-            argv = ["unshare", "-m", "--propagation", "private", "sh", "-c",
-                    f'mount --bind "$0" {stock} && exec "$@"', overlay] + argv
+        argv = with_auth_modules(["dovecot", "-F", "-c", self.conf_path],
+                                 self.w, self.auth_module_dir)
         env = dict(os.environ, **self.env)
         self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
                                      stdout=open(os.path.join(self.w, "stdout"), "w"),
