@@ -45,18 +45,15 @@
 
 #include "istream.h"
 #include "buffer.h"
-#include "strescape.h"
 #include "hostpid.h"
 
 #include "hm_header.h"
 #include "hm_junklist.h"
+#include "hm_notify.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #define JUNK_USER_CONTEXT(obj) \
 	MODULE_CONTEXT(obj, junk_user_module)
@@ -342,36 +339,19 @@ static const char *junk_dir(struct junk_user *ju, struct mail_user *user)
 }
 
 /* junk_notify_replicator - ask the local replicator for a sync of user
- * (the aggregator's fifo protocol: "<user tab-escaped>\t<priority>\n"):
- * the attribute is set after the move's own notify, whose sync may already
- * have read INBOX.  One non-blocking write below PIPE_BUF, to a FIFO only;
- * failures are logged (the next full sync carries the lists then). */
+ * (lib/hm_notify: one non-blocking line to the aggregator's fifo): the
+ * attribute is set after the move's own notify, whose sync may already
+ * have read INBOX.  Failures are logged (the next full sync carries the
+ * lists then). */
 static void junk_notify_replicator(struct junk_user *ju, struct mail_user *user)
 {
-	string_t *line = t_str_new(128);
-	struct stat st;
-	ssize_t w;
-	int fd;
+	char line[HM_NOTIFY_LINE_MAX + 1], err[512];
+	ssize_t len = hm_notify_line(line, sizeof line, user->username, "low");
 
-	str_append_tabescaped(line, user->username);
-	str_append(line, "\tlow\n");
-	if (str_len(line) >= PIPE_BUF) {
+	if (len < 0)
 		i_error("homemail_junk: user name too long to notify the replicator");
-		return;
-	}
-	fd = open(ju->notify_fifo, O_WRONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
-	if (fd < 0) {
-		i_error("homemail_junk: notifying the replicator: open(%s) failed: %m",
-			ju->notify_fifo);
-		return;
-	}
-	if (fstat(fd, &st) < 0 || !S_ISFIFO(st.st_mode))
-		i_error("homemail_junk: notifying the replicator: %s is not a FIFO",
-			ju->notify_fifo);
-	else if ((w = write(fd, str_data(line), str_len(line))) != (ssize_t)str_len(line))
-		i_error("homemail_junk: notifying the replicator: write(%s) failed: %s",
-			ju->notify_fifo, w < 0 ? strerror(errno) : "short write");
-	i_close_fd(&fd);
+	else if (hm_notify_fifo(ju->notify_fifo, line, (size_t)len, err, sizeof err) < 0)
+		i_error("homemail_junk: notifying the replicator: %s", err);
 }
 
 /* junk_publish - store the list text (as just written) as this host's

@@ -1,5 +1,5 @@
 /* test_deliver_notify.c — unit tests for the replicator notification of
- * homemail-deliver (deliver_notify.c): the line is the aggregator's
+ * homemail-deliver (deliver_notify.c, lib/hm_notify.c): the line is the aggregator's
  * "<user>\t<priority>\n" with the user tab-escaped; it is written only into
  * a FIFO, never waits (no reader, full pipe), and fails only by returning -1. */
 #define _GNU_SOURCE            /* F_SETPIPE_SZ */
@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "deliver_notify.h"
+#include "hm_notify.h"
 
 static char dir[64];
 
@@ -47,33 +48,36 @@ static void line_format(void **state)
 {
 	(void)state;
 	char out[HM_NOTIFY_LINE_MAX + 1];
-	assert_int_equal(deliver_notify_line(out, sizeof out, "roberto"), 13);
+	assert_int_equal(hm_notify_line(out, sizeof out, "roberto", "high"), 13);
 	assert_string_equal(out, "roberto\thigh\n");
+	assert_int_equal(hm_notify_line(out, sizeof out, "roberto", "low"), 12);
+	assert_string_equal(out, "roberto\tlow\n");
+	assert_int_equal(hm_notify_line(out, sizeof out, "roberto", ""), -1);
 	/* the aggregator splits at TAB and lines at LF: both escaped */
-	assert_int_equal(deliver_notify_line(out, sizeof out, "a\tb\nc\rd\001e"), 13 + 6);
+	assert_int_equal(hm_notify_line(out, sizeof out, "a\tb\nc\rd\001e", "high"), 13 + 6);
 	assert_memory_equal(out, "a\001tb\001nc\001rd\0011e\thigh\n", 20); /* with NUL */
-	assert_int_equal(deliver_notify_line(out, sizeof out, ""), -1);
-	assert_int_equal(deliver_notify_line(out, sizeof out, NULL), -1);
+	assert_int_equal(hm_notify_line(out, sizeof out, "", "high"), -1);
+	assert_int_equal(hm_notify_line(out, sizeof out, NULL, "high"), -1);
 	/* bounded: a name that does not fit with its tail is refused, a name
 	 * that exactly fits is taken */
 	char big[HM_NOTIFY_LINE_MAX + 8];
 	memset(big, 'x', sizeof big - 1);
 	big[sizeof big - 1] = '\0';
-	assert_int_equal(deliver_notify_line(out, sizeof out, big), -1);
+	assert_int_equal(hm_notify_line(out, sizeof out, big, "high"), -1);
 	big[HM_NOTIFY_LINE_MAX - 6] = '\0';
-	assert_int_equal(deliver_notify_line(out, sizeof out, big), HM_NOTIFY_LINE_MAX);
+	assert_int_equal(hm_notify_line(out, sizeof out, big, "high"), HM_NOTIFY_LINE_MAX);
 	big[HM_NOTIFY_LINE_MAX - 6] = 'x';
 	big[HM_NOTIFY_LINE_MAX - 5] = '\0';
-	assert_int_equal(deliver_notify_line(out, sizeof out, big), -1);
+	assert_int_equal(hm_notify_line(out, sizeof out, big, "high"), -1);
 	/* escaping doubles: the bound holds after escaping */
 	char tabs[HM_NOTIFY_LINE_MAX];
 	memset(tabs, '\t', sizeof tabs - 1);
 	tabs[sizeof tabs - 1] = '\0';
-	assert_int_equal(deliver_notify_line(out, sizeof out, tabs), -1);
+	assert_int_equal(hm_notify_line(out, sizeof out, tabs, "high"), -1);
 	/* a small buffer is never overrun */
 	char small[10];
-	assert_int_equal(deliver_notify_line(small, sizeof small, "abc"), 9);
-	assert_int_equal(deliver_notify_line(small, sizeof small, "abcd"), -1);
+	assert_int_equal(hm_notify_line(small, sizeof small, "abc", "high"), 9);
+	assert_int_equal(hm_notify_line(small, sizeof small, "abcd", "high"), -1);
 }
 
 static void fifo_with_reader(void **state)
