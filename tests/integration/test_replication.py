@@ -27,7 +27,7 @@ WAIT = 120     # a bound on waiting, not a timing assertion (timing: bench/repli
 @pytest.fixture(scope="module")
 def pair():
     u = hmtest.make_user()
-    p = hm_pair.Pair([u], backup=True)
+    p = hm_pair.Pair([u], backup=True, auth_backend=True)
     p.user = u
     yield p
     p.close()
